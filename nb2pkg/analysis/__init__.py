@@ -1,0 +1,46 @@
+"""Analysis of notebooks: parse each cell once, then scope, dataflow, clones and findings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..notebook import Notebook, Section, sections
+from .clones import CloneGroup, find_clones
+from .dataflow import DataFlow, dataflow
+from .findings import Finding, findings
+from .parse import ParsedCell, parse_notebook
+
+
+@dataclass(frozen=True)
+class NotebookAnalysis:
+    notebook: Notebook
+    cells: tuple[ParsedCell, ...]
+    flow: DataFlow
+    findings: tuple[Finding, ...]
+    sections: tuple[Section, ...]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    notebooks: tuple[NotebookAnalysis, ...]
+    clones: tuple[CloneGroup, ...]
+
+
+def analyze(notebooks: list[Notebook] | tuple[Notebook, ...], min_statements: int = 3,
+            min_lines: int = 3, progress: Callable[[str], None] | None = None) -> Analysis:
+    """Analyse ``notebooks`` together (clones are found across all of them)."""
+    results = []
+    for position, notebook in enumerate(notebooks):
+        if progress:
+            progress(f"analysing {notebook.path}")
+        cells = parse_notebook(notebook, position)
+        flow = dataflow(cells)
+        results.append(NotebookAnalysis(notebook, cells, flow,
+                                        tuple(findings(notebook, cells, flow)), sections(notebook)))
+    every_cell = [cell for result in results for cell in result.cells]
+    clones = find_clones(every_cell, min_statements, min_lines)
+    return Analysis(tuple(results), tuple(clones))
+
+
+__all__ = ["Analysis", "NotebookAnalysis", "analyze", "CloneGroup", "Finding"]

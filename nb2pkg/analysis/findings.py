@@ -1,0 +1,213 @@
+"""Hygiene findings a reviewer wants before a notebook becomes software. Each names cell and line."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+from ..notebook import Notebook
+from .dataflow import BUILTIN_NAMES, DataFlow
+from .parse import ParsedCell
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str  # stable identifier, e.g. "hidden-state"; documented in docs/json.md
+    message: str
+    notebook: str
+    cell: int | None = None  # cell index (0-based, as in the notebook JSON)
+    line: int | None = None  # 1-based line in the cell
+    hint: str | None = None
+
+
+# Sampling functions whose results change from run to run unless a seed is set first.
+_NUMPY_RANDOM = {"rand", "randn", "randint", "random", "random_sample", "choice", "shuffle",
+                 "permutation", "normal", "uniform", "binomial", "poisson", "exponential", "beta",
+                 "gamma", "multinomial", "standard_normal", "integers"}
+_PY_RANDOM = {"random", "randint", "choice", "choices", "shuffle", "sample", "uniform", "gauss",
+              "randrange", "normalvariate"}
+_NEEDS_RANDOM_STATE = {"train_test_split", "KMeans", "RandomForestClassifier",
+                       "RandomForestRegressor", "GradientBoostingClassifier",
+                       "GradientBoostingRegressor", "ShuffleSplit", "StratifiedShuffleSplit",
+                       "MLPClassifier", "MLPRegressor", "TSNE", "ExtraTreesClassifier",
+                       "ExtraTreesRegressor", "DecisionTreeClassifier", "DecisionTreeRegressor"}
+_USER_PATH = re.compile(r"^(?:/(?:home|Users|mnt|media|root)/|[A-Za-z]:[\\/]|~[/\\]|/content/drive)")
+
+
+def findings(notebook: Notebook, cells: tuple[ParsedCell, ...], flow: DataFlow) -> list[Finding]:
+    """All findings of one notebook, in cell order within each kind."""
+    name = str(notebook.path)
+    found: list[Finding] = []
+    found += _hidden_state(notebook, name)
+    found += _parameters(notebook, cells, name)
+    for cell in cells:
+        if cell.opaque:
+            found.append(Finding("unparseable-cell", f"cell does not parse ({cell.error}); it is "
+                                 "kept verbatim and nothing in it is refactored", name, cell.cell,
+                                 hint="fix the syntax error to let nb2pkg refactor it"))
+        for magic in cell.masked.magics:
+            if magic.name == "pip" and " install" in magic.text:
+                packages = [w for w in magic.text.split("install", 1)[1].split()
+                            if not w.startswith("-")]
+                found.append(Finding("pip-install", f"`{magic.text.strip()}` installs packages at "
+                                     "run time", name, cell.cell, magic.line,
+                                     hint="declare " + (", ".join(packages) or "them")
+                                     + " as dependencies (the generated pyproject.toml does)"))
+    found += _use_before_define(flow, cells, name)
+    found += _randomness(cells, name)
+    found += _paths(cells, name)
+    found += _unused_imports(cells, flow, name)
+    found += _redefinitions(cells, name)
+    return found
+
+
+def _hidden_state(notebook: Notebook, name: str) -> list[Finding]:
+    counts = [(c.index, c.execution_count) for c in notebook.code_cells if c.source.strip()]
+    executed = [(i, n) for i, n in counts if n is not None]
+    if not executed:
+        return []
+    result = []
+    for (_, previous), (index, count) in zip(executed, executed[1:]):
+        if count <= previous:
+            result.append(Finding("hidden-state", f"cells were run out of order (execution count "
+                                  f"{count} after {previous})", name, index,
+                                  hint="restart the kernel and run all cells before converting"))
+            break
+    missing = [i for i, n in counts if n is None]
+    if missing:
+        result.append(Finding("hidden-state", f"{len(missing)} code cell(s) have never been run "
+                              "while others have", name, missing[0],
+                              hint="saved outputs may not match the code; run all cells"))
+    return result
+
+
+def _parameters(notebook: Notebook, cells: tuple[ParsedCell, ...], name: str) -> list[Finding]:
+    if notebook.parameters_cell is not None:
+        return []
+    for cell in cells[:5]:
+        tree = cell.tree
+        if tree is None or not tree.body:
+            continue
+        if all(isinstance(s, ast.Assign) and len(s.targets) == 1
+               and isinstance(s.targets[0], ast.Name) and _is_literal(s.value) for s in tree.body):
+            return [Finding("untagged-parameters", "this cell looks like a parameters cell but is "
+                            "not tagged `parameters`", name, cell.cell,
+                            hint="add the cell tag `parameters` so papermill and nb2pkg pipelines "
+                            "can set these values")]
+    return []
+
+
+def _is_literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def _use_before_define(flow: DataFlow, cells: tuple[ParsedCell, ...], name: str) -> list[Finding]:
+    result = []
+    for cell in cells:
+        for use in flow.inputs.get(cell.cell, ()):
+            if use.provider is not None:
+                continue
+            later = [c for c in flow.defined_in.get(use.name, ()) if c > cell.cell]
+            if later:
+                message = f"`{use.name}` is used before the cell that defines it (cell {later[0]})"
+                hint = "move the definition up; this only worked because cells ran out of order"
+            else:
+                message = f"`{use.name}` is never defined in this notebook"
+                hint = "define it, or import it; running top to bottom raises NameError"
+            result.append(Finding("use-before-define", message, name, cell.cell, use.line, hint))
+    return result
+
+
+def _dotted(node: ast.expr) -> str:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def _randomness(cells: tuple[ParsedCell, ...], name: str) -> list[Finding]:
+    seeded = False
+    result = []
+    for cell in cells:
+        if cell.tree is None:
+            continue
+        for node in ast.walk(cell.tree):
+            if not isinstance(node, ast.Call):
+                continue
+            dotted = _dotted(node.func)
+            head, _, last = dotted.rpartition(".")
+            if last == "seed" or last == "manual_seed":
+                seeded = True
+                continue
+            keywords = {k.arg for k in node.keywords}
+            unseeded = (
+                (head in {"np.random", "numpy.random"} and last in _NUMPY_RANDOM and not seeded)
+                or (head == "random" and last in _PY_RANDOM and not seeded)
+                or (last == "default_rng" and not node.args and not node.keywords)
+                or (last in _NEEDS_RANDOM_STATE and "random_state" not in keywords)
+            )
+            if unseeded:
+                result.append(Finding("unseeded-random", f"`{dotted}(...)` gives different results "
+                                      "on every run", name, cell.cell, node.lineno,
+                                      hint="set a seed (np.random.default_rng(seed), random_state="
+                                      "seed) so runs can be compared and tests recorded"))
+    return result
+
+
+def _paths(cells: tuple[ParsedCell, ...], name: str) -> list[Finding]:
+    result = []
+    for cell in cells:
+        if cell.tree is None:
+            continue
+        for node in ast.walk(cell.tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and _USER_PATH.match(node.value) and "\n" not in node.value:
+                result.append(Finding("absolute-path", f"path {node.value!r} only exists on one "
+                                      "machine", name, cell.cell, node.lineno,
+                                      hint="make it a parameter or a path relative to the project"))
+    return result
+
+
+def _unused_imports(cells: tuple[ParsedCell, ...], flow: DataFlow, name: str) -> list[Finding]:
+    result = []
+    for cell in cells:
+        if cell.tree is None:
+            continue
+        for node in cell.tree.body:
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            for alias in node.names:
+                bound = alias.asname or alias.name.split(".")[0]
+                if alias.name == "*" or bound in flow.read_in:
+                    continue
+                # `import a.b` also makes `a` usable; only flag when `a` itself is never read.
+                result.append(Finding("unused-import", f"`{bound}` is imported but never used",
+                                      name, cell.cell, node.lineno, hint="remove the import"))
+    return result
+
+
+def _redefinitions(cells: tuple[ParsedCell, ...], name: str) -> list[Finding]:
+    first: dict[str, int] = {}
+    result = []
+    for cell in cells:
+        if cell.io is None:
+            continue
+        for defined in cell.io.defines:
+            if defined in first and first[defined] != cell.cell:
+                result.append(Finding("redefined", f"`{defined}` is defined again (first in cell "
+                                      f"{first[defined]})", name, cell.cell,
+                                      hint="keep one definition; which one runs depends on the "
+                                      "order cells were executed"))
+            first.setdefault(defined, cell.cell)
+    return result
+
+
+__all__ = ["Finding", "findings", "BUILTIN_NAMES"]

@@ -1,0 +1,52 @@
+"""Parse every code cell exactly once (magics masked) and keep the result for every analysis."""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from dataclasses import dataclass, field
+
+from ..magics import Masked, mask
+from ..notebook import Notebook
+from .scope import BlockIO, block_io
+
+
+@dataclass(frozen=True)
+class ParsedCell:
+    """A code cell with its masked source, its syntax tree and what it reads and writes.
+
+    ``tree`` is None when the cell does not parse even with magics masked: such a cell is
+    opaque, kept verbatim everywhere, and ``error`` says why.
+    """
+
+    notebook: int  # position of the notebook in the analysed list
+    cell: int  # cell index in its notebook
+    source: str
+    masked: Masked = field(repr=False)
+    tree: ast.Module | None = field(repr=False, compare=False)
+    io: BlockIO | None = field(repr=False, compare=False)
+    error: str | None = None
+
+    @property
+    def opaque(self) -> bool:
+        return self.tree is None
+
+
+def parse_cell(source: str, notebook: int = 0, cell: int = 0) -> ParsedCell:
+    masked = mask(source)
+    try:
+        with warnings.catch_warnings():
+            # Invalid escape sequences in user code are the user's business, not a parse failure.
+            warnings.simplefilter("ignore")
+            tree = ast.parse(masked.code)
+    except SyntaxError as exc:
+        detail = f"line {exc.lineno}: {exc.msg}" if exc.lineno else str(exc.msg)
+        return ParsedCell(notebook, cell, source, masked, None, None, f"syntax error at {detail}")
+    except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
+        return ParsedCell(notebook, cell, source, masked, None, None, f"cannot parse: {exc}")
+    return ParsedCell(notebook, cell, source, masked, tree, block_io(tree.body))
+
+
+def parse_notebook(notebook: Notebook, position: int = 0) -> tuple[ParsedCell, ...]:
+    """Parse every code cell of ``notebook``; markdown and raw cells are skipped."""
+    return tuple(parse_cell(c.source, position, c.index) for c in notebook.cells if c.is_code)

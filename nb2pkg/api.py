@@ -1,0 +1,172 @@
+"""Public entry points, used by the CLI and the JupyterLab extension.
+
+``analyze`` = read → analyze. ``convert`` = read → analyze → plan → generate (→ verify).
+Both return plain records with ``to_dict()`` for JSON (documented in docs/json.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from .analysis import Analysis, analyze as analyze_notebooks
+from .errors import Nb2pkgError
+from .notebook import read_notebook
+
+Progress = Callable[[str], None]
+JSON_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    name: str | None = None  # package name; default from the first notebook's file name
+    extract: bool = True
+    pipeline: bool = False  # TODO(pipeline issue): default on once stages land
+    verify: bool = False
+    force: bool = False
+    dry_run: bool = False
+    single_stage: bool = False
+    min_clone_statements: int = 3
+    min_clone_lines: int = 3
+    names: Mapping[str, Mapping[str, object]] = field(default_factory=dict)  # group id -> overrides
+
+
+@dataclass(frozen=True)
+class AnalysisReport:
+    analysis: Analysis
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": JSON_VERSION, "notebooks": [_notebook_dict(a) for a in self.analysis.notebooks],
+                "clones": [_clone_dict(self.analysis, g) for g in self.analysis.clones]}
+
+
+@dataclass(frozen=True)
+class ConvertReport:
+    package: str
+    output: str
+    files: tuple[str, ...]
+    dry_run: bool
+    plan: Any = field(repr=False)  # the PackagePlan
+    verification: Any = None  # verify.Verification when --verify ran
+
+    def to_dict(self) -> dict[str, Any]:
+        plan = self.plan
+        names = [str(a.notebook.path) for a in plan.analysis.notebooks]
+        return {
+            "version": JSON_VERSION,
+            "package": self.package,
+            "output": self.output,
+            "dry_run": self.dry_run,
+            "files": list(self.files),
+            "extracted": [{
+                "group": e.group, "function": e.function, "module": f"{plan.name}.{e.module}",
+                "parameters": [p.name for p in e.parameters], "returns": list(e.returns),
+                "occurrences": [_occurrence_dict(names, c.occurrence) for c in e.calls],
+            } for e in plan.extractions],
+            "refused": [{"group": r.group, "reason": r.reason,
+                         "occurrences": [_occurrence_dict(names, o) for o in r.occurrences]}
+                        for r in plan.refusals],
+            "hoisted": [{"name": h.name, "kind": h.kind, "module": f"{plan.name}.{h.module}",
+                         "notebook": names[h.notebook], "cell": h.cell} for h in plan.hoisted],
+            "kept": [{"name": k.name, "notebook": names[k.notebook], "cell": k.cell,
+                      "reason": k.reason} for k in plan.kept],
+            "findings": [asdict(f) for a in plan.analysis.notebooks for f in a.findings],
+            "verification": self.verification.to_dict() if self.verification else None,
+        }
+
+
+def read_all(paths: Sequence[Path | str]) -> list:
+    return [read_notebook(p) for p in paths]
+
+
+def analyze(paths: Sequence[Path | str], min_statements: int = 3, min_lines: int = 3,
+            progress: Progress | None = None) -> AnalysisReport:
+    """Read and analyse notebooks together (clones are found across all of them)."""
+    notebooks = read_all(paths)
+    return AnalysisReport(analyze_notebooks(notebooks, min_statements, min_lines, progress))
+
+
+def convert(paths: Sequence[Path | str], output: Path | str,
+            options: ConvertOptions = ConvertOptions(),
+            progress: Progress | None = None) -> ConvertReport:
+    """Convert notebooks into one package under ``output``. Never executes notebook code unless
+    ``options.verify`` is set, and never modifies the input notebooks."""
+    from .generate import check_output, render, write_project
+    from .plan import PlanOptions, plan_package
+
+    say = progress or (lambda message: None)
+    output = Path(output)
+    if not paths:
+        raise Nb2pkgError("no notebooks given", hint="pass one or more .ipynb files")
+    if not options.dry_run:
+        check_output(output, options.force, [Path(p) for p in paths])
+    notebooks = read_all(paths)
+    analysis = analyze_notebooks(notebooks, options.min_clone_statements, options.min_clone_lines,
+                                 say)
+    say(f"planning package ({len(analysis.clones)} clone groups)")
+    plan = plan_package(analysis, PlanOptions(name=options.name, extract=options.extract,
+                                              min_statements=options.min_clone_statements,
+                                              overrides=options.names))
+    extra = {}
+    if options.pipeline:
+        from .pipeline.stages import pipeline_files
+
+        say("splitting notebooks into pipeline stages")
+        extra = pipeline_files(plan, single_stage=options.single_stage)
+    files = render(plan, extra)
+    if options.dry_run:
+        return ConvertReport(plan.name, str(output), tuple(sorted(files)), True, plan)
+    verification = None
+    if options.verify:
+        from .verify import verify_project
+
+        say("verifying: executing original and refactored notebooks")
+        verification = verify_project(plan, files, progress=say)
+        if not verification.equivalent:  # never leave a package that prints something else
+            return ConvertReport(plan.name, str(output), (), False, plan, verification)
+    written = write_project(files, output, options.force)
+    say(f"wrote {len(written)} files to {output}")
+    return ConvertReport(plan.name, str(output), tuple(written), False, plan, verification)
+
+
+def _occurrence_dict(names: list[str], o: Any) -> dict[str, Any]:
+    return {"notebook": names[o.notebook], "cell": o.cell, "first_line": o.first_line,
+            "last_line": o.last_line}
+
+
+def _clone_dict(analysis: Analysis, group: Any) -> dict[str, Any]:
+    names = [str(a.notebook.path) for a in analysis.notebooks]
+    return {"id": group.id, "kind": group.kind, "statements": group.statements,
+            "lines": group.lines, "consistent": group.consistent,
+            "occurrences": [_occurrence_dict(names, o) for o in group.occurrences]}
+
+
+def _notebook_dict(result: Any) -> dict[str, Any]:
+    notebook = result.notebook
+    parameters = notebook.parameters_cell
+    cells = []
+    for cell in result.cells:
+        entry: dict[str, Any] = {"cell": cell.cell, "opaque": cell.opaque}
+        if cell.io is not None:
+            entry["defines"] = sorted(n for n in cell.io.writes if n in result.flow.defined_in)
+            entry["uses"] = [{"name": u.name, "line": u.line, "from_cell": u.provider}
+                             for u in result.flow.inputs.get(cell.cell, ())]
+        else:
+            entry["error"] = cell.error
+        if cell.masked.magics:
+            entry["magics"] = [{"kind": m.kind, "name": m.name, "line": m.line}
+                               for m in cell.masked.magics]
+        cells.append(entry)
+    return {
+        "path": str(notebook.path),
+        "kernel": notebook.kernel_name,
+        "nbformat": notebook.original_nbformat,
+        "cells": len(notebook.cells),
+        "code_cells": len(result.cells),
+        "parameters_cell": parameters.index if parameters else None,
+        "sections": [{"title": s.title, "level": s.level, "cell": s.heading_cell}
+                     for s in result.sections],
+        "code": cells,
+        "findings": [asdict(f) for f in result.findings],
+    }

@@ -1,0 +1,200 @@
+"""Reading notebooks into plain records: cells, tags, sections and the papermill parameters cell.
+
+Reading never modifies the file. Every problem becomes a ``NotebookError`` naming the file (and the
+cell where there is one) and what to do, so the CLI can print one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import NotebookError
+
+PYTHON_LANGUAGES = {"python", "python3", "python2", "ipython", "ipython3"}
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_SETEXT = re.compile(r"^(=+|-+)\s*$")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One notebook cell. ``index`` is its position in the notebook (0-based)."""
+
+    index: int
+    kind: str  # "code", "markdown" or "raw"
+    source: str
+    tags: tuple[str, ...] = ()
+    execution_count: int | None = None
+    outputs: tuple[Any, ...] = field(default=(), compare=False, repr=False)
+    metadata: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_code(self) -> bool:
+        return self.kind == "code"
+
+
+@dataclass(frozen=True)
+class Section:
+    """A markdown heading and the cells it covers, up to the next heading of any level."""
+
+    title: str
+    level: int
+    heading_cell: int  # index of the markdown cell holding the heading
+    cells: tuple[int, ...]  # indexes of the cells after the heading, up to the next heading
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """A notebook as read from disk (always upgraded to nbformat 4)."""
+
+    path: Path
+    cells: tuple[Cell, ...]
+    kernel_name: str
+    language: str
+    node: Any = field(compare=False, repr=False)  # the nbformat NotebookNode, for writing copies
+    original_nbformat: int = 4
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def code_cells(self) -> tuple[Cell, ...]:
+        return tuple(c for c in self.cells if c.is_code)
+
+    @property
+    def parameters_cell(self) -> Cell | None:
+        """The cell tagged ``parameters`` (papermill's contract), if any."""
+        for cell in self.cells:
+            if cell.is_code and "parameters" in cell.tags:
+                return cell
+        return None
+
+
+def read_notebook(path: Path | str) -> Notebook:
+    """Read and validate a notebook; raise ``NotebookError`` with a fix for anything unusable."""
+    import nbformat  # nbformat pulls in jsonschema: only pay for it when reading
+
+    path = Path(path)
+    if not path.exists():
+        raise NotebookError("no such file", path=path, hint="check the path")
+    if path.is_dir():
+        raise NotebookError("is a folder, not a notebook", path=path,
+                            hint="pass the .ipynb files inside it")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotebookError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path,
+                            hint="notebooks are UTF-8 JSON; re-save it from Jupyter") from None
+    except OSError as exc:
+        raise NotebookError(f"cannot read: {exc.strerror}", path=path) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise NotebookError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                            path=path, hint="the file is damaged; restore it from version control "
+                            "or re-save it from Jupyter") from None
+    if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
+        raise NotebookError("not a Jupyter notebook (no cells)", path=path)
+    version = data.get("nbformat")
+    if not isinstance(version, int) or version < 3:
+        raise NotebookError(f"unsupported nbformat version {version!r}", path=path,
+                            hint="open and re-save it in a current Jupyter to upgrade it to version 4")
+    try:
+        node = nbformat.reads(text, as_version=4)
+        nbformat.validate(node)
+    except nbformat.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "notebook"
+        raise NotebookError(f"invalid notebook at {where}: {_first_line(exc.message)}", path=path,
+                            hint="re-save it from Jupyter, or fix the field by hand") from None
+    except Exception as exc:  # nbformat raises assorted errors for damaged structures
+        raise NotebookError(f"invalid notebook: {_first_line(str(exc))}", path=path) from None
+
+    kernel_name, language = _kernel(node)
+    if language.lower() not in PYTHON_LANGUAGES:
+        raise NotebookError(f"kernel {kernel_name!r} runs {language}, not Python", path=path,
+                            hint="nb2pkg converts Python notebooks only")
+    cells = tuple(_cell(i, c) for i, c in enumerate(node.cells))
+    return Notebook(path=path, cells=cells, kernel_name=kernel_name, language=language, node=node,
+                    original_nbformat=version)
+
+
+def _kernel(node: Any) -> tuple[str, str]:
+    meta = node.get("metadata", {})
+    spec = meta.get("kernelspec") or {}
+    info = meta.get("language_info") or {}
+    language = spec.get("language") or info.get("name") or "python"
+    return spec.get("name") or "python3", str(language)
+
+
+def _cell(index: int, raw: Any) -> Cell:
+    tags = raw.get("metadata", {}).get("tags") or ()
+    return Cell(
+        index=index,
+        kind=raw.get("cell_type", "raw"),
+        source=raw.get("source", ""),
+        tags=tuple(str(t) for t in tags),
+        execution_count=raw.get("execution_count"),
+        outputs=tuple(raw.get("outputs", ())),
+        metadata=raw.get("metadata", {}),
+    )
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else "unknown problem"
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def headings(source: str) -> list[tuple[int, str]]:
+    """Markdown headings (level, title) of a markdown cell, ATX and setext, outside code fences."""
+    found: list[tuple[int, str]] = []
+    fenced = False
+    previous = ""
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            fenced = not fenced
+            previous = ""
+            continue
+        if fenced:
+            continue
+        match = _HEADING.match(stripped)
+        if match and len(line) - len(line.lstrip()) < 4:
+            found.append((len(match.group(1)), _clean_title(match.group(2))))
+        elif previous.strip() and _SETEXT.match(stripped) and not previous.startswith((" " * 4, "\t")):
+            found.append((1 if stripped[0] == "=" else 2, _clean_title(previous.strip())))
+        previous = line
+    return found
+
+
+def _clean_title(title: str) -> str:
+    # Headings often carry markup: keep the words a person reads.
+    title = re.sub(r"<[^>]+>", "", title)
+    title = re.sub(r"[*_`]", "", title)
+    title = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", title)
+    return title.strip()
+
+
+def sections(notebook: Notebook) -> tuple[Section, ...]:
+    """Every heading with the cells up to the next heading (of any level), in notebook order."""
+    marks: list[tuple[int, int, str]] = []  # (cell index, level, title)
+    for cell in notebook.cells:
+        if cell.kind == "markdown":
+            for level, title in headings(cell.source):
+                marks.append((cell.index, level, title))
+    result = []
+    for i, (index, level, title) in enumerate(marks):
+        end = len(notebook.cells)
+        for later_index, _, _ in marks[i + 1:]:
+            if later_index > index:
+                end = later_index
+                break
+        result.append(Section(title=title, level=level, heading_cell=index,
+                              cells=tuple(range(index + 1, end))))
+    # A cell with several headings yields several sections; only its last one owns the cells.
+    return tuple(s if not any(o.heading_cell == s.heading_cell for o in result[j + 1:])
+                 else Section(s.title, s.level, s.heading_cell, ())
+                 for j, s in enumerate(result))

@@ -1,0 +1,338 @@
+"""From an analysis to a ``PackagePlan``: modules, refactored notebooks and dependencies, as data.
+
+Nothing here touches the disk. ``generate`` renders the plan through the templates and writes it.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import sys
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import libcst as cst
+
+from .analysis import Analysis
+from .analysis.dataflow import BUILTIN_NAMES
+from .magics import is_placeholder_name
+from .refactor.extract import ExtractContext, Extraction, Refusal, _Refuse, cst_span, cst_statement_list, extract_group
+from .refactor.hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept, import_table, plan_hoisting
+from .refactor.naming import Namer, identifier, package_name
+from .refactor.rewrite import Replacement, RewriteError, rewrite_cell
+
+# Import names whose distribution is named differently, for packages not installed here.
+KNOWN_DISTRIBUTIONS = {"sklearn": "scikit-learn", "cv2": "opencv-python", "PIL": "pillow",
+                       "yaml": "pyyaml", "bs4": "beautifulsoup4", "skimage": "scikit-image",
+                       "dateutil": "python-dateutil", "IPython": "ipython"}
+
+
+@dataclass(frozen=True)
+class ModulePlan:
+    name: str  # module name inside the package ("common" or a notebook's)
+    source_notebooks: tuple[str, ...]
+    imports: tuple[str, ...]
+    definitions: tuple[str, ...]  # hoisted statements, in notebook order (constants first)
+    functions: tuple[str, ...]  # extracted functions
+
+
+@dataclass(frozen=True)
+class NotebookPlan:
+    filename: str
+    original: str  # path of the original notebook
+    module: str
+    node: object = field(compare=False, repr=False)  # the refactored nbformat node
+
+
+@dataclass(frozen=True)
+class Dependency:
+    name: str  # distribution name
+    version: str | None  # installed version, when known
+    source: str  # "import" or "pip install"
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    name: str | None = None
+    extract: bool = True
+    min_statements: int = 3
+    overrides: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PackagePlan:
+    name: str
+    modules: tuple[ModulePlan, ...]
+    notebooks: tuple[NotebookPlan, ...]
+    extractions: tuple[Extraction, ...]
+    refusals: tuple[Refusal, ...]
+    hoisted: tuple[Hoisted, ...]
+    kept: tuple[Kept, ...]
+    dependencies: tuple[Dependency, ...]
+    analysis: Analysis = field(compare=False, repr=False)
+
+
+def module_names(analysis: Analysis, package: str) -> list[str]:
+    namer = Namer({"common", "tests"})
+    return [namer.claim(package_name(a.notebook.name)) for a in analysis.notebooks]
+
+
+def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions()) -> PackagePlan:
+    """Decide every module and notebook of the package for ``analysis``."""
+    first = analysis.notebooks[0].notebook
+    package = package_name(options.name or first.name)
+    if options.name and options.name != package:
+        package = package_name(options.name)
+    modules = module_names(analysis, package)
+    notebooks = [a.notebook for a in analysis.notebooks]
+    parsed = [a.cells for a in analysis.notebooks]
+    flows = [a.flow for a in analysis.notebooks]
+    imports = import_table(parsed, flows)
+    hoisted, kept = plan_hoisting(notebooks, parsed, flows, imports, modules)
+    hoisted = [h for h in hoisted if _own_line(analysis, h)]
+    hoisted_names = {(h.notebook, h.name): h for h in hoisted}
+
+    cells = {(c.notebook, c.cell): c for a in analysis.notebooks for c in a.cells}
+    taken = {name for a in analysis.notebooks for name in (*a.flow.defined_in, *a.flow.read_in)}
+    taken |= {h.name for h in hoisted} | set(modules) | {package}
+
+    def module_global(nb: int, name: str) -> bool:
+        if name in BUILTIN_NAMES:
+            return name not in flows[nb].defined_in and name not in {"get_ipython"}
+        return imports.statement(nb, name) is not None or (nb, name) in hoisted_names
+
+    def section_title(nb: int, cell: int) -> str | None:
+        titles = [s.title for s in analysis.notebooks[nb].sections if s.heading_cell < cell]
+        return titles[-1] if titles else None
+
+    ctx = ExtractContext(cells=cells, flows=flows, modules=modules, module_global=module_global,
+                         taken=taken, min_statements=options.min_statements,
+                         overrides=options.overrides, section_title=section_title)
+    extractions: list[Extraction] = []
+    refusals: list[Refusal] = []
+    claimed: list = []
+    if options.extract:
+        for group in analysis.clones:
+            if not group.consistent and group.kind != "exact":
+                refusals.append(extract_group(group, ctx))  # reports the clash as the reason
+                continue
+            if any(_overlaps(o, c) for o in group.occurrences for c in claimed):
+                continue  # a larger extraction already covers part of it
+            result = extract_group(group, ctx)
+            if isinstance(result, Extraction):
+                try:
+                    for call in result.calls:
+                        _check_span(ctx, call.occurrence)
+                except _Refuse as exc:
+                    refusals.append(Refusal(group.id, str(exc), group.occurrences))
+                    continue
+                extractions.append(result)
+                claimed += [call.occurrence for call in result.calls]
+            else:
+                refusals.append(result)
+
+    module_plans = _modules(analysis, package, modules, hoisted, extractions, imports, ctx)
+    notebook_plans = _notebooks(analysis, package, modules, hoisted, extractions)
+    return PackagePlan(package, tuple(module_plans), tuple(notebook_plans), tuple(extractions),
+                       tuple(refusals), tuple(hoisted), tuple(kept),
+                       tuple(dependencies(analysis, package)), analysis)
+
+
+def _own_line(analysis: Analysis, h: Hoisted) -> bool:
+    tree = analysis.notebooks[h.notebook].cells
+    cell = next(c for c in tree if c.cell == h.cell)
+    body = cell.tree.body  # type: ignore[union-attr]
+    statement = body[h.index]
+    before = body[h.index - 1] if h.index else None
+    after = body[h.index + 1] if h.index + 1 < len(body) else None
+    return not ((before and before.end_lineno == statement.lineno)
+                or (after and after.lineno == statement.end_lineno))
+
+
+def _check_span(ctx: ExtractContext, occurrence) -> None:
+    module, _ = ctx.cst_cell((occurrence.notebook, occurrence.cell))
+    _, statements = cst_statement_list(module, occurrence.path)
+    cst_span(statements, occurrence.start, occurrence.stop)
+
+
+def _overlaps(a, b) -> bool:
+    if (a.notebook, a.cell) != (b.notebook, b.cell):
+        return False
+    if a.path == b.path:
+        return a.start < b.stop and b.start < a.stop
+    for outer, inner in ((a, b), (b, a)):
+        if inner.path[:len(outer.path)] == outer.path and len(inner.path) > len(outer.path):
+            index = inner.path[len(outer.path)][0]
+            if outer.start <= index < outer.stop:
+                return True
+    return False
+
+
+def _statement_source(ctx: ExtractContext, notebook: int, cell: int, index: int) -> str:
+    module, _ = ctx.cst_cell((notebook, cell))
+    _, statements = cst_statement_list(module, ())
+    first, last = cst_span(statements, index, index + 1)
+    return cst.Module(body=statements[first:last]).code.strip("\n")
+
+
+def _modules(analysis: Analysis, package: str, modules: list[str], hoisted: list[Hoisted],
+             extractions: list[Extraction], imports: ImportTable, ctx: ExtractContext) -> list[ModulePlan]:
+    names = sorted({h.module for h in hoisted} | {e.module for e in extractions},
+                   key=lambda m: (m != "common", modules.index(m) if m in modules else 0))
+    home = {h.name: h.module for h in hoisted}
+    result = []
+    seen_shared: set[str] = set()
+    for module in names:
+        items = [h for h in hoisted if h.module == module]
+        if module == "common":  # one copy of each shared definition
+            items = [h for h in items if not (h.name in seen_shared or seen_shared.add(h.name))]
+        items.sort(key=lambda h: (h.kind != "constant", h.notebook, h.cell, h.index))
+        functions = [e for e in extractions if e.module == module]
+        needed: set[str] = set()
+        notebook_of: dict[str, int] = {}
+        for h in items:
+            needed |= h.reads
+            notebook_of.update({n: h.notebook for n in h.reads})
+        for e in functions:
+            needed |= set(e.globals_used)
+            notebook_of.update({n: e.calls[0].occurrence.notebook for n in e.globals_used})
+        defined_here = {h.name for h in items}
+        lines = set()
+        for name in sorted(needed - defined_here):
+            if is_placeholder_name(name):
+                continue
+            if name in home and home[name] != module:
+                lines.add(f"from .{home[name]} import {name}")
+            elif imports.statement(notebook_of[name], name):
+                lines.add(imports.statement(notebook_of[name], name))  # type: ignore[arg-type]
+            elif name in IPYTHON_IMPORTS:
+                lines.add(IPYTHON_IMPORTS[name])
+        sources = tuple(_statement_source(ctx, h.notebook, h.cell, h.index) for h in items)
+        origin = sorted({str(analysis.notebooks[h.notebook].notebook.path) for h in items}
+                        | {str(analysis.notebooks[c.occurrence.notebook].notebook.path)
+                           for e in functions for c in e.calls})
+        result.append(ModulePlan(module, tuple(origin), tuple(sorted(lines, key=_import_order)),
+                                 sources, tuple(e.source for e in functions)))
+    return result
+
+
+def _import_order(line: str) -> tuple[int, str]:
+    top = line.split()[1].split(".")[0]
+    return (0 if top in sys.stdlib_module_names else 2 if top == "" else 1, line)
+
+
+def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: list[Hoisted],
+               extractions: list[Extraction]) -> list[NotebookPlan]:
+    plans = []
+    used_filenames: set[str] = set()
+    for nb, result in enumerate(analysis.notebooks):
+        replacements: dict[int, list[Replacement]] = {}
+        by_cell: dict[int, list[Hoisted]] = {}
+        for h in hoisted:
+            if h.notebook == nb:
+                by_cell.setdefault(h.cell, []).append(h)
+        for cell, items in by_cell.items():
+            items.sort(key=lambda h: h.index)
+            per_module: dict[str, list[str]] = {}
+            for h in items:
+                per_module.setdefault(h.module, []).append(h.name)
+            line = "\n".join(f"from {package}.{m} import {', '.join(names)}"
+                             for m, names in per_module.items())
+            for i, h in enumerate(items):
+                replacements.setdefault(cell, []).append(
+                    Replacement((), h.index, h.index + 1, line if i == 0 else ""))
+        imported: dict[str, list[str]] = {}
+        for e in extractions:
+            for call in e.calls:
+                o = call.occurrence
+                if o.notebook == nb:
+                    replacements.setdefault(o.cell, []).append(
+                        Replacement(o.path, o.start, o.stop, call.statement))
+                    if e.function not in imported.setdefault(e.module, []):
+                        imported[e.module].append(e.function)
+
+        node = copy.deepcopy(result.notebook.node)
+        parsed = {c.cell: c for c in result.cells}
+        for index, cell in enumerate(node.cells):
+            cell.metadata["nb2pkg"] = {"source_cell": index}
+            if index in replacements:
+                try:
+                    cell.source = rewrite_cell(parsed[index].masked, replacements[index])
+                except RewriteError as exc:  # pragma: no cover - spans are checked when planned
+                    raise RuntimeError(f"cell {index}: {exc}") from exc
+        if imported:
+            import nbformat
+
+            source = "# Functions nb2pkg extracted from code repeated in this notebook\n" + "\n".join(
+                f"from {package}.{m} import {', '.join(sorted(names))}"
+                for m, names in sorted(imported.items()))
+            new = nbformat.v4.new_code_cell(source, metadata={"nb2pkg": {"generated": True},
+                                                              "tags": ["nb2pkg-imports"]})
+            new.pop("id", None)
+            first_code = next((i for i, c in enumerate(node.cells) if c.cell_type == "code"),
+                              len(node.cells))
+            node.cells.insert(first_code, new)
+            _renumber_ids(node)
+        filename = result.notebook.path.name
+        if filename in used_filenames:
+            filename = f"{modules[nb]}.ipynb"
+        used_filenames.add(filename)
+        plans.append(NotebookPlan(filename, str(result.notebook.path), modules[nb], node))
+    return plans
+
+
+def _renumber_ids(node) -> None:
+    # nbformat 4.5 wants unique cell ids; derive them from position so output is reproducible.
+    if node.get("nbformat_minor", 0) >= 5 or any("id" in c for c in node.cells):
+        seen = set()
+        for index, cell in enumerate(node.cells):
+            cell_id = cell.get("id") or f"nb2pkg-{index}"
+            while cell_id in seen:
+                cell_id = f"{cell_id}-{index}"
+            seen.add(cell_id)
+            cell["id"] = cell_id
+
+
+def dependencies(analysis: Analysis, package: str) -> list[Dependency]:
+    """Distributions the notebooks import or pip-install, pinned to what is installed here."""
+    import importlib.metadata as metadata
+
+    names: dict[str, str] = {}
+    for result in analysis.notebooks:
+        for cell in result.cells:
+            if cell.tree is not None:
+                for node in ast.walk(cell.tree):
+                    if isinstance(node, ast.Import):
+                        for alias in node.names:
+                            names.setdefault(alias.name.split(".")[0], "import")
+                    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                        names.setdefault(node.module.split(".")[0], "import")
+            for magic in cell.masked.magics:
+                if magic.name == "pip" and " install" in magic.text:
+                    for word in magic.text.split("install", 1)[1].split():
+                        if not word.startswith("-") and word.replace("-", "_").replace(".", "_").isidentifier():
+                            names.setdefault("pip:" + word, "pip install")
+    try:
+        mapping = metadata.packages_distributions()
+    except Exception:  # a broken environment must not stop a conversion
+        mapping = {}
+    found: dict[str, Dependency] = {}
+    for name, source in names.items():
+        if name.startswith("pip:"):
+            dist = name[4:]
+        else:
+            if name in sys.stdlib_module_names or name in {package, "__future__"}:
+                continue
+            dist = (mapping.get(name) or [KNOWN_DISTRIBUTIONS.get(name, name)])[0]
+        key = dist.lower().replace("_", "-")
+        if key in found:
+            continue
+        try:
+            version = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            version = None
+        found[key] = Dependency(dist, version, source)
+    return sorted(found.values(), key=lambda d: d.name.lower())
+
+
+__all__ = ["PackagePlan", "PlanOptions", "plan_package", "identifier"]

@@ -1,0 +1,1 @@
+"""Rewrites that move notebook code into package modules: hoisting and clone extraction."""

@@ -1,0 +1,556 @@
+"""Turn a clone group into one function and a call site per copy (anti-unification with libcst).
+
+Positions that differ between the copies become parameters (a consistent renaming is one
+parameter, equal literal changes share one); names the block reads before binding become
+parameters; names it binds and the notebook reads elsewhere are returned and unpacked at the call
+site. A trailing expression that the cell displays stays in the cell. Whatever cannot be shown
+safe is refused with a reason, and the code is left alone.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping, Sequence
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from ..analysis.clones import CloneGroup, Leaf, Occurrence, consistent_renaming, shape, statement_list
+from ..analysis.dataflow import DataFlow
+from ..analysis.parse import ParsedCell
+from ..analysis.scope import block_io
+from ..magics import is_placeholder_name
+from .naming import Namer, common_stem, identifier, words_of_comment
+
+CellKey = tuple[int, int]  # (notebook position, cell index)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    arguments: tuple[str, ...]  # the argument's source text at each call site, in occurrence order
+
+
+@dataclass(frozen=True)
+class CallSite:
+    occurrence: Occurrence  # the statements replaced (the displayed last expression excluded)
+    statement: str  # the replacing statement, e.g. "total, df = summarize(df_north, 'north')"
+
+
+@dataclass(frozen=True)
+class Extraction:
+    group: str
+    function: str
+    module: str  # module key: a notebook's module name, or "common"
+    source: str  # the function definition (unformatted; black runs at generation)
+    parameters: tuple[Parameter, ...]
+    returns: tuple[str, ...]
+    calls: tuple[CallSite, ...]
+    globals_used: tuple[str, ...]  # module-level names the body needs (imports, hoisted defs)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    group: str
+    reason: str
+    occurrences: tuple[Occurrence, ...]
+
+
+@dataclass
+class ExtractContext:
+    """What extraction needs to know about the notebooks (filled by the planner)."""
+
+    cells: Mapping[CellKey, ParsedCell]
+    flows: Sequence[DataFlow]  # per notebook
+    modules: Sequence[str]  # module name per notebook
+    module_global: Callable[[int, str], bool]  # may `name` be used as a module global for nb?
+    taken: set[str]  # every name the notebooks use, plus names already handed out
+    min_statements: int = 3
+    overrides: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    section_title: Callable[[int, int], str | None] | None = None  # (notebook, cell) -> heading
+    _cst: dict[CellKey, tuple[MetadataWrapper, Mapping[cst.CSTNode, object]]] = field(
+        default_factory=dict)
+
+    def cst_cell(self, key: CellKey) -> tuple[cst.Module, Mapping[cst.CSTNode, object]]:
+        if key not in self._cst:
+            wrapper = MetadataWrapper(cst.parse_module(self.cells[key].masked.code))
+            self._cst[key] = (wrapper, wrapper.resolve(PositionProvider))
+        wrapper, positions = self._cst[key]
+        return wrapper.module, positions
+
+
+class _Refuse(Exception):
+    pass
+
+
+def extract_group(group: CloneGroup, ctx: ExtractContext) -> Extraction | Refusal:
+    """Extract ``group`` into a function, or say why it is not safe to."""
+    try:
+        return _extract(group, ctx)
+    except _Refuse as refusal:
+        return Refusal(group.id, str(refusal), group.occurrences)
+
+
+def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
+    occurrences = list(group.occurrences)
+    blocks = [_statements(ctx, o) for o in occurrences]
+
+    # A displayed last expression stays in its cell, so the display is untouched.
+    if any(o.path == () and o.stop == len(ctx.cells[(o.notebook, o.cell)].tree.body)  # type: ignore[union-attr]
+           and _displayed(ctx, o, b[-1]) for o, b in zip(occurrences, blocks)):
+        blocks = [b[:-1] for b in blocks]
+        occurrences = [replace(o, stop=o.stop - 1, last_line=b[-1].end_lineno or b[-1].lineno)
+                       for o, b in zip(occurrences, blocks)]
+        if not blocks[0] or shape(blocks[0]).weight < ctx.min_statements:
+            raise _Refuse("too small once the displayed last expression stays in the cell")
+
+    ios = [block_io(b) for b in blocks]
+    for io in ios:
+        if io.unsafe_reasons:
+            raise _Refuse("not safe to move into a function: " + "; ".join(io.unsafe_reasons))
+    for block in blocks:
+        for node in ast.walk(ast.Module(body=block, type_ignores=[])):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                raise _Refuse("defines a function or class inside the copied block")
+    leaves = [shape(b).leaves for b in blocks]
+    if any(is_placeholder_name(str(leaf.value)) for leaf in leaves[0] if leaf.kind == "name"):
+        raise _Refuse("contains IPython magics or shell commands, which only run in a notebook")
+    if not consistent_renaming(leaves):
+        raise _Refuse("a name stands for different names in different copies: " + _clash(leaves))
+
+    # -- classify names -----------------------------------------------------------------------
+    name_classes: dict[tuple[str, ...], list[int]] = {}
+    for j, leaf in enumerate(leaves[0]):
+        if leaf.kind == "name":
+            key = tuple(str(l[j].value) for l in leaves)
+            name_classes.setdefault(key, []).append(j)
+    one_notebook = len({o.notebook for o in occurrences}) == 1
+    module = ctx.modules[occurrences[0].notebook] if one_notebook else "common"
+
+    inputs: list[tuple[str, ...]] = []
+    outputs: list[tuple[str, ...]] = []
+    kept: list[str] = []
+    for key in name_classes:
+        read = any(name in io.reads for name, io in zip(key, ios))
+        written = any(name in io.writes for name, io in zip(key, ios))
+        same = len(set(key)) == 1
+        if same and not written and all(ctx.module_global(o.notebook, key[0]) for o in occurrences) \
+                and (one_notebook or not _hoisted_only(ctx, occurrences, key[0])):
+            kept.append(key[0])
+            continue
+        needed = written and any(_live_after(ctx, o, name) for o, name in zip(occurrences, key))
+        if needed and not read and any(name not in io.definite_writes for name, io in zip(key, ios)):
+            if all(_bound_before(ctx, o, name) for o, name in zip(occurrences, key)):
+                read = True  # pass the old value in, so a path that skips the assignment keeps it
+            else:
+                raise _Refuse(f"`{key[0]}` is assigned only on some paths through the block")
+        if read:
+            inputs.append(key)
+        if needed:
+            outputs.append(key)
+
+    literal_params: dict[tuple[str, ...], list[int]] = {}
+    for j, leaf in enumerate(leaves[0]):
+        if leaf.kind != "name":
+            values = tuple(_literal_source(ctx, o, l[j]) for o, l in zip(occurrences, leaves))
+            if len(set(values)) > 1:
+                literal_params.setdefault(values, []).append(j)
+
+    # -- names --------------------------------------------------------------------------------
+    override = _override(ctx, group.id)
+    namer = Namer(set(kept))
+    local: dict[tuple[str, ...], str] = {}
+    for key in name_classes:  # unchanged names first: they keep their spelling
+        if len(set(key)) == 1 and key[0] not in kept:
+            local[key] = namer.claim(key[0])
+    parents = _parents(blocks[0])
+    literal_names = {}
+    for values, positions in literal_params.items():
+        wanted = _literal_name(leaves[0][positions[0]], parents)
+        literal_names[values] = namer.claim(_renamed(override, wanted))
+    for key in name_classes:
+        if key not in local and key[0] not in kept:
+            stem = common_stem(list(key))
+            if stem is None:
+                # north/south/east named after the literal that differs the same way: region_data
+                like = [literal_names[v] for v in literal_params
+                        if [identifier(str(x).strip("'\"")) for x in v] == list(key)]
+                stem = f"{like[0]}_data" if like else key[0]
+            local[key] = namer.claim(_renamed(override, stem))
+    inner = set(local.values()) | set(literal_names.values())
+    function = Namer(ctx.taken | set(kept) | inner).claim(str(override.get("name") or _function_name(
+        ctx, occurrences, blocks, outputs, local, name_classes, literal_params, inner)))
+    ctx.taken.add(function)
+
+    # -- build the function with libcst -------------------------------------------------------
+    replacements: dict[int, str] = {}  # leaf index in copy 0 -> new name
+    for key, positions in name_classes.items():
+        if key in local and local[key] != key[0]:
+            for j in positions:
+                replacements[j] = local[key]
+    for values, positions in literal_params.items():
+        for j in positions:
+            replacements[j] = literal_names[values]
+    body = _cst_block(ctx, occurrences[0], blocks[0], leaves[0], replacements)
+    params = [local[k] for k in inputs] + list(literal_names.values())
+    returned = [local[k] for k in outputs]
+    statements = list(body)
+    statements[0] = statements[0].with_changes(leading_lines=())
+    doc = _docstring(ctx, occurrences)
+    statements.insert(0, cst.SimpleStatementLine([cst.Expr(cst.SimpleString(doc))]))
+    if returned:
+        value = cst.Name(returned[0]) if len(returned) == 1 else cst.Tuple(
+            [cst.Element(cst.Name(n)) for n in returned], lpar=[], rpar=[])
+        statements.append(cst.SimpleStatementLine([cst.Return(value)]))
+    definition = cst.FunctionDef(
+        name=cst.Name(function),
+        params=cst.Parameters([cst.Param(cst.Name(p)) for p in params]),
+        body=cst.IndentedBlock(statements),
+    )
+    source = cst.Module(body=[definition]).code
+    _check_free_names(source, set(kept))
+
+    # -- call sites ---------------------------------------------------------------------------
+    parameters = [Parameter(local[k], tuple(k)) for k in inputs]
+    parameters += [Parameter(literal_names[v], v) for v in literal_params]
+    calls = []
+    for i, occurrence in enumerate(occurrences):
+        arguments = ", ".join(p.arguments[i] for p in parameters)
+        call = f"{function}({arguments})"
+        targets = [k[i] for k in outputs]
+        statement = f"{', '.join(targets)} = {call}" if targets else call
+        calls.append(CallSite(occurrence, statement))
+    return Extraction(group.id, function, module, source, tuple(parameters), tuple(returned),
+                      tuple(calls), tuple(sorted(set(kept))))
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _displayed(ctx: ExtractContext, o: Occurrence, statement: ast.stmt) -> bool:
+    """Would IPython display this cell-ending statement's value? ``print(...)`` returns None."""
+    if not isinstance(statement, ast.Expr):
+        return False
+    value = statement.value
+    is_print = (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+                and value.func.id == "print" and "print" not in ctx.flows[o.notebook].defined_in)
+    return not is_print
+
+
+def _statements(ctx: ExtractContext, o: Occurrence) -> list[ast.stmt]:
+    tree = ctx.cells[(o.notebook, o.cell)].tree
+    assert tree is not None
+    return statement_list(tree, o.path)[o.start:o.stop]
+
+
+def _clash(leaves: list[list[Leaf]]) -> str:
+    first = [l.value for l in leaves[0] if l.kind == "name"]
+    for other_leaves in leaves[1:]:
+        other = [l.value for l in other_leaves if l.kind == "name"]
+        seen: dict[object, object] = {}
+        for a, b in zip(first, other):
+            if seen.setdefault(a, b) != b:
+                return f"`{a}` is both `{seen[a]}` and `{b}` in another copy"
+        back: dict[object, object] = {}
+        for a, b in zip(first, other):
+            if back.setdefault(b, a) != a:
+                return f"`{back[b]}` and `{a}` are both `{b}` in another copy"
+    return "renaming is not one-to-one"
+
+
+def _hoisted_only(ctx: ExtractContext, occurrences: list[Occurrence], name: str) -> bool:
+    # Across notebooks only imports are shared safely; a notebook's own definitions may differ.
+    from ..analysis.dataflow import BUILTIN_NAMES
+
+    return name not in BUILTIN_NAMES and not all(
+        _is_import(ctx, o.notebook, name) for o in occurrences)
+
+
+def _is_import(ctx: ExtractContext, notebook: int, name: str) -> bool:
+    for (nb, _), cell in ctx.cells.items():
+        if nb == notebook and cell.tree is not None:
+            for statement in cell.tree.body:
+                if isinstance(statement, (ast.Import, ast.ImportFrom)) and any(
+                        (a.asname or a.name.split(".")[0]) == name for a in statement.names):
+                    return True
+    return False
+
+
+def _live_after(ctx: ExtractContext, o: Occurrence, name: str) -> bool:
+    """May ``name``, as the block leaves it, be read later (top-to-bottom execution)?
+
+    Conservative: a read inside an enclosing loop, by a function body, through ``globals()``
+    and the like, or in an unparseable cell counts as a read.
+    """
+    keys = sorted(k for k in ctx.cells if k[0] == o.notebook)
+    for key in keys:
+        io = ctx.cells[key].io
+        if io is not None and (name in io.deferred_reads or io.dynamic):
+            return True
+    tree = ctx.cells[(o.notebook, o.cell)].tree
+    assert tree is not None
+    path, stop = o.path, o.stop
+    while True:
+        rest = block_io(statement_list(tree, path)[stop:])
+        if name in rest.reads:
+            return True
+        if name in rest.definite_writes:
+            return False
+        if not path:
+            break
+        index, field_name = path[-1]
+        path = path[:-1]
+        parent = statement_list(tree, path)[index]
+        if isinstance(parent, (ast.For, ast.AsyncFor, ast.While)):
+            # The next iteration runs the rest of the loop again.
+            if any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)
+                   and not o.first_line <= n.lineno <= o.last_line for n in ast.walk(parent)):
+                return True
+        stop = index + 1
+    for key in keys:
+        if key[1] <= o.cell:
+            continue
+        cell = ctx.cells[key]
+        if cell.io is None:
+            if name in cell.source:
+                return True
+            continue
+        if name in cell.io.reads:
+            return True
+        if name in cell.io.definite_writes:
+            return False
+    return False
+
+
+def _bound_before(ctx: ExtractContext, o: Occurrence, name: str) -> bool:
+    if ctx.flows[o.notebook].provider(name, o.cell) is not None:
+        return True
+    tree = ctx.cells[(o.notebook, o.cell)].tree
+    assert tree is not None
+    return any(isinstance(n, ast.Name) and n.id == name and not isinstance(n.ctx, ast.Load)
+               and n.lineno < o.first_line for n in ast.walk(tree))
+
+
+def _literal_source(ctx: ExtractContext, o: Occurrence, leaf: Leaf) -> str:
+    if leaf.kind == "fstring":
+        return repr(leaf.value)
+    segment = ast.get_source_segment(ctx.cells[(o.notebook, o.cell)].masked.code, leaf.node)
+    if segment is None or "\n" in segment:
+        return repr(leaf.value)
+    return segment
+
+
+def _override(ctx: ExtractContext, group_id: str) -> Mapping[str, object]:
+    return ctx.overrides.get(group_id, {})
+
+
+def _renamed(override: Mapping[str, object], wanted: str) -> str:
+    params = override.get("params") or {}
+    return str(params.get(wanted, wanted)) if isinstance(params, dict) else wanted
+
+
+def _parents(block: list[ast.stmt]) -> dict[int, ast.AST]:
+    parents: dict[int, ast.AST] = {}
+    for statement in block:
+        for node in ast.walk(statement):
+            for child in ast.iter_child_nodes(node):
+                parents[id(child)] = node
+    return parents
+
+
+def _literal_name(leaf: Leaf, parents: dict[int, ast.AST]) -> str:
+    """A parameter name from where the literal sits: keyword, compared attribute, column key."""
+    parent = parents.get(id(leaf.node))
+    if leaf.kind == "fstring":
+        return "label"
+    if isinstance(parent, ast.keyword) and parent.arg:
+        return identifier(parent.arg)
+    if isinstance(parent, ast.Compare):
+        other = parent.left if parent.left is not leaf.node else parent.comparators[0]
+        if isinstance(other, ast.Attribute):
+            return identifier(other.attr)
+        if isinstance(other, ast.Subscript) and isinstance(other.slice, ast.Constant):
+            return identifier(str(other.slice.value), "value")
+    if isinstance(parent, ast.Subscript) and isinstance(leaf.value, str):
+        return "column"
+    if isinstance(leaf.value, str):
+        return "label"
+    if isinstance(leaf.value, int):
+        return "n"
+    return "value"
+
+
+def _function_name(ctx: ExtractContext, occurrences: list[Occurrence], blocks: list[list[ast.stmt]],
+                   outputs: list[tuple[str, ...]], local: dict[tuple[str, ...], str],
+                   name_classes: Mapping[tuple[str, ...], list[int]],
+                   literal_params: Mapping[tuple[str, ...], list[int]],
+                   inner: set[str]) -> str:
+    """From the comment above the copy, what it returns, its section heading, or what it does.
+
+    Words that differ between the copies ("north", "south") are left out; a name that would
+    equal one of the function's own variables gets a verb in front.
+    """
+    varying = {str(v).lower() for key in [*name_classes, *literal_params] if len(set(key)) > 1
+               for value in key for v in identifier(str(value)).split("_")}
+    verb = "update"
+    for node in ast.walk(ast.Module(body=blocks[0], type_ignores=[])):
+        if isinstance(node, ast.Call):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called in {"plot", "scatter", "hist", "bar", "imshow", "subplots", "figure"}:
+                verb = "plot"
+                break
+            if called in {"print", "display"}:
+                verb = "report"
+    candidates = []
+    comment = _leading_comment(ctx, occurrences[0])
+    if comment:
+        candidates.append("_".join(words_of_comment(comment, varying)))
+    if outputs:
+        candidates.append("compute_" + local[outputs[0]])
+    if ctx.section_title is not None:
+        title = ctx.section_title(occurrences[0].notebook, occurrences[0].cell)
+        candidates.append("_".join(words_of_comment(title or "", varying)))
+    bound = [local[k] for k in name_classes
+             if k in local and any(k[0] in block_io(b).writes for b in blocks[:1])]
+    candidates.append(f"{verb}_{bound[-1]}" if bound else f"{verb}_block")
+    name = identifier(next(c for c in candidates if c))
+    return f"{verb}_{name}" if name in inner else name
+
+
+def _leading_comment(ctx: ExtractContext, o: Occurrence) -> str | None:
+    lines = ctx.cells[(o.notebook, o.cell)].masked.code.splitlines()
+    # The comment just above the block, or the block's own first line comment.
+    for index in (o.first_line - 2, o.first_line - 1):
+        if 0 <= index < len(lines) and lines[index].strip().startswith("#"):
+            return lines[index].strip().lstrip("#").strip()
+    return None
+
+
+def _docstring(ctx: ExtractContext, occurrences: list[Occurrence]) -> str:
+    places = ", ".join(sorted({f"cell {o.cell}" if len({x.notebook for x in occurrences}) == 1
+                               else f"{ctx.modules[o.notebook]} cell {o.cell}"
+                               for o in occurrences}, key=lambda s: (len(s), s)))
+    where = "notebook" if len({o.notebook for o in occurrences}) == 1 else "notebooks"
+    return f'"""Code repeated {len(occurrences)} times in the {where} ({places}), extracted by nb2pkg."""'
+
+
+# -- libcst -------------------------------------------------------------------------------------
+def cst_statement_list(module: cst.Module, path: tuple[tuple[int, str], ...]) -> tuple[cst.CSTNode, list]:
+    """The libcst owner (Module or IndentedBlock) and statement list at an ``ast`` path."""
+    owner: cst.CSTNode = module
+    statements = list(module.body)
+    for index, field_name in path:
+        node = _flat_statement(statements, index)
+        if node is None:
+            raise _Refuse("sits on a line shared with other statements")
+        parts = field_name.split(".")
+        target: object = node
+        if parts[0] == "orelse":
+            target = getattr(node, "orelse", None)
+            if not isinstance(target, cst.Else):
+                raise _Refuse("sits in an `elif` branch, which nb2pkg does not rewrite yet")
+            target = target.body
+        elif parts[0] == "finalbody":
+            target = node.finalbody.body  # type: ignore[attr-defined]
+        elif parts[0] in {"handlers", "cases"}:
+            target = getattr(node, parts[0])[int(parts[1])].body
+        else:
+            target = node.body  # type: ignore[attr-defined]
+        if not isinstance(target, cst.IndentedBlock):
+            raise _Refuse("sits in a one-line block")
+        owner, statements = target, list(target.body)
+    return owner, statements
+
+
+def _flat_statement(statements: list, index: int) -> cst.CSTNode | None:
+    position = 0
+    for statement in statements:
+        count = len(statement.body) if isinstance(statement, cst.SimpleStatementLine) else 1
+        if position == index and count == 1:
+            return statement
+        position += count
+        if position > index:
+            return None
+    return None
+
+
+def cst_span(statements: list, start: int, stop: int) -> tuple[int, int]:
+    """Map ``ast`` statement indexes to libcst ones; refuse a span that splits a `;` line."""
+    position, first, last = 0, None, None
+    for i, statement in enumerate(statements):
+        if position == start:
+            first = i
+        count = len(statement.body) if isinstance(statement, cst.SimpleStatementLine) else 1
+        position += count
+        if position == stop:
+            last = i + 1
+    if first is None or last is None:
+        raise _Refuse("shares a line with other statements (`;`)")
+    return first, last
+
+
+def _cst_block(ctx: ExtractContext, o: Occurrence, block: list[ast.stmt], leaves: list[Leaf],
+               replacements: dict[int, str]) -> list[cst.CSTNode]:
+    key = (o.notebook, o.cell)
+    module, positions = ctx.cst_cell(key)
+    _, statements = cst_statement_list(module, o.path)
+    first, last = cst_span(statements, o.start, o.stop)
+    chosen = statements[first:last]
+    if not replacements:
+        return chosen
+    lines = ctx.cells[key].masked.code.splitlines()
+    index: dict[tuple[str, int, int], cst.CSTNode] = {}
+    for node, where in positions.items():
+        start = where.start  # type: ignore[attr-defined]
+        if isinstance(node, cst.Name):
+            index[("name", start.line, start.column)] = node
+        elif isinstance(node, (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString)):
+            index.setdefault(("literal", start.line, start.column), node)
+        elif isinstance(node, cst.ConcatenatedString):
+            index[("literal", start.line, start.column)] = node  # outermost wins
+        elif isinstance(node, cst.FormattedString):
+            index[("fstring", start.line, start.column)] = node
+    swap: dict[cst.CSTNode, cst.CSTNode] = {}
+    fstring_parts: dict[cst.CSTNode, dict[int, str]] = {}
+    for j, name in replacements.items():
+        leaf = leaves[j]
+        line = leaf.node.lineno  # type: ignore[attr-defined]
+        column = len(lines[line - 1].encode()[:leaf.node.col_offset].decode("utf-8", "ignore"))  # type: ignore[attr-defined]
+        kind = "literal" if leaf.kind == "literal" else leaf.kind
+        target = index.get((kind, line, column))
+        if target is None:
+            raise _Refuse("could not locate a differing part of the copies in the source")
+        if leaf.kind == "fstring":
+            fstring_parts.setdefault(target, {})[leaf.part] = name
+        else:
+            swap[target] = cst.Name(name)
+    for target, parts in fstring_parts.items():
+        assert isinstance(target, cst.FormattedString)
+        for i in parts:
+            if i >= len(target.parts) or not isinstance(target.parts[i], cst.FormattedStringText):
+                raise _Refuse("an f-string whose parts nb2pkg cannot line up")
+
+    class Swap(cst.CSTTransformer):
+        def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode):  # type: ignore[override]
+            if original in fstring_parts:  # text parts become {parameter}; names inside renamed
+                new_parts = list(updated.parts)  # type: ignore[attr-defined]
+                for i, name in fstring_parts[original].items():
+                    new_parts[i] = cst.FormattedStringExpression(cst.Name(name))
+                return updated.with_changes(parts=new_parts)
+            return swap.get(original, updated)
+
+    return [statement.visit(Swap()) for statement in chosen]
+
+
+def _check_free_names(source: str, kept: set[str]) -> None:
+    """The generated function may read only its parameters, its locals and kept globals."""
+    from ..analysis.dataflow import BUILTIN_NAMES
+
+    tree = ast.parse(source)
+    function = tree.body[0]
+    assert isinstance(function, ast.FunctionDef)
+    params = {a.arg for a in function.args.args}
+    io = block_io(function.body)
+    free = set(io.reads) - params - kept - BUILTIN_NAMES
+    if free:
+        raise _Refuse(f"internal check failed: the function would read undefined {sorted(free)}")

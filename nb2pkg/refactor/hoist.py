@@ -1,0 +1,209 @@
+"""Decide which top-level definitions move from notebooks into package modules.
+
+A function, class or UPPER_CASE constant moves when the module can give it everything it reads:
+imports, builtins and other moved definitions. One that reads a notebook variable, declares
+`global`, is defined more than once or holds IPython syntax stays in the notebook, with the
+reason. A definition identical in several notebooks moves once, into the shared module.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from ..analysis.dataflow import BUILTIN_NAMES, DataFlow
+from ..analysis.parse import ParsedCell
+from ..analysis.scope import block_io
+from ..magics import is_placeholder_name
+from ..notebook import Notebook
+
+# IPython puts these in every namespace; a module has to import them.
+IPYTHON_IMPORTS = {"display": "from IPython.display import display"}
+
+
+@dataclass(frozen=True)
+class Hoisted:
+    notebook: int
+    cell: int
+    index: int  # top-level statement index in the cell
+    name: str
+    kind: str  # "function", "class" or "constant"
+    module: str  # module key (a notebook's module, or "common")
+    reads: frozenset[str]  # module-level names it needs (imports, other hoisted names)
+
+
+@dataclass(frozen=True)
+class Kept:
+    notebook: int
+    cell: int
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImportTable:
+    """Names bound only by identical top-level imports, per notebook: name -> import statement."""
+
+    by_notebook: tuple[dict[str, str], ...]
+
+    def statement(self, notebook: int, name: str) -> str | None:
+        return self.by_notebook[notebook].get(name)
+
+
+def import_table(parsed: list[tuple[ParsedCell, ...]], flows: list[DataFlow]) -> ImportTable:
+    tables = []
+    for cells, flow in zip(parsed, flows):
+        found: dict[str, set[str]] = {}
+        bound_by_import: dict[str, int] = {}
+        for cell in cells:
+            if cell.tree is None:
+                continue
+            for statement in cell.tree.body:
+                if isinstance(statement, ast.Import):
+                    for alias in statement.names:
+                        name = alias.asname or alias.name.split(".")[0]
+                        text = f"import {alias.name}" + (f" as {alias.asname}" if alias.asname else "")
+                        found.setdefault(name, set()).add(text)
+                        bound_by_import[name] = bound_by_import.get(name, 0) + 1
+                elif isinstance(statement, ast.ImportFrom) and statement.level == 0:
+                    for alias in statement.names:
+                        if alias.name == "*":
+                            continue
+                        name = alias.asname or alias.name
+                        text = f"from {statement.module} import {alias.name}" + (
+                            f" as {alias.asname}" if alias.asname else "")
+                        found.setdefault(name, set()).add(text)
+                        bound_by_import[name] = bound_by_import.get(name, 0) + 1
+        table = {}
+        for name, texts in found.items():
+            # Bound elsewhere too (assigned, or imported differently): not a plain import.
+            other_bindings = len(flow.defined_in.get(name, ())) > len(
+                {c.cell for c in cells if c.tree is not None and _imports_in(c, name)})
+            if len(texts) == 1 and not other_bindings:
+                table[name] = texts.pop()
+        tables.append(table)
+    return ImportTable(tuple(tables))
+
+
+def _imports_in(cell: ParsedCell, name: str) -> bool:
+    assert cell.tree is not None
+    for statement in cell.tree.body:
+        if isinstance(statement, (ast.Import, ast.ImportFrom)):
+            if any((a.asname or (a.name if isinstance(statement, ast.ImportFrom)
+                                 else a.name.split(".")[0])) == name for a in statement.names):
+                return True
+    # A name also bound by a non-import statement in this cell is not import-only.
+    return False
+
+
+def _is_constant(statement: ast.stmt) -> str | None:
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1 \
+            and isinstance(statement.targets[0], ast.Name):
+        name = statement.targets[0].id
+        if name.isupper() and len(name) > 1:
+            try:
+                ast.literal_eval(statement.value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                return None
+            return name
+    return None
+
+
+def plan_hoisting(notebooks: list[Notebook], parsed: list[tuple[ParsedCell, ...]],
+                  flows: list[DataFlow], imports: ImportTable,
+                  modules: list[str]) -> tuple[list[Hoisted], list[Kept]]:
+    """What moves to which module, and what stays (with why)."""
+    candidates: list[tuple[int, ParsedCell, int, str, str, ast.stmt]] = []
+    kept: list[Kept] = []
+    for nb, (notebook, cells, flow) in enumerate(zip(notebooks, parsed, flows)):
+        parameters = notebook.parameters_cell.index if notebook.parameters_cell else None
+        for cell in cells:
+            if cell.tree is None:
+                continue
+            for index, statement in enumerate(cell.tree.body):
+                if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    kind = "class" if isinstance(statement, ast.ClassDef) else "function"
+                    name = statement.name
+                else:
+                    name = _is_constant(statement) or ""
+                    kind = "constant"
+                    if not name or cell.cell == parameters:
+                        continue
+                reason = _blocker(statement, name, flow, cell)
+                if reason:
+                    kept.append(Kept(nb, cell.cell, name, reason))
+                else:
+                    candidates.append((nb, cell, index, name, kind, statement))
+
+    # Drop candidates that read notebook variables, until nothing changes (they may read each other).
+    alive = {(c[0], c[3]) for c in candidates}
+    needs: dict[tuple[int, str], set[str]] = {}
+    for nb, cell, index, name, kind, statement in candidates:
+        io = block_io([statement])
+        needs[(nb, name)] = ((set(io.reads) | io.deferred_reads) - {name}) - {
+            n for n in BUILTIN_NAMES if n not in flows[nb].defined_in}
+    changed = True
+    reasons: dict[tuple[int, str], str] = {}
+    while changed:
+        changed = False
+        for (nb, name), wanted in needs.items():
+            if (nb, name) not in alive:
+                continue
+            for other in sorted(wanted):
+                if is_placeholder_name(other):
+                    continue
+                if imports.statement(nb, other) or (nb, other) in alive or other in IPYTHON_IMPORTS:
+                    continue
+                alive.discard((nb, name))
+                reasons[(nb, name)] = (f"reads notebook variable `{other}`; pass it as an argument "
+                                       "to move it into the package")
+                changed = True
+                break
+
+    shared = _shared(candidates, alive, needs, imports)
+    hoisted = []
+    for nb, cell, index, name, kind, statement in candidates:
+        if (nb, name) not in alive:
+            kept.append(Kept(nb, cell.cell, name, reasons[(nb, name)]))
+            continue
+        module = "common" if (nb, name) in shared else modules[nb]
+        hoisted.append(Hoisted(nb, cell.cell, index, name, kind, module,
+                               frozenset(n for n in needs[(nb, name)] if not is_placeholder_name(n))))
+    return hoisted, kept
+
+
+def _blocker(statement: ast.stmt, name: str, flow: DataFlow, cell: ParsedCell) -> str | None:
+    if len(flow.defined_in.get(name, ())) > 1:
+        return "defined in more than one cell; which definition runs depends on the order"
+    bindings = sum(1 for s in cell.tree.body if name in block_io([s]).writes)  # type: ignore[union-attr]
+    if bindings > 1:
+        return "bound more than once in its cell"
+    for node in ast.walk(statement):
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            return "declares `global`, so it changes notebook variables"
+        if isinstance(node, ast.Name) and is_placeholder_name(node.id):
+            return "contains IPython magics or shell commands"
+    io = block_io([statement])
+    if io.dynamic:
+        return f"uses {', '.join(io.dynamic)}, which depends on the notebook's namespace"
+    return None
+
+
+def _shared(candidates, alive, needs, imports: ImportTable) -> set[tuple[int, str]]:
+    """Definitions that are the same text in several notebooks and need only imports."""
+    by_text: dict[tuple[str, str], list[int]] = {}
+    for nb, cell, index, name, kind, statement in candidates:
+        if (nb, name) in alive:
+            by_text.setdefault((name, ast.dump(statement)), []).append(nb)
+    shared = set()
+    for (name, _), notebooks in by_text.items():
+        if len(set(notebooks)) < 2:
+            continue
+        statements = {imports.statement(nb, n) or IPYTHON_IMPORTS.get(n)
+                      for nb in notebooks for n in needs[(nb, name)]}
+        if all(s is not None for s in statements) and all(
+                {imports.statement(nb, n) or IPYTHON_IMPORTS.get(n) for n in needs[(nb, name)]}
+                == {imports.statement(notebooks[0], n) or IPYTHON_IMPORTS.get(n)
+                    for n in needs[(notebooks[0], name)]} for nb in notebooks):
+            shared.update((nb, name) for nb in notebooks)
+    return shared

@@ -1,0 +1,95 @@
+"""Human-readable text for analysis and conversion results (the CLI prints it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _where(names: list[str], o: Any) -> str:
+    return f"{names[o.notebook]} cell {o.cell} lines {o.first_line}-{o.last_line}"
+
+
+def _findings(findings) -> list[str]:
+    lines = []
+    for f in findings:
+        where = f"cell {f.cell}" if f.cell is not None else "notebook"
+        if f.line:
+            where += f" line {f.line}"
+        lines.append(f"  {where}: [{f.code}] {f.message}" + (f"\n      → {f.hint}" if f.hint else ""))
+    return lines
+
+
+def format_analysis(report: Any) -> str:
+    analysis = report.analysis
+    names = [str(a.notebook.path) for a in analysis.notebooks]
+    out: list[str] = []
+    for result in analysis.notebooks:
+        nb = result.notebook
+        params = nb.parameters_cell
+        out.append(f"{nb.path}: {len(nb.cells)} cells ({len(result.cells)} code), kernel "
+                   f"{nb.kernel_name}, parameters cell: {params.index if params else 'none'}")
+        if result.sections:
+            out.append("  sections: " + "; ".join(f"{'#' * s.level} {s.title} (cell {s.heading_cell})"
+                                                  for s in result.sections))
+        opaque = [c.cell for c in result.cells if c.opaque]
+        if opaque:
+            out.append(f"  unparseable cells kept verbatim: {opaque}")
+        for cell in result.cells:
+            uses = result.flow.inputs.get(cell.cell, ())
+            if cell.io is None:
+                continue
+            defines = sorted(n for n in cell.io.writes if n in result.flow.defined_in)
+            sources = ", ".join(f"{u.name}←{u.provider if u.provider is not None else '?'}"
+                                for u in uses)
+            if defines or sources:
+                out.append(f"  cell {cell.cell}: defines {', '.join(defines) or '-'}; "
+                           f"uses {sources or '-'}")
+        if result.findings:
+            out.append(f"  findings ({len(result.findings)}):")
+            out += _findings(result.findings)
+        out.append("")
+    if analysis.clones:
+        out.append(f"repeated code ({len(analysis.clones)} groups):")
+        for group in analysis.clones:
+            note = "" if group.consistent else ", names clash"
+            out.append(f"  {group.id} {group.kind}, {group.statements} statements x "
+                       f"{len(group.occurrences)}{note}:")
+            for o in group.occurrences:
+                out.append(f"    {_where(names, o)}")
+    else:
+        out.append("repeated code: none")
+    return "\n".join(out)
+
+
+def format_conversion(report: Any) -> str:
+    plan = report.plan
+    names = [str(a.notebook.path) for a in plan.analysis.notebooks]
+    if report.verification is not None and not report.verification.equivalent:
+        out = [f"Nothing written to {report.output}: the refactored notebooks do not print what "
+               "the originals print (see below); rerun with --no-extract to convert without "
+               "extraction"]
+    else:
+        out = [("Would write" if report.dry_run else "Wrote") + f" package `{plan.name}` to "
+               f"{report.output} ({len(report.files)} files)"]
+    if report.dry_run:
+        out += [f"  {path}" for path in report.files]
+    out.append(f"extracted {len(plan.extractions)} functions from repeated code:")
+    for e in plan.extractions:
+        params = ", ".join(p.name for p in e.parameters)
+        returns = f" -> {', '.join(e.returns)}" if e.returns else ""
+        out.append(f"  {plan.name}.{e.module}.{e.function}({params}){returns}  [{e.group}, "
+                   f"{len(e.calls)} copies]")
+    if plan.refusals:
+        out.append(f"left {len(plan.refusals)} repeated blocks alone:")
+        for r in plan.refusals:
+            out.append(f"  {r.group} ({_where(names, r.occurrences[0])}, ...): {r.reason}")
+    out.append(f"moved {len(plan.hoisted)} definitions into modules"
+               + (f"; kept {len(plan.kept)} in the notebook:" if plan.kept else ""))
+    for k in plan.kept:
+        out.append(f"  `{k.name}` ({names[k.notebook]} cell {k.cell}): {k.reason}")
+    findings = [f for a in plan.analysis.notebooks for f in a.findings]
+    if findings:
+        out.append(f"findings ({len(findings)}), details in REPORT.md")
+    if report.verification is not None:
+        out.append(report.verification.describe())
+    return "\n".join(out)

@@ -1,0 +1,67 @@
+"""Shared helpers: build notebooks from plain cell lists, run the pipeline in memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "notebooks"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def write_notebook(path: Path, cells: list, **metadata) -> Path:
+    """Write a v4 notebook; a cell is source text (code) or ("markdown", text) / ("code", text, tags)."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata.update(metadata)
+    for cell in cells:
+        if isinstance(cell, str):
+            nb.cells.append(nbformat.v4.new_code_cell(cell))
+        elif cell[0] == "markdown":
+            nb.cells.append(nbformat.v4.new_markdown_cell(cell[1]))
+        else:
+            new = nbformat.v4.new_code_cell(cell[1])
+            if len(cell) > 2:
+                new.metadata["tags"] = list(cell[2])
+            nb.cells.append(new)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+def parse_case(text: str) -> dict[str, list]:
+    """Split a case file into sections: "cells" (input), "function", "after", "refused".
+
+    Markers: `%% code` / `%% markdown` start a cell; `== function`, `== after`, `== refused`
+    start the expected parts. Lines starting with `##` before the first marker are a description.
+    """
+    parts: dict[str, list] = {"cells": []}
+    section = "cells"
+    current: list[str] | None = None
+    kind = "code"
+
+    def close() -> None:
+        if current is not None:
+            text = "\n".join(current).strip("\n")
+            parts.setdefault(section, []).append(text if kind == "code" else ("markdown", text))
+
+    for line in text.splitlines():
+        if line.startswith("== "):
+            close()
+            current = None
+            section = line[3:].strip()
+            parts.setdefault(section, [])
+            if section in ("function", "refused"):
+                current, kind = [], "code"
+            continue
+        if line.startswith("%% "):
+            close()
+            current, kind = [], line[3:].strip()
+            continue
+        if current is None:
+            continue  # description
+        current.append(line)
+    close()
+    return parts
