@@ -1,0 +1,605 @@
+"""Mask IPython syntax in a notebook code cell into parseable Python, and back.
+
+The analyses of nb2pkg parse code cells with the stdlib :mod:`ast` (and libcst
+for rewriting).  IPython syntax (``%magic``, ``%%cell_magic``, ``!shell``,
+``x = !cmd``, ``obj?``) is not Python, so :func:`mask` replaces every piece of
+it by a *placeholder* -- a call of a unique, generated function name -- and
+:func:`unmask` puts the original text back::
+
+    m = mask("%matplotlib inline\\nfiles = !ls\\n")
+    m.code  == "__nb2pkg_m0_1a2b3c4d__()\\nfiles = __nb2pkg_m1_1a2b3c4d__()\\n"
+    unmask(m.code, m.replacements) == "%matplotlib inline\\nfiles = !ls\\n"
+
+Guarantees
+----------
+* ``unmask(m.code, m.replacements) == source`` for every ``str``, byte for
+  byte (line endings, tabs, trailing whitespace, unicode, lone surrogates).
+* A source without IPython syntax comes back unchanged (``m.code is source``
+  and no replacements).
+* Placeholders keep the *line count*: a placeholder for an original spanning
+  several physical lines (backslash continuations, whole cell magics) is
+  written ``name(<the same line breaks>)``, so line numbers reported by ``ast``
+  on the masked code are line numbers of the original cell.
+* Assignment targets stay in the code (``files = __nb2pkg_m0_..__()``), so
+  scope analysis sees the binding; ``%%capture out`` becomes
+  ``out = __nb2pkg_m0_..__()``.
+* ``%time <simple statements>`` keeps its statement analyzable: only the
+  ``%time`` word is replaced, by ``__nb2pkg_m0_..__();`` (the statement stays
+  after it on the same line), because ``%time df = load()`` is a very common
+  way to bind ``df`` in notebooks.
+
+What is IPython syntax
+----------------------
+The decision mirrors ``IPython.core.inputtransformer2.TransformerManager``
+(IPython 7/8), but is made by a small lexer of our own: it is much faster than
+re-tokenizing the cell after each transformation (what IPython does), it does
+not depend on quirks of the running Python's ``tokenize`` (which changed in
+3.12), and it gives exact character offsets, which exact restoration needs.
+Like IPython we look at *logical* lines, so ``%`` / ``!`` / ``?`` inside
+strings (also triple-quoted ones spanning lines), comments and bracketed
+continuation lines are not escapes, and ``a != b``, ``x % y``, ``%=`` are not
+escapes either.  Deliberate differences, all in cases where IPython would fail
+anyway or that cannot occur in Jupyter:
+
+* ``obj?`` followed by trailing whitespace or a ``\\r\\n`` line ending is help
+  here (IPython leaves it as a syntax error).
+* Backslash continuation of a magic is recognised before ``\\r\\n`` too.
+* Only ``\\n``, ``\\r\\n`` and ``\\r`` end lines (as for Python's parser);
+  IPython also splits on ``\\x0b``, ``\\u2028``, ... via ``str.splitlines``.
+* Input prompts (``>>>``, ``In [1]:``) are not stripped, autocall escapes
+  (``/f x``, ``,f a b``, ``;f a``) are not masked (the cell then does not
+  parse), and a first line indented as a whole is not dedented.
+
+Nothing here imports IPython: this module only needs :mod:`re` and
+:mod:`zlib` at import time (``ast`` is imported lazily for ``%time``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import zlib
+from dataclasses import dataclass
+from typing import Iterable
+
+__all__ = [
+    "HELP_MAGICS",
+    "PLACEHOLDER_PREFIX",
+    "PYTHON_BODY_CELL_MAGICS",
+    "Magic",
+    "Masked",
+    "is_placeholder_name",
+    "mask",
+    "unmask",
+]
+
+#: Every identifier introduced by a placeholder starts with this.
+PLACEHOLDER_PREFIX = "__nb2pkg_"
+
+#: Cell magics whose body is Python executed in the user namespace (or, for
+#: ``timeit``, with the user namespace as globals).  For these only the first
+#: line is masked so the body stays analyzable Python:
+#:
+#: * IPython built-ins: ``time``, ``timeit``, ``prun``, ``debug`` run the body
+#:   (after IPython's own input transformation) against ``user_ns``;
+#:   ``capture`` runs it with ``run_cell``.
+#: * Common extensions that do the same: ``memit`` (memory_profiler),
+#:   ``snakeviz``, ``pyinstrument``, ``ipytest``.
+#:
+#: Caveat for callers: ``%%timeit`` executes its body inside a function, so
+#: names it assigns are *not* visible to later cells.
+#: Deliberately absent: ``%%python``/``%%script`` (a separate process),
+#: ``%%px`` (remote engines), ``%%cython`` (not Python), ``%%writefile``
+#: (not executed).  Those, and every unknown cell magic, become one opaque
+#: placeholder for the whole cell.
+PYTHON_BODY_CELL_MAGICS: frozenset[str] = frozenset(
+    {"time", "timeit", "capture", "prun", "debug", "memit", "snakeviz", "pyinstrument", "ipytest"}
+)
+
+#: Line magics reported with ``kind == "help"`` (what ``obj?`` / ``obj??`` /
+#: ``pattern*?`` expand to in IPython).
+HELP_MAGICS: frozenset[str] = frozenset({"pinfo", "pinfo2", "psearch"})
+
+
+@dataclass(frozen=True)
+class Magic:
+    """One piece of IPython syntax found in a cell."""
+
+    #: ``"line"`` (``%x``, ``x = %x``), ``"cell"`` (``%%x``), ``"shell"``
+    #: (``!x``, ``!!x``, ``x = !x``) or ``"help"`` (``x?``, ``x??``, ``?x``,
+    #: ``??x``, ``%pinfo x``).
+    kind: str
+    #: Magic name (``"matplotlib"``, ``"time"``); for shell commands the first
+    #: word of the command (``"pip"``); for help the magic IPython runs
+    #: (``"pinfo"``, ``"pinfo2"`` or ``"psearch"``).
+    name: str
+    #: Original text: the whole logical statement (with continuation lines, no
+    #: final line break; for ``x = !ls`` the whole ``x = !ls``), or, for an
+    #: opaque cell magic, the cell from its ``%%`` line to the end.
+    text: str
+    #: 1-based line of the cell where :attr:`text` starts.
+    line: int
+
+
+@dataclass(frozen=True)
+class Masked:
+    """The result of :func:`mask`."""
+
+    #: The cell with IPython syntax replaced by placeholders.
+    code: str
+    #: ``(placeholder text as it appears in code, original text)``, in order.
+    replacements: tuple[tuple[str, str], ...]
+    #: What was found, in source order (one record per replacement).
+    magics: tuple[Magic, ...]
+
+    @property
+    def has_magics(self) -> bool:
+        """True if the cell contained any IPython syntax that was masked."""
+        return bool(self.magics)
+
+
+# --------------------------------------------------------------------------
+# Lexing
+# --------------------------------------------------------------------------
+
+# One Python token (close enough for deciding what is an escape).  String
+# prefixes need no handling: ``rb'..'`` lexes as a name followed by a string,
+# and every prefix ends a string the same way (a backslash always protects the
+# next character, even in raw strings).  The triple-quoted alternatives cannot
+# fail once started (an unterminated one runs to the end, as in tokenize),
+# which also rules out catastrophic backtracking; an unterminated
+# single-quoted string fails and its quote becomes an ``other`` token, exactly
+# like tokenize's ERRORTOKEN.
+_TOKEN_RE = re.compile(
+    r"""
+      (?P<nl>\r\n|\r|\n)
+    | (?P<ws>[ \t\f]+)
+    | (?P<comment>\#[^\r\n]*)
+    | (?P<cont>\\(?:\r\n|\r|\n))
+    | (?P<str>'''(?:[^'\\]|\\[\s\S]?|'(?!''))*(?:'''|\Z)
+            |\"\"\"(?:[^"\\]|\\[\s\S]?|"(?!""))*(?:\"\"\"|\Z)
+            |'(?:[^'\\\r\n]|\\(?:\r\n|[\s\S]))*'
+            |"(?:[^"\\\r\n]|\\(?:\r\n|[\s\S]))*")
+    | (?P<name>\w+)
+    | (?P<op>\*\*=|//=|>>=|<<=|[-+*/%@&|^<>!=:]=|->)
+    | (?P<open>[(\[{])
+    | (?P<close>[)\]}])
+    | (?P<other>[\s\S])
+    """,
+    re.VERBOSE,
+)
+_SKIP = frozenset({"ws", "comment", "cont"})
+# What IPython does not count when it looks at the last token of a line: a
+# comment *does* count (``x?  # note`` is not help, as in IPython).
+_BLANK = frozenset({"ws", "cont", "nl"})
+
+_EOL_RE = re.compile(r"\r\n|\r|\n")
+_WS_RE = re.compile(r"[ \t\f]*")
+# IPython detects a cell magic on the first non-blank line after removing
+# its spaces/tabs indentation (leading_empty_lines + leading_indent).
+_CELL_START_RE = re.compile(r"[ \t]*%%")
+# ``%%name?`` is help about the cell magic, not a cell magic (as in IPython).
+_CELL_HELP_RE = re.compile(r"%%\w+\?")
+_WORD_RE = re.compile(r"\S*")
+
+# Cheap superset of everything mask() can find; cells not matching it are
+# returned unchanged without lexing.  Alternatives: an escape character first
+# on a physical line; ``=`` followed by ``%``/``!`` (assignment from a
+# magic/shell command); ``?`` last on a line (help).
+_MAYBE_RE = re.compile(
+    r"(?:\A|[\r\n])[ \t\f]*[%!?]|=[\s\\]*[%!]|\?[ \t\f\\]*(?:[\r\n]|\Z)"
+)
+
+# The object expression IPython accepts before a trailing ``?``/``??``:
+# optional ``%``/``%%`` (help on magics), dotted names that may contain ``*``
+# (psearch patterns) and literal integer subscripts.
+_HELP_END_RE = re.compile(
+    r"(%{0,2}(?!\d)[\w*]+(?:\.(?!\d)[\w*]+|\[-?[0-9]+\])*)(\?\??)\Z"
+)
+
+_PLACEHOLDER_NAME_RE = re.compile(r"__nb2pkg_m[0-9]+_[0-9a-f]{8}__")
+
+
+def _next_token(src: str, pos: int, end: int):
+    """The next significant token at or after ``pos``: (kind, start, end) or None."""
+    while pos < end:
+        m = _TOKEN_RE.match(src, pos, end)
+        kind = m.lastgroup
+        if kind not in _SKIP:
+            return kind, m.start(), m.end()
+        pos = m.end()
+    return None
+
+
+def _last_token(src: str, pos: int, end: int):
+    """The last token (comments included) in ``src[pos:end]`` lexed as Python, or None."""
+    last = None
+    while pos < end:
+        m = _TOKEN_RE.match(src, pos, end)
+        if m.lastgroup not in _BLANK:
+            last = m
+        pos = m.end()
+    return last
+
+
+def _extent(src: str, pos: int) -> tuple[int, int]:
+    """End of the physical line at ``pos`` plus its backslash continuation lines.
+
+    Returns (end without the final line break, start of the next line).  This
+    is how IPython delimits a magic: by physical lines, whatever quotes or
+    brackets the magic's text contains.
+    """
+    n = len(src)
+    while True:
+        m = _EOL_RE.search(src, pos)
+        if m is None:
+            return n, n
+        e = m.start()
+        if e > 0 and src[e - 1] == "\\":
+            pos = m.end()
+            continue
+        return e, m.end()
+
+
+def _help_method(target: str, esc: str) -> str:
+    """The magic IPython runs for ``target?`` / ``target??``."""
+    if esc == "??":
+        return "pinfo2"
+    return "psearch" if "*" in target else "pinfo"
+
+
+def _help_end(src: str, first: int, scan_from: int, end: int):
+    """Help syntax (``obj?``) for the statement starting at ``first``.
+
+    ``src[scan_from:end]`` is lexed to find the statement's last token; if it
+    is ``?`` and the text before matches what IPython accepts, returns
+    (end of the ``?``/``??``, magic name), else None.
+    """
+    last = _last_token(src, scan_from, end)
+    if last is None or last.group() != "?":
+        return None
+    q_end = last.end()
+    m = _HELP_END_RE.search(src, first, q_end)
+    if m is None:
+        return None
+    return q_end, _help_method(m.group(1), m.group(2))
+
+
+def _first_word(text: str) -> str:
+    """Leading run of non-whitespace characters (IPython's magic-name rule)."""
+    return _WORD_RE.match(text).group()
+
+
+def _capture_target(args: str) -> str | None:
+    """The variable ``%%capture [--no-stderr] [--no-stdout] [--no-display] [output]`` binds."""
+    import keyword
+
+    positional = [a for a in args.split() if not a.startswith("-")]
+    if len(positional) == 1 and positional[0].isidentifier() and not keyword.iskeyword(positional[0]):
+        return positional[0]
+    return None
+
+
+def _is_simple_statement_line(code: str) -> bool:
+    """True if ``_(); <code>`` parses, i.e. ``code`` is simple statements only."""
+    import ast
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            # e.g. invalid escape sequences: we only want to know if it parses.
+            warnings.simplefilter("ignore")
+            compile("_();" + code, "<nb2pkg-magic>", "exec", ast.PyCF_ONLY_AST)
+    except Exception:  # SyntaxError, ValueError (NUL), RecursionError, ...
+        return False
+    return True
+
+
+# A found region: (start, end, form, kind, name, text_start, text_end) where
+# src[start:end] is replaced and src[text_start:text_end] is Magic.text.
+# form: "call" -> name(<line breaks>), "stmt" -> "name();" (for %time),
+# ("bind", target) -> "target = name()".
+_Region = tuple
+
+
+class _Scanner:
+    """Single pass over a cell that collects the regions to mask."""
+
+    def __init__(self, src: str) -> None:
+        self.src = src
+        self.n = len(src)
+        self.regions: list[_Region] = []
+
+    def add(self, start, end, form, kind, name, text_start, text_end) -> None:
+        self.regions.append((start, end, form, kind, name, text_start, text_end))
+
+    def run(self) -> list[_Region]:
+        src, n = self.src, self.n
+        pos = 0
+        cell_start = True  # next non-blank line may be a cell magic
+        while pos < n:
+            first = _WS_RE.match(src, pos).end()
+            if first >= n or src[first] in "\r\n":
+                # blank line
+                eol = _EOL_RE.match(src, first)
+                pos = eol.end() if eol else n
+                continue
+            if cell_start:
+                cell_start = False
+                m = _CELL_START_RE.match(src, pos)
+                if m is not None and not _CELL_HELP_RE.match(src, m.end() - 2):
+                    pos = self.cell_magic(pos, m.end() - 2)
+                    if pos < 0:
+                        break
+                    cell_start = True  # the body is transformed as a cell again
+                    continue
+            # A line that is only a backslash continuation: the statement's
+            # first token (where IPython looks for an escape) is further on.
+            tok = first
+            while src.startswith("\\", tok):
+                eol = _EOL_RE.match(src, tok + 1)
+                if eol is None:
+                    break
+                tok = _WS_RE.match(src, eol.end()).end()
+            if tok != first and tok < n and src[tok] not in "\r\n\\":
+                first = tok
+            c = src[first]
+            if c == "#":
+                _, pos = _extent_of_line(src, first)
+                continue
+            nxt = src[first + 1 : first + 2]
+            if (c in "%!" and nxt != "=") or c == "?" or c in ",;" or (c == "/" and nxt not in ("/", "=")):
+                pos = self.escape_line(first)
+            else:
+                pos = self.python_line(first)
+        return self.regions
+
+    def cell_magic(self, line_start: int, first: int) -> int:
+        """Handle ``%%name`` at ``first``; returns the next position or -1 (cell consumed)."""
+        src = self.src
+        line_end, next_start = _extent_of_line(src, first)
+        header = src[first + 2 : line_end]
+        name = _first_word(header)
+        if name in PYTHON_BODY_CELL_MAGICS:
+            target = _capture_target(header[len(name) :]) if name == "capture" else None
+            form = ("bind", target) if target else "call"
+            self.add(first, line_end, form, "cell", name, first, line_end)
+            return next_start
+        # Opaque: everything from the %% line (with its indentation, which
+        # IPython strips) to the very end of the cell is one statement.
+        self.add(line_start, self.n, "call", "cell", name, line_start, self.n)
+        return -1
+
+    def escape_line(self, first: int) -> int:
+        """A logical line starting with an escape character at ``first``."""
+        src = self.src
+        end, next_start = _extent(src, first)
+        # IPython prefers help (obj?) over the escape at the same position.
+        help_ = _help_end(src, first, first, end)
+        if help_ is not None:
+            q_end, method = help_
+            self.add(first, q_end, "call", "help", method, first, q_end)
+            return next_start
+        c = src[first]
+        if c == "%":
+            content = src[first + 1 : end]
+            name = _first_word(content)
+            kind = "help" if name in HELP_MAGICS else "line"
+            if name == "time" and len(content) > 4 and content[4:].strip():
+                # "%time stmt": keep stmt visible when it is plain Python.
+                if _is_simple_statement_line(content[4:]):
+                    self.add(first, first + 5, "stmt", "line", name, first, end)
+                    return next_start
+            self.add(first, end, "call", kind, name, first, end)
+        elif c == "!":
+            content = src[first + (2 if src.startswith("!!", first) else 1) : end]
+            self.add(first, end, "call", "shell", _first_word(content.lstrip()), first, end)
+        elif c == "?":
+            esc = "??" if src.startswith("??", first) else "?"
+            target = src[first + len(esc) : end]
+            self.add(first, end, "call", "help", _help_method(target, esc), first, end)
+        # else: autocall escape (",f a b", ";f a", "/f a") -- not masked, but
+        # its extent is skipped so its text cannot confuse the lexer.
+        return next_start
+
+    def python_line(self, first: int) -> int:
+        """Lex one Python logical line starting at ``first``; returns the next position."""
+        src, n = self.src, self.n
+        pos = first
+        depth = 0  # bracket depth as tokenize counts it (may go negative)
+        assign_depth = 0  # IPython's _find_assign_op count (never negative)
+        seen_eq = False
+        last = None
+        while pos < n:
+            m = _TOKEN_RE.match(src, pos)
+            kind = m.lastgroup
+            pos = m.end()
+            if kind == "nl":
+                if depth <= 0:
+                    break
+                continue
+            if kind in _BLANK:
+                continue
+            if kind == "comment":
+                last = m
+                continue
+            if kind == "open":
+                depth += 1
+                assign_depth += 1
+            elif kind == "close":
+                depth -= 1
+                if assign_depth > 0:
+                    assign_depth -= 1
+            elif kind == "other" and not seen_eq and assign_depth == 0 and m.group() == "=":
+                # Only the first top-level "=" counts, as in IPython.
+                seen_eq = True
+                nxt = self.assignment(first, m.start(), pos)
+                if nxt is not None:
+                    return nxt
+            last = m
+        if last is not None and last.group() == "?":
+            q_end = last.end()
+            m = _HELP_END_RE.search(src, first, q_end)
+            if m is not None:
+                self.add(first, q_end, "call", "help", _help_method(m.group(1), m.group(2)), first, q_end)
+        return pos
+
+    def assignment(self, first: int, eq: int, after_eq: int):
+        """``lhs = %magic`` / ``lhs = !cmd`` at the top-level ``=`` at ``eq``.
+
+        Returns the next position if the statement was handled, else None.
+        """
+        src, n = self.src, self.n
+        tok = _next_token(src, after_eq, n)
+        if tok is None or tok[0] != "other":
+            return None
+        rhs = tok[1]
+        ch = src[rhs]
+        if ch == "%":
+            name_tok = _next_token(src, tok[2], n)
+            if name_tok is None or name_tok[0] != "name" or src[name_tok[1]].isdigit():
+                return None
+        elif ch == "!":
+            # IPython skips it when the "=" starts its physical line.
+            line_start = max(src.rfind("\n", 0, eq), src.rfind("\r", 0, eq)) + 1
+            if not src[line_start:eq].strip(" \t\f"):
+                return None
+        else:
+            return None
+        end, next_start = _extent(src, rhs)
+        help_ = _help_end(src, first, rhs, end)
+        if help_ is not None:
+            q_end, method = help_
+            self.add(first, q_end, "call", "help", method, first, q_end)
+            return next_start
+        if ch == "%":
+            name = _first_word(src[rhs + 1 : end])
+            kind = "help" if name in HELP_MAGICS else "line"
+        else:
+            content = src[rhs + 1 : end]
+            name = _first_word(content.lstrip())
+            kind = "shell"
+        self.add(rhs, end, "call", kind, name, first, end)
+        return next_start
+
+
+def _extent_of_line(src: str, pos: int) -> tuple[int, int]:
+    """(end of the physical line at ``pos`` without its break, start of the next line)."""
+    m = _EOL_RE.search(src, pos)
+    if m is None:
+        return len(src), len(src)
+    return m.start(), m.end()
+
+
+def _salt(src: str) -> str:
+    """8 hex digits derived from the cell that do not occur in the cell.
+
+    Deterministic (same cell, same placeholders).  Because the salt occurs
+    nowhere in the source and is delimited by non-hex characters in every
+    placeholder, no placeholder text can occur in the masked code except where
+    it was inserted, so unmask's plain text replacement is exact.
+    """
+    data = src.encode("utf-8", "surrogatepass")
+    seed = 0
+    while True:
+        salt = format(zlib.crc32(data, seed) & 0xFFFFFFFF, "08x")
+        if salt not in src:
+            return salt
+        seed += 1
+
+
+def _line_starts(src: str) -> list[int]:
+    return [0] + [m.end() for m in _EOL_RE.finditer(src)]
+
+
+def _mask(source: str) -> Masked:
+    """mask() without the safety net (tests call this to see real errors)."""
+    if "%" not in source and "!" not in source and "?" not in source:
+        return Masked(source, (), ())
+    if _MAYBE_RE.search(source) is None:
+        return Masked(source, (), ())
+    regions = _Scanner(source).run()
+    if not regions:
+        return Masked(source, (), ())
+    salt = _salt(source)
+    starts = _line_starts(source)
+    parts: list[str] = []
+    replacements: list[tuple[str, str]] = []
+    magics: list[Magic] = []
+    last = 0
+    for i, (start, end, form, kind, name, t_start, t_end) in enumerate(regions):
+        ident = f"{PLACEHOLDER_PREFIX}m{i}_{salt}__"
+        original = source[start:end]
+        if form == "stmt":
+            placeholder = ident + "();"
+        else:
+            # Same line breaks inside the call's parentheses: the masked code
+            # keeps the line numbers of the cell.
+            breaks = _EOL_RE.findall(original)
+            if "\r" in breaks:
+                # "\r" followed by "\n" would merge into one line break
+                breaks = ["\n"] * len(breaks)
+            placeholder = ident + "(" + "".join(breaks) + ")"
+            if form != "call":
+                placeholder = f"{form[1]} = {placeholder}"
+        parts.append(source[last:start])
+        parts.append(placeholder)
+        last = end
+        replacements.append((placeholder, original))
+        line = bisect.bisect_right(starts, t_start)
+        magics.append(Magic(kind, name, source[t_start:t_end], line))
+    parts.append(source[last:])
+    return Masked("".join(parts), tuple(replacements), tuple(magics))
+
+
+def mask(source: str) -> Masked:
+    """Replace IPython syntax in a code cell by parseable placeholders.
+
+    Never raises for a ``str``: if something unexpected goes wrong the cell is
+    returned unmasked (callers then see it fail ``ast.parse`` and keep it
+    verbatim).  The masked code may still not parse when the cell has a real
+    syntax error.  Fast when the cell has no ``%``, ``!`` or ``?`` at all.
+    """
+    if not isinstance(source, str):
+        raise TypeError(f"mask() needs a str, not {type(source).__name__}")
+    try:
+        return _mask(source)
+    except Exception:  # pragma: no cover - defensive: never lose a cell
+        return Masked(source, (), ())
+
+
+def _loose_pattern(placeholder: str) -> re.Pattern[str]:
+    """Regex for a placeholder whose whitespace a formatter may have changed."""
+    out = []
+    for piece in re.split(r"(\s+)", placeholder):
+        if not piece:
+            continue
+        if piece.isspace():
+            out.append(r"\s*")
+        else:
+            # "name(" may have lost or gained line breaks; "name();" (the
+            # %time form) may have been split into two lines.
+            out.append(re.escape(piece).replace(r"\(", r"\(\s*").replace(";", ";?"))
+    return re.compile("".join(out))
+
+
+def unmask(code: str, replacements: Iterable[tuple[str, str]]) -> str:
+    """Put the original text back for every placeholder in ``code``.
+
+    ``unmask(m.code, m.replacements) == source`` exactly.  ``code`` may also
+    be a rewritten version of ``m.code`` (statements moved, re-indented): each
+    placeholder text is replaced wherever it occurs; if a formatter changed
+    the whitespace inside a placeholder (``name(\\n)`` -> ``name()``) it is
+    still found.
+    """
+    for placeholder, original in replacements:
+        if placeholder in code:
+            code = code.replace(placeholder, original)
+        else:
+            code = _loose_pattern(placeholder).sub(lambda _m, o=original: o, code)
+    return code
+
+
+def is_placeholder_name(name: str) -> bool:
+    """True for identifiers introduced by placeholders (``__nb2pkg_m3_1a2b3c4d__``)."""
+    return name.startswith(PLACEHOLDER_PREFIX) and _PLACEHOLDER_NAME_RE.fullmatch(name) is not None
