@@ -181,6 +181,7 @@ _CELL_START_RE = re.compile(r"[ \t]*%%")
 # ``%%name?`` is help about the cell magic, not a cell magic (as in IPython).
 _CELL_HELP_RE = re.compile(r"%%\w+\?")
 _WORD_RE = re.compile(r"\S*")
+_CONT_RE = re.compile(r"\\(?:\r\n|\r|\n)")
 
 # Cheap superset of everything mask() can find; cells not matching it are
 # returned unchanged without lexing.  Alternatives: an escape character first
@@ -266,7 +267,12 @@ def _help_end(src: str, first: int, scan_from: int, end: int):
 
 
 def _first_word(text: str) -> str:
-    """Leading run of non-whitespace characters (IPython's magic-name rule)."""
+    """Leading run of non-whitespace characters (IPython's magic-name rule).
+
+    Continuation lines count as joined by a space, as IPython joins them.
+    """
+    if "\\" in text:
+        text = _CONT_RE.sub(" ", text)
     return _WORD_RE.match(text).group()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,12 +105,19 @@ def read_notebook(path: Path | str) -> Notebook:
         raise NotebookError(f"unsupported nbformat version {version!r}", path=path,
                             hint="open and re-save it in a current Jupyter to upgrade it to version 4")
     try:
-        node = nbformat.reads(text, as_version=4)
-        nbformat.validate(node)
+        with warnings.catch_warnings():
+            # Missing cell ids are normal in older files; nbformat adds them on reading.
+            warnings.simplefilter("ignore")
+            if version == 4:  # validate the file as it is, so errors point at its fields
+                nbformat.validate(nbformat.from_dict(data))
+            node = nbformat.reads(text, as_version=4)
+            nbformat.validate(node)
     except nbformat.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "notebook"
+        steps = list(exc.absolute_path)
+        where = "/".join(str(p) for p in steps) or "notebook"
+        cell = steps[1] if len(steps) > 1 and steps[0] == "cells" and isinstance(steps[1], int) else None
         raise NotebookError(f"invalid notebook at {where}: {_first_line(exc.message)}", path=path,
-                            hint="re-save it from Jupyter, or fix the field by hand") from None
+                            cell=cell, hint="re-save it from Jupyter, or fix the field by hand") from None
     except Exception as exc:  # nbformat raises assorted errors for damaged structures
         raise NotebookError(f"invalid notebook: {_first_line(str(exc))}", path=path) from None
 

@@ -1,0 +1,82 @@
+"""Clone detection: exact, renamed, near copies; across cells and notebooks; linear grouping."""
+
+from pathlib import Path
+
+from helpers import write_notebook
+from nb2pkg.analysis import analyze
+from nb2pkg.analysis.clones import find_clones
+from nb2pkg.analysis.parse import parse_cell
+from nb2pkg.notebook import read_notebook
+
+BLOCK = "sub = data[data.kind == 'a']\ntotal = sub.value.sum()\nprint('a', total)\n"
+
+
+def cells(*sources: str):
+    return [parse_cell(s, 0, i) for i, s in enumerate(sources)]
+
+
+def test_exact_copies_across_cells() -> None:
+    groups = find_clones(cells(BLOCK, "x = 1", BLOCK))
+    assert len(groups) == 1
+    group = groups[0]
+    assert group.kind == "exact"
+    assert [(o.cell, o.first_line, o.last_line) for o in group.occurrences] == [(0, 1, 3), (2, 1, 3)]
+
+
+def test_renamed_names_and_changed_literals() -> None:
+    other = BLOCK.replace("sub", "part").replace("total", "amount").replace("'a'", "'b'")
+    (group,) = find_clones(cells(BLOCK, other))
+    assert group.kind == "renamed" and group.consistent
+
+
+def test_inconsistent_renaming_is_flagged() -> None:
+    a = "x = p + p\ny = x * 2\nprint(y)"
+    b = "x = p + q\ny = x * 2\nprint(y)"
+    (group,) = find_clones(cells(a, b))
+    assert not group.consistent
+
+
+def test_near_copies_share_a_run() -> None:
+    a = BLOCK + "print('only here')\n"
+    b = BLOCK + "result = total * 2\n"
+    (group,) = find_clones(cells(a, b))
+    assert group.kind == "near"
+    assert group.statements == 3
+
+
+def test_attribute_and_keyword_differences_are_not_clones() -> None:
+    other = BLOCK.replace(".value.", ".weight.")
+    assert find_clones(cells(BLOCK, other)) == []
+
+
+def test_minimum_size() -> None:
+    assert find_clones(cells(BLOCK, BLOCK), min_statements=4) == []
+    assert len(find_clones(cells(BLOCK, BLOCK), min_statements=3)) == 1
+
+
+def test_copies_within_one_cell_and_nested_in_loops() -> None:
+    nested = "for k in ks:\n" + "".join("    " + line + "\n" for line in BLOCK.splitlines())
+    groups = find_clones(cells(BLOCK + "\n" + BLOCK, nested))
+    (group,) = groups
+    assert len(group.occurrences) == 3
+    assert {o.path for o in group.occurrences} == {(), ((0, "body"),)}
+
+
+def test_imports_and_definitions_never_form_clones() -> None:
+    source = "import os\nimport sys\nimport re\ndef f():\n    pass\n"
+    assert find_clones(cells(source, source)) == []
+
+
+def test_across_notebooks(tmp_path: Path) -> None:
+    one = write_notebook(tmp_path / "one.ipynb", ["import pandas as pd", BLOCK])
+    two = write_notebook(tmp_path / "two.ipynb", [BLOCK.replace("sub", "rows")])
+    analysis = analyze([read_notebook(one), read_notebook(two)])
+    (group,) = analysis.clones
+    assert [(o.notebook, o.cell) for o in group.occurrences] == [(0, 1), (1, 0)]
+
+
+def test_grouping_scales_linearly_with_repeats() -> None:
+    # 2,000 copies of the same block form one group, found without pairwise comparison.
+    many = cells(*[BLOCK.replace("sub", f"sub{i}") for i in range(2000)])
+    (group,) = find_clones(many)
+    assert len(group.occurrences) == 2000

@@ -1,0 +1,77 @@
+"""What a block reads before binding, binds surely or maybe, and what makes moving it unsafe."""
+
+import ast
+
+import pytest
+
+from nb2pkg.analysis.scope import block_io
+
+
+def io(source: str):
+    return block_io(ast.parse(source).body)
+
+
+def test_reads_before_writes_in_evaluation_order() -> None:
+    result = io("y = x + 1\nx = 2\nz = x + y")
+    assert result.reads == ("x",)
+    assert result.writes == {"x", "y", "z"}
+
+
+def test_augmented_assignment_reads_its_target() -> None:
+    assert io("total += 1").reads == ("total",)
+
+
+def test_branches_and_loops_bind_only_maybe() -> None:
+    result = io("if c:\n    a = 1\nelse:\n    a = 2\n    b = 3\nfor i in xs:\n    d = i")
+    assert result.definite_writes == {"a"}
+    assert {"b", "i", "d"} <= result.writes
+
+
+def test_loop_variable_read_after_the_loop_is_a_free_read() -> None:
+    # The loop may run zero times, so `i` after it may be the value from before the block.
+    assert "i" in io("for i in xs:\n    pass\nprint(i)").reads
+
+
+def test_function_bodies_are_deferred_reads() -> None:
+    result = io("def f(a, b=default):\n    return a + THRESHOLD\n")
+    assert result.reads == ("default",)
+    assert result.deferred_reads == {"THRESHOLD"}
+    assert result.defines == ("f",)
+
+
+def test_comprehension_variables_stay_inside() -> None:
+    result = io("squares = [k * k for k in items if k > limit]")
+    assert set(result.reads) == {"items", "limit"}
+    assert "k" not in result.writes
+
+
+def test_walrus_in_comprehension_binds_outside() -> None:
+    assert "last" in io("[last := v for v in values]").writes
+
+
+def test_in_place_changes_are_recorded() -> None:
+    result = io("df['a'] = 1\nlst.append(2)\nobj.attr = 3")
+    assert result.mutated == {"df", "lst", "obj"}
+    assert set(result.reads) == {"df", "lst", "obj"}
+
+
+@pytest.mark.parametrize("source, reason", [
+    ("global g\ng = 1", "`global`/`nonlocal` g"),
+    ("del x", "`del x` removes a notebook variable"),
+    ("x = await f()", "`await` leaves the block"),
+    ("break", "`break` leaves the block"),
+    ("print(locals())", "uses `locals()`"),
+    ("from os import *", "uses `import *`"),
+])
+def test_unsafe_reasons(source: str, reason: str) -> None:
+    assert reason in io(source).unsafe_reasons
+
+
+def test_break_inside_a_loop_of_the_block_is_safe() -> None:
+    assert io("for i in xs:\n    if i:\n        break").unsafe_reasons == ()
+
+
+def test_class_body_reads_now_methods_later() -> None:
+    result = io("class A(Base):\n    size = SIZE\n    def m(self):\n        return LATER")
+    assert set(result.reads) == {"Base", "SIZE"}
+    assert result.deferred_reads == {"LATER"}

@@ -1,0 +1,7 @@
+"""Code from magics.ipynb, moved here by nb2pkg."""
+
+SCALE = 3
+
+
+def scaled(x):
+    return x * SCALE

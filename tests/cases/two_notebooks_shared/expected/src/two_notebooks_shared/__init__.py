@@ -1,0 +1,1 @@
+"""two_notebooks_shared: code from first.ipynb, second.ipynb, packaged by nb2pkg."""
