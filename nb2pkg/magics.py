@@ -181,7 +181,8 @@ _CELL_START_RE = re.compile(r"[ \t]*%%")
 # ``%%name?`` is help about the cell magic, not a cell magic (as in IPython).
 _CELL_HELP_RE = re.compile(r"%%\w+\?")
 _WORD_RE = re.compile(r"\S*")
-_CONT_RE = re.compile(r"\\(?:\r\n|\r|\n)")
+# a backslash continuation that is followed by another line
+_CONT_RE = re.compile(r"\\(?:\r\n|\r|\n)(?=[\s\S])")
 
 # Cheap superset of everything mask() can find; cells not matching it are
 # returned unchanged without lexing.  Alternatives: an escape character first
@@ -212,15 +213,31 @@ def _next_token(src: str, pos: int, end: int):
     return None
 
 
-def _last_token(src: str, pos: int, end: int):
-    """The last token (comments included) in ``src[pos:end]`` lexed as Python, or None."""
+def _logical_line_last(src: str, pos: int):
+    """Lex ``src`` from ``pos`` to the end of that logical line, as IPython does.
+
+    Returns (last token -- comments included -- or None, start of the next
+    line).  The logical line runs on while brackets are open, so for a magic
+    like ``!echo (`` it extends past the magic's own physical line: IPython
+    looks for a trailing ``?`` over that whole stretch.
+    """
+    n = len(src)
+    depth = 0
     last = None
-    while pos < end:
-        m = _TOKEN_RE.match(src, pos, end)
-        if m.lastgroup not in _BLANK:
-            last = m
+    while pos < n:
+        m = _TOKEN_RE.match(src, pos)
+        kind = m.lastgroup
         pos = m.end()
-    return last
+        if kind == "nl":
+            if depth <= 0:
+                break
+        elif kind not in _BLANK:
+            last = m
+            if kind == "open":
+                depth += 1
+            elif kind == "close":
+                depth -= 1
+    return last, pos
 
 
 def _extent(src: str, pos: int) -> tuple[int, int]:
@@ -249,30 +266,36 @@ def _help_method(target: str, esc: str) -> str:
     return "psearch" if "*" in target else "pinfo"
 
 
-def _help_end(src: str, first: int, scan_from: int, end: int):
-    """Help syntax (``obj?``) for the statement starting at ``first``.
+def _help_end(src: str, first: int, scan_from: int):
+    """Help syntax (``obj?``) for an escape/assignment statement starting at ``first``.
 
-    ``src[scan_from:end]`` is lexed to find the statement's last token; if it
-    is ``?`` and the text before matches what IPython accepts, returns
-    (end of the ``?``/``??``, magic name), else None.
+    Strict like IPython: the ``?``/``??`` must be the statement's last token
+    and end its line (trailing whitespace makes ``!echo why? `` a shell
+    command, not help).  Returns (end of the ``?``, magic name, next
+    position) or None.
     """
-    last = _last_token(src, scan_from, end)
+    last, next_pos = _logical_line_last(src, scan_from)
     if last is None or last.group() != "?":
         return None
     q_end = last.end()
+    if q_end < len(src) and src[q_end] not in "\r\n":
+        return None
     m = _HELP_END_RE.search(src, first, q_end)
     if m is None:
         return None
-    return q_end, _help_method(m.group(1), m.group(2))
+    return q_end, _help_method(m.group(1), m.group(2)), next_pos
 
 
-def _first_word(text: str) -> str:
+def _first_word(text: str, *, skip_space: bool = False) -> str:
     """Leading run of non-whitespace characters (IPython's magic-name rule).
 
-    Continuation lines count as joined by a space, as IPython joins them.
+    Continuation lines count as joined by a space, as IPython joins them;
+    ``skip_space`` drops leading whitespace first (shell commands: ``! ls``).
     """
     if "\\" in text:
         text = _CONT_RE.sub(" ", text)
+    if skip_space:
+        text = text.lstrip()
     return _WORD_RE.match(text).group()
 
 
@@ -379,13 +402,13 @@ class _Scanner:
     def escape_line(self, first: int) -> int:
         """A logical line starting with an escape character at ``first``."""
         src = self.src
-        end, next_start = _extent(src, first)
         # IPython prefers help (obj?) over the escape at the same position.
-        help_ = _help_end(src, first, first, end)
+        help_ = _help_end(src, first, first)
         if help_ is not None:
-            q_end, method = help_
+            q_end, method, next_pos = help_
             self.add(first, q_end, "call", "help", method, first, q_end)
-            return next_start
+            return next_pos
+        end, next_start = _extent(src, first)
         c = src[first]
         if c == "%":
             content = src[first + 1 : end]
@@ -399,7 +422,7 @@ class _Scanner:
             self.add(first, end, "call", kind, name, first, end)
         elif c == "!":
             content = src[first + (2 if src.startswith("!!", first) else 1) : end]
-            self.add(first, end, "call", "shell", _first_word(content.lstrip()), first, end)
+            self.add(first, end, "call", "shell", _first_word(content, skip_space=True), first, end)
         elif c == "?":
             esc = "??" if src.startswith("??", first) else "?"
             target = src[first + len(esc) : end]
@@ -472,18 +495,18 @@ class _Scanner:
                 return None
         else:
             return None
-        end, next_start = _extent(src, rhs)
-        help_ = _help_end(src, first, rhs, end)
+        help_ = _help_end(src, first, rhs)
         if help_ is not None:
-            q_end, method = help_
+            q_end, method, next_pos = help_
             self.add(first, q_end, "call", "help", method, first, q_end)
-            return next_start
+            return next_pos
+        end, next_start = _extent(src, rhs)
         if ch == "%":
             name = _first_word(src[rhs + 1 : end])
             kind = "help" if name in HELP_MAGICS else "line"
         else:
             content = src[rhs + 1 : end]
-            name = _first_word(content.lstrip())
+            name = _first_word(content, skip_space=True)
             kind = "shell"
         self.add(rhs, end, "call", kind, name, first, end)
         return next_start

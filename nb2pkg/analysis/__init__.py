@@ -39,8 +39,25 @@ def analyze(notebooks: list[Notebook] | tuple[Notebook, ...], min_statements: in
         results.append(NotebookAnalysis(notebook, cells, flow,
                                         tuple(findings(notebook, cells, flow)), sections(notebook)))
     every_cell = [cell for result in results for cell in result.cells]
-    clones = find_clones(every_cell, min_statements, min_lines)
+    clones = find_clones(every_cell, min_statements, min_lines, _extracted_functions(notebooks))
     return Analysis(tuple(results), tuple(clones))
+
+
+def _extracted_functions(notebooks) -> frozenset[str]:
+    """Functions imported by the cell nb2pkg adds to notebooks it refactored."""
+    import ast
+
+    names: set[str] = set()
+    for notebook in notebooks:
+        for cell in notebook.cells:
+            if cell.is_code and "nb2pkg-imports" in cell.tags:
+                try:
+                    tree = ast.parse(cell.source)
+                except SyntaxError:
+                    continue
+                names |= {a.asname or a.name for node in tree.body
+                          if isinstance(node, ast.ImportFrom) for a in node.names}
+    return frozenset(names)
 
 
 __all__ = ["Analysis", "NotebookAnalysis", "analyze", "CloneGroup", "Finding"]

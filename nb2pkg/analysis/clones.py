@@ -162,6 +162,12 @@ def shape(statements: list[ast.stmt]) -> _Shape:
     return result
 
 
+def _is_call_to(statement: ast.stmt, names: frozenset[str]) -> bool:
+    value = getattr(statement, "value", None)
+    return (isinstance(statement, (ast.Expr, ast.Assign)) and isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name) and value.func.id in names)
+
+
 def _fingerprint(cell: ParsedCell, statement: ast.stmt) -> tuple[int, int]:
     # Definitions and imports are moved to modules by the hoister, never extracted as clones:
     # give each a unique key so no run crosses them.
@@ -186,8 +192,12 @@ def _magic_text(cell: ParsedCell, placeholder: str) -> str:
 
 
 def find_clones(cells: list[ParsedCell] | tuple[ParsedCell, ...], min_statements: int = 3,
-                min_lines: int = 3) -> list[CloneGroup]:
-    """Clone groups among ``cells`` (of one or many notebooks), largest first."""
+                min_lines: int = 3, extracted: frozenset[str] = frozenset()) -> list[CloneGroup]:
+    """Clone groups among ``cells`` (of one or many notebooks), largest first.
+
+    ``extracted`` names functions nb2pkg already extracted: a call to one counts for nothing in
+    a block's size, so converting a converted notebook again finds nothing new to extract.
+    """
     lists: list[list[_Stmt]] = []
     for cell in cells:
         if cell.tree is None:
@@ -196,6 +206,8 @@ def find_clones(cells: list[ParsedCell] | tuple[ParsedCell, ...], min_statements
             entries = []
             for index, statement in enumerate(body):
                 key, weight = _fingerprint(cell, statement)
+                if extracted and _is_call_to(statement, extracted):
+                    weight = 0
                 entries.append(_Stmt(cell, path, index, statement, key, weight))
             lists.append(entries)
 
