@@ -24,6 +24,7 @@ class ConvertOptions:
     extract: bool = True
     pipeline: bool = False  # TODO(pipeline issue): default on once stages land
     verify: bool = False
+    record: bool = True  # with verify: record package calls as regression tests
     force: bool = False
     dry_run: bool = False
     single_stage: bool = False
@@ -122,9 +123,11 @@ def convert(paths: Sequence[Path | str], output: Path | str,
         from .verify import verify_project
 
         say("verifying: executing original and refactored notebooks")
-        verification = verify_project(plan, files, progress=say)
+        verification = verify_project(plan, files, progress=say, record=options.record)
         if not verification.equivalent:  # never leave a package that prints something else
             return ConvertReport(plan.name, str(output), (), False, plan, verification)
+        if options.record:
+            files = render(plan, extra, calls=verification.calls)
     written = write_project(files, output, options.force)
     say(f"wrote {len(written)} files to {output}")
     return ConvertReport(plan.name, str(output), tuple(written), False, plan, verification)

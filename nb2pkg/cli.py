@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--verify", action="store_true",
                          help="execute original and refactored notebooks and fail unless their "
                               "outputs match (needs a Jupyter kernel)")
+    convert.add_argument("--no-record", dest="record", action="store_false",
+                         help="with --verify: do not record package calls as regression tests")
     convert.add_argument("--names", type=Path, metavar="FILE",
                          help="JSON or YAML mapping of clone group id (C1, ...) to "
                               "{name: function name, params: {generated: wanted}}")
@@ -78,9 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Execute each original notebook and the refactored one in "
                             "DIR/notebooks on a real Jupyter kernel, compare their outputs in "
                             "order (normalizing execution counts, memory addresses and timings) "
-                            "and print the differences. Exit status 0 when equivalent, 1 when not.")
+                            "and print the differences. When they match, the calls the notebooks "
+                            "made to the package are recorded into DIR/tests/data/recorded as "
+                            "regression tests. Exit status 0 when equivalent, 1 when not.")
     verify.add_argument("paths", nargs="+", type=Path, metavar="NB... DIR")
     verify.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    verify.add_argument("--no-record", dest="record", action="store_false",
+                        help="do not refresh DIR/tests/data/recorded (the recorded-value tests)")
     verify.add_argument("--json", action="store_true")
     return parser
 
@@ -148,6 +154,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .api import ConvertOptions, convert
 
     options = ConvertOptions(name=args.name, extract=args.extract, verify=args.verify,
+                             record=args.record,
                              force=args.force, dry_run=args.dry_run,
                              min_clone_statements=args.min_clone_size,
                              min_clone_lines=args.min_clone_lines, names=_load_names(args.names))
@@ -171,7 +178,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise Nb2pkgError("verify needs the original notebooks and the generated folder",
                           hint="nb2pkg verify original.ipynb out/")
     *originals, project = args.paths
-    result = verify_paths(originals, project, timeout=args.timeout, progress=_progress(not args.json))
+    result = verify_paths(originals, project, timeout=args.timeout, progress=_progress(not args.json),
+                          record=args.record)
+    if args.record and result.equivalent:
+        from .generate import write_recordings
+
+        written = write_recordings(project, result.calls)
+        _progress(not args.json)(f"refreshed {len(written)} recorded-test files in {project}/tests")
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2)
         print()

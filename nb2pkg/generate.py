@@ -13,7 +13,7 @@ import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import OutputExistsError, OutputWriteError
 from .plan import PackagePlan
@@ -50,9 +50,16 @@ def format_python(source: str) -> str:
         return source
 
 
-def render(plan: PackagePlan, extra: Files | None = None) -> dict[str, str | bytes]:
-    """Every file of the generated project, by relative POSIX path."""
+def render(plan: PackagePlan, extra: Files | None = None,
+           calls: Sequence[Any] | None = None) -> dict[str, str | bytes]:
+    """Every file of the generated project, by relative POSIX path.
+
+    ``calls`` are the package function calls recorded by a verification run: they become
+    ``tests/data/recorded/`` and ``tests/test_recorded.py``, and their coverage goes in REPORT.md.
+    """
     import nbformat
+
+    from .record import coverage, test_data
 
     env = _environment()
     sources = [str(a.notebook.path) for a in plan.analysis.notebooks]
@@ -74,6 +81,9 @@ def render(plan: PackagePlan, extra: Files | None = None) -> dict[str, str | byt
         hoisted=plan.hoisted,
         kept=plan.kept,
         findings=[f for a in plan.analysis.notebooks for f in a.findings],
+        coverage=None if calls is None else coverage(
+            [f"{plan.name}.{m.name}.{name}" for m in plan.modules
+             for name in _public_names(plan, m.name, functions_only=True)], calls),
     )
 
     def template(name: str, **more) -> str:
@@ -93,12 +103,16 @@ def render(plan: PackagePlan, extra: Files | None = None) -> dict[str, str | byt
     for notebook in plan.notebooks:
         files[f"notebooks/{notebook.filename}"] = nbformat.writes(notebook.node) + "\n"
         files[f"tests/originals/{notebook.filename}"] = Path(notebook.original).read_bytes()
+    if calls is not None:
+        files.update(test_data(calls))
+        files["tests/test_recorded.py"] = format_python(template("project/tests/test_recorded.py.j2"))
     files.update(extra or {})
     return files
 
 
-def _public_names(plan: PackagePlan, module: str) -> list[str]:
-    names = [h.name for h in plan.hoisted if h.module == module]
+def _public_names(plan: PackagePlan, module: str, functions_only: bool = False) -> list[str]:
+    names = [h.name for h in plan.hoisted if h.module == module
+             and (h.kind == "function" or not functions_only)]
     names += [e.function for e in plan.extractions if e.module == module]
     return sorted(set(names))
 
@@ -154,4 +168,21 @@ def write_project(files: Files, output: Path, force: bool = False) -> list[str]:
     finally:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    return sorted(files)
+
+
+def write_recordings(project: Path, calls: Sequence[Any]) -> list[str]:
+    """Replace the recorded-call test data of an existing project (``nb2pkg verify`` refresh)."""
+    from .record import test_data
+
+    files: dict[str, str] = dict(test_data(calls))
+    files["tests/test_recorded.py"] = format_python(
+        _environment().get_template("project/tests/test_recorded.py.j2").render())
+    shutil.rmtree(project / "tests" / "data" / "recorded", ignore_errors=True)
+    for relative, content in files.items():
+        target = project / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.nb2pkg-tmp")
+        partial.write_text(content, encoding="utf-8", newline="\n")
+        os.replace(partial, target)  # each file appears whole or not at all
     return sorted(files)

@@ -38,17 +38,24 @@ not depend on quirks of the running Python's ``tokenize`` (which changed in
 Like IPython we look at *logical* lines, so ``%`` / ``!`` / ``?`` inside
 strings (also triple-quoted ones spanning lines), comments and bracketed
 continuation lines are not escapes, and ``a != b``, ``x % y``, ``%=`` are not
-escapes either.  Deliberate differences, all in cases where IPython would fail
-anyway or that cannot occur in Jupyter:
+escapes either.  IPython's own quirks are kept (``x = y?`` and ``%time x?``
+are help about ``y`` / ``x``; ``a = b = !ls`` is not an assignment from a
+shell command; an unclosed bracket in a magic extends its logical line up to
+a trailing ``?``).  Deliberate differences:
 
-* ``obj?`` followed by trailing whitespace or a ``\\r\\n`` line ending is help
-  here (IPython leaves it as a syntax error).
-* Backslash continuation of a magic is recognised before ``\\r\\n`` too.
-* Only ``\\n``, ``\\r\\n`` and ``\\r`` end lines (as for Python's parser);
-  IPython also splits on ``\\x0b``, ``\\u2028``, ... via ``str.splitlines``.
-* Input prompts (``>>>``, ``In [1]:``) are not stripped, autocall escapes
-  (``/f x``, ``,f a b``, ``;f a``) are not masked (the cell then does not
-  parse), and a first line indented as a whole is not dedented.
+* ``\r\n`` counts as a line break like ``\n`` everywhere (Jupyter front ends
+  send ``\n``; IPython fed ``\r\n`` misses ``obj?`` and magic continuations).
+  Only ``\n``, ``\r\n`` and ``\r`` end lines, as for Python's parser (IPython
+  also splits on ``\x0b``, ``\u2028``, ... via ``str.splitlines``).
+* A Python statement ending in ``obj?`` plus trailing whitespace is help here
+  (IPython leaves it, a syntax error); a magic or shell line ending in ``? ``
+  stays what it is, as in IPython.
+* Not handled, so such cells do not parse and callers keep them verbatim:
+  a first line indented as a whole (IPython dedents the cell), input prompts
+  (``>>>``, ``In [1]:``), autocall escapes (``/f x``, ``,f a b``, ``;f a``).
+* Magic names end at any whitespace (IPython: at a space), and a few
+  differences remain in code IPython cannot run either (unbalanced closing
+  brackets, unterminated strings continued by a backslash).
 
 Nothing here imports IPython: this module only needs :mod:`re` and
 :mod:`zlib` at import time (``ast`` is imported lazily for ``%time``).
@@ -93,7 +100,17 @@ PLACEHOLDER_PREFIX = "__nb2pkg_"
 #: (not executed).  Those, and every unknown cell magic, become one opaque
 #: placeholder for the whole cell.
 PYTHON_BODY_CELL_MAGICS: frozenset[str] = frozenset(
-    {"time", "timeit", "capture", "prun", "debug", "memit", "snakeviz", "pyinstrument", "ipytest"}
+    {
+        "time",
+        "timeit",
+        "capture",
+        "prun",
+        "debug",
+        "memit",
+        "snakeviz",
+        "pyinstrument",
+        "ipytest",
+    }
 )
 
 #: Line magics reported with ``kind == "help"`` (what ``obj?`` / ``obj??`` /
@@ -199,10 +216,22 @@ _HELP_END_RE = re.compile(
     r"(%{0,2}(?!\d)[\w*]+(?:\.(?!\d)[\w*]+|\[-?[0-9]+\])*)(\?\??)\Z"
 )
 
+# The help target is searched for in at most this many characters before the
+# "?": the search is quadratic in the worst case (a long run of word
+# characters that fails to match), and real targets are short.
+_HELP_WINDOW = 300
+
+
+def _help_target(src: str, first: int, q_end: int) -> re.Match[str] | None:
+    """The match of :data:`_HELP_END_RE` ending at ``q_end`` (leftmost start), or None."""
+    return _HELP_END_RE.search(src, max(first, q_end - _HELP_WINDOW), q_end)
+
+
+_Q_AT_EOL_RE = re.compile(r"\?(?=[\r\n]|\Z)")
 _PLACEHOLDER_NAME_RE = re.compile(r"__nb2pkg_m[0-9]+_[0-9a-f]{8}__")
 
 
-def _next_token(src: str, pos: int, end: int):
+def _next_token(src: str, pos: int, end: int) -> tuple[str, int, int] | None:
     """The next significant token at or after ``pos``: (kind, start, end) or None."""
     while pos < end:
         m = _TOKEN_RE.match(src, pos, end)
@@ -213,7 +242,7 @@ def _next_token(src: str, pos: int, end: int):
     return None
 
 
-def _logical_line_last(src: str, pos: int):
+def _logical_line_last(src: str, pos: int) -> tuple[re.Match[str] | None, int]:
     """Lex ``src`` from ``pos`` to the end of that logical line, as IPython does.
 
     Returns (last token -- comments included -- or None, start of the next
@@ -266,7 +295,7 @@ def _help_method(target: str, esc: str) -> str:
     return "psearch" if "*" in target else "pinfo"
 
 
-def _help_end(src: str, first: int, scan_from: int):
+def _help_end(src: str, first: int, scan_from: int) -> tuple[int, str, int] | None:
     """Help syntax (``obj?``) for an escape/assignment statement starting at ``first``.
 
     Strict like IPython: the ``?``/``??`` must be the statement's last token
@@ -280,7 +309,7 @@ def _help_end(src: str, first: int, scan_from: int):
     q_end = last.end()
     if q_end < len(src) and src[q_end] not in "\r\n":
         return None
-    m = _HELP_END_RE.search(src, first, q_end)
+    m = _help_target(src, first, q_end)
     if m is None:
         return None
     return q_end, _help_method(m.group(1), m.group(2)), next_pos
@@ -304,7 +333,11 @@ def _capture_target(args: str) -> str | None:
     import keyword
 
     positional = [a for a in args.split() if not a.startswith("-")]
-    if len(positional) == 1 and positional[0].isidentifier() and not keyword.iskeyword(positional[0]):
+    if (
+        len(positional) == 1
+        and positional[0].isidentifier()
+        and not keyword.iskeyword(positional[0])
+    ):
         return positional[0]
     return None
 
@@ -338,8 +371,29 @@ class _Scanner:
         self.src = src
         self.n = len(src)
         self.regions: list[_Region] = []
+        # Position of the last "?" that ends a line: escape statements after
+        # it cannot be help, which spares lexing to the end of their logical
+        # line (quadratic on cells of many magics with unclosed brackets).
+        self.last_q = -1
+        for m in _Q_AT_EOL_RE.finditer(src):
+            self.last_q = m.start()
 
-    def add(self, start, end, form, kind, name, text_start, text_end) -> None:
+    def help_end(self, first: int, scan_from: int) -> tuple[int, str, int] | None:
+        """:func:`_help_end`, skipped when no line-ending "?" follows."""
+        if self.last_q < scan_from:
+            return None
+        return _help_end(self.src, first, scan_from)
+
+    def add(
+        self,
+        start: int,
+        end: int,
+        form,
+        kind: str,
+        name: str,
+        text_start: int,
+        text_end: int,
+    ) -> None:
         self.regions.append((start, end, form, kind, name, text_start, text_end))
 
     def run(self) -> list[_Region]:
@@ -377,7 +431,14 @@ class _Scanner:
                 _, pos = _extent_of_line(src, first)
                 continue
             nxt = src[first + 1 : first + 2]
-            if (c in "%!" and nxt != "=") or c == "?" or c in ",;" or (c == "/" and nxt not in ("/", "=")):
+            # The first token decides (so "!=", "%=", "//", "/=" are not
+            # escapes); ",", ";" and "/" are IPython's autocall escapes.
+            if (
+                (c in "%!" and nxt != "=")
+                or c == "?"
+                or c in ",;"
+                or (c == "/" and nxt not in ("/", "="))
+            ):
                 pos = self.escape_line(first)
             else:
                 pos = self.python_line(first)
@@ -403,7 +464,7 @@ class _Scanner:
         """A logical line starting with an escape character at ``first``."""
         src = self.src
         # IPython prefers help (obj?) over the escape at the same position.
-        help_ = _help_end(src, first, first)
+        help_ = self.help_end(first, first)
         if help_ is not None:
             q_end, method, next_pos = help_
             self.add(first, q_end, "call", "help", method, first, q_end)
@@ -412,7 +473,9 @@ class _Scanner:
         c = src[first]
         if c == "%":
             content = src[first + 1 : end]
-            name = _first_word(content)
+            # (up to next_start: a continuation before an empty last line
+            # still joins, as in IPython)
+            name = _first_word(src[first + 1 : next_start])
             kind = "help" if name in HELP_MAGICS else "line"
             if name == "time" and len(content) > 4 and content[4:].strip():
                 # "%time stmt": keep stmt visible when it is plain Python.
@@ -421,8 +484,18 @@ class _Scanner:
                     return next_start
             self.add(first, end, "call", kind, name, first, end)
         elif c == "!":
-            content = src[first + (2 if src.startswith("!!", first) else 1) : end]
-            self.add(first, end, "call", "shell", _first_word(content, skip_space=True), first, end)
+            content = src[
+                first + (2 if src.startswith("!!", first) else 1) : next_start
+            ]
+            self.add(
+                first,
+                end,
+                "call",
+                "shell",
+                _first_word(content, skip_space=True),
+                first,
+                end,
+            )
         elif c == "?":
             esc = "??" if src.startswith("??", first) else "?"
             target = src[first + len(esc) : end]
@@ -459,7 +532,12 @@ class _Scanner:
                 depth -= 1
                 if assign_depth > 0:
                     assign_depth -= 1
-            elif kind == "other" and not seen_eq and assign_depth == 0 and m.group() == "=":
+            elif (
+                kind == "other"
+                and not seen_eq
+                and assign_depth == 0
+                and m.group() == "="
+            ):
                 # Only the first top-level "=" counts, as in IPython.
                 seen_eq = True
                 nxt = self.assignment(first, m.start(), pos)
@@ -468,12 +546,20 @@ class _Scanner:
             last = m
         if last is not None and last.group() == "?":
             q_end = last.end()
-            m = _HELP_END_RE.search(src, first, q_end)
+            m = _help_target(src, first, q_end)
             if m is not None:
-                self.add(first, q_end, "call", "help", _help_method(m.group(1), m.group(2)), first, q_end)
+                self.add(
+                    first,
+                    q_end,
+                    "call",
+                    "help",
+                    _help_method(m.group(1), m.group(2)),
+                    first,
+                    q_end,
+                )
         return pos
 
-    def assignment(self, first: int, eq: int, after_eq: int):
+    def assignment(self, first: int, eq: int, after_eq: int) -> int | None:
         """``lhs = %magic`` / ``lhs = !cmd`` at the top-level ``=`` at ``eq``.
 
         Returns the next position if the statement was handled, else None.
@@ -495,18 +581,17 @@ class _Scanner:
                 return None
         else:
             return None
-        help_ = _help_end(src, first, rhs)
+        help_ = self.help_end(first, rhs)
         if help_ is not None:
             q_end, method, next_pos = help_
             self.add(first, q_end, "call", "help", method, first, q_end)
             return next_pos
         end, next_start = _extent(src, rhs)
         if ch == "%":
-            name = _first_word(src[rhs + 1 : end])
+            name = _first_word(src[rhs + 1 : next_start])
             kind = "help" if name in HELP_MAGICS else "line"
         else:
-            content = src[rhs + 1 : end]
-            name = _first_word(content, skip_space=True)
+            name = _first_word(src[rhs + 1 : next_start], skip_space=True)
             kind = "shell"
         self.add(rhs, end, "call", kind, name, first, end)
         return next_start
@@ -593,7 +678,7 @@ def mask(source: str) -> Masked:
         raise TypeError(f"mask() needs a str, not {type(source).__name__}")
     try:
         return _mask(source)
-    except Exception:  # pragma: no cover - defensive: never lose a cell
+    except Exception:  # defensive: a bug here must not lose or block a cell
         return Masked(source, (), ())
 
 
@@ -631,4 +716,7 @@ def unmask(code: str, replacements: Iterable[tuple[str, str]]) -> str:
 
 def is_placeholder_name(name: str) -> bool:
     """True for identifiers introduced by placeholders (``__nb2pkg_m3_1a2b3c4d__``)."""
-    return name.startswith(PLACEHOLDER_PREFIX) and _PLACEHOLDER_NAME_RE.fullmatch(name) is not None
+    return (
+        name.startswith(PLACEHOLDER_PREFIX)
+        and _PLACEHOLDER_NAME_RE.fullmatch(name) is not None
+    )

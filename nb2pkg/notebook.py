@@ -123,7 +123,10 @@ def read_notebook(path: Path | str) -> Notebook:
 
     kernel_name, language = _kernel(node)
     if language.lower() not in PYTHON_LANGUAGES:
-        raise NotebookError(f"kernel {kernel_name!r} runs {language}, not Python", path=path,
+        # Without a kernelspec the language came from other metadata: do not name a kernel.
+        named = (node.metadata.get("kernelspec") or {}).get("name")
+        runs = f"kernel {kernel_name!r} runs {language}" if named else f"its language is {language}"
+        raise NotebookError(f"{runs}, not Python", path=path,
                             hint="nb2pkg converts Python notebooks only")
     cells = tuple(_cell(i, c) for i, c in enumerate(node.cells))
     return Notebook(path=path, cells=cells, kernel_name=kernel_name, language=language, node=node,
@@ -134,7 +137,11 @@ def _kernel(node: Any) -> tuple[str, str]:
     meta = node.get("metadata", {})
     spec = meta.get("kernelspec") or {}
     info = meta.get("language_info") or {}
-    language = spec.get("language") or info.get("name") or "python"
+    # jupytext writes notebooks made from R/Julia/PowerShell scripts with no kernelspec and no
+    # language_info, only metadata.jupytext.main_language: without it they were read as Python
+    # (every cell unparseable) instead of being refused (tests/data/robustness/jupytext_*).
+    jupytext = meta.get("jupytext") if isinstance(meta.get("jupytext"), dict) else {}
+    language = spec.get("language") or info.get("name") or jupytext.get("main_language") or "python"
     return spec.get("name") or "python3", str(language)
 
 

@@ -47,6 +47,7 @@ class NotebookVerification:
     first_difference_cell: int | None = None
     suspects: tuple[str, ...] = ()  # extractions or moved definitions that may have caused it
     varying: tuple[int, ...] = ()  # cells whose outputs differ between two runs of the original
+    calls: tuple[Any, ...] = field(default=(), repr=False)  # record.RecordedCall, when recording
 
     def describe(self, limit: int = 40) -> str:
         note = ""
@@ -86,8 +87,13 @@ class Verification:
     def describe(self) -> str:
         return "\n".join(n.describe() for n in self.notebooks)
 
+    @property
+    def calls(self) -> tuple[Any, ...]:
+        return tuple(call for n in self.notebooks for call in n.calls)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"equivalent": self.equivalent, "notebooks": [n.to_dict() for n in self.notebooks]}
+        return {"equivalent": self.equivalent, "notebooks": [n.to_dict() for n in self.notebooks],
+                "recorded_calls": len(self.calls)}
 
 
 def _render(outputs: Iterable[Output]) -> list[str]:
@@ -187,8 +193,11 @@ def _kernel_name(node: Any) -> str:
 
 
 def execute(path: Path, *, cwd: Path | None = None, python_path: Sequence[Path] = (),
-            timeout: int = 600) -> Any:
-    """Execute a notebook on a real kernel (errors recorded, not raised); return the node."""
+            timeout: int = 600, setup: str | None = None) -> Any:
+    """Execute a notebook on a real kernel (errors recorded, not raised); return the node.
+
+    ``setup`` is code run first in the same kernel, in a cell removed again afterwards.
+    """
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -203,6 +212,8 @@ def execute(path: Path, *, cwd: Path | None = None, python_path: Sequence[Path] 
                                              *filter(None, [env.get("PYTHONPATH")])])
     # Keep the kernel from writing bytecode or history beside the user's files.
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if setup:
+        node.cells.insert(0, nbformat.v4.new_code_cell(setup, metadata={"nb2pkg": {"setup": True}}))
     client = NotebookClient(node, timeout=timeout, kernel_name=_kernel_name(node),
                             allow_errors=True, resources={"metadata": {"path": str(cwd or path.parent)}})
     try:
@@ -210,13 +221,19 @@ def execute(path: Path, *, cwd: Path | None = None, python_path: Sequence[Path] 
     except (CellTimeoutError, DeadKernelError) as exc:
         raise VerificationError(f"execution stopped: {str(exc).splitlines()[0]}", path=path,
                                 hint="raise --timeout, or check the notebook runs on its own") from None
+    if setup:
+        errors = [o for o in node.cells[0].outputs if o.get("output_type") == "error"]
+        if errors:
+            raise VerificationError(f"could not set up recording: {errors[0].get('evalue')}",
+                                    path=path, hint="rerun with --no-record")
+        del node.cells[0]
     return node
 
 
 def verify_notebook(original: Path, refactored: Path, *, python_path: Sequence[Path] = (),
                     timeout: int = 600, cwd: Path | None = None, progress: Progress | None = None,
                     label: str | None = None, refactored_label: str | None = None,
-                    ) -> NotebookVerification:
+                    record: Sequence[str] = ()) -> NotebookVerification:
     """Execute both notebooks and compare their normalized output streams."""
     say = progress or (lambda message: None)
     original, refactored = Path(original), Path(refactored)
@@ -226,8 +243,23 @@ def verify_notebook(original: Path, refactored: Path, *, python_path: Sequence[P
     say(f"executing {original}")
     expected = outputs_of(execute(original, cwd=cwd or original.parent, timeout=timeout))
     say(f"executing {refactored}")
-    actual = outputs_of(execute(refactored, cwd=cwd or original.parent, python_path=python_path,
-                                timeout=timeout))
+    setup, recording = None, None
+    if record:
+        from .record import setup_code
+
+        scratch = Path(tempfile.mkdtemp(prefix="nb2pkg-record-"))
+        recording = scratch / "calls.jsonl"
+        setup = setup_code(record, recording)
+        python_path = [*python_path, Path(__file__).resolve().parent.parent]  # nb2pkg itself
+    executed = execute(refactored, cwd=cwd or original.parent, python_path=python_path,
+                       timeout=timeout, setup=setup)
+    actual = outputs_of(executed)
+    calls: tuple = ()
+    if recording is not None:
+        from .record import load
+
+        calls = tuple(load(recording, executed, refactored.name))
+        shutil.rmtree(recording.parent, ignore_errors=True)
     varying: tuple[int, ...] = ()
     if expected != actual and len(expected) == len(actual):
         # Before blaming the refactoring, see whether the original even agrees with itself
@@ -244,11 +276,25 @@ def verify_notebook(original: Path, refactored: Path, *, python_path: Sequence[P
         first = longer[min(len(expected), len(actual))].cell
     return NotebookVerification(label or str(original), str(refactored_label or refactored),
                                 first is None, expected, actual, first,
-                                varying=tuple(expected[i].cell for i in varying))
+                                varying=tuple(expected[i].cell for i in varying), calls=calls)
+
+
+def package_functions(src: Path) -> list[str]:
+    """Dotted names of the public top-level functions of the package under ``src``."""
+    import ast
+
+    found = []
+    for module in sorted(src.glob("*/*.py")):
+        if module.name == "__init__.py":
+            continue
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        found += [f"{module.parent.name}.{module.stem}.{node.name}" for node in tree.body
+                  if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")]
+    return found
 
 
 def verify_paths(originals: Sequence[Path], project: Path, *, timeout: int = 600,
-                 progress: Progress | None = None) -> Verification:
+                 progress: Progress | None = None, record: bool = False) -> Verification:
     """``nb2pkg verify``: originals against PROJECT/notebooks/<same file name>."""
     project = Path(project)
     if not (project / "notebooks").is_dir():
@@ -260,13 +306,14 @@ def verify_paths(originals: Sequence[Path], project: Path, *, timeout: int = 600
         if not refactored.exists():
             raise VerificationError(f"no refactored notebook {refactored.name} in {project}/notebooks",
                                     path=original, hint="pass the notebooks given to convert")
-        results.append(verify_notebook(Path(original), refactored, python_path=[project / "src"],
-                                       timeout=timeout, progress=progress))
+        results.append(verify_notebook(
+            Path(original), refactored, python_path=[project / "src"], timeout=timeout,
+            progress=progress, record=package_functions(project / "src") if record else ()))
     return Verification(tuple(results))
 
 
 def verify_project(plan: Any, files: Mapping[str, str | bytes], *, timeout: int = 600,
-                   progress: Progress | None = None) -> Verification:
+                   progress: Progress | None = None, record: bool = True) -> Verification:
     """Verify a planned project before it is written: render it to a scratch folder and run."""
     scratch = Path(tempfile.mkdtemp(prefix="nb2pkg-verify-"))
     try:
@@ -279,7 +326,8 @@ def verify_project(plan: Any, files: Mapping[str, str | bytes], *, timeout: int 
             result = verify_notebook(Path(notebook.original), scratch / "notebooks" / notebook.filename,
                                      python_path=[scratch / "src"], timeout=timeout,
                                      cwd=Path(notebook.original).parent, progress=progress,
-                                     refactored_label=f"notebooks/{notebook.filename}")
+                                     refactored_label=f"notebooks/{notebook.filename}",
+                                     record=package_functions(scratch / "src") if record else ())
             if not result.equivalent:
                 result = _with_suspects(plan, notebook, result)
             results.append(result)

@@ -52,6 +52,9 @@ def test_example_converts_verifies_installs_and_tests(notebook: Path, tmp_path: 
     assert tested.returncode == 0, tested.stdout[-3000:]
     assert " passed" in tested.stdout
 
+    assert (out / "tests" / "test_recorded.py").exists()
+    _mutants_are_caught(out, python)
+
     # Whatever repeated code remains in the refactored notebook is explained by a refusal.
     remaining = analyze([read_notebook(out / "notebooks" / notebook.name)]).clones
     refused_lines = {(o["cell"], o["first_line"]) for r in report["refused"] for o in r["occurrences"]}
@@ -64,3 +67,95 @@ def test_example_converts_verifies_installs_and_tests(notebook: Path, tmp_path: 
 def _source_cell(path: Path, index: int) -> int:
     cell = json.loads(path.read_text())["cells"][index]
     return cell["metadata"]["nb2pkg"]["source_cell"]
+
+
+def _mutants(source: str, function: str):
+    """Versions of the module with one operator or constant in ``function`` changed."""
+    import ast
+
+    swap = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
+            ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.GtE, ast.Gt: ast.LtE,
+            ast.LtE: ast.Gt, ast.GtE: ast.Lt}
+    count = sum(1 for _ in ast.walk(ast.parse(source)))
+    for position in range(count):
+        tree = ast.parse(source)
+        target = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function)
+        nodes = list(ast.walk(target))
+        if position >= len(nodes):
+            return
+        node = nodes[position]
+        if isinstance(node, ast.BinOp) and type(node.op) in swap:
+            node.op = swap[type(node.op)]()
+        elif isinstance(node, ast.Compare) and type(node.ops[0]) in swap:
+            node.ops[0] = swap[type(node.ops[0])]()
+        elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            node.value += 1
+        else:
+            continue
+        yield ast.unparse(tree)
+
+
+def _behaves_differently(src: Path, dotted: str, mutant: str, calls: list) -> bool:
+    """Does the mutant give another result, output or argument change on the recorded calls?"""
+    import contextlib
+    import importlib
+    import io
+
+    from nb2pkg.values import assert_same, decode
+
+    package, module, function = dotted.split(".")
+    sys.path.insert(0, str(src))
+    try:
+        importlib.import_module(package)
+        namespace = importlib.import_module(f"{package}.{module}").__dict__.copy()
+        exec(compile(mutant, f"{module}.py", "exec"), namespace)
+        for call in calls:
+            if "result" not in call:
+                continue
+            args = decode(call["args"])
+            printed = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(printed):
+                    result = namespace[function](*args, **decode(call["kwargs"]))
+                assert_same(result, decode(call["result"]))
+                assert printed.getvalue() == call["printed"]
+                if "args_after" in call:
+                    assert_same(args, decode(call["args_after"]))
+            except Exception:
+                return True
+        return False
+    finally:
+        sys.path.remove(str(src))
+        for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+            del sys.modules[name]
+
+
+def _mutants_are_caught(out: Path, python: Path) -> None:
+    """For each function with recorded-value tests, a changed operator or constant that alters
+    what the function does on the recorded inputs makes the generated tests fail."""
+    recorded = sorted((out / "tests" / "data" / "recorded").glob("*.json"))
+    assert recorded, "no calls were recorded"
+    caught = []
+    for data in recorded:
+        calls = json.loads(data.read_text())["calls"]
+        if not any("result" in call for call in calls):
+            continue
+        dotted = calls[0]["function"]
+        package, module, function = dotted.split(".")
+        path = out / "src" / package / f"{module}.py"
+        original = path.read_text()
+        mutant = next((m for m in _mutants(original, function)
+                       if _behaves_differently(out / "src", dotted, m, calls)), None)
+        if mutant is None:
+            continue  # no single-token change alters this function on its recorded inputs
+        try:
+            path.write_text(mutant)
+            result = subprocess.run(
+                [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
+                 str(out / "tests" / "test_recorded.py"), "-k", function],
+                capture_output=True, text=True, env=_env(), cwd=out)
+            assert result.returncode == 1, f"changing {function} went unnoticed:\n{result.stdout[-2000:]}"
+            caught.append(function)
+        finally:
+            path.write_text(original)
+    assert caught, "no deliberate bug was caught by the recorded-value tests"

@@ -320,7 +320,9 @@ class _Scanner:
         if isinstance(node, (ast.Await, ast.Yield, ast.YieldFrom)):
             self.escapes.append("await" if isinstance(node, ast.Await) else "yield")
         if isinstance(node, ast.Call):
-            if isinstance(node.func, ast.Name) and node.func.id in DYNAMIC_CALLS:
+            if isinstance(node.func, ast.Name) and node.func.id in DYNAMIC_CALLS and not (
+                    node.func.id in ("vars", "dir") and (node.args or node.keywords)):
+                # vars(obj) and dir(obj) look at obj; only the bare forms see the namespace.
                 self.dynamic.append(f"`{node.func.id}()`")
             if isinstance(node.func, ast.Attribute):
                 # A method call may change its object in place (lst.append, df.drop(inplace=True)).

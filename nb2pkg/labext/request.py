@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 OPTION_NAMES = ("extract", "pipeline", "verify", "force")
-_JOB_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_JOB_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 class RequestError(Exception):
@@ -69,6 +69,8 @@ def parse_convert_request(body: bytes, root: str) -> ConvertRequest:
 
     output_arg = data.get("output")
     output = resolve_inside(root, output_arg, "output folder")
+    # The root itself would be replaced wholesale under `force`. nb2pkg refuses the other two as
+    # OutputExistsError, which the lab would answer with an offer to overwrite: a 400 here.
     if output == root:
         raise RequestError("The output folder cannot be the Jupyter root itself; name a folder.")
     if os.path.commonpath([output, notebook]) == output:
@@ -93,7 +95,7 @@ def parse_convert_request(body: bytes, root: str) -> ConvertRequest:
             raise RequestError(f"Option '{key}' must be true or false.")
 
     job = data.get("job")
-    if job is not None and not (isinstance(job, str) and _JOB_ID.match(job)):
+    if job is not None and not (isinstance(job, str) and _JOB_ID.fullmatch(job)):
         raise RequestError("'job' must be up to 64 letters, digits or dashes.")
 
     return ConvertRequest(

@@ -67,6 +67,11 @@ def test_unsafe_reasons(source: str, reason: str) -> None:
     assert reason in io(source).unsafe_reasons
 
 
+def test_vars_of_an_object_is_not_namespace_access() -> None:
+    assert io("print(vars(obj), dir(obj))").dynamic == ()
+    assert io("print(vars())").dynamic == ("`vars()`",)
+
+
 def test_break_inside_a_loop_of_the_block_is_safe() -> None:
     assert io("for i in xs:\n    if i:\n        break").unsafe_reasons == ()
 

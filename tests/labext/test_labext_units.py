@@ -1,0 +1,149 @@
+"""Request validation of POST /nb2pkg/convert and the progress board, without a server."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from nb2pkg.labext.request import OPTION_NAMES, RequestError, parse_convert_request
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "nb.ipynb").write_text("{}")
+    (root / "notes.txt").write_text("x")
+    return root
+
+
+def parse(root: Path, **body: object):
+    body.setdefault("path", "sub/nb.ipynb")
+    body.setdefault("output", "sub/nb_pkg")
+    return parse_convert_request(json.dumps(body).encode(), str(root))
+
+
+def refused(root: Path, **body: object) -> str:
+    with pytest.raises(RequestError) as caught:
+        parse(root, **body)
+    return str(caught.value)
+
+
+def test_defaults_and_resolved_paths(root: Path) -> None:
+    request = parse(root)
+    assert request.notebook == root.resolve() / "sub" / "nb.ipynb"
+    assert request.output == root.resolve() / "sub" / "nb_pkg"
+    assert request.output_path == "sub/nb_pkg"
+    assert (request.name, request.options, request.job) == (None, {}, None)
+
+
+def test_options_name_and_dotdot_inside_root(root: Path) -> None:
+    request = parse(root, path="sub/../sub/nb.ipynb", output="out/pkg", name=" demo ",
+                    options={"extract": False, "verify": True, "force": True}, job="a-1")
+    assert request.notebook == root.resolve() / "sub" / "nb.ipynb"
+    assert (request.name, request.options, request.job) == (
+        "demo", {"extract": False, "verify": True, "force": True}, "a-1")
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (b"{not json", "not valid JSON"),
+    (b"", "not valid JSON"),
+    (b"[1, 2]", "must be a JSON object"),
+])
+def test_malformed_bodies(root: Path, raw: bytes, expected: str) -> None:
+    with pytest.raises(RequestError, match=expected):
+        parse_convert_request(raw, str(root))
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("", "relative to the Jupyter root"),
+    ("   ", "relative to the Jupyter root"),
+    (None, "relative to the Jupyter root"),
+    (7, "relative to the Jupyter root"),
+    ("/etc/passwd.ipynb", "not absolute"),
+    ("\\\\server\\share\\x.ipynb", "not absolute"),
+    ("sub/nb\0.ipynb", "NUL"),
+    ("../x.ipynb", "outside the Jupyter root"),
+    ("sub/../../x.ipynb", "outside the Jupyter root"),
+    ("notes.txt", "not a notebook"),
+    ("missing.ipynb", "does not exist"),
+])
+def test_notebook_paths_refused(root: Path, path: object, expected: str) -> None:
+    assert expected in refused(root, path=path)
+
+
+def test_directory_named_like_a_notebook(root: Path) -> None:
+    (root / "folder.ipynb").mkdir()
+    assert "is not a file" in refused(root, path="folder.ipynb")
+
+
+def test_symlinks_are_resolved(root: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.ipynb").write_text("{}")
+    (root / "escape.ipynb").symlink_to(outside / "secret.ipynb")
+    (root / "linkdir").symlink_to(outside, target_is_directory=True)
+    (root / "alias.ipynb").symlink_to(root / "sub" / "nb.ipynb")
+    assert "outside the Jupyter root" in refused(root, path="escape.ipynb")
+    assert "outside the Jupyter root" in refused(root, path="linkdir/secret.ipynb")
+    assert "outside the Jupyter root" in refused(root, output="linkdir/pkg")
+    assert parse(root, path="alias.ipynb").notebook == root.resolve() / "sub" / "nb.ipynb"
+
+
+@pytest.mark.parametrize("output, expected", [
+    ("", "output folder as a path"),
+    ("/tmp/pkg", "not absolute"),
+    ("../pkg", "outside the Jupyter root"),
+    ("a\0b", "NUL"),
+    (".", "cannot be the Jupyter root"),
+    ("sub/..", "cannot be the Jupyter root"),
+    ("sub", "contains the notebook"),
+    ("notes.txt", "is not a folder"),
+])
+def test_output_folders_refused(root: Path, output: str, expected: str) -> None:
+    assert expected in refused(root, output=output)
+
+
+@pytest.mark.parametrize("body, expected", [
+    ({"name": 3}, "name must be a string"),
+    ({"options": []}, "'options' must be a JSON object"),
+    ({"options": {"extract": "yes"}}, "'extract' must be true or false"),
+    ({"options": {"fast": True}}, "Unknown option 'fast'"),
+    ({"job": "../../x"}, "'job' must be"),
+    ({"job": "abc\n"}, "'job' must be"),
+])
+def test_other_fields_refused(root: Path, body: dict, expected: str) -> None:
+    assert expected in refused(root, **body)
+
+
+def test_root_given_unresolved(tmp_path: Path, root: Path) -> None:
+    (tmp_path / "rootlink").symlink_to(root, target_is_directory=True)
+    request = parse_convert_request(
+        json.dumps({"path": "sub/nb.ipynb", "output": "p"}).encode(),
+        os.fspath(tmp_path / "rootlink"))
+    assert request.output == root.resolve() / "p"
+
+
+def test_options_are_convert_options() -> None:
+    from dataclasses import fields
+
+    from nb2pkg.api import ConvertOptions
+
+    assert set(OPTION_NAMES) <= {f.name for f in fields(ConvertOptions)}
+
+
+def test_progress_board_keeps_messages_while_the_job_runs() -> None:
+    from nb2pkg.labext.handlers import ProgressBoard
+
+    board = ProgressBoard()
+    with board.track("job-1") as report:
+        report("reading")
+        report("writing")
+        assert board.messages("job-1") == ["reading", "writing"]
+        assert board.messages("other") == []
+    assert board.messages("job-1") == []
+    with board.track(None) as report:
+        report("nobody asks")
