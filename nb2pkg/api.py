@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .analysis import Analysis, analyze as analyze_notebooks
+from .analysis import Analysis
 from .errors import Nb2pkgError
 from .notebook import read_notebook
 
@@ -36,10 +36,12 @@ class ConvertOptions:
 @dataclass(frozen=True)
 class AnalysisReport:
     analysis: Analysis
+    failures: tuple[Any, ...] = ()  # batch.NotebookResult of notebooks that could not be read
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": JSON_VERSION, "notebooks": [_notebook_dict(a) for a in self.analysis.notebooks],
-                "clones": [_clone_dict(self.analysis, g) for g in self.analysis.clones]}
+                "clones": [_clone_dict(self.analysis, g) for g in self.analysis.clones],
+                "skipped": [f.to_dict() for f in self.failures]}
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class ConvertReport:
     dry_run: bool
     plan: Any = field(repr=False)  # the PackagePlan
     verification: Any = None  # verify.Verification when --verify ran
+    failures: tuple[Any, ...] = ()  # batch.NotebookResult of inputs left out (refused, failed)
 
     def to_dict(self) -> dict[str, Any]:
         plan = self.plan
@@ -74,25 +77,47 @@ class ConvertReport:
                       "reason": k.reason} for k in plan.kept],
             "findings": [asdict(f) for a in plan.analysis.notebooks for f in a.findings],
             "verification": self.verification.to_dict() if self.verification else None,
+            "skipped": [f.to_dict() for f in self.failures],
         }
 
 
-def read_all(paths: Sequence[Path | str]) -> list:
-    return [read_notebook(p) for p in paths]
+def _read(paths: Sequence[Path | str], jobs: int, say: Progress):
+    """Per-notebook analyses of the readable notebooks, and a result for each one that is not.
+
+    With a single notebook its error is raised (there is nothing else to do); with several, the
+    others go on and the failures are reported.
+    """
+    from .batch import analyze_many, expand
+
+    notebooks = expand(paths)
+    if not notebooks:
+        raise Nb2pkgError("no notebooks found", hint="pass .ipynb files or folders holding them")
+    if len(notebooks) == 1:
+        from .analysis import analyze_notebook
+
+        return [analyze_notebook(read_notebook(notebooks[0]))], []
+    analyses, failures = analyze_many(notebooks, jobs, say)
+    if not analyses:
+        raise Nb2pkgError(f"none of the {len(notebooks)} notebooks could be read",
+                          hint="see the errors above" if failures else None)
+    return analyses, failures
 
 
 def analyze(paths: Sequence[Path | str], min_statements: int = 3, min_lines: int = 3,
-            progress: Progress | None = None) -> AnalysisReport:
-    """Read and analyse notebooks together (clones are found across all of them)."""
-    notebooks = read_all(paths)
-    return AnalysisReport(analyze_notebooks(notebooks, min_statements, min_lines, progress))
+            progress: Progress | None = None, jobs: int = 1) -> AnalysisReport:
+    """Read and analyse notebooks (files or folders) together: clones are found across all."""
+    from .analysis import combine
+
+    analyses, failures = _read(paths, jobs, progress or (lambda message: None))
+    return AnalysisReport(combine(analyses, min_statements, min_lines), tuple(failures))
 
 
 def convert(paths: Sequence[Path | str], output: Path | str,
             options: ConvertOptions = ConvertOptions(),
-            progress: Progress | None = None) -> ConvertReport:
+            progress: Progress | None = None, jobs: int = 1) -> ConvertReport:
     """Convert notebooks into one package under ``output``. Never executes notebook code unless
     ``options.verify`` is set, and never modifies the input notebooks."""
+    from .analysis import combine
     from .generate import check_output, render, write_project
     from .plan import PlanOptions, plan_package
 
@@ -102,9 +127,8 @@ def convert(paths: Sequence[Path | str], output: Path | str,
         raise Nb2pkgError("no notebooks given", hint="pass one or more .ipynb files")
     if not options.dry_run:
         check_output(output, options.force, [Path(p) for p in paths])
-    notebooks = read_all(paths)
-    analysis = analyze_notebooks(notebooks, options.min_clone_statements, options.min_clone_lines,
-                                 say)
+    analyses, failures = _read(paths, jobs, say)
+    analysis = combine(analyses, options.min_clone_statements, options.min_clone_lines)
     say(f"planning package ({len(analysis.clones)} clone groups)")
     plan = plan_package(analysis, PlanOptions(name=options.name, extract=options.extract,
                                               min_statements=options.min_clone_statements,
@@ -117,7 +141,8 @@ def convert(paths: Sequence[Path | str], output: Path | str,
         extra = pipeline_files(plan, single_stage=options.single_stage)
     files = render(plan, extra)
     if options.dry_run:
-        return ConvertReport(plan.name, str(output), tuple(sorted(files)), True, plan)
+        return ConvertReport(plan.name, str(output), tuple(sorted(files)), True, plan,
+                             failures=tuple(failures))
     verification = None
     if options.verify:
         from .verify import verify_project
@@ -125,12 +150,14 @@ def convert(paths: Sequence[Path | str], output: Path | str,
         say("verifying: executing original and refactored notebooks")
         verification = verify_project(plan, files, progress=say, record=options.record)
         if not verification.equivalent:  # never leave a package that prints something else
-            return ConvertReport(plan.name, str(output), (), False, plan, verification)
+            return ConvertReport(plan.name, str(output), (), False, plan, verification,
+                                 tuple(failures))
         if options.record:
             files = render(plan, extra, calls=verification.calls)
     written = write_project(files, output, options.force)
     say(f"wrote {len(written)} files to {output}")
-    return ConvertReport(plan.name, str(output), tuple(written), False, plan, verification)
+    return ConvertReport(plan.name, str(output), tuple(written), False, plan, verification,
+                         tuple(failures))
 
 
 def _occurrence_dict(names: list[str], o: Any) -> dict[str, Any]:

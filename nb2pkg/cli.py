@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "names defined and used, where each name comes from, sections, the "
                              "parameters cell, repeated code and hygiene findings.")
     analyze.add_argument("notebooks", nargs="+", type=Path, metavar="NB",
-                         help="notebooks to analyse together")
+                         help="notebooks (or folders of notebooks) to analyse together")
+    analyze.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                         help="read and analyse N notebooks in parallel (default 1)")
     analyze.add_argument("--json", action="store_true",
                          help="print one JSON document (format: docs/json.md)")
     _add_clone_options(analyze)
@@ -57,7 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "becomes functions; the notebooks import them; tests check the "
                              "package and that each notebook prints what the original printed. "
                              "The input notebooks are never modified.")
-    convert.add_argument("notebooks", nargs="+", type=Path, metavar="NB")
+    convert.add_argument("notebooks", nargs="+", type=Path, metavar="NB",
+                         help="notebooks or folders; together they make one package")
+    convert.add_argument("--each", action="store_true",
+                         help="one package per notebook, in DIR/<name> (batch conversion)")
+    convert.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                         help="work on N notebooks in parallel (default 1)")
     convert.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
                          help="folder to create (refused if it exists, unless --force)")
     convert.add_argument("--name", help="package name (default: from the first notebook's name)")
@@ -118,18 +125,32 @@ def _progress(enabled: bool = True):
     return say
 
 
+def _status(results) -> int:
+    """Exit status of a batch: 0 all done, 1 some refused, 2 some failed."""
+    from .batch import worst
+
+    return {"refused": 1, "failed": 2}.get(worst(results), 0)
+
+
+def _print_skipped(results) -> None:
+    for result in results:
+        print(f"nb2pkg: {result.status}: {result.reason}", file=sys.stderr)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .api import analyze
 
-    report = analyze(args.notebooks, args.min_clone_size, args.min_clone_lines)
+    report = analyze(args.notebooks, args.min_clone_size, args.min_clone_lines,
+                     progress=_progress(not args.json), jobs=args.jobs)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         print()
-        return 0
-    from .report import format_analysis
+    else:
+        from .report import format_analysis
 
-    print(format_analysis(report))
-    return 0
+        print(format_analysis(report))
+    _print_skipped(report.failures)
+    return _status(report.failures)
 
 
 def _load_names(path: Path | None) -> dict:
@@ -158,7 +179,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
                              force=args.force, dry_run=args.dry_run,
                              min_clone_statements=args.min_clone_size,
                              min_clone_lines=args.min_clone_lines, names=_load_names(args.names))
-    report = convert(args.notebooks, args.output, options, progress=_progress(not args.json))
+    if args.each:
+        return _convert_each(args, options)
+    report = convert(args.notebooks, args.output, options, progress=_progress(not args.json),
+                     jobs=args.jobs)
+    _print_skipped(report.failures)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         print()
@@ -168,7 +193,23 @@ def cmd_convert(args: argparse.Namespace) -> int:
         print(format_conversion(report))
     if report.verification is not None and not report.verification.equivalent:
         return 1
-    return 0
+    return _status(report.failures)
+
+
+def _convert_each(args: argparse.Namespace, options) -> int:
+    from .batch import convert_each, expand
+
+    results = convert_each(expand(args.notebooks), args.output, options, args.jobs,
+                           _progress(not args.json))
+    if args.json:
+        json.dump({"version": 1, "results": [r.to_dict() for r in results]}, sys.stdout, indent=2)
+        print()
+    else:
+        for r in results:  # a reason already names the file
+            print(f"{r.status:9} " + (r.reason or f"{r.path} -> {r.output}"))
+        counts = {s: sum(1 for r in results if r.status == s) for s in ("converted", "refused", "failed")}
+        print(", ".join(f"{n} {s}" for s, n in counts.items()) + f" of {len(results)} notebooks")
+    return _status(results)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

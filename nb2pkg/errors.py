@@ -35,6 +35,10 @@ class NotebookError(Nb2pkgError):
     """The notebook cannot be read or is not one nb2pkg can convert."""
 
 
+class UnsupportedNotebook(NotebookError):
+    """A readable notebook that nb2pkg does not handle (a non-Python kernel): refused, not broken."""
+
+
 class OutputExistsError(Nb2pkgError):
     """The output folder exists and ``--force`` was not given."""
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import NotebookError
+from .errors import NotebookError, UnsupportedNotebook
 
 PYTHON_LANGUAGES = {"python", "python3", "python2", "ipython", "ipython3"}
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
@@ -126,8 +126,8 @@ def read_notebook(path: Path | str) -> Notebook:
         # Without a kernelspec the language came from other metadata: do not name a kernel.
         named = (node.metadata.get("kernelspec") or {}).get("name")
         runs = f"kernel {kernel_name!r} runs {language}" if named else f"its language is {language}"
-        raise NotebookError(f"{runs}, not Python", path=path,
-                            hint="nb2pkg converts Python notebooks only")
+        raise UnsupportedNotebook(f"{runs}, not Python", path=path,
+                                  hint="nb2pkg converts Python notebooks only")
     cells = tuple(_cell(i, c) for i, c in enumerate(node.cells))
     return Notebook(path=path, cells=cells, kernel_name=kernel_name, language=language, node=node,
                     original_nbformat=version)

@@ -34,12 +34,24 @@ def analyze(notebooks: list[Notebook] | tuple[Notebook, ...], min_statements: in
     for position, notebook in enumerate(notebooks):
         if progress:
             progress(f"analysing {notebook.path}")
-        cells = parse_notebook(notebook, position)
-        flow = dataflow(cells)
-        results.append(NotebookAnalysis(notebook, cells, flow,
-                                        tuple(findings(notebook, cells, flow)), sections(notebook)))
+        results.append(analyze_notebook(notebook, position))
+    return combine(results, min_statements, min_lines)
+
+
+def analyze_notebook(notebook: Notebook, position: int = 0) -> NotebookAnalysis:
+    """Everything that concerns one notebook alone (parallelizable across notebooks)."""
+    cells = parse_notebook(notebook, position)
+    flow = dataflow(cells)
+    return NotebookAnalysis(notebook, cells, flow, tuple(findings(notebook, cells, flow)),
+                            sections(notebook))
+
+
+def combine(results: list[NotebookAnalysis], min_statements: int = 3,
+            min_lines: int = 3) -> Analysis:
+    """Join per-notebook analyses (in order) and find clones across all of them."""
     every_cell = [cell for result in results for cell in result.cells]
-    clones = find_clones(every_cell, min_statements, min_lines, _extracted_functions(notebooks))
+    clones = find_clones(every_cell, min_statements, min_lines,
+                         _extracted_functions([r.notebook for r in results]))
     return Analysis(tuple(results), tuple(clones))
 
 
@@ -60,4 +72,4 @@ def _extracted_functions(notebooks) -> frozenset[str]:
     return frozenset(names)
 
 
-__all__ = ["Analysis", "NotebookAnalysis", "analyze", "CloneGroup", "Finding"]
+__all__ = ["Analysis", "NotebookAnalysis", "analyze", "analyze_notebook", "combine", "CloneGroup", "Finding"]

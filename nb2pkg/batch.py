@@ -1,0 +1,125 @@
+"""Many notebooks at once: folders expanded, work spread over processes, one result per notebook.
+
+A notebook that cannot be read is a result ("failed" with the error, or "refused" with the
+reason), never the end of the run. Results keep the order of the inputs whatever the order in
+which workers finish.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from .errors import Nb2pkgError, UnsupportedNotebook
+
+Progress = Callable[[str], None]
+STATUS_ORDER = ("converted", "analyzed", "refused", "failed")  # best to worst
+
+
+@dataclass(frozen=True)
+class NotebookResult:
+    path: str
+    status: str  # "analyzed", "converted", "refused" (not a notebook nb2pkg handles), "failed"
+    reason: str | None = None
+    output: str | None = None  # the package folder, for `convert --each`
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "status": self.status, "reason": self.reason,
+                "output": self.output}
+
+
+def expand(paths: Iterable[Path | str]) -> list[Path]:
+    """Notebook paths, with folders replaced by the notebooks under them (sorted, no checkpoints)."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*.ipynb")
+                            if ".ipynb_checkpoints" not in p.parts and p.is_file())
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))
+
+
+def failure(path: Path | str, error: Exception) -> NotebookResult:
+    status = "refused" if isinstance(error, UnsupportedNotebook) else "failed"
+    return NotebookResult(str(path), status, str(error))
+
+
+def worst(results: Sequence[NotebookResult]) -> str:
+    return max((r.status for r in results), key=STATUS_ORDER.index, default="converted")
+
+
+def run_parallel(function: Callable, items: Sequence, jobs: int, progress: Progress | None,
+                 label: Callable[[object], str]) -> list:
+    """``function`` over ``items`` in ``jobs`` processes (in this process when 1), in order."""
+    say = progress or (lambda message: None)
+    total = len(items)
+    if jobs <= 1 or total <= 1:
+        results = []
+        for done, item in enumerate(items, 1):
+            results.append(function(item))
+            say(f"[{done}/{total}] {label(item)}")
+        return results
+    with ProcessPoolExecutor(max_workers=min(jobs, total, os.cpu_count() or 1)) as pool:
+        futures = [pool.submit(function, item) for item in items]
+        for done, (item, future) in enumerate(zip(items, futures), 1):
+            future.result()
+            say(f"[{done}/{total}] {label(item)}")
+        return [f.result() for f in futures]
+
+
+def _read_and_analyze(path: Path):
+    from .analysis import analyze_notebook
+    from .notebook import read_notebook
+
+    try:
+        return analyze_notebook(read_notebook(path))
+    except Nb2pkgError as error:
+        return failure(path, error)
+
+
+def analyze_many(paths: Sequence[Path], jobs: int = 1, progress: Progress | None = None):
+    """Per-notebook analyses (position renumbered) and the failures, in input order."""
+    outcomes = run_parallel(_read_and_analyze, list(paths), jobs, progress, str)
+    analyses, failures = [], []
+    for outcome in outcomes:
+        if isinstance(outcome, NotebookResult):
+            failures.append(outcome)
+        else:
+            analyses.append(_renumber(outcome, len(analyses)))
+    return analyses, failures
+
+
+def _renumber(result, position: int):
+    # Each worker numbered its notebook 0; clone groups and plans need the final position.
+    if position == 0:
+        return result
+    return replace(result, cells=tuple(replace(c, notebook=position) for c in result.cells))
+
+
+def _convert_one(job: tuple[Path, Path, object]) -> NotebookResult:
+    from .api import convert
+
+    path, output, options = job
+    try:
+        report = convert([path], output, options)  # type: ignore[arg-type]
+    except Nb2pkgError as error:
+        return failure(path, error)
+    if report.verification is not None and not report.verification.equivalent:
+        return NotebookResult(str(path), "failed", "verification found different outputs")
+    return NotebookResult(str(path), "converted", output=str(output))
+
+
+def convert_each(paths: Sequence[Path], output: Path, options, jobs: int = 1,
+                 progress: Progress | None = None) -> list[NotebookResult]:
+    """One package per notebook, under ``output/<notebook name>``."""
+    from .generate import check_output
+    from .refactor.naming import Namer, package_name
+
+    check_output(output, options.force, paths)
+    namer = Namer()
+    jobs_list = [(p, output / namer.claim(package_name(p.stem)), options) for p in paths]
+    return run_parallel(_convert_one, jobs_list, jobs, progress, lambda job: str(job[0]))

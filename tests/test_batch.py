@@ -1,0 +1,69 @@
+"""Many notebooks: folders, a result per notebook, failures do not stop the run, exit status."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import DATA, EXAMPLES, ROOT
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nb2pkg", *args], capture_output=True, text=True,
+                          cwd=ROOT)
+
+
+def mixed_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "mixed"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "sales_report.ipynb", folder / "sales_report.ipynb")
+    shutil.copy(EXAMPLES / "wine_exploration.ipynb", folder / "sub" / "wine_exploration.ipynb")
+    shutil.copy(DATA / "read" / "malformed.ipynb", folder / "broken.ipynb")
+    shutil.copy(DATA / "read" / "r_kernel.ipynb", folder / "sub" / "r_kernel.ipynb")
+    (folder / ".ipynb_checkpoints").mkdir()
+    shutil.copy(EXAMPLES / "churn_model.ipynb", folder / ".ipynb_checkpoints" / "x-checkpoint.ipynb")
+    return folder
+
+
+def test_analyze_a_folder_is_one_json_document(tmp_path: Path) -> None:
+    result = run("analyze", "--json", "-j", "2", str(mixed_folder(tmp_path)))
+    data = json.loads(result.stdout)
+    assert sorted(Path(n["path"]).name for n in data["notebooks"]) == [
+        "sales_report.ipynb", "wine_exploration.ipynb"]
+    assert sorted((Path(s["path"]).name, s["status"]) for s in data["skipped"]) == [
+        ("broken.ipynb", "failed"), ("r_kernel.ipynb", "refused")]
+    assert result.returncode == 2  # the worst result: a notebook failed
+
+
+def test_convert_each_continues_past_failures(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run("convert", "--each", "-j", "2", "--json", str(mixed_folder(tmp_path)), "-o", str(out))
+    results = {Path(r["path"]).name: r for r in json.loads(result.stdout)["results"]}
+    assert results["sales_report.ipynb"]["status"] == "converted"
+    assert results["wine_exploration.ipynb"]["status"] == "converted"
+    assert results["broken.ipynb"]["status"] == "failed" and "malformed JSON" in results["broken.ipynb"]["reason"]
+    assert results["r_kernel.ipynb"]["status"] == "refused" and "not Python" in results["r_kernel.ipynb"]["reason"]
+    assert (out / "sales_report" / "pyproject.toml").exists()
+    assert (out / "wine_exploration" / "src" / "wine_exploration").is_dir()
+    assert result.returncode == 2
+
+
+def test_one_package_from_a_folder_skips_what_it_cannot_read(tmp_path: Path) -> None:
+    out = tmp_path / "pkg"
+    result = run("convert", "--json", str(mixed_folder(tmp_path)), "-o", str(out), "--name", "mixed")
+    data = json.loads(result.stdout)
+    assert {Path(s["path"]).name for s in data["skipped"]} == {"broken.ipynb", "r_kernel.ipynb"}
+    assert sorted(p.name for p in (out / "notebooks").iterdir()) == [
+        "sales_report.ipynb", "wine_exploration.ipynb"]
+    assert result.returncode == 2
+
+
+def test_refused_only_exits_1(tmp_path: Path) -> None:
+    folder = tmp_path / "f"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "sales_report.ipynb", folder)
+    shutil.copy(DATA / "read" / "r_kernel.ipynb", folder)
+    assert run("analyze", str(folder)).returncode == 1
