@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -62,7 +63,8 @@ def render(plan: PackagePlan, extra: Files | None = None,
     from .record import coverage, test_data
 
     env = _environment()
-    sources = [str(a.notebook.path) for a in plan.analysis.notebooks]
+    # File names only: a generated package must not carry the author's folders.
+    sources = [a.notebook.path.name for a in plan.analysis.notebooks]
     notebook_names = [a.notebook.path.name for a in plan.analysis.notebooks]
     module_names = {m.name: _public_names(plan, m.name) for m in plan.modules}
     context = dict(
@@ -80,7 +82,8 @@ def render(plan: PackagePlan, extra: Files | None = None,
         refusals=plan.refusals,
         hoisted=plan.hoisted,
         kept=plan.kept,
-        findings=[f for a in plan.analysis.notebooks for f in a.findings],
+        findings=[replace(f, notebook=Path(f.notebook).name)
+                  for a in plan.analysis.notebooks for f in a.findings],
         coverage=None if calls is None else coverage(
             [f"{plan.name}.{m.name}.{name}" for m in plan.modules
              for name in _public_names(plan, m.name, functions_only=True)], calls),

@@ -208,8 +208,8 @@ def _modules(analysis: Analysis, package: str, modules: list[str], hoisted: list
             elif name in IPYTHON_IMPORTS:
                 lines.add(IPYTHON_IMPORTS[name])
         sources = tuple(_statement_source(ctx, h.notebook, h.cell, h.index) for h in items)
-        origin = sorted({str(analysis.notebooks[h.notebook].notebook.path) for h in items}
-                        | {str(analysis.notebooks[c.occurrence.notebook].notebook.path)
+        origin = sorted({analysis.notebooks[h.notebook].notebook.path.name for h in items}
+                        | {analysis.notebooks[c.occurrence.notebook].notebook.path.name
                            for e in functions for c in e.calls})
         result.append(ModulePlan(module, tuple(origin), tuple(sorted(lines, key=_import_order)),
                                  sources, tuple(e.source for e in functions)))
