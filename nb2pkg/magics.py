@@ -162,21 +162,22 @@ class Masked:
 # One Python token (close enough for deciding what is an escape).  String
 # prefixes need no handling: ``rb'..'`` lexes as a name followed by a string,
 # and every prefix ends a string the same way (a backslash always protects the
-# next character, even in raw strings).  The triple-quoted alternatives cannot
-# fail once started (an unterminated one runs to the end, as in tokenize),
-# which also rules out catastrophic backtracking; an unterminated
-# single-quoted string fails and its quote becomes an ``other`` token, exactly
-# like tokenize's ERRORTOKEN.
+# next character, even in raw strings).  The string patterns are "unrolled"
+# (runs of ordinary characters, then one escape or lone quote at a time), so
+# they are fast and backtrack linearly at worst.  The triple-quoted ones cannot
+# fail once started (an unterminated one runs to the end, as in tokenize); an
+# unterminated single-quoted string fails and its quote becomes an ``other``
+# token, exactly like tokenize's ERRORTOKEN.
 _TOKEN_RE = re.compile(
     r"""
       (?P<nl>\r\n|\r|\n)
     | (?P<ws>[ \t\f]+)
     | (?P<comment>\#[^\r\n]*)
     | (?P<cont>\\(?:\r\n|\r|\n))
-    | (?P<str>'''(?:[^'\\]|\\[\s\S]?|'(?!''))*(?:'''|\Z)
-            |\"\"\"(?:[^"\\]|\\[\s\S]?|"(?!""))*(?:\"\"\"|\Z)
-            |'(?:[^'\\\r\n]|\\(?:\r\n|[\s\S]))*'
-            |"(?:[^"\\\r\n]|\\(?:\r\n|[\s\S]))*")
+    | (?P<str>'''[^'\\]*(?:(?:\\[\s\S]?|'(?!''))[^'\\]*)*(?:'''|\Z)
+            |\"\"\"[^"\\]*(?:(?:\\[\s\S]?|"(?!""))[^"\\]*)*(?:\"\"\"|\Z)
+            |'[^'\\\r\n]*(?:\\(?:\r\n|[\s\S])[^'\\\r\n]*)*'
+            |"[^"\\\r\n]*(?:\\(?:\r\n|[\s\S])[^"\\\r\n]*)*")
     | (?P<name>\w+)
     | (?P<op>\*\*=|//=|>>=|<<=|[-+*/%@&|^<>!=:]=|->)
     | (?P<open>[(\[{])
