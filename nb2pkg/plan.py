@@ -211,14 +211,31 @@ def _modules(analysis: Analysis, package: str, modules: list[str], hoisted: list
         origin = sorted({analysis.notebooks[h.notebook].notebook.path.name for h in items}
                         | {analysis.notebooks[c.occurrence.notebook].notebook.path.name
                            for e in functions for c in e.calls})
-        result.append(ModulePlan(module, tuple(origin), tuple(sorted(lines, key=_import_order)),
+        result.append(ModulePlan(module, tuple(origin), _merge_imports(lines),
                                  sources, tuple(e.source for e in functions)))
     return result
 
 
-def _import_order(line: str) -> tuple[int, str]:
-    top = line.split()[1].split(".")[0]
-    return (0 if top in sys.stdlib_module_names else 2 if top == "" else 1, line)
+def _merge_imports(lines: set[str]) -> tuple[str, ...]:
+    """One line per module, standard library first, then third party, then the package itself."""
+    plain: list[str] = []
+    names: dict[str, list[str]] = {}
+    for line in lines:
+        if line.startswith("from "):
+            module, imported = line[5:].split(" import ", 1)
+            names.setdefault(module, []).append(imported)
+        else:
+            plain.append(line)
+    merged = plain + [f"from {module} import {', '.join(sorted(set(items)))}"
+                      for module, items in names.items()]
+
+    def order(line: str) -> tuple[int, str]:
+        module = line.split()[1]
+        top = module.split(".")[0]
+        group = 2 if module.startswith(".") else 0 if top in sys.stdlib_module_names else 1
+        return group, module, line
+
+    return tuple(sorted(merged, key=order))
 
 
 def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: list[Hoisted],
