@@ -96,10 +96,13 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions()) -> Pa
     taken = {name for a in analysis.notebooks for name in (*a.flow.defined_in, *a.flow.read_in)}
     taken |= {h.name for h in hoisted} | set(modules) | {package}
 
-    def module_global(nb: int, name: str) -> bool:
+    def module_global(nb: int, name: str) -> str | None:
         if name in BUILTIN_NAMES:
-            return name not in flows[nb].defined_in and name not in {"get_ipython"}
-        return imports.statement(nb, name) is not None or (nb, name) in hoisted_names
+            unshadowed = name not in flows[nb].defined_in and name != "get_ipython"
+            return "builtin" if unshadowed else None
+        if (nb, name) in hoisted_names:
+            return "hoisted"
+        return imports.statement(nb, name)
 
     def section_title(nb: int, cell: int) -> str | None:
         titles = [s.title for s in analysis.notebooks[nb].sections if s.heading_cell < cell]

@@ -64,7 +64,9 @@ class ExtractContext:
     cells: Mapping[CellKey, ParsedCell]
     flows: Sequence[DataFlow]  # per notebook
     modules: Sequence[str]  # module name per notebook
-    module_global: Callable[[int, str], bool]  # may `name` be used as a module global for nb?
+    # How the module holding the function can provide `name` for notebook `nb`: "builtin",
+    # "hoisted" (defined in that notebook's module), the import statement, or None (it cannot).
+    module_global: Callable[[int, str], str | None]
     taken: set[str]  # every name the notebooks use, plus names already handed out
     min_statements: int = 3
     overrides: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
@@ -135,8 +137,7 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
         read = any(name in io.reads for name, io in zip(key, ios))
         written = any(name in io.writes for name, io in zip(key, ios))
         same = len(set(key)) == 1
-        if same and not written and all(ctx.module_global(o.notebook, key[0]) for o in occurrences) \
-                and (one_notebook or not _hoisted_only(ctx, occurrences, key[0])):
+        if same and not written and _shared_global(ctx, occurrences, key[0], one_notebook):
             kept.append(key[0])
             continue
         needed = written and any(_live_after(ctx, o, name) for o, name in zip(occurrences, key))
@@ -257,22 +258,17 @@ def _clash(leaves: list[list[Leaf]]) -> str:
     return "renaming is not one-to-one"
 
 
-def _hoisted_only(ctx: ExtractContext, occurrences: list[Occurrence], name: str) -> bool:
-    # Across notebooks only imports are shared safely; a notebook's own definitions may differ.
-    from ..analysis.dataflow import BUILTIN_NAMES
+def _shared_global(ctx: ExtractContext, occurrences: list[Occurrence], name: str,
+                   one_notebook: bool) -> bool:
+    """Can the function read ``name`` as a module global, meaning the same thing for every copy?
 
-    return name not in BUILTIN_NAMES and not all(
-        _is_import(ctx, o.notebook, name) for o in occurrences)
-
-
-def _is_import(ctx: ExtractContext, notebook: int, name: str) -> bool:
-    for (nb, _), cell in ctx.cells.items():
-        if nb == notebook and cell.tree is not None:
-            for statement in cell.tree.body:
-                if isinstance(statement, (ast.Import, ast.ImportFrom)) and any(
-                        (a.asname or a.name.split(".")[0]) == name for a in statement.names):
-                    return True
-    return False
+    Within one notebook: a builtin, an import or a definition moved to its module. Across
+    notebooks: a builtin, or the same import statement in each (their own definitions may differ).
+    """
+    kinds = {ctx.module_global(o.notebook, name) for o in occurrences}
+    if None in kinds or len(kinds) != 1:
+        return False
+    return one_notebook or kinds != {"hoisted"}
 
 
 def _live_after(ctx: ExtractContext, o: Occurrence, name: str) -> bool:

@@ -58,3 +58,18 @@ def test_extraction_is_idempotent(case: Path, tmp_path: Path) -> None:
     again.parent.mkdir()
     nbformat.write(first.notebooks[0].node, str(again))
     assert not _plan(again).extractions
+
+
+def test_a_name_imported_differently_in_two_notebooks_becomes_a_parameter(tmp_path: Path) -> None:
+    block = "root = m.sqrt(value)\ndoubled = root * 2\nprint(doubled)"
+    one = write_notebook(tmp_path / "one.ipynb", ["import math as m", "value = 4", block])
+    two = write_notebook(tmp_path / "two.ipynb", ["import cmath as m", "value = -4", block])
+    analysis = analyze([read_notebook(one), read_notebook(two)])
+    plan = plan_package(analysis, PlanOptions(name="case"))
+    (extraction,) = plan.extractions
+    assert extraction.module == "common"
+    assert [p.name for p in extraction.parameters] == ["m", "value"]
+    same = write_notebook(tmp_path / "same" / "two.ipynb", ["import math as m", "value = 9", block])
+    plan = plan_package(analyze([read_notebook(one), read_notebook(same)]), PlanOptions(name="case"))
+    assert [p.name for p in plan.extractions[0].parameters] == ["value"]
+    assert "import math as m" in plan.modules[0].imports
