@@ -22,7 +22,7 @@ JSON_VERSION = 1
 class ConvertOptions:
     name: str | None = None  # package name; default from the first notebook's file name
     extract: bool = True
-    pipeline: bool = False  # TODO(pipeline issue): default on once stages land
+    pipeline: bool = True  # write stage notebooks, pipeline.yaml and the CI workflow
     verify: bool = False
     record: bool = True  # with verify: record package calls as regression tests
     force: bool = False

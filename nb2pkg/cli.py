@@ -15,6 +15,7 @@ from typing import Sequence
 
 from . import __version__
 from .errors import Nb2pkgError
+from .pipeline.cli import add_commands as add_pipeline_commands
 
 DESCRIPTION = """\
 Turn Jupyter notebooks into an installable, tested Python package and a papermill pipeline.
@@ -22,6 +23,8 @@ Turn Jupyter notebooks into an installable, tested Python package and a papermil
   nb2pkg analyze NB...            report cells, dataflow, repeated code and hygiene findings
   nb2pkg convert NB... -o DIR     write a package: modules, refactored notebooks, tests
   nb2pkg verify NB... DIR         run originals and refactored notebooks, compare outputs
+  nb2pkg run [pipeline.yaml]      run the notebook pipeline (unchanged stages are skipped)
+  nb2pkg export dvc [pipeline.yaml]   write dvc.yaml and params.yaml
 
 Converting never executes notebook code; only verify (and convert --verify) does.
 """
@@ -75,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--verify", action="store_true",
                          help="execute original and refactored notebooks and fail unless their "
                               "outputs match (needs a Jupyter kernel)")
+    convert.add_argument("--no-pipeline", dest="pipeline", action="store_false",
+                         help="do not write pipeline stages (stages/, pipeline.yaml, CI workflow)")
+    convert.add_argument("--single-stage", action="store_true",
+                         help="one pipeline stage per notebook (when values cannot cross sections)")
     convert.add_argument("--no-record", dest="record", action="store_false",
                          help="with --verify: do not record package calls as regression tests")
     convert.add_argument("--names", type=Path, metavar="FILE",
@@ -95,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--no-record", dest="record", action="store_false",
                         help="do not refresh DIR/tests/data/recorded (the recorded-value tests)")
     verify.add_argument("--json", action="store_true")
+    COMMANDS.update(add_pipeline_commands(sub))
     return parser
 
 
@@ -175,7 +183,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .api import ConvertOptions, convert
 
     options = ConvertOptions(name=args.name, extract=args.extract, verify=args.verify,
-                             record=args.record,
+                             record=args.record, pipeline=args.pipeline,
+                             single_stage=args.single_stage,
                              force=args.force, dry_run=args.dry_run,
                              min_clone_statements=args.min_clone_size,
                              min_clone_lines=args.min_clone_lines, names=_load_names(args.names))

@@ -1,0 +1,18 @@
+"""Notebooks split into stages, run as a papermill pipeline (format and behaviour: docs/pipeline.md).
+
+Modules, one job each:
+
+* ``split``     which cells form which stage, and which values cross from stage to stage (pure)
+* ``stages``    the stage notebooks, ``pipeline.yaml`` and the CI workflow of a generated project
+* ``spec``      ``pipeline.yaml``: load, validate against ``pipeline.schema.json``, parameters
+* ``artifacts`` save and load the values that cross stages; runs *inside the kernels*
+* ``state``     content hashes and the state file that lets ``run`` skip unchanged stages
+* ``runner``    scheduling: dependency order, skipping, resuming, results
+* ``executor``  execution: the ``Executor`` protocol and the local papermill implementation
+* ``report``    ``metrics.json`` and the Markdown run report
+* ``export``    ``dvc.yaml`` and ``params.yaml``
+* ``cli``       the ``run`` and ``export`` commands (the only module here that prints)
+
+This package's ``__init__`` stays empty of imports: stage notebooks import
+``nb2pkg.pipeline.artifacts`` in every kernel, which must not pay for anything else.
+"""

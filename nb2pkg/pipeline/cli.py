@@ -1,0 +1,126 @@
+"""The ``nb2pkg run`` and ``nb2pkg export`` commands. The only module of the pipeline that prints.
+
+``nb2pkg.cli`` wires them in with ``add_commands(subparsers)``, which returns the handlers by
+command name. Handlers return the exit status: 0 success, 1 a stage failed, 2 bad input (raised
+as ``PipelineError`` and printed by ``nb2pkg.cli``). Nothing heavy is imported until a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+RUN_DESCRIPTION = """\
+Run a notebook pipeline (pipeline.yaml, written by `nb2pkg convert`) with papermill.
+
+Stages run in dependency order, independent ones in parallel (--jobs). A stage whose notebook,
+parameters, inputs and dependencies are unchanged since its last successful run is skipped;
+after a failure, the next run starts again at the failed stage. Parameters are cast to the type
+of their default in the notebook. Writes the executed notebooks, metrics.json and report.md
+(Markdown, with the pipeline graph) to the pipeline's runs/ folder.
+
+exit status: 0 all stages ran or were up to date, 1 a stage failed, 2 bad input
+"""
+
+EXPORT_DESCRIPTION = """\
+Export the pipeline for another tool.
+
+  nb2pkg export dvc [pipeline.yaml] [-o DIR]   dvc.yaml and params.yaml (DVC stages)
+"""
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+    """Add ``run`` and ``export`` to the ``nb2pkg`` parser; return their handlers."""
+    run = subparsers.add_parser("run", help="run a notebook pipeline (pipeline.yaml) with papermill",
+                                description=RUN_DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("pipeline", nargs="?", type=Path, default=Path("pipeline.yaml"),
+                     help="the pipeline file (default: pipeline.yaml)")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                     metavar=("NAME", "VALUE"),
+                     help="set a parameter; VALUE is cast to the parameter's type (repeatable)")
+    run.add_argument("-f", "--parameters-file", action="append", default=[], type=Path,
+                     metavar="FILE", help="YAML file of parameter values (repeatable; -p wins)")
+    run.add_argument("--stage", action="append", default=[], metavar="NAME",
+                     help="run this stage (or all stages of this notebook) and the stages it "
+                          "needs that are out of date (repeatable)")
+    run.add_argument("--only", action="store_true",
+                     help="with --stage: run only the named stages, not the stages they need")
+    run.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                     help="stages to run at the same time (default: 1)")
+    run.add_argument("--force", action="store_true",
+                     help="run the selected stages even if they are up to date")
+    run.add_argument("--baseline", type=Path, metavar="METRICS",
+                     help="metrics.json of an earlier run to compare the metrics with")
+    run.add_argument("--metrics", type=Path, metavar="FILE",
+                     help="where to write metrics.json (default: RUNS/metrics.json)")
+    run.add_argument("--report", type=Path, metavar="FILE",
+                     help="where to write the Markdown report (default: RUNS/report.md)")
+    run.add_argument("--json", action="store_true", help="print the result as JSON")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+
+    export = subparsers.add_parser("export", help="export the pipeline for another tool (dvc)",
+                                   description=EXPORT_DESCRIPTION,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    export.add_argument("format", choices=["dvc"], help="what to export to")
+    export.add_argument("pipeline", nargs="?", type=Path, default=Path("pipeline.yaml"),
+                        help="the pipeline file (default: pipeline.yaml)")
+    export.add_argument("-o", "--output", type=Path, metavar="DIR",
+                        help="folder for dvc.yaml and params.yaml (default: the pipeline's)")
+    return {"run": cmd_run, "export": cmd_export}
+
+
+def _progress(enabled: bool):
+    def say(message: str) -> None:
+        if enabled:
+            print(f"… {message}", file=sys.stderr, flush=True)
+    return say
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..errors import PipelineError
+    from .runner import run_pipeline
+
+    if args.only and not args.stage:
+        raise PipelineError("--only needs --stage NAME")
+    result = run_pipeline(
+        args.pipeline, overrides=[tuple(p) for p in args.parameter],
+        parameter_files=args.parameters_file, stages=args.stage, only=args.only, jobs=args.jobs,
+        force=args.force, baseline=args.baseline, metrics=args.metrics, report=args.report,
+        progress=_progress(not (args.quiet or args.json)))
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2, default=str)
+        print()
+    else:
+        print(format_result(result))
+    return 0 if result.ok else 1
+
+
+def format_result(result) -> str:
+    width = max((len(s.name) for s in result.stages), default=5)
+    lines = [f"pipeline {result.pipeline.name}: {'ok' if result.ok else 'FAILED'} "
+             f"({result.count('ran')} ran, {result.count('skipped')} up to date, "
+             f"{result.count('failed')} failed, {result.count('not run')} not run) "
+             f"in {result.seconds:.1f} s"]
+    for stage in result.stages:
+        seconds = f"{stage.seconds:6.1f} s" if stage.seconds is not None and stage.status in (
+            "ran", "failed") else " " * 8
+        lines.append(f"  {stage.name:<{width}}  {stage.status:<8} {seconds}  {stage.reason}")
+    for failure in result.failures:
+        lines.append(f"error: {failure}")
+    if not result.ok:
+        lines.append("fix the error and run again: finished stages are kept and skipped")
+    lines.append(f"metrics: {result.metrics_path}")
+    lines.append(f"report:  {result.report_path}")
+    return "\n".join(lines)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import write_dvc
+
+    for path in write_dvc(args.pipeline, args.output):
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,92 @@
+"""``nb2pkg export dvc``: the pipeline as ``dvc.yaml`` and ``params.yaml``.
+
+Each stage becomes a DVC stage whose command runs exactly that stage with ``nb2pkg run``
+(``--only --force``: DVC decides what is out of date, nb2pkg runs it). Its dependencies are the
+stage notebook, the pipeline's ``deps`` and the artifact folders of the stages it takes inputs
+from; its outputs are its artifact folder and executed notebook; its parameters are the pipeline
+parameters it uses, read from ``params.yaml``; stages that record metrics declare their metrics
+file. Paths are written relative to the folder of ``dvc.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+from .spec import Pipeline, load_pipeline
+
+
+def dvc_files(pipeline_path: Path | str, output: Path | str | None = None) -> dict[str, str]:
+    """``{"dvc.yaml": text, "params.yaml": text}`` for the pipeline, to be written in ``output``
+    (default: the pipeline's folder)."""
+    from .stages import template_environment
+
+    pipeline = load_pipeline(pipeline_path)
+    folder = Path(output).absolute() if output is not None else pipeline.root
+    env = template_environment()
+    context = dvc_context(pipeline, folder)
+    return {"dvc.yaml": env.get_template("pipeline/dvc.yaml.j2").render(**context),
+            "params.yaml": env.get_template("pipeline/params.yaml.j2").render(**context)}
+
+
+def write_dvc(pipeline_path: Path | str, output: Path | str | None = None) -> list[Path]:
+    files = dvc_files(pipeline_path, output)
+    folder = Path(output) if output is not None else Path(pipeline_path).absolute().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in files.items():
+        path = folder / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def dvc_context(pipeline: Pipeline, folder: Path) -> dict[str, Any]:
+    from .runner import stage_metrics_path
+
+    # Every stage runs in the pipeline's folder (DVC's `wdir`, relative to dvc.yaml); DVC reads
+    # the paths of deps, outs, params and metrics relative to it, like pipeline.yaml does.
+    wdir = Path(os.path.relpath(pipeline.root, folder)).as_posix()
+    params_file = Path(os.path.relpath(folder / "params.yaml", pipeline.root)).as_posix()
+    stages = []
+    for stage in pipeline.stages:
+        deps = [stage.notebook, *pipeline.deps]
+        deps += [f"{pipeline.artifacts}/{provider}"
+                 for provider in dict.fromkeys(p for _, p in stage.inputs)]
+        command = ["nb2pkg", "run", pipeline.path.name, "--stage", stage.name, "--only",
+                   "--force", "-f", params_file]
+        metrics = []
+        if stage.metrics:
+            metrics.append(stage_metrics_path(pipeline, stage.name)
+                           .relative_to(pipeline.root).as_posix())
+        stages.append({
+            "name": stage.name,
+            "cmd": " ".join(shlex.quote(part) for part in command),
+            "wdir": wdir if wdir != "." else None,
+            "deps": list(dict.fromkeys(deps)),
+            "params": [parameter for _, parameter in stage.parameters],
+            "outs": [f"{pipeline.artifacts}/{stage.name}"],
+            "notebook": f"{pipeline.runs}/{stage.name}.ipynb",
+            "metrics": metrics,
+        })
+    import yaml
+
+    parameters = _nested(pipeline)
+    text = yaml.safe_dump(parameters, sort_keys=False, default_flow_style=False,
+                          allow_unicode=True, width=100).rstrip("\n")
+    return {"name": pipeline.name, "stages": stages, "params_file": params_file,
+            "parameters": parameters, "parameters_yaml": text}
+
+
+def _nested(pipeline: Pipeline) -> dict[str, Any]:
+    # Dotted parameter names become nested keys, which is how DVC names params (`churn.seed`).
+    tree: dict[str, Any] = {}
+    for parameter in pipeline.parameters:
+        node = tree
+        *parents, leaf = parameter.name.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = parameter.default
+    return tree

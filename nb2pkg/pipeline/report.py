@@ -1,0 +1,191 @@
+"""After a run: ``metrics.json`` and the Markdown report (Mermaid graph, timings, metrics).
+
+``metrics.json``::
+
+    {"version": 1, "pipeline": "sales", "parameters": {...},
+     "stages": {"sales-model": {"auc": 0.91}, ...}}
+
+A baseline is a ``metrics.json`` of an earlier run; the report compares each metric with it.
+The report is GitHub-flavoured Markdown, fit for ``$GITHUB_STEP_SUMMARY``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import PipelineError
+
+METRICS_VERSION = 1
+STATUS_MARK = {"ran": "✅ ran", "skipped": "⏭️ up to date", "failed": "❌ failed",
+               "not run": "⛔ not run"}
+
+
+def metrics_document(result: Any) -> dict[str, Any]:
+    return {"version": METRICS_VERSION, "pipeline": result.pipeline.name,
+            "parameters": dict(result.parameters),
+            "stages": {s.name: dict(s.metrics) for s in result.stages if s.metrics}}
+
+
+def load_baseline(path: Path | str) -> dict[str, dict[str, Any]]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError("no such baseline file", path=path,
+                            hint="pass a metrics.json written by an earlier `nb2pkg run`") from None
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"baseline is not readable JSON: {exc}", path=path) from None
+    stages = data.get("stages") if isinstance(data, dict) else None
+    if not isinstance(stages, dict):
+        raise PipelineError("not a metrics.json of nb2pkg (no \"stages\" mapping)", path=path)
+    return {str(k): dict(v) for k, v in stages.items() if isinstance(v, dict)}
+
+
+def compare(current: Mapping[str, Mapping[str, Any]],
+            baseline: Mapping[str, Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """One row per (stage, metric) in either: value, baseline, change."""
+    rows = []
+    stages = list(current) + [s for s in (baseline or {}) if s not in current]
+    for stage in stages:
+        now = current.get(stage, {})
+        before = (baseline or {}).get(stage, {})
+        for metric in list(now) + [m for m in before if m not in now]:
+            value, old = now.get(metric), before.get(metric)
+            change = ""
+            if baseline is not None:
+                if metric not in before:
+                    change = "new"
+                elif metric not in now:
+                    change = "missing"
+                elif _number(value) and _number(old):
+                    delta = value - old
+                    change = "=" if delta == 0 else f"{delta:+.4g}"
+                    if old and delta:
+                        change += f" ({delta / abs(old):+.1%})"
+                else:
+                    change = "=" if value == old else "changed"
+            rows.append({"stage": stage, "metric": metric, "value": _show(value),
+                         "baseline": _show(old) if metric in before else "",
+                         "change": change})
+    return rows
+
+
+def mermaid(result: Any) -> str:
+    """The pipeline graph, stages coloured by what happened to them in this run."""
+    stages = result.pipeline.stages
+    ids = {s.name: f"s{i}" for i, s in enumerate(stages)}
+    runs = {s.name: s for s in result.stages}
+    lines = ["flowchart LR"]
+    groups: dict[str, list] = {}
+    for stage in stages:  # one box per source notebook (the stage notebooks' folder)
+        groups.setdefault(Path(stage.notebook).parent.name, []).append(stage)
+    for group, members in groups.items():
+        indent = "  "
+        if len(groups) > 1:
+            lines.append(f'  subgraph g_{ids[members[0].name]}["{group}"]')
+            indent = "    "
+        for stage in members:
+            run = runs.get(stage.name)
+            label = stage.name
+            if run is not None and run.seconds is not None and run.status in ("ran", "failed"):
+                label += f"<br/>{run.seconds:.1f} s"
+            css = {"ran": "ran", "skipped": "skipped", "failed": "failed",
+                   "not run": "notrun"}.get(run.status if run else "", "other")
+            lines.append(f'{indent}{ids[stage.name]}["{label}"]:::{css}')
+        if len(groups) > 1:
+            lines.append("  end")
+    for upstream, downstream in _reduced_edges(stages):
+        lines.append(f"  {ids[upstream]} --> {ids[downstream]}")
+    lines += ["  classDef ran fill:#d9f2d9,stroke:#2e7d32",
+              "  classDef skipped fill:#eeeeee,stroke:#9e9e9e",
+              "  classDef failed fill:#f8d7da,stroke:#c62828",
+              "  classDef notrun fill:#ffffff,stroke:#9e9e9e,stroke-dasharray:4 3",
+              "  classDef other fill:#ffffff,stroke:#cccccc,color:#999999"]
+    return "\n".join(lines)
+
+
+def _reduced_edges(stages: Any) -> list[tuple[str, str]]:
+    """Dependency edges without the ones implied by a longer path (a readable graph)."""
+    reach: dict[str, set[str]] = {}
+    edges = []
+    for stage in stages:  # in dependency order
+        direct = list(stage.upstream)
+        implied = set().union(*(reach[u] for u in direct)) if direct else set()
+        edges += [(u, stage.name) for u in direct if u not in implied]
+        reach[stage.name] = set(direct) | implied
+    return edges
+
+
+def render_report(result: Any, report_path: Path, baseline: Mapping[str, Any] | None,
+                  baseline_name: str | None) -> str:
+    from .stages import template_environment
+
+    pipeline = result.pipeline
+    defaults = {p.name: p.default for p in pipeline.parameters}
+
+    def relative(path: str | None) -> str | None:
+        if not path:
+            return None
+        try:
+            return Path(os.path.relpath(path, report_path.parent)).as_posix()
+        except ValueError:  # another drive (Windows)
+            return path
+
+    stages = [{"name": s.name, "status": STATUS_MARK[s.status], "reason": s.reason,
+               "seconds": "" if s.seconds is None else f"{s.seconds:.1f} s",
+               "notebook": relative(s.notebook)} for s in result.stages]
+    current = {s.name: dict(s.metrics) for s in result.stages if s.metrics}
+    context = {
+        "name": pipeline.name, "ok": result.ok, "seconds": f"{result.seconds:.1f}",
+        "counts": {k: result.count(k) for k in ("ran", "skipped", "failed", "not run")},
+        "failures": [str(f) for f in result.failures],
+        "parameters": [{"name": k, "value": _show(v), "changed": v != defaults.get(k)}
+                       for k, v in result.parameters.items()],
+        "graph": mermaid(result), "stages": stages,
+        "metrics": compare(current, baseline), "baseline": baseline_name,
+    }
+    return template_environment().get_template("pipeline/report.md.j2").render(**context)
+
+
+def write_outputs(result: Any, *, baseline: Path | str | None = None,
+                  metrics: Path | str | None = None, report: Path | str | None = None) -> Any:
+    """Write ``metrics.json`` and the report (default: in the pipeline's runs folder)."""
+    from .runner import METRICS_FILE, REPORT_FILE
+
+    pipeline = result.pipeline
+    runs = pipeline.root / pipeline.runs
+    metrics_path = Path(metrics) if metrics else runs / METRICS_FILE
+    report_path = Path(report) if report else runs / REPORT_FILE
+    compared = load_baseline(baseline) if baseline else None
+    for path in (metrics_path, report_path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    _write(metrics_path, json.dumps(metrics_document(result), indent=2, default=str) + "\n")
+    _write(report_path, render_report(result, report_path, compared,
+                                      str(baseline) if baseline else None))
+    return dataclasses.replace(result, metrics_path=str(metrics_path),
+                               report_path=str(report_path))
+
+
+def _write(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text.replace("|", "\\|")

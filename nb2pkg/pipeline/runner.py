@@ -1,0 +1,333 @@
+"""Scheduling a pipeline run: dependency order, skipping unchanged stages, resuming after failures.
+
+``run_pipeline`` decides what runs; an ``Executor`` (``executor.LocalExecutor`` unless another is
+given) runs it. Stages start as soon as the stages they need have finished, up to ``jobs`` at a
+time. A stage is skipped when the state file says it is up to date (``state``). A failed stage
+stops the stages that need it; independent stages go on. The outputs of finished stages stay and
+the state records them, so the next run starts again at the failed stage.
+
+Progress goes to the ``progress`` callback, from the calling thread and from executor threads
+(calls are serialized). Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from ..errors import PipelineError
+from .executor import Executor, StageFailure, StageJob, StageOutcome
+from .spec import Pipeline, Stage, load_pipeline, resolve_parameters, stage_parameters
+from .state import Fingerprint, State, load_index
+
+Progress = Callable[[str], None]
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.md"
+
+
+@dataclass(frozen=True)
+class StageRun:
+    name: str
+    status: str  # "ran", "skipped", "failed" or "not run"
+    reason: str  # why it ran, or why not
+    seconds: float | None = None  # this run's time (ran/failed), else the last recorded one
+    notebook: str | None = None  # the executed notebook
+    failure: StageFailure | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    pipeline: Pipeline = field(repr=False)
+    stages: tuple[StageRun, ...]
+    parameters: Mapping[str, Any]
+    seconds: float
+    metrics_path: str | None = None
+    report_path: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status in ("ran", "skipped") for s in self.stages)
+
+    @property
+    def failures(self) -> tuple[StageFailure, ...]:
+        return tuple(s.failure for s in self.stages if s.failure is not None)
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.stages if s.status == status)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pipeline": self.pipeline.name, "path": str(self.pipeline.path), "ok": self.ok,
+                "seconds": round(self.seconds, 3), "parameters": dict(self.parameters),
+                "metrics": self.metrics_path, "report": self.report_path,
+                "stages": [{"name": s.name, "status": s.status, "reason": s.reason,
+                            "seconds": s.seconds, "notebook": s.notebook,
+                            "error": str(s.failure) if s.failure else None,
+                            "metrics": dict(s.metrics)} for s in self.stages]}
+
+
+def select_stages(pipeline: Pipeline, names: Iterable[str]) -> list[str]:
+    """Stage names from ``--stage`` values: a stage name, or a notebook name for all its stages."""
+    chosen: list[str] = []
+    for name in names:
+        matches = [s.name for s in pipeline.stages if s.name == name] or [
+            s.name for s in pipeline.stages
+            if s.name.startswith(f"{name}-") or Path(s.notebook).parent.name == name]
+        if not matches:
+            raise PipelineError(f"no stage named {name!r}", path=pipeline.path,
+                                hint="stages: " + ", ".join(s.name for s in pipeline.stages))
+        chosen += [m for m in matches if m not in chosen]
+    return chosen
+
+
+def run_pipeline(path: Path | str, *, overrides: Sequence[tuple[str, str]] = (),
+                 parameter_files: Sequence[Path | str] = (), stages: Sequence[str] = (),
+                 only: bool = False, jobs: int = 1, force: bool = False,
+                 baseline: Path | str | None = None, metrics: Path | str | None = None,
+                 report: Path | str | None = None, executor: Executor | None = None,
+                 prestart: int | None = None, progress: Progress | None = None) -> RunResult:
+    """Run the pipeline at ``path``; see ``nb2pkg run --help`` and docs/pipeline.md.
+
+    ``stages`` selects stages (or notebooks) and, unless ``only``, the stages they need;
+    ``force`` runs the selected stages even when up to date. ``prestart`` is how many kernels
+    the local executor may start ahead of time (default ``jobs + 2``; 0 turns it off).
+    Raises ``PipelineError`` for bad input; a failing stage is reported in the result.
+    """
+    started = time.perf_counter()
+    lock = threading.Lock()
+    user_progress = progress or (lambda message: None)
+
+    def say(message: str) -> None:
+        with lock:
+            user_progress(message)
+
+    if jobs < 1:
+        raise PipelineError("--jobs must be at least 1")
+    pipeline = load_pipeline(path)
+    values = resolve_parameters(pipeline, overrides, parameter_files)
+    targets = select_stages(pipeline, stages) if stages else [s.name for s in pipeline.stages]
+    selected = set(targets) if only else pipeline.upstream_closure(targets)
+    forced = set(targets) if force else set()
+    if only:
+        for name in targets:
+            for upstream in pipeline.stage(name).upstream:
+                if upstream not in selected and not _has_outputs(pipeline, upstream):
+                    raise PipelineError(f"stage {name} needs {upstream}, which has not run",
+                                        path=pipeline.path, hint="run without --only first")
+    owned = executor is None
+    if executor is None:
+        from .executor import LocalExecutor
+
+        executor = LocalExecutor(prestart=prestart if prestart is not None else jobs + 2,
+                                 progress=say)
+    executor.check(pipeline.kernel)
+    state = State(pipeline)
+    (pipeline.root / pipeline.runs).mkdir(parents=True, exist_ok=True)
+    scheduler = _Scheduler(pipeline, values, state, executor, selected, forced, jobs, say)
+    try:
+        runs = scheduler.run()
+    finally:
+        if owned:
+            executor.close()
+    from .report import write_outputs
+
+    result = RunResult(pipeline, tuple(runs), values, time.perf_counter() - started)
+    return write_outputs(result, baseline=baseline, metrics=metrics, report=report)
+
+
+def _has_outputs(pipeline: Pipeline, stage: str) -> bool:
+    return (pipeline.artifact_dir(stage) / "index.json").is_file()
+
+
+class _Scheduler:
+    def __init__(self, pipeline: Pipeline, values: Mapping[str, Any], state: State,
+                 executor: Executor, selected: set[str], forced: set[str], jobs: int,
+                 say: Progress) -> None:
+        self.pipeline = pipeline
+        self.values = values
+        self.state = state
+        self.executor = executor
+        self.selected = selected
+        self.forced = forced
+        self.jobs = jobs
+        self.say = say
+        self.status: dict[str, StageRun] = {}
+        self.running: dict[Future, tuple[Stage, Fingerprint, str]] = {}
+        self.prepared: set[str] = set()
+
+    def run(self) -> list[StageRun]:
+        pending = [s for s in self.pipeline.stages if s.name in self.selected]
+        try:
+            while pending or self.running:
+                for stage in list(pending):
+                    if self._dispatch(stage):
+                        pending.remove(stage)
+                self._prepare(pending)
+                if self.running:
+                    done, _ = wait(list(self.running), return_when=FIRST_COMPLETED)
+                    for future in done:
+                        self._finish(future)
+                elif pending:  # nothing runs and nothing can start: cannot happen when valid
+                    raise PipelineError(f"stage {pending[0].name} cannot start",
+                                        path=self.pipeline.path)
+        except BaseException:
+            self.executor.close()
+            raise
+        return [self.status[s.name] for s in self.pipeline.stages if s.name in self.status]
+
+    def _upstream_state(self, stage: Stage) -> str:
+        """"ready", "waiting" or "blocked" (an upstream stage failed or will not run)."""
+        result = "ready"
+        for name in stage.upstream:
+            if name not in self.selected:
+                continue  # --only: it ran before
+            run = self.status.get(name)
+            if run is None:
+                result = "waiting"
+            elif run.status in ("failed", "not run"):
+                return "blocked"
+        return result
+
+    def _dispatch(self, stage: Stage) -> bool:
+        """Start, skip or block ``stage`` if it can be decided now; True when decided."""
+        upstream = self._upstream_state(stage)
+        if upstream == "blocked":
+            failed = [u for u in stage.upstream if u in self.status
+                      and self.status[u].status in ("failed", "not run")]
+            self._release(stage)
+            self.status[stage.name] = StageRun(stage.name, "not run",
+                                               f"{failed[0]} did not finish")
+            return True
+        if upstream == "waiting":
+            return False
+        parameters = stage_parameters(stage, self.values)
+        fingerprint = self.state.fingerprint(stage, parameters)
+        reason = "forced" if stage.name in self.forced else self.state.why_run(stage, fingerprint)
+        if reason is None:
+            self._release(stage)
+            self.status[stage.name] = StageRun(
+                stage.name, "skipped", "up to date", self.state.seconds(stage.name),
+                _existing(self.pipeline.executed_notebook(stage.name)), None,
+                _metrics(self.pipeline, stage.name))
+            self.say(f"{stage.name}: up to date, skipped")
+            return True
+        if len(self.running) >= self.jobs:
+            return False
+        folder = self.pipeline.artifact_dir(stage.name)
+        shutil.rmtree(folder, ignore_errors=True)  # no stale outputs survive a new run
+        _ignore_in_git(folder.parent)
+        self.state.forget(stage.name)
+        job = self._job(stage)
+        self.prepared.discard(stage.name)
+        future = self.executor.submit(job)
+        self.running[future] = (stage, fingerprint, reason)
+        self.say(f"{stage.name}: running ({reason})")
+        return True
+
+    def _prepare(self, pending: list[Stage]) -> None:
+        # Start kernels ahead for the stages that will probably run next: those that wait only
+        # for stages running now or started ahead themselves (or for a free job slot). The
+        # executor says how many it takes.
+        ahead = {stage.name for stage, _, _ in self.running.values()} | self.prepared
+        done = {name for name, run in self.status.items() if run.status in ("ran", "skipped")}
+        for stage in pending:
+            if stage.name in self.prepared:
+                continue
+            ups = [u for u in stage.upstream if u in self.selected]
+            if not all(u in ahead or u in done for u in ups):
+                continue
+            if all(u in done for u in ups) and len(self.running) < self.jobs:
+                continue  # it is decided right away (run or skipped) at the next dispatch
+            if not self.executor.prepare(self._job(stage)):
+                return
+            self.prepared.add(stage.name)
+            ahead.add(stage.name)
+
+    def _release(self, stage: Stage) -> None:
+        if stage.name in self.prepared:
+            self.executor.release(stage.name)
+            self.prepared.discard(stage.name)
+
+    def _job(self, stage: Stage) -> StageJob:
+        pipeline = self.pipeline
+        parameters = dict(stage_parameters(stage, self.values))
+        parameters["nb2pkg_stage"] = stage.name
+        parameters["nb2pkg_inputs"] = {name: str(pipeline.artifact_dir(provider))
+                                       for name, provider in stage.inputs}
+        parameters["nb2pkg_outputs"] = str(pipeline.artifact_dir(stage.name))
+        runs = pipeline.root / pipeline.runs
+        return StageJob(
+            stage=stage.name, notebook=pipeline.root / stage.notebook,
+            output=pipeline.executed_notebook(stage.name), parameters=parameters,
+            cwd=(pipeline.root / pipeline.workdir).resolve(),
+            python_path=tuple((pipeline.root / p).resolve() for p in pipeline.python_path)
+            + _own_location(), kernel=pipeline.kernel,
+            timeout=stage.timeout or pipeline.timeout, log=runs / "logs" / f"{stage.name}.log")
+
+    def _finish(self, future: Future) -> None:
+        stage, fingerprint, reason = self.running.pop(future)
+        outcome: StageOutcome = future.result()
+        if outcome.ok:
+            metrics = _metrics(self.pipeline, stage.name)
+            _write_stage_metrics(self.pipeline, stage, metrics)
+            self.state.record(stage.name, fingerprint, outcome.seconds)
+            self.status[stage.name] = StageRun(stage.name, "ran", reason, outcome.seconds,
+                                               outcome.output, None, metrics)
+            self.say(f"{stage.name}: done in {outcome.seconds:.1f} s")
+        else:
+            self.status[stage.name] = StageRun(stage.name, "failed", reason, outcome.seconds,
+                                               outcome.output, outcome.failure, {})
+            self.say(f"{stage.name}: FAILED: {outcome.failure}")
+
+
+def _own_location() -> tuple[Path, ...]:
+    """The folder nb2pkg is imported from, when it is a source checkout (not site-packages).
+
+    Stage notebooks import ``nb2pkg.pipeline.artifacts``; an installed nb2pkg is found by the
+    kernel as usual, but a checkout run with ``python -m nb2pkg`` would not be. A site-packages
+    folder is never added: it would put another environment's packages before the kernel's.
+    """
+    import nb2pkg
+
+    root = Path(nb2pkg.__file__).resolve().parent.parent
+    if root.name in ("site-packages", "dist-packages"):
+        return ()
+    return (root,)
+
+
+def _existing(path: Path) -> str | None:
+    return str(path) if path.exists() else None
+
+
+def _metrics(pipeline: Pipeline, stage: str) -> dict[str, Any]:
+    index = load_index(pipeline.artifact_dir(stage)) or {}
+    metrics = index.get("metrics")
+    return dict(metrics) if isinstance(metrics, dict) else {}
+
+
+def stage_metrics_path(pipeline: Pipeline, stage: str) -> Path:
+    return pipeline.root / pipeline.artifacts / f"{stage}.metrics.json"
+
+
+def _write_stage_metrics(pipeline: Pipeline, stage: Stage, metrics: Mapping[str, Any]) -> None:
+    # One file per stage that declares or records metrics: what `dvc metrics` reads.
+    import json
+
+    path = stage_metrics_path(pipeline, stage.name)
+    if metrics or stage.metrics:
+        path.write_text(json.dumps(dict(metrics), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    elif path.exists():
+        path.unlink()
+
+
+def _ignore_in_git(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# values passed between pipeline stages (nb2pkg run)\n*\n",
+                          encoding="utf-8")

@@ -1,0 +1,414 @@
+"""``pipeline.yaml``: load it, validate it (JSON Schema, then references), resolve parameters.
+
+Every problem is a ``PipelineError`` naming the file, the line and the field, e.g.
+``pipeline.yaml: line 14: stages[2].needs[0]: stage 'clean' is not defined (...)``.
+The format is documented in docs/pipeline.md; the schema ships as ``pipeline.schema.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..errors import PipelineError
+
+SCHEMA_FILE = Path(__file__).with_name("pipeline.schema.json")
+DOCS = "format: docs/pipeline.md"
+TYPES = {"int": int, "float": float, "bool": bool, "str": str, "list": list, "dict": dict}
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str  # "int", "float", "bool", "str", "list", "dict" or "any"
+    default: Any
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    notebook: str  # relative to the pipeline file's folder
+    needs: tuple[str, ...] = ()
+    parameters: tuple[tuple[str, str], ...] = ()  # (notebook variable, pipeline parameter)
+    inputs: tuple[tuple[str, str], ...] = ()  # (variable, stage that provides it)
+    outputs: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    timeout: int | None = None
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        """Stages that must finish first: ``needs`` and the providers of ``inputs``."""
+        return tuple(dict.fromkeys([*self.needs, *(stage for _, stage in self.inputs)]))
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    path: Path  # the pipeline.yaml, absolute
+    name: str
+    stages: tuple[Stage, ...]
+    parameters: tuple[Parameter, ...] = ()
+    kernel: str = "python3"
+    workdir: str = "."
+    python_path: tuple[str, ...] = ()
+    deps: tuple[str, ...] = ()
+    artifacts: str = "artifacts"
+    runs: str = "runs"
+    timeout: int | None = None
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise PipelineError(f"no stage named {name!r}", path=self.path,
+                            hint=f"stages: {', '.join(s.name for s in self.stages)}")
+
+    def parameter(self, name: str) -> Parameter:
+        for parameter in self.parameters:
+            if parameter.name == name:
+                return parameter
+        raise PipelineError(f"unknown parameter {name!r}", path=self.path,
+                            hint=_known(self.parameters))
+
+    def artifact_dir(self, stage: str) -> Path:
+        return self.root / self.artifacts / stage
+
+    def executed_notebook(self, stage: str) -> Path:
+        return self.root / self.runs / f"{stage}.ipynb"
+
+    def upstream_closure(self, names: Iterable[str]) -> set[str]:
+        by_name = {s.name: s for s in self.stages}
+        found: set[str] = set()
+        todo = list(names)
+        while todo:
+            name = todo.pop()
+            if name not in found:
+                found.add(name)
+                todo.extend(by_name[name].upstream)
+        return found
+
+
+# -- loading ------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+def load_pipeline(path: Path | str, *, check_files: bool = True) -> Pipeline:
+    """Read and validate ``pipeline.yaml``; raise ``PipelineError`` naming line and field."""
+    import yaml
+
+    path = Path(path).absolute()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PipelineError("no such pipeline file", path=path,
+                            hint="pass the pipeline.yaml written by `nb2pkg convert`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PipelineError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path=path) from None
+    try:
+        root_node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PipelineError(f"{where}not valid YAML: {problem}", path=path,
+                            hint="check the indentation and quoting there") from None
+    lines = _Lines(root_node)
+    _validate_schema(data, path, lines)
+    pipeline = _build(data, path, lines)
+    _check_references(pipeline, lines)
+    if check_files:
+        if not (pipeline.root / pipeline.workdir).is_dir():
+            raise _error(path, lines, ["workdir"], f"folder {pipeline.workdir} does not exist",
+                         "workdir is relative to the pipeline file")
+        for index, stage in enumerate(pipeline.stages):
+            if not (pipeline.root / stage.notebook).is_file():
+                raise _error(path, lines, ["stages", index, "notebook"],
+                             f"notebook {stage.notebook} does not exist",
+                             "paths are relative to the pipeline file; regenerate with "
+                             "`nb2pkg convert`")
+    return pipeline
+
+
+def _validate_schema(data: Any, path: Path, lines: "_Lines") -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = list(validator.iter_errors(data))
+    if not errors:
+        return
+    error = jsonschema.exceptions.best_match(errors)
+    location = list(error.absolute_path)
+    message = _schema_message(error)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(k for k in error.instance if k not in allowed)
+        if extra:
+            location.append(extra[0])
+            message = f"unknown field {extra[0]!r}"
+            if allowed:
+                message += f" (allowed: {', '.join(sorted(allowed))})"
+            raise _error(path, lines, location, message, DOCS, key=True)
+    raise _error(path, lines, location, message, DOCS)
+
+
+def _schema_message(error: Any) -> str:
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is required")
+    if error.validator == "pattern":
+        return f"{error.instance!r} is not a valid name (letters, digits and _ only)"
+    if error.validator == "enum":
+        return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    if error.validator == "const":
+        return f"must be {error.validator_value!r}, not {error.instance!r}"
+    if error.validator == "oneOf" and error.path and error.path[-1] == "parameters":
+        return "must be a list of parameter names or a mapping of notebook variable to parameter"
+    return error.message
+
+
+def _build(data: Mapping[str, Any], path: Path, lines: "_Lines") -> Pipeline:
+    parameters = []
+    for name, entry in (data.get("parameters") or {}).items():
+        kind = entry["type"]
+        default = entry["default"]
+        if not _matches(kind, default):
+            raise _error(path, lines, ["parameters", name, "default"],
+                         f"default {default!r} is not {_a(kind)}", "make type and default agree")
+        parameters.append(Parameter(name, kind, default, entry.get("help", "")))
+    stages = []
+    for entry in data["stages"]:
+        raw = entry.get("parameters") or []
+        pairs = tuple((p, p) for p in raw) if isinstance(raw, list) else tuple(raw.items())
+        stages.append(Stage(
+            name=entry["name"], notebook=entry["notebook"], needs=tuple(entry.get("needs") or ()),
+            parameters=pairs, inputs=tuple((entry.get("inputs") or {}).items()),
+            outputs=tuple(entry.get("outputs") or ()), metrics=tuple(entry.get("metrics") or ()),
+            timeout=entry.get("timeout")))
+    return Pipeline(
+        path=path, name=data["name"], stages=tuple(stages), parameters=tuple(parameters),
+        kernel=data.get("kernel", "python3"), workdir=data.get("workdir", "."),
+        python_path=tuple(data.get("python_path") or ()), deps=tuple(data.get("deps") or ()),
+        artifacts=data.get("artifacts", "artifacts"), runs=data.get("runs", "runs"),
+        timeout=data.get("timeout"))
+
+
+def _check_references(pipeline: Pipeline, lines: "_Lines") -> None:
+    path = pipeline.path
+    declared = {p.name for p in pipeline.parameters}
+    seen: dict[str, int] = {}
+    for index, stage in enumerate(pipeline.stages):
+        where = ["stages", index]
+        if stage.name in seen:
+            raise _error(path, lines, [*where, "name"],
+                         f"stage name {stage.name!r} is used twice (also stages[{seen[stage.name]}])",
+                         "stage names must be unique")
+        for position, need in enumerate(stage.needs):
+            if need not in seen:
+                problem = ("comes later in the file" if any(s.name == need for s in pipeline.stages)
+                           else "is not defined")
+                raise _error(path, lines, [*where, "needs", position],
+                             f"stage {need!r} {problem}",
+                             "list stages after the stages they need (no cycles)")
+        for variable, provider in stage.inputs:
+            if provider not in seen:
+                problem = ("comes later in the file" if any(s.name == provider for s in pipeline.stages)
+                           else "is not defined")
+                raise _error(path, lines, [*where, "inputs", variable],
+                             f"input `{variable}` comes from stage {provider!r}, which {problem}",
+                             "inputs come from earlier stages")
+            if variable not in pipeline.stages[seen[provider]].outputs:
+                raise _error(path, lines, [*where, "inputs", variable],
+                             f"stage {provider!r} does not list `{variable}` in its outputs",
+                             f"add it to the outputs of {provider}")
+        for variable, parameter in stage.parameters:
+            if parameter not in declared:
+                raise _error(path, lines, [*where, "parameters", variable],
+                             f"unknown parameter {parameter!r}", _known(pipeline.parameters))
+        seen[stage.name] = index
+
+
+def _matches(kind: str, value: Any) -> bool:
+    if kind == "any":
+        return True
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, TYPES[kind])
+
+
+def _known(parameters: Sequence[Parameter]) -> str:
+    names = [p.name for p in parameters]
+    return f"known parameters: {', '.join(names)}" if names else "this pipeline has no parameters"
+
+
+def _error(path: Path, lines: "_Lines", location: list, message: str, hint: str | None = None,
+           *, key: bool = False) -> PipelineError:
+    line = lines.get(location, key=key)
+    field_name = _field(location)
+    text = f"line {line}: " if line else ""
+    text += f"{field_name}: {message}" if field_name else message
+    return PipelineError(text, path=path, hint=hint)
+
+
+def _field(location: Sequence[Any]) -> str:
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+class _Lines:
+    """Line numbers of the YAML nodes, looked up by JSON path (keys and list indexes)."""
+
+    def __init__(self, root: Any) -> None:
+        self.root = root
+
+    def get(self, location: Sequence[Any], *, key: bool = False) -> int | None:
+        node, best = self.root, None
+        if node is None:
+            return None
+        best = node.start_mark.line + 1
+        for depth, part in enumerate(location):
+            last = depth == len(location) - 1
+            child = None
+            if hasattr(node, "value") and isinstance(node.value, list):
+                if node.tag.endswith(":seq"):
+                    if isinstance(part, int) and part < len(node.value):
+                        child = node.value[part]
+                    else:  # a list of names: find the item by its text
+                        child = next((v for v in node.value if getattr(v, "value", None) == part),
+                                     None)
+                elif node.tag.endswith(":map"):
+                    for k, v in node.value:
+                        if k.value == str(part):
+                            child = k if (key and last) else v
+                            break
+            if child is None:
+                return best
+            node = child
+            best = node.start_mark.line + 1
+        return best
+
+
+# -- parameters ---------------------------------------------------------------------------------
+def resolve_parameters(pipeline: Pipeline, overrides: Sequence[tuple[str, str]] = (),
+                       files: Sequence[Path | str] = ()) -> dict[str, Any]:
+    """Parameter values: defaults, then each YAML file, then ``-p NAME VALUE`` (text).
+
+    Values are cast to the declared type (the type of the default in the notebook), never guessed
+    from the text: ``-p seed 7`` is the int 7 because ``seed = 42`` in the notebook.
+    """
+    import yaml
+
+    values = {p.name: p.default for p in pipeline.parameters}
+    by_name = {p.name: p for p in pipeline.parameters}
+    for file in files:
+        file = Path(file)
+        try:
+            data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise PipelineError(f"cannot read parameters file: {exc.strerror}", path=file) from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}: " if mark is not None else ""
+            raise PipelineError(f"{where}not valid YAML", path=file) from None
+        if not isinstance(data, dict):
+            raise PipelineError("a parameters file is a mapping of name: value", path=file)
+        for name, value in _flatten(data, by_name):
+            if name not in by_name:
+                raise PipelineError(f"unknown parameter {name!r}", path=file,
+                                    hint=_known(pipeline.parameters))
+            values[name] = _cast_value(by_name[name], value, str(file))
+    for name, text in overrides:
+        if name not in by_name:
+            raise PipelineError(f"unknown parameter {name!r} (-p {name} ...)", path=pipeline.path,
+                                hint=_known(pipeline.parameters))
+        values[name] = cast_text(by_name[name], text)
+    return values
+
+
+def _flatten(data: Mapping[str, Any], known: Mapping[str, Parameter], prefix: str = ""):
+    # Nested mappings name dotted parameters (DVC's params.yaml style): {churn: {seed: 1}} is
+    # churn.seed -- unless the key is itself a parameter (a dict-typed one).
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if name not in known and isinstance(value, dict):
+            yield from _flatten(value, known, f"{name}.")
+        else:
+            yield name, value
+
+
+def cast_text(parameter: Parameter, text: str) -> Any:
+    """Cast command-line text to the parameter's type; ``PipelineError`` when it does not fit."""
+    import yaml
+
+    kind = parameter.type
+
+    def bad(expected: str) -> PipelineError:
+        return PipelineError(f"parameter {parameter.name} is {_a(kind)} (default "
+                             f"{parameter.default!r}), and {text!r} is not {expected}",
+                             hint=f"pass {expected}, e.g. -p {parameter.name} "
+                                  f"{_example(parameter)}")
+
+    if kind == "str":
+        return text
+    if kind == "int":
+        try:
+            return int(text.strip().replace("_", ""))
+        except ValueError:
+            raise bad("an integer") from None
+    if kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise bad("a number") from None
+    if kind == "bool":
+        word = text.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise bad("true or false")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise bad("valid YAML") from None
+    if kind == "any":
+        return value
+    if not _matches(kind, value):
+        raise bad(f"{_a(kind)} in YAML/JSON syntax")
+    return value
+
+
+def _cast_value(parameter: Parameter, value: Any, source: str) -> Any:
+    if _matches(parameter.type, value):
+        return float(value) if parameter.type == "float" else value
+    hint = "quote it" if parameter.type == "str" else f"give {_a(parameter.type)}"
+    raise PipelineError(f"parameter {parameter.name} is {_a(parameter.type)}, not "
+                        f"{type(value).__name__} ({value!r})", path=source, hint=hint)
+
+
+def _a(kind: str) -> str:
+    return {"int": "an int", "any": "any value"}.get(kind, f"a {kind}")
+
+
+def _example(parameter: Parameter) -> str:
+    if parameter.type in ("list", "dict", "any"):
+        return "'" + json.dumps(parameter.default) + "'"
+    return str(parameter.default).lower() if parameter.type == "bool" else str(parameter.default)
+
+
+def stage_parameters(stage: Stage, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values a stage receives, by notebook variable."""
+    return {variable: values[parameter] for variable, parameter in stage.parameters}

@@ -1,0 +1,279 @@
+"""The pipeline files of a generated project: stage notebooks, ``pipeline.yaml``, the CI workflow.
+
+``pipeline_files(plan)`` is what ``nb2pkg.api.convert`` adds to the project. Which cells go where
+is decided in ``split``; this module only writes it down. Each stage notebook has, in order:
+
+1. a cell tagged ``parameters``: the pipeline parameters it uses (the original assignments, so
+   the same defaults) and where its inputs come from and its outputs go;
+2. a setup cell: session magics, imports and notebook definitions copied from earlier stages;
+3. a cell that loads its inputs (when it has any);
+4. the section's cells, as in the refactored notebook (markdown kept, outputs cleared);
+5. a cell that saves its outputs (and the metrics it recorded).
+
+Generated cells carry ``metadata.nb2pkg.pipeline`` (their role); copied cells keep
+``metadata.nb2pkg.source_cell``, the index of the cell in the original notebook.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import posixpath
+import shlex
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from .split import NotebookSplit, StagePlan, metric_cell_source, split_notebook
+
+PIPELINE_FILE = "pipeline.yaml"
+WORKFLOW_FILE = ".github/workflows/pipeline.yml"
+STAGES_DIR = "stages"
+WORKDIR = "notebooks"  # stages run where the refactored notebooks live: same relative paths
+ARTIFACTS_DIR = "artifacts"
+RUNS_DIR = "runs"
+
+
+@dataclass(frozen=True)
+class PipelinePlan:
+    name: str
+    kernel: str
+    splits: tuple[NotebookSplit, ...]
+    parameter_names: Mapping[tuple[str, str], str]  # (module, variable) -> pipeline parameter
+
+
+def plan_pipeline(plan: Any, single_stage: bool = False) -> PipelinePlan:
+    """Split every notebook of a ``PackagePlan`` into stages."""
+    taken: set[str] = set()
+    splits = []
+    for notebook, result in zip(plan.notebooks, plan.analysis.notebooks):
+        cell = result.notebook.parameters_cell
+        splits.append(split_notebook(notebook.module, notebook.node,
+                                     cell.index if cell is not None else None,
+                                     single_stage=single_stage, taken_names=taken))
+    several = len(splits) > 1
+    names = {(s.module, p.name): (f"{s.module}.{p.name}" if several else p.name)
+             for s in splits for p in s.parameters}
+    kernel = next((n.node.metadata.get("kernelspec", {}).get("name") for n in plan.notebooks
+                   if n.node.metadata.get("kernelspec", {}).get("name")), "python3")
+    return PipelinePlan(plan.name, kernel, tuple(splits), names)
+
+
+def pipeline_files(plan: Any, single_stage: bool = False) -> dict[str, str | bytes]:
+    """Every pipeline file of the generated project, by relative POSIX path."""
+    pipeline = plan_pipeline(plan, single_stage)
+    files: dict[str, str | bytes] = {}
+    for notebook, split in zip(plan.notebooks, pipeline.splits):
+        for stage in split.stages:
+            node = stage_notebook(notebook.node, split, stage, notebook.filename)
+            files[stage_path(stage)] = _dumps(node)
+    env = template_environment()
+    context = pipeline_context(pipeline)
+    files[PIPELINE_FILE] = env.get_template("pipeline/pipeline.yaml.j2").render(**context)
+    files[WORKFLOW_FILE] = env.get_template("pipeline/workflow.yml.j2").render(**context)
+    return files
+
+
+def stage_path(stage: StagePlan) -> str:
+    return f"{STAGES_DIR}/{stage.notebook}/{stage.filename}"
+
+
+# -- one stage notebook ---------------------------------------------------------------------------
+def stage_notebook(source: Any, split: NotebookSplit, stage: StagePlan,
+                   notebook_file: str = "") -> Any:
+    """The notebook of ``stage``, built from the refactored notebook node ``source``
+    (``notebooks/<notebook_file>`` in the project)."""
+    from ..analysis.parse import parse_cell
+
+    import nbformat
+
+    # Copy only this stage's cells: a notebook of 60 sections would otherwise be copied 60 times.
+    node = nbformat.from_dict({key: value for key, value in source.items() if key != "cells"})
+    node = copy.deepcopy(node)
+    original = source.cells
+    owns_parameters = split.parameters_position in stage.cells
+    cells = [_generated("parameters", _parameters_source(split, stage, owns_parameters),
+                        tags=["parameters"])]
+    setup = _setup_source(stage)
+    cells.append(_generated("setup", setup))
+    if stage.inputs:
+        load = ["# Inputs: values computed by earlier stages (pipeline artifacts)",
+                "nb2pkg_loaded = nb2pkg_artifacts.load_inputs(nb2pkg_inputs, globals(), "
+                "stage=nb2pkg_stage)"
+                f"  # {', '.join(name for name, _ in stage.inputs)}"]
+        if stage.late_definitions:
+            load += ["", "# Defined again here: these definitions use the inputs",
+                     *[f"{text}\n" for text in stage.late_definitions]]
+        cells.append(_generated("load", "\n".join(load).rstrip() + "\n"))
+    for position in stage.cells:
+        cell = copy.deepcopy(original[position])
+        if position == split.parameters_position:
+            if not split.parameters_residual:
+                continue  # only parameters: they are in the first cell now
+            cell.source = split.parameters_residual
+        elif position in stage.metric_cells:
+            wrapped = metric_cell_source(parse_cell(cell.source))
+            if wrapped is not None:
+                cell.source = wrapped
+        _clear(cell)
+        cells.append(cell)
+    outputs = ", ".join(json.dumps(name) for name in stage.outputs)
+    save = ("# Outputs: values later stages use (and the metrics this stage recorded)\n"
+            f"nb2pkg_saved = nb2pkg_artifacts.save_outputs(nb2pkg_outputs, [{outputs}], "
+            "globals(), stage=nb2pkg_stage)\n")
+    cells.append(_generated("save", save))
+    node.cells = cells
+    node.metadata["nb2pkg"] = {"stage": stage.name, "title": stage.title,
+                               "notebook": f"{WORKDIR}/{notebook_file or split.module + '.ipynb'}"}
+    if node.get("nbformat_minor", 0) >= 5:
+        for index, cell in enumerate(cells):
+            cell["id"] = f"{stage.slug[:40]}-{index}"
+    return node
+
+
+def _parameters_source(split: NotebookSplit, stage: StagePlan, owns: bool) -> str:
+    by_name = {p.name: p for p in split.parameters}
+    lines = []
+    if owns:
+        if split.parameters_comments and not split.parameters_residual:
+            lines += split.parameters_comments.splitlines()
+        lines += [p.source for p in split.parameters]
+    else:
+        lines += [by_name[name].source for name in stage.parameters]
+    if lines:
+        lines = ["# Parameters: `nb2pkg run` injects the values it resolves after this cell.",
+                 *lines, ""]
+    inputs = {name: _relative_artifacts(provider) for name, provider in stage.inputs}
+    lines += ["# Where this stage's inputs come from and its outputs go (relative to the",
+              "# working directory; `nb2pkg run` passes absolute paths).",
+              f"nb2pkg_stage = {json.dumps(stage.name)}",
+              f"nb2pkg_inputs = {_python_dict(inputs)}",
+              f"nb2pkg_outputs = {json.dumps(_relative_artifacts(stage.name))}"]
+    return "\n".join(lines) + "\n"
+
+
+def _relative_artifacts(stage: str) -> str:
+    return posixpath.relpath(f"{ARTIFACTS_DIR}/{stage}", WORKDIR)
+
+
+def _python_dict(values: Mapping[str, str]) -> str:
+    if not values:
+        return "{}"
+    items = [f"    {json.dumps(k)}: {json.dumps(v)}," for k, v in values.items()]
+    return "{\n" + "\n".join(items) + "\n}"
+
+
+def _setup_source(stage: StagePlan) -> str:
+    parts = ["# Setup: what earlier stages imported and defined, which this stage uses",
+             "from nb2pkg.pipeline import artifacts as nb2pkg_artifacts"]
+    parts += list(stage.magics)
+    parts += list(stage.imports)
+    text = "\n".join(parts)
+    for definition in stage.definitions:
+        text += "\n\n\n" + definition
+    return text + "\n"
+
+
+def _generated(role: str, source: str, tags: list[str] | None = None) -> Any:
+    import nbformat
+
+    # Built directly (new_code_cell validates every cell; the whole notebook is validated when
+    # it is written).
+    return nbformat.from_dict({
+        "cell_type": "code", "execution_count": None, "outputs": [], "source": source,
+        "metadata": {"nb2pkg": {"pipeline": role}, "tags": list(tags or []) + [f"nb2pkg-{role}"]},
+    })
+
+
+def _clear(cell: Any) -> None:
+    if cell.cell_type == "code":
+        cell.outputs = []
+        cell.execution_count = None
+    tags = [t for t in cell.get("metadata", {}).get("tags", [])
+            if t not in ("parameters", "injected-parameters")]
+    if "tags" in cell.get("metadata", {}):
+        cell.metadata["tags"] = tags
+    cell.get("metadata", {}).pop("papermill", None)
+    cell.get("metadata", {}).pop("execution", None)
+
+
+def _dumps(node: Any) -> str:
+    import nbformat
+
+    return nbformat.writes(node) + "\n"
+
+
+# -- pipeline.yaml and the workflow -------------------------------------------------------------
+def pipeline_context(pipeline: PipelinePlan) -> dict[str, Any]:
+    """What the pipeline.yaml and workflow templates get."""
+    several = len(pipeline.splits) > 1
+    parameters = []
+    for split in pipeline.splits:
+        for p in split.parameters:
+            parameters.append({"name": pipeline.parameter_names[(split.module, p.name)],
+                               "type": p.type, "default": _yaml_default(p.default)})
+    stages = []
+    for split in pipeline.splits:
+        previous = None
+        for stage in split.stages:
+            pairs = [(v, pipeline.parameter_names[(split.module, v)]) for v in stage.parameters]
+            needs = [previous] if previous and previous not in {p for _, p in stage.inputs} else []
+            stages.append({
+                "name": stage.name, "title": stage.title, "notebook": stage_path(stage),
+                "needs": needs,
+                "parameters": ([v for v, _ in pairs] if not several
+                               else {v: p for v, p in pairs}),
+                "inputs": dict(stage.inputs), "outputs": list(stage.outputs),
+                "metrics": list(stage.metrics),
+            })
+            previous = stage.name
+    return {"name": pipeline.name, "kernel": pipeline.kernel, "workdir": WORKDIR,
+            "artifacts": ARTIFACTS_DIR, "runs": RUNS_DIR, "python_path": ["src"],
+            "deps": ["src"], "parameters": parameters, "stages": stages,
+            "pipeline_file": PIPELINE_FILE, "notebooks": [s.module for s in pipeline.splits],
+            # CI uses the Python the notebooks were converted with.
+            "python_version": f"{sys.version_info.major}.{sys.version_info.minor}"}
+
+
+def _yaml_default(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def templates_dir() -> Path:
+    """``templates/``: inside the installed wheel, or beside the package in a checkout.
+
+    (Same rule as ``nb2pkg.generate``, which is not imported here: it pulls in the refactoring
+    machinery, and ``nb2pkg run`` renders its report from these templates.)
+    """
+    packaged = resources.files("nb2pkg") / "templates"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent.parent / "templates"
+
+
+def template_environment():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
+                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+                             autoescape=False, trim_blocks=True, lstrip_blocks=True)
+    env.filters["yaml"] = yaml_scalar
+    env.filters["shell"] = shlex.quote  # values from notebook metadata, into shell commands
+    return env
+
+
+def yaml_scalar(value: Any) -> str:
+    """``value`` as inline YAML (flow style), the same value when read back."""
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"),
+                          allow_unicode=True, sort_keys=False)
+    text = text.rstrip("\n")
+    if text.endswith("\n..."):
+        text = text[:-4]
+    return text.strip()
+
+
+__all__ = ["pipeline_files", "plan_pipeline", "stage_notebook", "PIPELINE_FILE", "WORKFLOW_FILE"]

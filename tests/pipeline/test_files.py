@@ -1,0 +1,136 @@
+"""Generated files: pipeline.yaml, the CI workflow and the DVC export agree with each other."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from helpers import write_notebook
+from nb2pkg.api import ConvertOptions, convert
+from nb2pkg.cli import main
+from nb2pkg.pipeline.spec import load_pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def two_notebooks(tmp_path_factory):
+    base = tmp_path_factory.mktemp("files")
+    first = write_notebook(base / "in" / "prep.ipynb", [
+        ("code", "seed = 1\nrate = 0.5", ["parameters"]),
+        ("markdown", "## Load"), "data = [seed] * 3",
+        ("markdown", "## Score"), ("code", "{'mean': sum(data) / len(data) * rate}", ["metrics"])])
+    second = write_notebook(base / "in" / "other.ipynb", [
+        ("code", "seed = 2", ["parameters"]), ("markdown", "## Only"), "print(seed)"])
+    out = base / "project"
+    convert([first, second], out, ConvertOptions(pipeline=True, extract=False))
+    return out
+
+
+def test_pipeline_yaml_is_valid_and_namespaces_parameters(two_notebooks):
+    pipeline = load_pipeline(two_notebooks / "pipeline.yaml")
+    assert [p.name for p in pipeline.parameters] == ["prep.seed", "prep.rate", "other.seed"]
+    assert pipeline.stage("prep-score").parameters == (("rate", "prep.rate"),)
+    assert pipeline.stage("prep-score").inputs == (("data", "prep-load"),)
+    assert pipeline.stage("prep-score").metrics == ("mean",)
+    assert pipeline.workdir == "notebooks" and pipeline.python_path == ("src",)
+    for stage in pipeline.stages:
+        nbformat.validate(nbformat.read(str(two_notebooks / stage.notebook), as_version=4))
+        node = json.loads((two_notebooks / stage.notebook).read_text())
+        first = node["cells"][0]
+        assert "parameters" in first["metadata"]["tags"]
+        assert first["metadata"]["nb2pkg"] == {"pipeline": "parameters"}
+        assert node["cells"][-1]["metadata"]["nb2pkg"] == {"pipeline": "save"}
+
+
+def test_workflow_runs_the_pipeline_with_least_privilege(two_notebooks):
+    text = (two_notebooks / ".github" / "workflows" / "pipeline.yml").read_text()
+    workflow = yaml.safe_load(text)
+    assert workflow["permissions"] == {"contents": "read"}
+    (job,) = workflow["jobs"].values()
+    assert "permissions" not in job or job["permissions"] == {"contents": "read"}
+    steps = job["steps"]
+    scripts = [s["run"] for s in steps if "run" in s]
+    for script in scripts:
+        assert "${{" not in script, script  # untrusted values arrive through env, not here
+    run_step = next(s for s in steps if "nb2pkg run" in s.get("run", ""))
+    assert "nb2pkg run pipeline.yaml" in run_step["run"] and "--stage" not in run_step["run"]
+    assert run_step["env"]["PIPELINE_PARAMETERS"] == "${{ github.event.inputs.parameters }}"
+    assert any("pytest" in s for s in scripts)
+    assert any('pip install -e ".[test]"' in s for s in scripts)
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["if"] == "always()" and upload["with"]["path"].startswith("runs")
+    checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["persist-credentials"] is False
+
+
+def test_dvc_export_has_the_same_stages(two_notebooks, tmp_path, capsys):
+    assert main(["export", "dvc", str(two_notebooks / "pipeline.yaml")]) == 0
+    assert "dvc.yaml" in capsys.readouterr().out
+    pipeline = load_pipeline(two_notebooks / "pipeline.yaml")
+    dvc = yaml.safe_load((two_notebooks / "dvc.yaml").read_text())
+    params = yaml.safe_load((two_notebooks / "params.yaml").read_text())
+    assert list(dvc["stages"]) == [s.name for s in pipeline.stages]
+    assert params == {"prep": {"seed": 1, "rate": 0.5}, "other": {"seed": 2}}
+    score = dvc["stages"]["prep-score"]
+    assert score["cmd"] == ("nb2pkg run pipeline.yaml --stage prep-score --only --force "
+                            "-f params.yaml")
+    assert score["deps"] == ["stages/prep/02_score.ipynb", "src", "artifacts/prep-load"]
+    assert score["params"] == [{"params.yaml": ["prep.rate"]}]
+    assert score["outs"] == ["artifacts/prep-score", {"runs/prep-score.ipynb": {"cache": False}}]
+    assert score["metrics"] == [{"artifacts/prep-score.metrics.json": {"cache": False}}]
+    assert "wdir" not in score
+    for stage in pipeline.stages:  # every input's provider output is a dependency
+        deps = dvc["stages"][stage.name]["deps"]
+        assert all(f"artifacts/{provider}" in deps for _, provider in stage.inputs)
+
+    elsewhere = tmp_path / "dvc"
+    assert main(["export", "dvc", str(two_notebooks / "pipeline.yaml"), "-o", str(elsewhere)]) == 0
+    moved = yaml.safe_load((elsewhere / "dvc.yaml").read_text())["stages"]["prep-score"]
+    assert moved["wdir"] == Path(__import__("os").path.relpath(two_notebooks, elsewhere)).as_posix()
+    assert moved["params"] == [{Path(__import__("os").path.relpath(elsewhere / "params.yaml",
+                                                                    two_notebooks)).as_posix():
+                                ["prep.rate"]}]
+
+
+def test_help_and_convert_do_not_import_papermill(tmp_path):
+    notebook = write_notebook(tmp_path / "n.ipynb", [("markdown", "## A"), "x = 1",
+                                                     ("markdown", "## B"), "print(x)"])
+    code = (
+        "import sys, argparse\n"
+        "from nb2pkg.pipeline.cli import add_commands\n"
+        "parser = argparse.ArgumentParser(); add_commands(parser.add_subparsers())\n"
+        "from nb2pkg.api import ConvertOptions, convert\n"
+        f"convert([{str(notebook)!r}], {str(tmp_path / 'out')!r}, ConvertOptions(pipeline=True))\n"
+        "heavy = [m for m in ('papermill', 'nbclient', 'jupyter_client') if m in sys.modules]\n"
+        "print(heavy)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=str(ROOT), check=True)
+    assert done.stdout.strip() == "[]"
+    assert (tmp_path / "out" / "pipeline.yaml").exists()
+
+
+def test_warm_up_runs_only_the_imports_and_magics_of_the_setup_cell(two_notebooks):
+    from nb2pkg.pipeline.executor import warmup_source
+
+    node = nbformat.read(str(two_notebooks / "stages" / "prep" / "02_score.ipynb"), as_version=4)
+    setup = next(c for c in node.cells if c.metadata["nb2pkg"].get("pipeline") == "setup")
+    setup.source += "\n%matplotlib inline\nimport json\n\n\ndef f():\n    return 1\nx = f()\n"
+    path = two_notebooks / "warm.ipynb"
+    nbformat.write(node, str(path))
+    assert warmup_source(path) == ("from nb2pkg.pipeline import artifacts as nb2pkg_artifacts\n"
+                                   "%matplotlib inline\nimport json")
+
+
+def test_unknown_kernel_is_bad_input(two_notebooks, capsys):
+    text = (two_notebooks / "pipeline.yaml").read_text().replace("kernel: python3",
+                                                                 "kernel: no-such-kernel")
+    (two_notebooks / "other.yaml").write_text(text)
+    assert main(["run", str(two_notebooks / "other.yaml")]) == 2
+    assert "no Jupyter kernel named 'no-such-kernel'" in capsys.readouterr().err
