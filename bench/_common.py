@@ -1,0 +1,160 @@
+"""Helpers shared by the benchmark scripts: statistics, tables, machine facts, result files."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results"
+if str(REPO) not in sys.path:  # run from a checkout: nb2pkg need not be installed
+    sys.path.insert(0, str(REPO))
+
+
+def median(values) -> float:
+    return statistics.median(values)
+
+
+def loglog_slope(sizes, times) -> float:
+    """Least-squares slope of log(time) against log(size): 1.0 is linear, 2.0 quadratic."""
+    xs = [math.log(s) for s in sizes]
+    ys = [math.log(max(t, 1e-9)) for t in times]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else float("nan")
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    """A plain-text table (also valid Markdown)."""
+    cells = [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+    line = lambda values: "| " + " | ".join(v.rjust(w) if i else v.ljust(w)  # noqa: E731
+                                           for i, (v, w) in enumerate(zip(values, widths))) + " |"
+    out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in cells]
+    return "\n".join(out)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+    return str(value)
+
+
+def versions(*modules: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in modules:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def machine() -> dict[str, object]:
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def warn_if_busy() -> str | None:
+    """A warning when other processes are using the CPUs (timings would be inflated)."""
+    if not hasattr(os, "getloadavg"):
+        return None
+    load = os.getloadavg()[0]
+    cpus = os.cpu_count() or 1
+    if load > 0.5 * cpus:
+        message = (f"warning: 1-minute load average is {load:.2f} on {cpus} CPUs; other "
+                   "processes are running, wall times will be inflated (CPU times less so)")
+        print(message, file=sys.stderr)
+        return message
+    return None
+
+
+def write_result(name: str, data: dict) -> Path:
+    """Write ``data`` to ``bench/results/<name>-<timestamp>.json`` and ``<name>-latest.json``."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if hasattr(os, "getloadavg"):
+        data.setdefault("machine", {})["load_average_at_end"] = list(os.getloadavg())
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+    path = RESULTS / f"{name}-{stamp}.json"
+    path.write_text(text, encoding="utf-8")
+    (RESULTS / f"{name}-latest.json").write_text(text, encoding="utf-8")
+    return path
+
+
+def now_iso() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+class GcTimer:
+    """Time spent in the cyclic garbage collector while installed (via ``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._start = 0.0
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._start
+            self.collections[info.get("generation", 0)] += 1
+
+    @contextmanager
+    def installed(self):
+        gc.callbacks.append(self._callback)
+        try:
+            yield self
+        finally:
+            gc.callbacks.remove(self._callback)
+
+
+@contextmanager
+def gc_disabled():
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def wait_for_idle(max_seconds: float, threshold: float | None = None) -> float:
+    """Wait (up to ``max_seconds``) until the 1-minute load average drops below ``threshold``
+    (default: a quarter of the CPUs); return the load average when starting."""
+    if not hasattr(os, "getloadavg") or max_seconds <= 0:
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    limit = threshold if threshold is not None else 0.25 * (os.cpu_count() or 1)
+    deadline = time.monotonic() + max_seconds
+    load = os.getloadavg()[0]
+    if load >= limit:
+        print(f"waiting for the machine to be idle (load {load:.2f} >= {limit:.2f}) ...",
+              file=sys.stderr, flush=True)
+    while load >= limit and time.monotonic() < deadline:
+        time.sleep(5)
+        load = os.getloadavg()[0]
+    return load
