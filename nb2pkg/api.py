@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .analysis import Analysis
+from ._runtime import gc_paused
 from .errors import Nb2pkgError
 from .notebook import read_notebook
 
@@ -108,8 +109,9 @@ def analyze(paths: Sequence[Path | str], min_statements: int = 3, min_lines: int
     """Read and analyse notebooks (files or folders) together: clones are found across all."""
     from .analysis import combine
 
-    analyses, failures = _read(paths, jobs, progress or (lambda message: None))
-    return AnalysisReport(combine(analyses, min_statements, min_lines), tuple(failures))
+    with gc_paused():
+        analyses, failures = _read(paths, jobs, progress or (lambda message: None))
+        return AnalysisReport(combine(analyses, min_statements, min_lines), tuple(failures))
 
 
 def convert(paths: Sequence[Path | str], output: Path | str,
@@ -127,19 +129,20 @@ def convert(paths: Sequence[Path | str], output: Path | str,
         raise Nb2pkgError("no notebooks given", hint="pass one or more .ipynb files")
     if not options.dry_run:
         check_output(output, options.force, [Path(p) for p in paths])
-    analyses, failures = _read(paths, jobs, say)
-    analysis = combine(analyses, options.min_clone_statements, options.min_clone_lines)
-    say(f"planning package ({len(analysis.clones)} clone groups)")
-    plan = plan_package(analysis, PlanOptions(name=options.name, extract=options.extract,
-                                              min_statements=options.min_clone_statements,
-                                              overrides=options.names))
-    extra = {}
-    if options.pipeline:
-        from .pipeline.stages import pipeline_files
+    with gc_paused():
+        analyses, failures = _read(paths, jobs, say)
+        analysis = combine(analyses, options.min_clone_statements, options.min_clone_lines)
+        say(f"planning package ({len(analysis.clones)} clone groups)")
+        plan = plan_package(analysis, PlanOptions(name=options.name, extract=options.extract,
+                                                  min_statements=options.min_clone_statements,
+                                                  overrides=options.names))
+        extra = {}
+        if options.pipeline:
+            from .pipeline.stages import pipeline_files
 
-        say("splitting notebooks into pipeline stages")
-        extra = pipeline_files(plan, single_stage=options.single_stage)
-    files = render(plan, extra)
+            say("splitting notebooks into pipeline stages")
+            extra = pipeline_files(plan, single_stage=options.single_stage)
+        files = render(plan, extra)
     if options.dry_run:
         return ConvertReport(plan.name, str(output), tuple(sorted(files)), True, plan,
                              failures=tuple(failures))

@@ -110,15 +110,21 @@ def read_notebook(path: Path | str) -> Notebook:
             warnings.simplefilter("ignore")
             if version == 4:  # validate the file as it is, so errors point at its fields
                 nbformat.validate(nbformat.from_dict(data))
+            # Drop the first parse before nbformat parses the text again: holding both made
+            # reading a notebook with large outputs peak at 3x its size instead of 2x.
+            data = None
             node = nbformat.reads(text, as_version=4)
             nbformat.validate(node)
     except nbformat.ValidationError as exc:
-        steps = list(exc.absolute_path)
-        where = "/".join(str(p) for p in steps) or "notebook"
-        cell = steps[1] if len(steps) > 1 and steps[0] == "cells" and isinstance(steps[1], int) else None
-        raise NotebookError(f"invalid notebook at {where}: {_first_line(exc.message)}", path=path,
-                            cell=cell, hint="re-save it from Jupyter, or fix the field by hand") from None
+        raise _invalid(exc, path) from None
     except Exception as exc:  # nbformat raises assorted errors for damaged structures
+        # nbformat normalizes before it checks the schema, so on some damaged structures
+        # ("cells": [1], a number as cell_type, a string as nbformat_minor) it fails with a Python
+        # error naming no field ("argument of type 'int' is not iterable"): report the schema's
+        # complaint instead (tests/data/robustness/cell_is_not_an_object.ipynb).
+        schema_error = _schema_error(text, version) if version == 4 else None
+        if schema_error is not None:
+            raise _invalid(schema_error, path) from None
         raise NotebookError(f"invalid notebook: {_first_line(str(exc))}", path=path) from None
 
     kernel_name, language = _kernel(node)
@@ -133,6 +139,30 @@ def read_notebook(path: Path | str) -> Notebook:
                     original_nbformat=version)
 
 
+def _invalid(error: Any, path: Path) -> NotebookError:
+    """A schema ValidationError as a one-line NotebookError naming the field (and cell)."""
+    steps = list(error.absolute_path)
+    where = "/".join(str(p) for p in steps) or "notebook"
+    cell = steps[1] if len(steps) > 1 and steps[0] == "cells" and isinstance(steps[1], int) else None
+    return NotebookError(f"invalid notebook at {where}: {_first_line(error.message)}", path=path,
+                         cell=cell, hint="re-save it from Jupyter, or fix the field by hand")
+
+
+def _schema_error(text: str, version: int) -> Any:
+    """The schema's most relevant complaint about the file as written, or None."""
+    try:
+        import jsonschema
+        from nbformat.validator import get_validator
+
+        data = json.loads(text)
+        minor = data.get("nbformat_minor")
+        validator = get_validator(version, minor if isinstance(minor, int) else None,
+                                  name="jsonschema")
+        return jsonschema.exceptions.best_match(validator.iter_errors(data))
+    except Exception:  # only a better message is at stake
+        return None
+
+
 def _kernel(node: Any) -> tuple[str, str]:
     meta = node.get("metadata", {})
     spec = meta.get("kernelspec") or {}
@@ -140,8 +170,11 @@ def _kernel(node: Any) -> tuple[str, str]:
     # jupytext writes notebooks made from R/Julia/PowerShell scripts with no kernelspec and no
     # language_info, only metadata.jupytext.main_language: without it they were read as Python
     # (every cell unparseable) instead of being refused (tests/data/robustness/jupytext_*).
+    # Notebooks saved in nbformat 3 by IJulia/IRkernel name it only in metadata.language, which
+    # the upgrade to v4 keeps (tests/data/robustness/v3_julia_metadata_language.ipynb).
     jupytext = meta.get("jupytext") if isinstance(meta.get("jupytext"), dict) else {}
-    language = spec.get("language") or info.get("name") or jupytext.get("main_language") or "python"
+    language = (spec.get("language") or info.get("name") or jupytext.get("main_language")
+                or meta.get("language") or "python")
     return spec.get("name") or "python3", str(language)
 
 

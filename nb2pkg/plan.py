@@ -135,7 +135,7 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions()) -> Pa
                 refusals.append(result)
 
     module_plans = _modules(analysis, package, modules, hoisted, extractions, imports, ctx)
-    notebook_plans = _notebooks(analysis, package, modules, hoisted, extractions)
+    notebook_plans = _notebooks(analysis, package, modules, hoisted, extractions, ctx)
     return PackagePlan(package, tuple(module_plans), tuple(notebook_plans), tuple(extractions),
                        tuple(refusals), tuple(hoisted), tuple(kept),
                        tuple(dependencies(analysis, package)), analysis)
@@ -153,7 +153,7 @@ def _own_line(analysis: Analysis, h: Hoisted) -> bool:
 
 
 def _check_span(ctx: ExtractContext, occurrence) -> None:
-    module, _ = ctx.cst_cell((occurrence.notebook, occurrence.cell))
+    module = ctx.cst_module((occurrence.notebook, occurrence.cell))
     _, statements = cst_statement_list(module, occurrence.path)
     cst_span(statements, occurrence.start, occurrence.stop)
 
@@ -172,7 +172,7 @@ def _overlaps(a, b) -> bool:
 
 
 def _statement_source(ctx: ExtractContext, notebook: int, cell: int, index: int) -> str:
-    module, _ = ctx.cst_cell((notebook, cell))
+    module = ctx.cst_module((notebook, cell))
     _, statements = cst_statement_list(module, ())
     first, last = cst_span(statements, index, index + 1)
     return cst.Module(body=statements[first:last]).code.strip("\n")
@@ -242,7 +242,7 @@ def _merge_imports(lines: set[str]) -> tuple[str, ...]:
 
 
 def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: list[Hoisted],
-               extractions: list[Extraction]) -> list[NotebookPlan]:
+               extractions: list[Extraction], ctx: ExtractContext) -> list[NotebookPlan]:
     plans = []
     used_filenames: set[str] = set()
     for nb, result in enumerate(analysis.notebooks):
@@ -277,7 +277,8 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
             cell.metadata["nb2pkg"] = {"source_cell": index}
             if index in replacements:
                 try:
-                    cell.source = rewrite_cell(parsed[index].masked, replacements[index])
+                    cell.source = rewrite_cell(parsed[index].masked, replacements[index],
+                                               ctx.cst_module((nb, index)))
                 except RewriteError as exc:  # pragma: no cover - spans are checked when planned
                     raise RuntimeError(f"cell {index}: {exc}") from exc
         if imported:
@@ -332,10 +333,7 @@ def dependencies(analysis: Analysis, package: str) -> list[Dependency]:
                     for word in magic.text.split("install", 1)[1].split():
                         if not word.startswith("-") and word.replace("-", "_").replace(".", "_").isidentifier():
                             names.setdefault("pip:" + word, "pip install")
-    try:
-        mapping = metadata.packages_distributions()
-    except Exception:  # a broken environment must not stop a conversion
-        mapping = {}
+    mapping: dict[str, list[str]] | None = None  # scanning every installed package is slow
     found: dict[str, Dependency] = {}
     for name, source in names.items():
         if name.startswith("pip:"):
@@ -343,15 +341,23 @@ def dependencies(analysis: Analysis, package: str) -> list[Dependency]:
         else:
             if name in sys.stdlib_module_names or name in {package, "__future__"}:
                 continue
-            dist = (mapping.get(name) or [KNOWN_DISTRIBUTIONS.get(name, name)])[0]
-        key = dist.lower().replace("_", "-")
-        if key in found:
-            continue
+            dist = KNOWN_DISTRIBUTIONS.get(name, name)
         try:
-            version = metadata.version(dist)
+            version: str | None = metadata.version(dist)
         except metadata.PackageNotFoundError:
             version = None
-        found[key] = Dependency(dist, version, source)
+            if not name.startswith("pip:"):
+                if mapping is None:
+                    try:
+                        mapping = metadata.packages_distributions()
+                    except Exception:  # a broken environment must not stop a conversion
+                        mapping = {}
+                if mapping.get(name):
+                    dist = mapping[name][0]
+                    version = metadata.version(dist)
+        key = dist.lower().replace("_", "-")
+        if key not in found:
+            found[key] = Dependency(dist, version, source)
     return sorted(found.values(), key=lambda d: d.name.lower())
 
 

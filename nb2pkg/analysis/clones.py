@@ -175,7 +175,10 @@ def _fingerprint(cell: ParsedCell, statement: ast.stmt) -> tuple[int, int]:
                               ast.ImportFrom)):
         return hash(("unique", id(statement))), 1
     found = _Shape()
-    found.visit(statement)
+    try:
+        found.visit(statement)
+    except RecursionError:  # nested too deeply to compare (parse_cell keeps such cells opaque)
+        return hash(("unique", id(statement))), 1
     # Magic placeholders compare by the magic they stand for, so copies with magics are found
     # (and then refused with that reason) rather than silently missed.
     for leaf in found.leaves:

@@ -44,7 +44,15 @@ def parse_cell(source: str, notebook: int = 0, cell: int = 0) -> ParsedCell:
         return ParsedCell(notebook, cell, source, masked, None, None, f"syntax error at {detail}")
     except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
         return ParsedCell(notebook, cell, source, masked, None, None, f"cannot parse: {exc}")
-    return ParsedCell(notebook, cell, source, masked, tree, block_io(tree.body))
+    try:
+        io = block_io(tree.body)
+    except RecursionError:
+        # ast parses expressions nested up to ~3000 deep (`a + b + ...` with 1000+ terms, long
+        # attribute chains) that the recursive analyses cannot walk: keep such a cell opaque
+        # instead of crashing (tests/data/robustness/deeply_nested_expression.ipynb).
+        return ParsedCell(notebook, cell, source, masked, None, None,
+                          "cannot analyse: an expression is nested too deeply")
+    return ParsedCell(notebook, cell, source, masked, tree, io)
 
 
 def parse_notebook(notebook: Notebook, position: int = 0) -> tuple[ParsedCell, ...]:

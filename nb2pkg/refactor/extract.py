@@ -71,15 +71,36 @@ class ExtractContext:
     min_statements: int = 3
     overrides: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     section_title: Callable[[int, int], str | None] | None = None  # (notebook, cell) -> heading
-    _cst: dict[CellKey, tuple[MetadataWrapper, Mapping[cst.CSTNode, object]]] = field(
+    _modules: dict[CellKey, cst.Module] = field(default_factory=dict)
+    _positions: dict[CellKey, tuple[cst.Module, Mapping[cst.CSTNode, object]]] = field(
+        default_factory=dict)
+    _notebook_facts: dict[int, tuple[list[CellKey], frozenset[str], bool]] = field(
         default_factory=dict)
 
-    def cst_cell(self, key: CellKey) -> tuple[cst.Module, Mapping[cst.CSTNode, object]]:
-        if key not in self._cst:
-            wrapper = MetadataWrapper(cst.parse_module(self.cells[key].masked.code))
-            self._cst[key] = (wrapper, wrapper.resolve(PositionProvider))
-        wrapper, positions = self._cst[key]
-        return wrapper.module, positions
+    def cst_module(self, key: CellKey) -> cst.Module:
+        """The cell's masked code parsed with libcst (once)."""
+        if key not in self._modules:
+            self._modules[key] = cst.parse_module(self.cells[key].masked.code)
+        return self._modules[key]
+
+    def cst_positions(self, key: CellKey) -> tuple[cst.Module, Mapping[cst.CSTNode, object]]:
+        """The parsed cell with source positions, for cells whose leaves are rewritten."""
+        if key not in self._positions:
+            # The module was parsed for this cache and is never changed: no need to copy it.
+            wrapper = MetadataWrapper(self.cst_module(key), unsafe_skip_copy=True)
+            self._positions[key] = (wrapper.module, wrapper.resolve(PositionProvider))
+        return self._positions[key]
+
+    def notebook_facts(self, notebook: int) -> tuple[list[CellKey], frozenset[str], bool]:
+        """Cell keys in order, names read by function bodies, and whether any cell uses
+        ``globals()`` and the like: computed once per notebook for the liveness check."""
+        if notebook not in self._notebook_facts:
+            keys = sorted(k for k in self.cells if k[0] == notebook)
+            ios = [self.cells[k].io for k in keys]
+            deferred = frozenset(n for io in ios if io is not None for n in io.deferred_reads)
+            dynamic = any(io is not None and io.dynamic for io in ios)
+            self._notebook_facts[notebook] = (keys, deferred, dynamic)
+        return self._notebook_facts[notebook]
 
 
 class _Refuse(Exception):
@@ -277,11 +298,9 @@ def _live_after(ctx: ExtractContext, o: Occurrence, name: str) -> bool:
     Conservative: a read inside an enclosing loop, by a function body, through ``globals()``
     and the like, or in an unparseable cell counts as a read.
     """
-    keys = sorted(k for k in ctx.cells if k[0] == o.notebook)
-    for key in keys:
-        io = ctx.cells[key].io
-        if io is not None and (name in io.deferred_reads or io.dynamic):
-            return True
+    keys, deferred, dynamic = ctx.notebook_facts(o.notebook)
+    if dynamic or name in deferred:
+        return True
     tree = ctx.cells[(o.notebook, o.cell)].tree
     assert tree is not None
     path, stop = o.path, o.stop
@@ -488,12 +507,14 @@ def cst_span(statements: list, start: int, stop: int) -> tuple[int, int]:
 def _cst_block(ctx: ExtractContext, o: Occurrence, block: list[ast.stmt], leaves: list[Leaf],
                replacements: dict[int, str]) -> list[cst.CSTNode]:
     key = (o.notebook, o.cell)
-    module, positions = ctx.cst_cell(key)
+    if not replacements:
+        _, statements = cst_statement_list(ctx.cst_module(key), o.path)
+        first, last = cst_span(statements, o.start, o.stop)
+        return statements[first:last]
+    module, positions = ctx.cst_positions(key)
     _, statements = cst_statement_list(module, o.path)
     first, last = cst_span(statements, o.start, o.stop)
     chosen = statements[first:last]
-    if not replacements:
-        return chosen
     lines = ctx.cells[key].masked.code.splitlines()
     index: dict[tuple[str, int, int], cst.CSTNode] = {}
     for node, where in positions.items():

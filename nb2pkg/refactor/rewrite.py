@@ -23,11 +23,15 @@ class RewriteError(Exception):
     """A replacement could not be applied; the caller leaves the cell unchanged."""
 
 
-def rewrite_cell(masked: Masked, replacements: list[Replacement]) -> str:
-    """The cell's original source with ``replacements`` applied (IPython syntax restored)."""
+def rewrite_cell(masked: Masked, replacements: list[Replacement],
+                 module: cst.Module | None = None) -> str:
+    """The cell's original source with ``replacements`` applied (IPython syntax restored).
+
+    ``module`` is the cell's masked code already parsed with libcst, when the caller has it.
+    """
     if not replacements:
         return unmask(masked.code, masked.replacements)
-    module = cst.parse_module(masked.code)
+    module = module or cst.parse_module(masked.code)
     # Later positions first, so earlier indexes stay valid while we edit.
     for item in sorted(replacements, key=lambda r: ([i for i, _ in r.path], r.start), reverse=True):
         try:

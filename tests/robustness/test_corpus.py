@@ -1,0 +1,266 @@
+"""Every notebook of a corpus of real third-party notebooks through `analyze --json` and `convert`.
+
+The corpus is the test data that notebook tools ship in their source distributions, downloaded by
+`../shared/corpus/fetch.sh` into `<repo>/.corpus` (git-ignored; reused when already there; set
+NB2PKG_CORPUS to use another folder). It is never committed. Without the script or the registry
+the tests skip with the reason.
+
+For every notebook: no crash (a crash is an exception escaping `nb2pkg.cli.main`, or an exit status
+other than 0 or 2), a refusal (exit 2) is one line `nb2pkg: error: <file>: <reason>`, a notebook
+whose metadata names another language is refused as not Python, the input file is unchanged, and
+what `convert` writes is sound (modules compile, notebooks validate, no magic placeholder left,
+markdown and outputs untouched, every clone refusal has a reason). The counts go to
+`.corpus/summary.json` and docs/robustness.md.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import ROOT
+from harness import run_cli
+from nb2pkg.notebook import PYTHON_LANGUAGES
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
+
+FETCH = ROOT.parent / "shared" / "corpus" / "fetch.sh"
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The corpus folder (with notebooks/), downloaded once and reused."""
+    folder = Path(os.environ.get("NB2PKG_CORPUS") or ROOT / ".corpus")
+    notebooks = folder / "notebooks"
+    if not (notebooks.is_dir() and any(notebooks.glob("*.ipynb"))):
+        if not FETCH.exists():
+            pytest.skip(f"corpus not downloaded and {FETCH} is missing")
+        try:
+            result = subprocess.run(["bash", str(FETCH), str(folder)], capture_output=True,
+                                    text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            pytest.skip("corpus download timed out (package registry unreachable?)")
+        if not any(notebooks.glob("*.ipynb")):
+            pytest.skip("corpus download failed (package registry unreachable?): "
+                        + (result.stderr.strip().splitlines() or ["no output"])[-1])
+    return folder
+
+
+def corpus_notebooks(corpus: Path) -> list[Path]:
+    return sorted((corpus / "notebooks").glob("*.ipynb"))
+
+
+def declared_language(path: Path) -> str | None:
+    """The language the notebook's metadata names, if any (before nb2pkg reads it)."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8")).get("metadata") or {}
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    for key, field in (("kernelspec", "language"), ("language_info", "name"),
+                       ("jupytext", "main_language")):
+        value = meta.get(key)
+        value = value.get(field) if isinstance(value, dict) else None
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def refusal_reason(message: str) -> str:
+    """A short name for why a notebook was refused, from its one-line error."""
+    for fragment, reason in (("not Python", "not a Python notebook"),
+                             ("malformed JSON", "malformed JSON"),
+                             ("not UTF-8", "not UTF-8"),
+                             ("unsupported nbformat", "nbformat version < 3"),
+                             ("not a Jupyter notebook", "not a notebook"),
+                             ("invalid notebook", "invalid notebook (nbformat schema)")):
+        if fragment in message:
+            return reason
+    return "other: " + message
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_output(folder: Path, source: Path) -> list[str]:
+    """What is wrong with a converted project (empty when sound)."""
+    problems = []
+    for module in folder.rglob("*.py"):
+        text = module.read_text(encoding="utf-8")
+        try:
+            compile(text, str(module), "exec")
+        except SyntaxError as exc:
+            problems.append(f"{module.relative_to(folder)} does not compile: {exc}")
+        if "__nb2pkg_m" in text:
+            problems.append(f"{module.relative_to(folder)} contains a magic placeholder")
+    original = nbformat.read(str(source), as_version=4)
+    refactored = list((folder / "notebooks").glob("*.ipynb"))
+    if len(refactored) != 1:
+        return problems + [f"{len(refactored)} notebooks written, expected 1"]
+    new = nbformat.read(str(refactored[0]), as_version=4)
+    try:
+        nbformat.validate(new)
+    except nbformat.ValidationError as exc:
+        problems.append(f"refactored notebook is invalid: {exc.message}")
+    kept = [c for c in new.cells if not c.get("metadata", {}).get("nb2pkg", {}).get("generated")]
+    if len(kept) != len(original.cells):
+        problems.append(f"{len(kept)} cells kept of {len(original.cells)}")
+    for before, after in zip(original.cells, kept):
+        if before.get("cell_type") != after.get("cell_type"):
+            problems.append("a cell changed type")
+        elif before.get("cell_type") != "code" and before.get("source") != after.get("source"):
+            problems.append("a markdown or raw cell changed")
+        elif before.get("outputs") != after.get("outputs"):
+            problems.append("outputs changed")
+        if "__nb2pkg_m" in str(after.get("source", "")):
+            problems.append("a cell contains a magic placeholder")
+    return problems
+
+
+def test_every_corpus_notebook(corpus: Path, tmp_path: Path) -> None:
+    notebooks = corpus_notebooks(corpus)
+    hashes = {p: digest(p) for p in notebooks}
+    problems: list[str] = []
+    refused: collections.Counter = collections.Counter()
+    clone_refusals: collections.Counter = collections.Counter()
+    counts = collections.Counter()
+    crashes = 0
+    started = time.perf_counter()
+    for index, path in enumerate(notebooks):
+        counts["processed"] += 1
+        name = path.name
+        status, out, err = run_cli("analyze", "--json", str(path))
+        output = tmp_path / f"out{index}"
+        converted, cout, cerr = run_cli("convert", str(path), "-o", str(output), "--json")
+        for command, code, stdout, stderr in (("analyze", status, out, err),
+                                              ("convert", converted, cout, cerr)):
+            if code == "crash" or code not in (0, 2) or "Traceback" in stderr:
+                crashes += 1
+                problems.append(f"{name}: {command} crashed (exit {code}):\n{stderr[-2000:]}")
+            elif code == 2:
+                lines = stderr.strip().splitlines()
+                if len(lines) != 1 or not lines[0].startswith(f"nb2pkg: error: {path}: "):
+                    problems.append(f"{name}: {command} exit 2 without one error line: {stderr!r}")
+            elif command == "analyze":
+                data = json.loads(stdout)
+                if len(data["notebooks"]) != 1:
+                    problems.append(f"{name}: analyze --json has {len(data['notebooks'])} notebooks")
+        if status != converted:
+            problems.append(f"{name}: analyze exit {status}, convert exit {converted}")
+        language = declared_language(path)
+        python = language is None or language.lower() in PYTHON_LANGUAGES
+        if converted == 2:
+            reason = refusal_reason(cerr.strip().splitlines()[-1])
+            refused[reason] += 1
+            if output.exists():
+                problems.append(f"{name}: refused but {output.name} was created")
+            if reason == "not a Python notebook" and python:
+                problems.append(f"{name}: a Python notebook refused as not Python: {cerr}")
+        elif converted == 0:
+            counts["converted"] += 1
+            if not python:
+                problems.append(f"{name}: a {language} notebook was converted")
+            report = json.loads(cout)
+            counts["extracted functions"] += len(report["extracted"])
+            counts["hoisted definitions"] += len(report["hoisted"])
+            for refusal in report["refused"]:
+                if not refusal["reason"].strip():
+                    problems.append(f"{name}: clone group {refusal['group']} refused without reason")
+                clone_refusals[refusal["reason"].split(":")[0]] += 1
+            problems += [f"{name}: {p}" for p in check_output(output, path)]
+            shutil.rmtree(output)
+        if digest(path) != hashes[path]:
+            problems.append(f"{name}: the input notebook changed")
+    leftovers = [p.name for p in tmp_path.iterdir()]
+    if leftovers:
+        problems.append(f"left behind in the output parent: {leftovers[:5]}")
+    summary = {
+        "processed": counts["processed"],
+        "converted": counts["converted"],
+        "refused": dict(sorted(refused.items())),
+        "crashes": crashes,
+        "extracted functions": counts["extracted functions"],
+        "hoisted definitions": counts["hoisted definitions"],
+        "clone groups left alone": dict(sorted(clone_refusals.items())),
+        "problems": len(problems),
+        "seconds (analyze + convert, in process)": round(time.perf_counter() - started, 1),
+    }
+    (corpus / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    assert counts["processed"] == len(notebooks) > 0
+    assert not problems, f"{len(problems)} problems; summary {summary}:\n" + "\n".join(problems)
+
+
+def test_subprocess_cli_agrees(corpus: Path, tmp_path: Path) -> None:
+    """A handful through the real command: same exit status and message as in process."""
+    notebooks = corpus_notebooks(corpus)
+    by_kind: dict[str, Path] = {}
+    for path in notebooks:
+        language = declared_language(path)
+        kind = ("big" if path.stat().st_size > 1_000_000 else
+                "other language" if language and language.lower() not in PYTHON_LANGUAGES else
+                "v3" if '"nbformat": 3' in path.read_text(errors="replace") else "python")
+        by_kind.setdefault(kind, path)
+    by_kind.setdefault("invalid", next((p for p in notebooks if "invalid" in p.name), notebooks[0]))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for kind, path in sorted(by_kind.items()):
+        for args in (["analyze", "--json", str(path)],
+                     ["convert", str(path), "-o", str(tmp_path / kind), "--json"]):
+            before = digest(path)
+            real = subprocess.run([sys.executable, "-m", "nb2pkg", *args], capture_output=True,
+                                  text=True, env=env, cwd=tmp_path, timeout=120)
+            assert real.returncode in (0, 2) and "Traceback" not in real.stderr, (kind, real.stderr)
+            if args[0] == "convert":
+                shutil.rmtree(tmp_path / kind, ignore_errors=True)
+            status, _, err = run_cli(*args)
+            shutil.rmtree(tmp_path / kind, ignore_errors=True)
+            assert status == real.returncode, (kind, args, real.stderr, err)
+            if real.returncode == 2:
+                assert real.stderr.strip() == err.strip()
+            assert digest(path) == before
+
+
+def test_all_python_notebooks_as_one_package(corpus: Path, tmp_path: Path) -> None:
+    """All notebooks at once (one package, cross-notebook clones, many names): a refusal of some
+    is reported per notebook, the rest convert, and every notebook gets its own module name and
+    notebook file."""
+    from nb2pkg.api import ConvertOptions, convert
+
+    notebooks = corpus_notebooks(corpus)
+    status, out, err = run_cli("convert", *map(str, notebooks), "-o", str(tmp_path / "all"),
+                               "--json")
+    assert status in (0, 1, 2) and "Traceback" not in err, err[-3000:]  # batch: worst result
+    report = json.loads(out)
+    written = [f for f in report["files"] if f.startswith("notebooks/")]
+    assert len(written) + len(report["skipped"]) == len(notebooks)
+    assert all(s["reason"] for s in report["skipped"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for module in (tmp_path / "all").rglob("*.py"):
+            compile(module.read_text(encoding="utf-8"), str(module), "exec")
+    plan = convert(notebooks, tmp_path / "dry", ConvertOptions(dry_run=True)).plan
+    assert len({n.module for n in plan.notebooks}) == len(plan.notebooks) == len(written)
+    assert len({n.filename.casefold() for n in plan.notebooks}) == len(written)
+
+
+def test_analyze_the_corpus_folder(corpus: Path) -> None:
+    """The folder as one argument, through the real command with two worker processes."""
+    result = subprocess.run([sys.executable, "-m", "nb2pkg", "analyze", "--json", "-j", "2",
+                             str(corpus / "notebooks")], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert result.returncode in (0, 1, 2) and "Traceback" not in result.stderr, result.stderr[-3000:]
+    data = json.loads(result.stdout)
+    assert len(data["notebooks"]) + len(data["skipped"]) == len(corpus_notebooks(corpus))
+    assert all(s["status"] in ("refused", "failed") and s["reason"] for s in data["skipped"])
