@@ -124,6 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nb2pkg: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `nb2pkg analyze --json ... | head`: the reader left, say nothing
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _progress(enabled: bool = True):

@@ -161,10 +161,12 @@ def write_project(files: Files, output: Path, force: bool = False) -> list[str]:
             old = Path(tempfile.mkdtemp(prefix=f".{output.name}.nb2pkg-old-", dir=parent))
             os.rename(output, old / output.name)
         os.rename(staging, output)
-    except OSError as exc:
+    except BaseException as exc:  # also Ctrl-C: never leave the staging folder behind
         shutil.rmtree(staging, ignore_errors=True)
         if old is not None and not output.exists():  # put the previous output back
             os.rename(old / output.name, output)
+        if not isinstance(exc, OSError):
+            raise
         raise OutputWriteError(f"cannot write the project: {exc.strerror or exc}", path=output,
                                hint="check permissions and free disk space; nothing was changed"
                                ) from None

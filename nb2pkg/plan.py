@@ -111,16 +111,22 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions()) -> Pa
     ctx = ExtractContext(cells=cells, flows=flows, modules=modules, module_global=module_global,
                          taken=taken, min_statements=options.min_statements,
                          overrides=options.overrides, section_title=section_title)
+    for h in list(hoisted):  # libcst must be able to take the cell apart to move it
+        try:
+            ctx.cst_module((h.notebook, h.cell))
+        except _Refuse as exc:
+            hoisted.remove(h)
+            hoisted_names.pop((h.notebook, h.name), None)
+            kept.append(Kept(h.notebook, h.cell, h.name, str(exc)))
     extractions: list[Extraction] = []
     refusals: list[Refusal] = []
     claimed: list = []
     if options.extract:
         for group in analysis.clones:
-            if not group.consistent and group.kind != "exact":
-                refusals.append(extract_group(group, ctx))  # reports the clash as the reason
-                continue
             if any(_overlaps(o, c) for o in group.occurrences for c in claimed):
                 continue  # a larger extraction already covers part of it
+            # A clash of names is refused inside (the copies may agree once the displayed
+            # last expression, which stays in its cell, is left out).
             result = extract_group(group, ctx)
             if isinstance(result, Extraction):
                 try:
@@ -295,9 +301,9 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
             node.cells.insert(first_code, new)
             _renumber_ids(node)
         filename = result.notebook.path.name
-        if filename in used_filenames:
+        if filename.casefold() in used_filenames:  # Analysis.ipynb and analysis.ipynb collide on macOS
             filename = f"{modules[nb]}.ipynb"
-        used_filenames.add(filename)
+        used_filenames.add(filename.casefold())
         plans.append(NotebookPlan(filename, str(result.notebook.path), modules[nb], node))
     return plans
 

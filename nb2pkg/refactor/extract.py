@@ -80,7 +80,12 @@ class ExtractContext:
     def cst_module(self, key: CellKey) -> cst.Module:
         """The cell's masked code parsed with libcst (once)."""
         if key not in self._modules:
-            self._modules[key] = cst.parse_module(self.cells[key].masked.code)
+            try:
+                module = cst.parse_module(self.cells[key].masked.code)
+                module.code  # generating code recurses deeper than parsing: try it once here
+            except RecursionError:  # hundreds of terms in one expression: ast copes, libcst not
+                raise _Refuse("an expression is nested too deeply to rewrite") from None
+            self._modules[key] = module
         return self._modules[key]
 
     def cst_positions(self, key: CellKey) -> tuple[cst.Module, Mapping[cst.CSTNode, object]]:
@@ -88,7 +93,10 @@ class ExtractContext:
         if key not in self._positions:
             # The module was parsed for this cache and is never changed: no need to copy it.
             wrapper = MetadataWrapper(self.cst_module(key), unsafe_skip_copy=True)
-            self._positions[key] = (wrapper.module, wrapper.resolve(PositionProvider))
+            try:
+                self._positions[key] = (wrapper.module, wrapper.resolve(PositionProvider))
+            except RecursionError:
+                raise _Refuse("an expression is nested too deeply to rewrite") from None
         return self._positions[key]
 
     def notebook_facts(self, notebook: int) -> tuple[list[CellKey], frozenset[str], bool]:
@@ -161,9 +169,13 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
         if same and not written and _shared_global(ctx, occurrences, key[0], one_notebook):
             kept.append(key[0])
             continue
-        needed = written and any(_live_after(ctx, o, name) for o, name in zip(occurrences, key))
+        # Returned: what may be read later, and what had a value before the block (so the
+        # notebook's variables end as they did, even if nothing reads them again).
+        needed = written and any(_live_after(ctx, o, name) or _bound_outside(ctx, occurrences, o, name)
+                                 for o, name in zip(occurrences, key))
         if needed and not read and any(name not in io.definite_writes for name, io in zip(key, ios)):
-            if all(_bound_before(ctx, o, name) for o, name in zip(occurrences, key)):
+            if all(_bound_before(ctx, o, name) and _live_after(ctx, o, name)
+                   for o, name in zip(occurrences, key)):
                 read = True  # pass the old value in, so a path that skips the assignment keeps it
             else:
                 raise _Refuse(f"`{key[0]}` is assigned only on some paths through the block")
@@ -301,6 +313,10 @@ def _live_after(ctx: ExtractContext, o: Occurrence, name: str) -> bool:
     keys, deferred, dynamic = ctx.notebook_facts(o.notebook)
     if dynamic or name in deferred:
         return True
+    # Magics read names as text (`!echo $x {y}`): any later magic mentioning the name reads it.
+    if any(m.line > o.last_line and name in m.text
+           for m in ctx.cells[(o.notebook, o.cell)].masked.magics):
+        return True
     tree = ctx.cells[(o.notebook, o.cell)].tree
     assert tree is not None
     path, stop = o.path, o.stop
@@ -329,11 +345,26 @@ def _live_after(ctx: ExtractContext, o: Occurrence, name: str) -> bool:
             if name in cell.source:
                 return True
             continue
-        if name in cell.io.reads:
+        if name in cell.io.reads or any(name in m.text for m in cell.masked.magics):
             return True
         if name in cell.io.definite_writes:
             return False
     return False
+
+
+def _bound_outside(ctx: ExtractContext, occurrences: list[Occurrence], o: Occurrence,
+                   name: str) -> bool:
+    """Did code other than the copies give ``name`` a value before this copy?"""
+    copies = [x for x in occurrences if x.notebook == o.notebook]
+    cells = {x.cell for x in copies}
+    if any(c < o.cell and c not in cells for c in ctx.flows[o.notebook].defined_in.get(name, ())):
+        return True
+    tree = ctx.cells[(o.notebook, o.cell)].tree
+    assert tree is not None
+    spans = [(x.first_line, x.last_line) for x in copies if x.cell == o.cell]
+    return any(isinstance(n, ast.Name) and n.id == name and not isinstance(n.ctx, ast.Load)
+               and n.lineno < o.first_line and not any(a <= n.lineno <= b for a, b in spans)
+               for n in ast.walk(tree))
 
 
 def _bound_before(ctx: ExtractContext, o: Occurrence, name: str) -> bool:

@@ -1,7 +1,7 @@
 import sys
 from pathlib import Path
 
-# The robustness tests import their helpers (programs, known_issues) as plain modules.
+# The robustness tests import their helpers (programs, harness) as plain modules.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 

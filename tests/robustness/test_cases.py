@@ -34,7 +34,7 @@ from harness import load_package, run_cells, run_cli, unload
 CASES_DIR = DATA / "robustness"
 CASES = sorted(p for p in CASES_DIR.iterdir() if p.suffix == ".ipynb" or (
     p.is_dir() and p.name != "open"))
-OPEN_CASES = sorted((CASES_DIR / "open").iterdir())
+OPEN_CASES = sorted((CASES_DIR / "open").iterdir()) if (CASES_DIR / "open").is_dir() else []
 
 
 def case_notebooks(case: Path) -> list[Path]:

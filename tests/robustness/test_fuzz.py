@@ -29,7 +29,6 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, note, settings
 from hypothesis import strategies as st
 
-import known_issues
 from nb2pkg.analysis import analyze as analyze_notebooks
 from nb2pkg.api import ConvertOptions, analyze, convert
 from nb2pkg.errors import Nb2pkgError
@@ -163,11 +162,6 @@ def test_generated_notebooks_never_crash(nb) -> None:
         except Nb2pkgError as error:
             assert "\n" not in str(error)
             event(f"refused: {type(error).__name__}")
-        except Exception as error:
-            known = known_issues.known_crash(error)
-            if known is None:
-                raise
-            event(known)
         assert path.read_bytes() == before
 
 
@@ -189,9 +183,6 @@ def test_extraction_keeps_behaviour(program) -> None:
             nbformat.write(nb, str(paths[-1]))
         analysis = analyze_notebooks([read_notebook(p) for p in paths])
         plan = plan_package(analysis, PlanOptions(name=f"fuzzpkg{next(_package_numbers)}"))
-        if known_issues.extraction_among_refusals(plan):
-            event("known issue 1: Extraction among refusals (not rendered)")
-            return
         files = render(plan)
     event(f"{len(plan.extractions)} extracted, {len(plan.refusals)} refused")
     for refusal in plan.refusals:
@@ -207,20 +198,11 @@ def test_extraction_keeps_behaviour(program) -> None:
     try:
         for original, new in zip(program.notebooks, refactored):
             before, printed_before = run_cells(original)
-            try:
-                after, printed_after = run_cells(new)
-            except NameError as error:
-                if not known_issues.argument_dropped_earlier(plan, error):
-                    raise
-                event("known issue 3: a call passes a name an earlier extraction dropped")
-                continue
+            after, printed_after = run_cells(new)
             after = {k: v for k, v in after.items() if k not in functions}
             assert printed_after == printed_before
             assert set(after) <= set(before), "names the original notebook does not define"
             differ = {k for k in after if after[k] != before[k]}
-            if differ and differ <= known_issues.stale_rebound_names(plan, program.notebooks):
-                event("known issue 2: a rebound name keeps its old value")
-                continue
             assert not differ, {k: (before[k], after[k]) for k in differ}
             # A name that disappeared is read nowhere in the refactored notebook (not even on a
             # path this run did not take); it may still be assigned on some path.
