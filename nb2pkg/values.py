@@ -61,7 +61,31 @@ def _encode(value: Any) -> Any:
                 raise Unrecordable(f"{kind[1]} holding arbitrary objects")
         return {TAG: kind[1], "dtypes": dtypes, "data": json.loads(value.to_json(orient="split")),
                 "name": getattr(value, "name", None) if kind[1] == "Series" else None}
+    if _importable(value):  # a module-level function or class: stored by name
+        return {TAG: "ref", "module": value.__module__, "name": value.__qualname__}
+    if _importable(type(value)) and isinstance(getattr(value, "__dict__", None), dict) \
+            and not hasattr(value, "__slots__"):
+        # An instance of an importable class with plain attributes (a spec, a settings object):
+        # stored as its class and its attributes, rebuilt without calling __init__.
+        return {TAG: "object", "module": type(value).__module__,
+                "name": type(value).__qualname__, "state": _encode(vars(value))}
     raise Unrecordable(f"{type(value).__module__}.{type(value).__qualname__}")
+
+
+def _importable(thing: Any) -> bool:
+    import importlib
+
+    module, name = getattr(thing, "__module__", None), getattr(thing, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(name, str) or module == "__main__" \
+            or "<" in name or not callable(thing):
+        return False
+    try:
+        found: Any = importlib.import_module(module)
+        for part in name.split("."):
+            found = getattr(found, part)
+    except Exception:  # not importable here: then it cannot be replayed in a test either
+        return False
+    return found is thing or getattr(found, "__wrapped__", None) is thing
 
 
 def _plain_objects(value: Any) -> bool:
@@ -96,6 +120,17 @@ def decode(data: Any) -> Any:
         if kind == "numpy":
             return numpy.dtype(data["dtype"]).type(data["value"])
         return numpy.array(data["data"], dtype=data["dtype"]).reshape(data["shape"])
+    if kind in ("ref", "object"):
+        import importlib
+
+        found: Any = importlib.import_module(data["module"])
+        for part in data["name"].split("."):
+            found = getattr(found, part)
+        if kind == "ref":
+            return found
+        instance = found.__new__(found)
+        instance.__dict__.update(decode(data["state"]))
+        return instance
     if kind in ("DataFrame", "Series"):
         import io
 
@@ -160,5 +195,10 @@ def assert_same(actual: Any, expected: Any, rel: float = 1e-9) -> None:
         assert isinstance(actual, dict) and list(actual) == list(expected), (actual, expected)
         for key in expected:
             assert_same(actual[key], expected[key], rel)
+        return
+    if type(expected).__eq__ is object.__eq__ and isinstance(getattr(expected, "__dict__", None), dict):
+        # Objects without their own equality compare by class and attributes.
+        assert type(actual) is type(expected), (type(actual), type(expected))
+        assert_same(vars(actual), vars(expected), rel)
         return
     assert type(actual) is type(expected) and actual == expected, f"{actual!r} != {expected!r}"

@@ -30,12 +30,15 @@ class Analysis:
 def analyze(notebooks: list[Notebook] | tuple[Notebook, ...], min_statements: int = 3,
             min_lines: int = 3, progress: Callable[[str], None] | None = None) -> Analysis:
     """Analyse ``notebooks`` together (clones are found across all of them)."""
-    results = []
-    for position, notebook in enumerate(notebooks):
-        if progress:
-            progress(f"analysing {notebook.path}")
-        results.append(analyze_notebook(notebook, position))
-    return combine(results, min_statements, min_lines)
+    from .._runtime import gc_paused
+
+    with gc_paused():
+        results = []
+        for position, notebook in enumerate(notebooks):
+            if progress:
+                progress(f"analysing {notebook.path}")
+            results.append(analyze_notebook(notebook, position))
+        return combine(results, min_statements, min_lines)
 
 
 def analyze_notebook(notebook: Notebook, position: int = 0) -> NotebookAnalysis:

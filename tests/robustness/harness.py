@@ -22,6 +22,10 @@ from nb2pkg.cli import main
 def run_cli(*args: str) -> tuple[int | str, str, str]:
     """``nb2pkg.cli.main`` in this process: (exit status or "crash", stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
+    # Libraries loaded by other tests raise the recursion limit; run with Python's default, as
+    # the nb2pkg command does, so deep-nesting cases behave the same in any test order.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             status: int | str = main(list(args))
@@ -30,6 +34,8 @@ def run_cli(*args: str) -> tuple[int | str, str, str]:
         except BaseException:  # noqa: BLE001 - a crash is what we are looking for
             status = "crash"
             err.write(traceback.format_exc())
+        finally:
+            sys.setrecursionlimit(limit)
     return status, out.getvalue(), err.getvalue()
 
 
