@@ -18,7 +18,7 @@ from .analysis.dataflow import BUILTIN_NAMES
 from .magics import is_placeholder_name
 from .refactor.extract import ExtractContext, Extraction, Refusal, _Refuse, cst_span, cst_statement_list, extract_group
 from .refactor.hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept, import_table, plan_hoisting
-from .refactor.naming import Namer, identifier, package_name
+from .refactor.naming import Namer, package_name
 from .refactor.rewrite import Replacement, RewriteError, rewrite_cell
 
 # Import names whose distribution is named differently, for packages not installed here.
@@ -367,4 +367,4 @@ def dependencies(analysis: Analysis, package: str) -> list[Dependency]:
     return sorted(found.values(), key=lambda d: d.name.lower())
 
 
-__all__ = ["PackagePlan", "PlanOptions", "plan_package", "identifier"]
+__all__ = ["PackagePlan", "PlanOptions", "plan_package"]
