@@ -24,6 +24,9 @@ from ..magics import is_placeholder_name
 from .naming import Namer, common_stem, identifier, words_of_comment
 
 CellKey = tuple[int, int]  # (notebook position, cell index)
+# libcst's code generation recurses a few frames per nesting level, so only a cell of at least
+# this many characters can nest deeply enough to exhaust Python's default recursion limit.
+DEEP_NESTING_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -76,13 +79,17 @@ class ExtractContext:
         default_factory=dict)
     _notebook_facts: dict[int, tuple[list[CellKey], frozenset[str], bool]] = field(
         default_factory=dict)
+    _stores: dict[CellKey, Mapping[str, tuple[int, ...]]] = field(default_factory=dict)
+    _lines: dict[CellKey, list[bytes]] = field(default_factory=dict)
 
     def cst_module(self, key: CellKey) -> cst.Module:
         """The cell's masked code parsed with libcst (once)."""
         if key not in self._modules:
+            code = self.cells[key].masked.code
             try:
-                module = cst.parse_module(self.cells[key].masked.code)
-                module.code  # generating code recurses deeper than parsing: try it once here
+                module = cst.parse_module(code)
+                if len(code) > DEEP_NESTING_CHARS:
+                    module.code  # generating code recurses deeper than parsing: try it once
             except RecursionError:  # hundreds of terms in one expression: ast copes, libcst not
                 raise _Refuse("an expression is nested too deeply to rewrite") from None
             self._modules[key] = module
@@ -98,6 +105,22 @@ class ExtractContext:
             except RecursionError:
                 raise _Refuse("an expression is nested too deeply to rewrite") from None
         return self._positions[key]
+
+    def stores(self, key: CellKey) -> Mapping[str, tuple[int, ...]]:
+        """Lines where each name is bound or deleted in the cell (for before/outside checks)."""
+        if key not in self._stores:
+            found: dict[str, list[int]] = {}
+            tree = self.cells[key].tree
+            for node in ast.walk(tree) if tree is not None else ():
+                if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                    found.setdefault(node.id, []).append(node.lineno)
+            self._stores[key] = {name: tuple(lines) for name, lines in found.items()}
+        return self._stores[key]
+
+    def source_lines(self, key: CellKey) -> list[bytes]:
+        if key not in self._lines:
+            self._lines[key] = self.cells[key].masked.code.encode().splitlines()
+        return self._lines[key]
 
     def notebook_facts(self, notebook: int) -> tuple[list[CellKey], frozenset[str], bool]:
         """Cell keys in order, names read by function bodies, and whether any cell uses
@@ -359,30 +382,26 @@ def _bound_outside(ctx: ExtractContext, occurrences: list[Occurrence], o: Occurr
     cells = {x.cell for x in copies}
     if any(c < o.cell and c not in cells for c in ctx.flows[o.notebook].defined_in.get(name, ())):
         return True
-    tree = ctx.cells[(o.notebook, o.cell)].tree
-    assert tree is not None
     spans = [(x.first_line, x.last_line) for x in copies if x.cell == o.cell]
-    return any(isinstance(n, ast.Name) and n.id == name and not isinstance(n.ctx, ast.Load)
-               and n.lineno < o.first_line and not any(a <= n.lineno <= b for a, b in spans)
-               for n in ast.walk(tree))
+    return any(line < o.first_line and not any(a <= line <= b for a, b in spans)
+               for line in ctx.stores((o.notebook, o.cell)).get(name, ()))
 
 
 def _bound_before(ctx: ExtractContext, o: Occurrence, name: str) -> bool:
     if ctx.flows[o.notebook].provider(name, o.cell) is not None:
         return True
-    tree = ctx.cells[(o.notebook, o.cell)].tree
-    assert tree is not None
-    return any(isinstance(n, ast.Name) and n.id == name and not isinstance(n.ctx, ast.Load)
-               and n.lineno < o.first_line for n in ast.walk(tree))
+    return any(line < o.first_line for line in ctx.stores((o.notebook, o.cell)).get(name, ()))
 
 
 def _literal_source(ctx: ExtractContext, o: Occurrence, leaf: Leaf) -> str:
     if leaf.kind == "fstring":
         return repr(leaf.value)
-    segment = ast.get_source_segment(ctx.cells[(o.notebook, o.cell)].masked.code, leaf.node)
-    if segment is None or "\n" in segment:
+    node = leaf.node
+    if node.lineno != node.end_lineno:  # type: ignore[attr-defined]
         return repr(leaf.value)
-    return segment
+    line = ctx.source_lines((o.notebook, o.cell))[node.lineno - 1]  # type: ignore[attr-defined]
+    # ast columns count UTF-8 bytes.
+    return line[node.col_offset:node.end_col_offset].decode()  # type: ignore[attr-defined]
 
 
 def _override(ctx: ExtractContext, group_id: str) -> Mapping[str, object]:
