@@ -92,7 +92,8 @@ def _read(paths: Sequence[Path | str], jobs: int, say: Progress):
 
     notebooks = expand(paths)
     if not notebooks:
-        raise Nb2pkgError("no notebooks found", hint="pass .ipynb files or folders holding them")
+        raise Nb2pkgError(f"no notebooks found in {', '.join(map(str, paths))}",
+                          hint="pass .ipynb files or folders holding them")
     if len(notebooks) == 1:
         from .analysis import analyze_notebook
 

@@ -128,6 +128,12 @@ def check_output(output: Path, force: bool, inputs: Iterable[Path] = ()) -> None
         if path == output or output in path.parents:
             raise OutputExistsError("the output folder contains the input notebook", path=output,
                                     hint="choose an output folder outside the notebooks' folder")
+    for parent in output.parents:  # `-o some-file/out`: say so now, not after the analysis
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputExistsError(f"cannot create the output folder: {parent} is a file",
+                                        path=output, hint="choose an output folder elsewhere")
+            break
     if output.exists() and not force:
         raise OutputExistsError("output folder already exists", path=output,
                                 hint="pass --force to replace it, or choose another folder")

@@ -113,3 +113,16 @@ def test_convert_json_and_names_override(tmp_path: Path) -> None:
 def test_no_extract_keeps_copies(tmp_path: Path) -> None:
     result = run("convert", str(SALES), "-o", str(tmp_path / "out"), "--no-extract", "--json")
     assert json.loads(result.stdout)["extracted"] == []
+
+
+def test_output_under_a_file_is_refused_before_any_work(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    result = run("convert", str(SALES), "-o", str(blocker / "out"))
+    assert result.returncode == 2
+    assert f"{blocker} is a file" in result.stderr and "analysing" not in result.stderr
+
+
+def test_an_empty_folder_is_named_in_the_error(tmp_path: Path) -> None:
+    result = run("analyze", str(tmp_path))
+    assert result.returncode == 2 and f"no notebooks found in {tmp_path}" in result.stderr
