@@ -204,6 +204,12 @@ def _build(data: Mapping[str, Any], path: Path, lines: "_Lines") -> Pipeline:
         timeout=data.get("timeout"))
 
 
+def _missing(pipeline: Pipeline, name: str) -> str:
+    """Why a stage referenced before its definition is not available yet."""
+    return ("comes later in the file" if any(s.name == name for s in pipeline.stages)
+            else "is not defined")
+
+
 def _check_references(pipeline: Pipeline, lines: "_Lines") -> None:
     path = pipeline.path
     declared = {p.name for p in pipeline.parameters}
@@ -216,15 +222,13 @@ def _check_references(pipeline: Pipeline, lines: "_Lines") -> None:
                          "stage names must be unique")
         for position, need in enumerate(stage.needs):
             if need not in seen:
-                problem = ("comes later in the file" if any(s.name == need for s in pipeline.stages)
-                           else "is not defined")
+                problem = _missing(pipeline, need)
                 raise _error(path, lines, [*where, "needs", position],
                              f"stage {need!r} {problem}",
                              "list stages after the stages they need (no cycles)")
         for variable, provider in stage.inputs:
             if provider not in seen:
-                problem = ("comes later in the file" if any(s.name == provider for s in pipeline.stages)
-                           else "is not defined")
+                problem = _missing(pipeline, provider)
                 raise _error(path, lines, [*where, "inputs", variable],
                              f"input `{variable}` comes from stage {provider!r}, which {problem}",
                              "inputs come from earlier stages")
