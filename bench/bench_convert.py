@@ -126,7 +126,8 @@ if "stages" in flags:
   try:  # the same conversion stage by stage (internals: skipped if they change shape)
     from pathlib import Path
     from nb2pkg.analysis import analyze
-    from nb2pkg.generate import check_output, render, write_project
+    from nb2pkg.generate import render
+    from nb2pkg.write import check_output, write_project
     from nb2pkg.notebook import read_notebook
     from nb2pkg.plan import PlanOptions, plan_package
     gc_time = [0.0, 0.0]

@@ -121,7 +121,8 @@ def convert(paths: Sequence[Path | str], output: Path | str,
     """Convert notebooks into one package under ``output``. Never executes notebook code unless
     ``options.verify`` is set, and never modifies the input notebooks."""
     from .analysis import combine
-    from .generate import check_output, render, write_project
+    from .generate import render
+    from .write import check_output, write_project
     from .plan import PlanOptions, plan_package
 
     say = progress or (lambda message: None)

@@ -116,7 +116,7 @@ def _convert_one(job: tuple[Path, Path, object]) -> NotebookResult:
 def convert_each(paths: Sequence[Path], output: Path, options, jobs: int = 1,
                  progress: Progress | None = None) -> list[NotebookResult]:
     """One package per notebook, under ``output/<notebook name>``."""
-    from .generate import check_output
+    from .write import check_output
     from .refactor.naming import Namer, package_name
 
     check_output(output, options.force, paths)

@@ -236,7 +236,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     result = verify_paths(originals, project, timeout=args.timeout, progress=_progress(not args.json),
                           record=args.record)
     if args.record and result.equivalent:
-        from .generate import write_recordings
+        from .write import write_recordings
 
         written = write_recordings(project, result.calls)
         _progress(not args.json)(f"refreshed {len(written)} recorded-test files in {project}/tests")

@@ -32,7 +32,7 @@ from nb2pkg.errors import OutputWriteError
 from nb2pkg.cli import main
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-STAGING_PREFIX = ".{name}.nb2pkg-"  # generate.write_project's temporary folders
+STAGING_PREFIX = ".{name}.nb2pkg-"  # write.write_project's temporary folders
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
