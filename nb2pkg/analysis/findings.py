@@ -55,9 +55,10 @@ def findings(notebook: Notebook, cells: tuple[ParsedCell, ...], flow: DataFlow) 
                                      hint="declare " + (", ".join(packages) or "them")
                                      + " as dependencies (the generated pyproject.toml does)"))
     found += _use_before_define(flow, cells, name)
-    found += _randomness(cells, name)
-    found += _paths(cells, name)
-    found += _unused_imports(cells, flow, name)
+    walked = {cell.cell: _walk(cell.tree) for cell in cells if cell.tree is not None}
+    found += _randomness(cells, walked, name)
+    found += _paths(cells, walked, name)
+    found += _unused_imports(cells, flow, walked, name)
     found += _redefinitions(cells, name)
     return found
 
@@ -133,15 +134,40 @@ def _dotted(node: ast.expr) -> str:
     return ".".join(reversed(parts))
 
 
-def _randomness(cells: tuple[ParsedCell, ...], name: str) -> list[Finding]:
+@dataclass
+class _Walked:
+    """What the node-level findings need from one cell, gathered in a single walk of its tree."""
+
+    calls: list[ast.Call]  # in ast.walk order
+    strings: list[ast.Constant]  # string constants
+    last_load: dict[str, tuple[int, int]]  # name -> (line, column) of its last read
+
+
+def _walk(tree: ast.Module) -> _Walked:
+    walked = _Walked([], [], {})
+    last_load = walked.last_load
+    for node in ast.walk(tree):
+        kind = type(node)
+        if kind is ast.Name:
+            if type(node.ctx) is ast.Load:  # type: ignore[attr-defined]
+                at = (node.lineno, node.col_offset)  # type: ignore[attr-defined]
+                if at > last_load.get(node.id, (0, 0)):  # type: ignore[attr-defined]
+                    last_load[node.id] = at  # type: ignore[attr-defined]
+        elif kind is ast.Call:
+            walked.calls.append(node)  # type: ignore[arg-type]
+        elif kind is ast.Constant and isinstance(node.value, str):  # type: ignore[attr-defined]
+            walked.strings.append(node)  # type: ignore[arg-type]
+    return walked
+
+
+def _randomness(cells: tuple[ParsedCell, ...], walked: dict[int, _Walked],
+                name: str) -> list[Finding]:
     seeded = False
     result = []
     for cell in cells:
         if cell.tree is None:
             continue
-        for node in ast.walk(cell.tree):
-            if not isinstance(node, ast.Call):
-                continue
+        for node in walked[cell.cell].calls:
             dotted = _dotted(node.func)
             head, _, last = dotted.rpartition(".")
             if last == "seed" or last == "manual_seed":
@@ -162,36 +188,79 @@ def _randomness(cells: tuple[ParsedCell, ...], name: str) -> list[Finding]:
     return result
 
 
-def _paths(cells: tuple[ParsedCell, ...], name: str) -> list[Finding]:
+def _paths(cells: tuple[ParsedCell, ...], walked: dict[int, _Walked], name: str) -> list[Finding]:
     result = []
     for cell in cells:
         if cell.tree is None:
             continue
-        for node in ast.walk(cell.tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and _USER_PATH.match(node.value) and "\n" not in node.value:
+        for node in walked[cell.cell].strings:
+            if _USER_PATH.match(node.value) and "\n" not in node.value:
                 result.append(Finding("absolute-path", f"path {node.value!r} only exists on one "
                                       "machine", name, cell.cell, node.lineno,
                                       hint="make it a parameter or a path relative to the project"))
     return result
 
 
-def _unused_imports(cells: tuple[ParsedCell, ...], flow: DataFlow, name: str) -> list[Finding]:
-    result = []
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _unused_imports(cells: tuple[ParsedCell, ...], flow: DataFlow, walked: dict[int, _Walked],
+                    name: str) -> list[Finding]:
+    """Top-level imports whose binding no read can reach, running the cells top to bottom.
+
+    A binding is read when the same cell reads the name after the import statement, or a later
+    cell reads it before binding it itself (the scope's free reads) while no cell in between
+    surely rebinds it. Reads that may happen at any time count for every import of the name:
+    function bodies (they run when called), magics (`%timeit np.zeros(3)` reads `np` as text)
+    and reads in earlier cells that nothing provides (the notebook ran out of order; that is
+    reported as use-before-define, and removing the import would only make it worse).
+    """
+    anytime: set[str] = set()
     for cell in cells:
-        if cell.tree is None:
+        if cell.io is not None:
+            anytime |= cell.io.deferred_reads
+        for magic in cell.masked.magics:
+            anytime.update(_WORD.findall(magic.text))
+    for uses in flow.inputs.values():
+        anytime.update(use.name for use in uses if use.provider is None)
+
+    # (cell, line, bound name) of imports whose binding may still be read, per name
+    reaching: dict[str, list[tuple[int, int, str]]] = {}
+    used: set[tuple[int, int, str]] = set()
+    candidates: list[tuple[int, int, str]] = []
+    for cell in cells:
+        if cell.tree is None or cell.io is None:
             continue
+        for read in cell.io.reads:
+            for site in reaching.pop(read, ()):
+                used.add(site)
+        last_load = walked[cell.cell].last_load
+        sites: dict[str, list[tuple[int, int, str]]] = {}
         for node in cell.tree.body:
             if not isinstance(node, (ast.Import, ast.ImportFrom)):
                 continue
+            if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+                continue  # a compiler directive for the cell, not a name to read
+            end = (node.end_lineno or node.lineno, node.end_col_offset or 0)
             for alias in node.names:
+                # `import a.b` binds `a`; reading `a.b.c` reads `a`.
                 bound = alias.asname or alias.name.split(".")[0]
-                if alias.name == "*" or bound in flow.read_in:
+                if alias.name == "*":
                     continue
-                # `import a.b` also makes `a` usable; only flag when `a` itself is never read.
-                result.append(Finding("unused-import", f"`{bound}` is imported but never used",
-                                      name, cell.cell, node.lineno, hint="remove the import"))
-    return result
+                site = (cell.cell, node.lineno, bound)
+                candidates.append(site)
+                if bound in anytime or last_load.get(bound, (0, 0)) > end:
+                    used.add(site)
+                else:
+                    sites.setdefault(bound, []).append(site)
+        for written in cell.io.writes:
+            if written in cell.io.definite_writes:
+                reaching.pop(written, None)  # surely rebound: earlier imports no longer reach
+            if written in sites:
+                reaching.setdefault(written, []).extend(sites[written])
+    return [Finding("unused-import", f"`{bound}` is imported but never used", name, index, line,
+                    hint="remove the import")
+            for index, line, bound in candidates if (index, line, bound) not in used]
 
 
 def _redefinitions(cells: tuple[ParsedCell, ...], name: str) -> list[Finding]:
