@@ -237,7 +237,7 @@ def find_clones(cells: list[ParsedCell] | tuple[ParsedCell, ...], min_statements
         raw.append((members, length))
         pending += [(group, length + 1) for group in following.values() if len(group) > 1]
 
-    groups: list[CloneGroup] = []
+    candidates: list[tuple[CloneGroup, list[tuple[int, int]], int]] = []
     for members, length in raw:
         members = _left_maximal(lists, members)
         if members is None:
@@ -247,11 +247,65 @@ def find_clones(cells: list[ParsedCell] | tuple[ParsedCell, ...], min_statements
             continue
         group = _group(lists, members, length, min_statements, min_lines)
         if group is not None:
-            groups.append(group)
-    groups.sort(key=lambda g: (-g.statements * len(g.occurrences), g.occurrences[0].notebook,
-                               g.occurrences[0].cell, g.occurrences[0].first_line))
+            candidates.append((group, members, length))
+    candidates.sort(key=lambda c: _priority(c[0]))
+    groups = _merge_overlapping(lists, candidates, min_statements, min_lines)
+    groups.sort(key=_priority)
     return [CloneGroup(f"C{i}", g.kind, g.statements, g.lines, g.occurrences, g.consistent)
             for i, g in enumerate(groups, 1)]
+
+
+def _priority(group: CloneGroup) -> tuple[int, int, int, int, int]:
+    # Most copied statements first (what extracting it removes), then more copies: of a block
+    # repeated twice in each of two cells, the block itself (4 copies) beats the pair (2 copies).
+    first = group.occurrences[0]
+    return (-group.statements * len(group.occurrences), -len(group.occurrences), first.notebook,
+            first.cell, first.first_line)
+
+
+def _merge_overlapping(lists: list[list[_Stmt]],
+                       candidates: list[tuple[CloneGroup, list[tuple[int, int]], int]],
+                       min_statements: int, min_lines: int) -> list[CloneGroup]:
+    """One group per repeated pattern: no statement is in two reported groups.
+
+    Maximal repeats of one pattern overlap (a block pasted in several cells, each copy extended
+    differently, yields the shared run plus every longer run shared by fewer copies). Candidates
+    come in priority order; each keeps the copies that overlap no copy of a group kept before it,
+    and is dropped when fewer than two copies are left. That is the choice ``plan`` makes when
+    extracting, so the report shows what would be extracted, once. Linear: every statement of
+    every candidate copy is looked at once, plus the depth of its statement list.
+    """
+    claimed: set[tuple[int, Path, int]] = set()  # (cell key, statement list, index) kept
+    enclosing: set[tuple[int, Path, int]] = set()  # statements with a kept copy nested inside
+    cell_keys: dict[tuple[int, int], int] = {}
+    kept_groups: list[CloneGroup] = []
+    for group, members, length in candidates:
+        kept: list[tuple[int, int]] = []
+        for list_id, start in members:
+            entry = lists[list_id][start]
+            cell = cell_keys.setdefault((entry.cell.notebook, entry.cell.cell), len(cell_keys))
+            path = entry.path
+            if any((cell, path, i) in claimed or (cell, path, i) in enclosing
+                   for i in range(start, start + length)):
+                continue
+            if any((cell, path[:depth], path[depth][0]) in claimed for depth in range(len(path))):
+                continue
+            kept.append((list_id, start))
+        if len(kept) < 2:
+            continue
+        if len(kept) < len(members):
+            trimmed = _group(lists, kept, length, min_statements, min_lines)
+            if trimmed is None:
+                continue
+            group = trimmed
+        for list_id, start in kept:
+            entry = lists[list_id][start]
+            cell = cell_keys[(entry.cell.notebook, entry.cell.cell)]
+            path = entry.path
+            claimed.update((cell, path, i) for i in range(start, start + length))
+            enclosing.update((cell, path[:depth], path[depth][0]) for depth in range(len(path)))
+        kept_groups.append(group)
+    return kept_groups
 
 
 def _left_maximal(lists: list[list[_Stmt]], members: list[tuple[int, int]]) -> list[tuple[int, int]] | None:
