@@ -76,7 +76,7 @@ class ConvertReport:
                          "notebook": names[h.notebook], "cell": h.cell} for h in plan.hoisted],
             "kept": [{"name": k.name, "notebook": names[k.notebook], "cell": k.cell,
                       "reason": k.reason} for k in plan.kept],
-            "findings": [asdict(f) for a in plan.analysis.notebooks for f in a.findings],
+            "findings": [asdict(f) for f in plan.findings],
             "verification": self.verification.to_dict() if self.verification else None,
             "skipped": [f.to_dict() for f in self.failures],
         }

@@ -7,32 +7,13 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
-from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .plan import PackagePlan
+from .templating import environment
 
 Files = Mapping[str, "str | bytes"]
-
-
-def templates_dir() -> Path:
-    """The templates folder: inside the installed wheel, or beside the package in a checkout."""
-    packaged = resources.files("nb2pkg") / "templates"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "templates"
-
-
-def _environment():
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-    )
 
 
 def format_python(source: str) -> str:
@@ -56,7 +37,7 @@ def render(plan: PackagePlan, extra: Files | None = None,
 
     from .record import coverage, test_data
 
-    env = _environment()
+    env = environment()
     # File names only: a generated package must not carry the author's folders.
     sources = [a.notebook.path.name for a in plan.analysis.notebooks]
     notebook_names = [a.notebook.path.name for a in plan.analysis.notebooks]
@@ -77,7 +58,7 @@ def render(plan: PackagePlan, extra: Files | None = None,
         hoisted=plan.hoisted,
         kept=plan.kept,
         findings=[replace(f, notebook=Path(f.notebook).name)
-                  for a in plan.analysis.notebooks for f in a.findings],
+                  for f in plan.findings],
         coverage=None if calls is None else coverage(
             [f"{plan.name}.{m.name}.{name}" for m in plan.modules
              for name in _public_names(plan, m.name, functions_only=True)], calls),
@@ -113,7 +94,3 @@ def _public_names(plan: PackagePlan, module: str, functions_only: bool = False) 
     names += [e.function for e in plan.extractions if e.module == module]
     return sorted(set(names))
 
-
-def render_template(name: str, **context: Any) -> str:
-    """One template rendered on its own (files regenerated outside a whole ``render``)."""
-    return _environment().get_template(name).render(**context)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import ast
 import copy
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Mapping
 
 import libcst as cst
 
-from .analysis import Analysis
+from .analysis import Analysis, Finding
 from .analysis.dataflow import BUILTIN_NAMES
 from .magics import is_placeholder_name
 from .refactor.extract import ExtractContext, Extraction, Refusal, _Refuse, cst_span, cst_statement_list, extract_group
@@ -70,6 +71,13 @@ class PackagePlan:
     kept: tuple[Kept, ...]
     dependencies: tuple[Dependency, ...]
     analysis: Analysis = field(compare=False, repr=False)
+    kernel: str = "python3"  # the one kernel the notebooks, stages, tests and CI run on
+    notices: tuple[Finding, ...] = ()  # findings about this environment (kernels, imports)
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        """The notebooks' own findings, then those about converting them here."""
+        return tuple(f for a in self.analysis.notebooks for f in a.findings) + self.notices
 
 
 def module_names(analysis: Analysis, package: str) -> list[str]:
@@ -140,11 +148,63 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions()) -> Pa
             else:
                 refusals.append(result)
 
+    kernel, notices = choose_kernel(analysis)
     module_plans = _modules(analysis, package, modules, hoisted, extractions, imports, ctx)
-    notebook_plans = _notebooks(analysis, package, modules, hoisted, extractions, ctx)
+    notebook_plans = _notebooks(analysis, package, modules, hoisted, extractions, ctx, kernel)
     return PackagePlan(package, tuple(module_plans), tuple(notebook_plans), tuple(extractions),
                        tuple(refusals), tuple(hoisted), tuple(kept),
-                       tuple(dependencies(analysis, package)), analysis)
+                       tuple(dependencies(analysis, package)), analysis, kernel, tuple(notices))
+
+
+# Jupyter's own rule for kernel names (jupyter_client.kernelspec._kernel_name_pat), bounded: the
+# name is written into the CI workflow and pipeline.yaml, so nothing else may pass.
+KERNEL_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+DEFAULT_KERNEL = "python3"
+
+
+def choose_kernel(analysis: Analysis) -> tuple[str, list[Finding]]:
+    """One kernel for the whole project, and a finding for every notebook that named another.
+
+    A notebook's own kernel is kept when its name is well formed and the kernel is installed
+    here; otherwise (``python2``, a conda env of another machine) the project runs on the
+    current Python's ``python3`` kernel, which is where ``--verify`` ran it too.
+    """
+    chosen: str | None = None
+    notices: list[Finding] = []
+    installed: set[str] | None = None
+    for result in analysis.notebooks:
+        notebook = result.notebook
+        wanted = notebook.kernel_name
+        if wanted == DEFAULT_KERNEL or wanted == chosen:
+            chosen = chosen or wanted
+            continue
+        reason = None
+        if not KERNEL_NAME.fullmatch(wanted):
+            reason = "is not a valid kernel name"
+        else:
+            if installed is None:
+                installed = _installed_kernels()
+            if wanted not in installed:
+                reason = "is not installed here"
+            elif chosen is not None:
+                reason = f"differs from the project's kernel {chosen!r}"
+        if reason is None:
+            chosen = wanted
+            continue
+        notices.append(Finding(
+            "kernel-replaced", f"the notebook's kernel {wanted!r} {reason}; the project runs "
+            f"on {chosen or DEFAULT_KERNEL!r}", str(notebook.path),
+            hint="install that kernel and convert again to keep it"))
+    return chosen or DEFAULT_KERNEL, notices
+
+
+def _installed_kernels() -> set[str]:
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        return set(KernelSpecManager().find_kernel_specs())
+    except Exception:  # a broken Jupyter setup: every named kernel is treated as missing
+        return set()
 
 
 def _own_line(analysis: Analysis, h: Hoisted) -> bool:
@@ -248,7 +308,8 @@ def _merge_imports(lines: set[str]) -> tuple[str, ...]:
 
 
 def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: list[Hoisted],
-               extractions: list[Extraction], ctx: ExtractContext) -> list[NotebookPlan]:
+               extractions: list[Extraction], ctx: ExtractContext,
+               kernel: str) -> list[NotebookPlan]:
     plans = []
     used_filenames: set[str] = set()
     for nb, result in enumerate(analysis.notebooks):
@@ -278,6 +339,9 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
                         imported[e.module].append(e.function)
 
         node = copy.deepcopy(result.notebook.node)
+        if result.notebook.kernel_name != kernel:
+            node.metadata["kernelspec"] = {"name": kernel, "display_name": "Python 3 (ipykernel)" if kernel == DEFAULT_KERNEL else kernel,
+                                           "language": "python"}
         parsed = {c.cell: c for c in result.cells}
         for index, cell in enumerate(node.cells):
             cell.metadata["nb2pkg"] = {"source_cell": index}

@@ -87,7 +87,7 @@ def format_conversion(report: Any) -> str:
                + (f"; kept {len(plan.kept)} in the notebook:" if plan.kept else ""))
     for k in plan.kept:
         out.append(f"  `{k.name}` ({names[k.notebook]} cell {k.cell}): {k.reason}")
-    findings = [f for a in plan.analysis.notebooks for f in a.findings]
+    findings = list(plan.findings)
     if findings:
         out.append(f"findings ({len(findings)}), details in REPORT.md")
     if report.verification is not None:

@@ -81,7 +81,8 @@ def write_project(files: Files, output: Path, force: bool = False) -> list[str]:
 
 def write_recordings(project: Path, calls: Sequence[Any]) -> list[str]:
     """Replace the recorded-call test data of an existing project (``nb2pkg verify`` refresh)."""
-    from .generate import format_python, render_template
+    from .generate import format_python
+    from .templating import render_template
     from .record import test_data
 
     files: dict[str, str] = dict(test_data(calls))

@@ -87,7 +87,7 @@ def mermaid(result: Any) -> str:
     for group, members in groups.items():
         indent = "  "
         if len(groups) > 1:
-            lines.append(f'  subgraph g_{ids[members[0].name]}["{group}"]')
+            lines.append(f'  subgraph g_{ids[members[0].name]}["{_mermaid_text(group)}"]')
             indent = "    "
         for stage in members:
             run = runs.get(stage.name)
@@ -107,6 +107,13 @@ def mermaid(result: Any) -> str:
               "  classDef notrun fill:#ffffff,stroke:#9e9e9e,stroke-dasharray:4 3",
               "  classDef other fill:#ffffff,stroke:#cccccc,color:#999999"]
     return "\n".join(lines)
+
+
+def _mermaid_text(text: str) -> str:
+    """A Mermaid label: one line, quotes and markup as entities (folder names are data)."""
+    from ..templating import one_line
+
+    return "".join(f"#{ord(c)};" if c in '"<>&#`' else c for c in one_line(text))
 
 
 def _reduced_edges(stages: Any) -> list[tuple[str, str]]:

@@ -19,11 +19,8 @@ from __future__ import annotations
 import copy
 import json
 import posixpath
-import shlex
 import sys
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any, Mapping
 
 from .split import NotebookSplit, StagePlan, metric_cell_source, split_notebook
@@ -56,9 +53,8 @@ def plan_pipeline(plan: Any, single_stage: bool = False) -> PipelinePlan:
     several = len(splits) > 1
     names = {(s.module, p.name): (f"{s.module}.{p.name}" if several else p.name)
              for s in splits for p in s.parameters}
-    kernel = next((n.node.metadata.get("kernelspec", {}).get("name") for n in plan.notebooks
-                   if n.node.metadata.get("kernelspec", {}).get("name")), "python3")
-    return PipelinePlan(plan.name, kernel, tuple(splits), names)
+    # The plan chose one kernel, checked against a strict pattern (it reaches the workflow).
+    return PipelinePlan(plan.name, plan.kernel, tuple(splits), names)
 
 
 def pipeline_files(plan: Any, single_stage: bool = False) -> dict[str, str | bytes]:
@@ -241,39 +237,11 @@ def _yaml_default(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def templates_dir() -> Path:
-    """``templates/``: inside the installed wheel, or beside the package in a checkout.
-
-    (Same rule as ``nb2pkg.generate``, which is not imported here: it pulls in the refactoring
-    machinery, and ``nb2pkg run`` renders its report from these templates.)
-    """
-    packaged = resources.files("nb2pkg") / "templates"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent.parent / "templates"
-
-
 def template_environment():
-    import jinja2
+    """The one template environment (``nb2pkg.templating``), with its escaping filters."""
+    from ..templating import environment
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
-                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
-                             autoescape=False, trim_blocks=True, lstrip_blocks=True)
-    env.filters["yaml"] = yaml_scalar
-    env.filters["shell"] = shlex.quote  # values from notebook metadata, into shell commands
-    return env
-
-
-def yaml_scalar(value: Any) -> str:
-    """``value`` as inline YAML (flow style), the same value when read back."""
-    import yaml
-
-    text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"),
-                          allow_unicode=True, sort_keys=False)
-    text = text.rstrip("\n")
-    if text.endswith("\n..."):
-        text = text[:-4]
-    return text.strip()
+    return environment()
 
 
 __all__ = ["pipeline_files", "plan_pipeline", "stage_notebook", "PIPELINE_FILE", "WORKFLOW_FILE"]

@@ -1,0 +1,118 @@
+"""Escaping filters: whatever a notebook holds, the generated text reads back as that same data.
+
+Each property is the definition of "escaped" for one language: parse the generated fragment with
+that language's own parser and get the original value back, with the surrounding structure intact.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shlex
+import tomllib
+
+import pytest
+import yaml as pyyaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nb2pkg import templating
+from nb2pkg.templating import Escaped, TemplateEscapeError
+
+# Any text, including line breaks, quotes, backslashes, NUL and the Unicode line separators;
+# lone surrogates (which no UTF-8 file can hold) are excluded here and tested on their own.
+text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+nasty = st.sampled_from(['"""', "'''", '\\', '\n', '\r', '\x85', '\u2028', '\x00', '${{ x }}',
+                         '"; import os; os.system("x")  #', '`', '|', '<script>', '[a](b)',
+                         '- item', '# h', '\t', '\x1b[31m', 'key: value', '{a: b}', '&amp;'])
+mixed = st.lists(st.one_of(text, nasty), max_size=4).map("".join)
+
+
+@given(mixed)
+def test_python_literal_reads_back(value: str) -> None:
+    assert ast.literal_eval(templating.py(value)) == value
+    assert ast.literal_eval(templating.pydoc(value)) == value
+
+
+@given(mixed)
+def test_docstring_is_one_statement(value: str) -> None:
+    module = ast.parse(f"{templating.pydoc(value)}\nx = 1\n")
+    assert [type(node) for node in module.body] == [ast.Expr, ast.Assign]
+
+
+@given(mixed)
+def test_toml_string_reads_back_and_adds_no_key(value: str) -> None:
+    document = tomllib.loads(f"[project]\nname = {templating.toml(value)}\nafter = 1\n")
+    assert document == {"project": {"name": value, "after": 1}}
+
+
+@given(st.recursive(st.one_of(mixed, st.integers(), st.booleans(), st.none()),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(mixed, inner, max_size=3), max_leaves=8))
+def test_yaml_value_reads_back_inside_nested_mapping(value: object) -> None:
+    document = pyyaml.safe_load(f"stages:\n  - name: {templating.yaml(value)}\n    after: 1\n")
+    assert document == {"stages": [{"name": _yaml_normal(value), "after": 1}]}
+
+
+def _yaml_normal(value: object) -> object:
+    # YAML cannot tell "\r\n" inside a double-quoted string from anything else: it is kept;
+    # nothing to normalise except what the dumper itself changes (none for these types).
+    return value
+
+
+@given(mixed)
+def test_comments_stay_comments(value: str) -> None:
+    assert pyyaml.safe_load(f"# {templating.yamlcomment(value)}\nkey: 1\n") == {"key": 1}
+    assert ast.parse(f"# {templating.pycomment(value)}\nx = 1\n").body[0].targets[0].id == "x"
+
+
+@given(mixed)
+def test_shell_word_is_one_word(value: str) -> None:
+    if re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", value):
+        with pytest.raises(TemplateEscapeError):
+            templating.shell(value)
+    else:
+        assert shlex.split(templating.shell(value)) == [value]
+
+
+MD_ACTIVE = set("\\`*_[]<>&|~#!$")
+
+
+@given(mixed)
+def test_markdown_text_has_no_active_character(value: str) -> None:
+    out = templating.md(value)
+    assert "\n" not in out and "\r" not in out
+    unescaped = re.sub(r"\\.", "", out)  # what is left once every backslash escape is removed
+    assert not MD_ACTIVE & set(unescaped)
+    assert unescaped[:1] not in set("-+=.>:")
+
+
+@given(mixed)
+def test_markdown_code_span_cannot_be_closed_early(value: str) -> None:
+    out = templating.mdcode(value)
+    fence = re.match(r"`+", out).group()
+    assert out.endswith(fence)
+    assert fence not in out[len(fence):-len(fence)]
+    assert "\n" not in out
+
+
+def test_templates_refuse_unescaped_text() -> None:
+    env = templating.environment()
+    with pytest.raises(TemplateEscapeError, match="without an escaping filter"):
+        env.from_string("name = {{ name }}").render(name="x")
+    assert env.from_string("n = {{ n }}").render(n=3) == "n = 3"
+    assert env.from_string("{{ name | toml }}").render(name='a"b') == '"a\\"b"'
+
+
+def test_identifier_filter_refuses_anything_else() -> None:
+    assert templating.ident("pkg.module") == "pkg.module"
+    for bad in ['x"; import os', "a b", "class", "", "1x"]:
+        with pytest.raises(TemplateEscapeError):
+            templating.ident(bad)
+
+
+def test_join_keeps_escaped_pieces_escaped() -> None:
+    env = templating.environment()
+    out = env.from_string("{{ xs | map('mdcode') | join(', ') }}").render(xs=["a`b", "c"])
+    assert out == "``a`b``, `c`"
+    assert isinstance(templating.FILTERS["join"]([Escaped("a")], ", "), Escaped)
