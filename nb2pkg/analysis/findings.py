@@ -227,6 +227,7 @@ def _unused_imports(cells: tuple[ParsedCell, ...], flow: DataFlow, walked: dict[
     # (cell, line, bound name) of imports whose binding may still be read, per name
     reaching: dict[str, list[tuple[int, int, str]]] = {}
     used: set[tuple[int, int, str]] = set()
+    rebound: dict[tuple[int, int, str], int] = {}  # import -> the cell that surely rebinds it
     candidates: list[tuple[int, int, str]] = []
     for cell in cells:
         if cell.tree is None or cell.io is None:
@@ -255,12 +256,20 @@ def _unused_imports(cells: tuple[ParsedCell, ...], flow: DataFlow, walked: dict[
                     sites.setdefault(bound, []).append(site)
         for written in cell.io.writes:
             if written in cell.io.definite_writes:
-                reaching.pop(written, None)  # surely rebound: earlier imports no longer reach
+                # Surely rebound: earlier imports no longer reach any read.
+                for site in reaching.pop(written, ()):
+                    rebound[site] = cell.cell
             if written in sites:
                 reaching.setdefault(written, []).extend(sites[written])
-    return [Finding("unused-import", f"`{bound}` is imported but never used", name, index, line,
-                    hint="remove the import")
-            for index, line, bound in candidates if (index, line, bound) not in used]
+    result = []
+    for site in candidates:
+        if site in used:
+            continue
+        index, line, bound = site
+        later = f" (cell {rebound[site]} binds it again first)" if site in rebound else ""
+        result.append(Finding("unused-import", f"`{bound}` is imported but never used{later}",
+                              name, index, line, hint="remove the import"))
+    return result
 
 
 def _redefinitions(cells: tuple[ParsedCell, ...], name: str) -> list[Finding]:
