@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import keyword
 import re
 import sys
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from .analysis.dataflow import BUILTIN_NAMES
 from .magics import is_placeholder_name
 from .refactor.extract import ExtractContext, Extraction, Refusal, _Refuse, cst_span, cst_statement_list, extract_group
 from .refactor.hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept, import_table, plan_hoisting
-from .refactor.naming import Namer, package_name
+from .errors import Nb2pkgError
+from .refactor.naming import MAX_NAME, Namer, clashes, identifier, module_name, package_name
 from .refactor.rewrite import Replacement, RewriteError, rewrite_cell
 
 # Import names whose distribution is named differently, for packages not installed here.
@@ -81,16 +83,30 @@ class PackagePlan:
 
 
 def module_names(analysis: Analysis, package: str) -> list[str]:
-    namer = Namer({"common", "tests"})
-    return [namer.claim(package_name(a.notebook.name)) for a in analysis.notebooks]
+    """One module per notebook, named after it; ``core`` when that is the package's own name
+    (``sales_report.core``, not ``sales_report.sales_report``)."""
+    namer = Namer({"common", "tests", package})
+    return [namer.claim("core" if name == package else name)
+            for name in (module_name(a.notebook.name) for a in analysis.notebooks)]
+
+
+def choose_package_name(analysis: Analysis, wanted: str | None) -> str:
+    """The package name: ``wanted`` when given (refused if it would shadow something), else
+    the default rule of ``naming.package_name`` for the first notebook."""
+    if wanted is None:
+        return package_name(analysis.notebooks[0].notebook.name)
+    if not (wanted.isidentifier() and wanted.isascii()) or keyword.iskeyword(wanted):
+        wanted = identifier(wanted, "nb")  # "My Package" -> my_package, as pip would spell it
+    why = clashes(wanted)
+    if why:
+        raise Nb2pkgError(f"the package name {wanted!r} would shadow {why}",
+                          hint=f"choose another --name, e.g. {package_name(wanted)!r}")
+    return wanted
 
 
 def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions()) -> PackagePlan:
     """Decide every module and notebook of the package for ``analysis``."""
-    first = analysis.notebooks[0].notebook
-    package = package_name(options.name or first.name)
-    if options.name and options.name != package:
-        package = package_name(options.name)
+    package = choose_package_name(analysis, options.name)
     modules = module_names(analysis, package)
     notebooks = [a.notebook for a in analysis.notebooks]
     parsed = [a.cells for a in analysis.notebooks]
@@ -149,6 +165,13 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions()) -> Pa
                 refusals.append(result)
 
     kernel, notices = choose_kernel(analysis)
+    if options.name is None:
+        plain = identifier(analysis.notebooks[0].notebook.name, "nb", limit=MAX_NAME)
+        if package != plain:
+            notices.insert(0, Finding(
+                "package-renamed", f"the package is called {package!r}: {plain!r} would shadow "
+                f"{clashes(plain)}", str(analysis.notebooks[0].notebook.path),
+                hint="pass --name to choose another name"))
     module_plans = _modules(analysis, package, modules, hoisted, extractions, imports, ctx)
     notebook_plans = _notebooks(analysis, package, modules, hoisted, extractions, ctx, kernel)
     return PackagePlan(package, tuple(module_plans), tuple(notebook_plans), tuple(extractions),

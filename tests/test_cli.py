@@ -80,7 +80,7 @@ def test_dry_run_writes_nothing_and_input_is_untouched(tmp_path: Path) -> None:
     before = digest(SALES)
     result = run("convert", str(SALES), "-o", str(tmp_path / "out"), "--dry-run")
     assert result.returncode == 0
-    assert "Would write" in result.stdout and "src/sales_report/sales_report.py" in result.stdout
+    assert "Would write" in result.stdout and "src/sales_report/core.py" in result.stdout
     assert not (tmp_path / "out").exists()
     run("convert", str(SALES), "-o", str(tmp_path / "real"))
     assert digest(SALES) == before
@@ -106,7 +106,7 @@ def test_convert_json_and_names_override(tmp_path: Path) -> None:
     (extracted,) = [e for e in data["extracted"] if e["group"] == "C1"]
     assert extracted["function"] == "summarize_region"
     assert "heading" in extracted["parameters"] and "label" not in extracted["parameters"]
-    module = (tmp_path / "out" / "src" / "sales_report" / "sales_report.py").read_text()
+    module = (tmp_path / "out" / "src" / "sales_report" / "core.py").read_text()
     assert "def summarize_region(" in module
 
 

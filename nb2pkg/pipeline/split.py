@@ -12,8 +12,9 @@ copies read when called):
 * bound last by a top-level ``def``/``class`` (or ``name = lambda ...``) that stayed in the
   notebook: the definition is copied too (classes always, so pickled instances load), and what the
   definition reads is needed in turn;
-* a parameter (literal assignment in the cell tagged ``parameters``) that no stage rebinds or
-  mutates: it becomes a parameter of the stage;
+* a parameter (literal assignment in the cell tagged ``parameters``, of a value pipeline.yaml can
+  carry: ``parameter_problem``) that no stage rebinds or mutates: it becomes a parameter of the
+  stage;
 * any other value: an input artifact, provided by the *latest* earlier stage that mentions the name
   at top level (reads, binds, mutates or deletes it), so changes made in place
   (``df.drop(..., inplace=True)``, ``rows.append(x)``, ``f(rows)``) are carried forward.
@@ -81,6 +82,8 @@ class NotebookSplit:
     parameters_residual: str | None  # what stays of that cell once parameters move up ("" = drop)
     parameters_comments: str  # its comment lines, kept with the parameters when the cell is dropped
     stages: tuple[StagePlan, ...]
+    # Literal assignments of the parameters cell that stay code: (variable, why not a parameter).
+    kept_as_code: tuple[tuple[str, str], ...] = ()
 
 
 # -- choosing the cuts --------------------------------------------------------------------------
@@ -97,8 +100,9 @@ def slug(title: str, fallback: str = "stage") -> str:
     """A file and stage name part: ASCII letters, digits and ``_`` ("Über uns" -> "uber_uns")."""
     ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
     words = re.findall(r"[A-Za-z0-9]+", ascii_title.lower())
-    text = "_".join(words)[:40].strip("_")
-    return text or fallback
+    from ..refactor.naming import MAX_NAME, shorten
+
+    return "_".join(shorten(words, MAX_NAME)) or fallback
 
 
 def _source_cell(cell: Any) -> int | None:
@@ -276,18 +280,20 @@ def _type_of(value: Any) -> str:
 
 
 def _parameters(parsed: ParsedCell, position: int
-                ) -> tuple[list[ParameterDef], set[tuple[int, int]], str, str]:
+                ) -> tuple[list[ParameterDef], set[tuple[int, int]], str, str,
+                           tuple[tuple[str, str], ...]]:
     """Literal assignments of the parameters cell, the statements they are, what remains of the
-    cell without them ("" when only comments remain), and its comment lines."""
+    cell without them ("" when only comments remain), its comment lines, and the literal
+    assignments left as code because their value cannot be a parameter (variable, why)."""
     if parsed.tree is None:
-        return [], set(), parsed.source, ""
+        return [], set(), parsed.source, "", ()
     statements = _statements(parsed, position)
     line_owners: dict[int, list[int]] = {}
     for i, s in enumerate(statements):
         for line in range(s.node.lineno, (s.node.end_lineno or s.node.lineno) + 1):
             line_owners.setdefault(line, []).append(i)
-    found: list[ParameterDef] = []
-    literal: set[int] = set()
+    candidates: list[tuple[int, ParameterDef]] = []
+    refused: dict[str, str] = {}  # variable -> why it stays code
     for i, s in enumerate(statements):
         node = s.node
         target = value = None
@@ -301,8 +307,14 @@ def _parameters(parsed: ParsedCell, position: int
             default = ast.literal_eval(value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             continue
-        literal.add(i)
-        found.append(ParameterDef(target.id, default, _type_of(default), s.text))
+        problem = parameter_problem(target.id, default)
+        if problem is not None:
+            refused.setdefault(target.id, problem)
+        candidates.append((i, ParameterDef(target.id, default, _type_of(default), s.text)))
+    # Every assignment of a refused name stays code, or a later carried one would be overwritten.
+    candidates = [(i, p) for i, p in candidates if p.name not in refused]
+    literal = {i for i, _ in candidates}
+    found = [p for _, p in candidates]
     # A statement sharing a line with code that stays cannot move: it stays code, not a parameter.
     movable = {i for i in literal
                if all(set(line_owners[line]) <= literal
@@ -319,7 +331,41 @@ def _parameters(parsed: ParsedCell, position: int
     residual = "\n".join(kept).strip("\n") if has_code else ""
     # Parameters assigned twice keep the last value, as the cell would.
     last = {p.name: p for p in found}
-    return list(last.values()), taken, residual, comments
+    return list(last.values()), taken, residual, comments, tuple(refused.items())
+
+
+_ASCII_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_CARRIED = "None, booleans, numbers, strings, and lists and string-keyed dicts of them"
+
+
+def parameter_problem(name: str, value: Any) -> str | None:
+    """Why the literal assignment ``name = value`` cannot be a pipeline parameter, or None.
+
+    A parameter travels through pipeline.yaml (YAML, names checked against its JSON Schema), ``-p``
+    overrides, the cell papermill injects and the run state (JSON): only the values listed in
+    ``_CARRIED`` come through all of them unchanged. Anything else (``1j``, ``...``, bytes, sets,
+    dicts with non-string keys) made a pipeline.yaml that could not be written or that ``nb2pkg
+    run`` refused, so such an assignment stays ordinary code in its cell (issue 12).
+    """
+    if not _ASCII_NAME.match(name):
+        return f"`{name}` is not an ASCII name, which pipeline.yaml requires for parameters"
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if item is None or isinstance(item, (bool, int, float, str)):
+            continue
+        if isinstance(item, (list, tuple)):
+            todo.extend(item)
+        elif isinstance(item, dict):
+            key = next((k for k in item if not isinstance(k, str)), None)
+            if key is not None:
+                return (f"`{name}` is a dict with a key of type {type(key).__name__} "
+                        f"({key!r}); a pipeline parameter can hold {_CARRIED}")
+            todo.extend(item.values())
+        else:
+            what = "Ellipsis" if item is Ellipsis else type(item).__name__
+            return f"`{name}` holds a value of type {what}; a pipeline parameter can hold {_CARRIED}"
+    return None
 
 
 # -- the split ----------------------------------------------------------------------------------
@@ -344,12 +390,13 @@ def split_notebook(module: str, node: Any, parameters_cell: int | None = None,
     skip: set[tuple[int, int]] = set()
     residual: str | None = None
     comments = ""
+    kept_as_code: tuple[tuple[str, str], ...] = ()
     if parameters_cell is not None:
         parameters_position = next((p for p, c in enumerate(cells)
                                     if _source_cell(c) == parameters_cell and p in parsed), None)
     if parameters_position is not None:
-        parameter_defs, skip, residual, comments = _parameters(parsed[parameters_position],
-                                                               parameters_position)
+        parameter_defs, skip, residual, comments, kept_as_code = _parameters(
+            parsed[parameters_position], parameters_position)
     parameter_names = {p.name for p in parameter_defs}
 
     facts = [_facts([(p, parsed[p]) for p in positions if p in parsed], skip)
@@ -386,7 +433,7 @@ def split_notebook(module: str, node: Any, parameters_cell: int | None = None,
             metric_cells=metric_cells))
     owner_residual = residual if parameters_position is not None else None
     return NotebookSplit(module, level, tuple(parameter_defs), parameters_position,
-                         owner_residual, comments, tuple(stages))
+                         owner_residual, comments, tuple(stages), kept_as_code)
 
 
 def _unique_slugs(slugs: list[str]) -> list[str]:
