@@ -107,9 +107,24 @@ def _is_literal(node: ast.expr) -> bool:
     return True
 
 
+# Statements and magics that bind names the analysis cannot list: `from x import *`, `%run
+# script.py` (the script's globals), `%store -r` (stored variables), exec() and globals()[...].
+_UNSEEN_BINDINGS = frozenset({"`import *`", "`exec()`", "`globals()`"})
+_UNSEEN_MAGICS = re.compile(r"^%{1,2}(?:run\b|store\s+-r\b)")
+
+
+def _binds_unseen_names(cell: ParsedCell) -> bool:
+    return (cell.io is not None and any(d in _UNSEEN_BINDINGS for d in cell.io.dynamic)) or any(
+        _UNSEEN_MAGICS.match(m.text.lstrip()) for m in cell.masked.magics)
+
+
 def _use_before_define(flow: DataFlow, cells: tuple[ParsedCell, ...], name: str) -> list[Finding]:
     result = []
+    unseen = False  # some cell so far may have bound any name
     for cell in cells:
+        unseen = unseen or _binds_unseen_names(cell)
+        if unseen:
+            continue  # a missing name may come from there: nothing to claim
         for use in flow.inputs.get(cell.cell, ()):
             if use.provider is not None:
                 continue
@@ -178,7 +193,8 @@ def _randomness(cells: tuple[ParsedCell, ...], walked: dict[int, _Walked],
                 (head in {"np.random", "numpy.random"} and last in _NUMPY_RANDOM and not seeded)
                 or (head == "random" and last in _PY_RANDOM and not seeded)
                 or (last == "default_rng" and not node.args and not node.keywords)
-                or (last in _NEEDS_RANDOM_STATE and "random_state" not in keywords)
+                or (last in _NEEDS_RANDOM_STATE and "random_state" not in keywords
+                    and not _no_shuffle(node))
             )
             if unseeded:
                 result.append(Finding("unseeded-random", f"`{dotted}(...)` gives different results "
@@ -186,6 +202,12 @@ def _randomness(cells: tuple[ParsedCell, ...], walked: dict[int, _Walked],
                                       hint="set a seed (np.random.default_rng(seed), random_state="
                                       "seed) so runs can be compared and tests recorded"))
     return result
+
+
+def _no_shuffle(call: ast.Call) -> bool:
+    # train_test_split(..., shuffle=False) splits rows in order: nothing random to seed.
+    return any(k.arg == "shuffle" and isinstance(k.value, ast.Constant) and k.value.value is False
+               for k in call.keywords)
 
 
 def _paths(cells: tuple[ParsedCell, ...], walked: dict[int, _Walked], name: str) -> list[Finding]:
