@@ -5,7 +5,17 @@ Only the CLI (and the lab extension) turn these into messages and exit codes; th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+# Line breaks, other control characters and unpaired surrogates (undecodable bytes in file names)
+# would split the message or fail to print: they are shown escaped, as Python writes them.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks, control characters and lone surrogates escaped (``\\n``)."""
+    return _UNPRINTABLE.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 class Nb2pkgError(Exception):
@@ -28,7 +38,7 @@ class Nb2pkgError(Exception):
         text = f"{where}: {self.message}" if where else self.message
         if self.hint:
             text += f" ({self.hint})"
-        return text
+        return one_line(text)
 
 
 class NotebookError(Nb2pkgError):

@@ -6,18 +6,28 @@ cell where there is one) and what to do, so the CLI can print one line instead o
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .errors import NotebookError, UnsupportedNotebook
 
 PYTHON_LANGUAGES = {"python", "python3", "python2", "ipython", "ipython3"}
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _SETEXT = re.compile(r"^(=+|-+)\s*$")
+# Deeper than this, later steps (nbformat, jsonschema, deepcopy, papermill) recurse past Python's
+# limit (a notebook nested ~500 deep failed in convert). Jupyter itself writes nothing near it:
+# plotly/vega outputs and widget state nest about 15 levels.
+MAX_DEPTH = 100
+# A lone surrogate can only come from a JSON escape: strict UTF-8 decoding refuses encoded ones.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -80,24 +90,19 @@ def read_notebook(path: Path | str) -> Notebook:
     import nbformat  # nbformat pulls in jsonschema: only pay for it when reading
 
     path = Path(path)
-    if not path.exists():
-        raise NotebookError("no such file", path=path, hint="check the path")
-    if path.is_dir():
-        raise NotebookError("is a folder, not a notebook", path=path,
-                            hint="pass the .ipynb files inside it")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise NotebookError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path,
-                            hint="notebooks are UTF-8 JSON; re-save it from Jupyter") from None
-    except OSError as exc:
-        raise NotebookError(f"cannot read: {exc.strerror}", path=path) from None
+    text = _read_text(path)
+    if not text.strip():
+        raise NotebookError(f"empty file ({len(text)} bytes)", path=path,
+                            hint="restore it from version control or re-save it from Jupyter")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise NotebookError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
                             path=path, hint="the file is damaged; restore it from version control "
                             "or re-save it from Jupyter") from None
+    except RecursionError:  # the C decoder refuses ~1,000 levels; say where, not a traceback
+        raise _too_deep(path, where=_deep_position(text)) from None
+    _check_values(data, text, path)
     if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
         raise NotebookError("not a Jupyter notebook (no cells)", path=path)
     version = data.get("nbformat")
@@ -137,6 +142,118 @@ def read_notebook(path: Path | str) -> Notebook:
     cells = tuple(_cell(i, c) for i, c in enumerate(node.cells))
     return Notebook(path=path, cells=cells, kernel_name=kernel_name, language=language, node=node,
                     original_nbformat=version)
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, refusing anything that is not a regular UTF-8 file without blocking."""
+    try:
+        # O_NONBLOCK: opening a FIFO named *.ipynb must not wait forever for a writer; what was
+        # opened is checked below, so the file cannot be swapped between a check and the open.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise NotebookError("is a folder, not a notebook", path=path,
+                                hint="pass the .ipynb files inside it")
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+            raise NotebookError(f"is {kind}, not a regular file", path=path,
+                                hint="nb2pkg reads notebooks from regular files only")
+        file = os.fdopen(fd, "rb")  # owns the descriptor from here on
+    except BaseException:
+        os.close(fd)
+        raise
+    with file:
+        try:
+            data = file.read()
+        except OSError as exc:
+            raise _unreadable(path, exc) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotebookError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path,
+                            hint="notebooks are UTF-8 JSON; re-save it from Jupyter") from None
+
+
+def _unreadable(path: Path, exc: OSError) -> NotebookError:
+    if exc.errno == errno.ENOENT:
+        return NotebookError("no such file", path=path, hint="check the path")
+    if exc.errno == errno.ELOOP:
+        return NotebookError("is a symbolic link loop", path=path,
+                             hint="point the link at a notebook")
+    if exc.errno in (errno.EISDIR, errno.EACCES) and os.path.isdir(path):  # Windows
+        return NotebookError("is a folder, not a notebook", path=path,
+                             hint="pass the .ipynb files inside it")
+    hint = "check the file's permissions" if exc.errno in (errno.EACCES, errno.EPERM) else None
+    return NotebookError(f"cannot read: {exc.strerror or exc}", path=path, hint=hint)
+
+
+def _too_deep(path: Path, where: str, cell: int | None = None) -> NotebookError:
+    return NotebookError(f"nested more than {MAX_DEPTH} levels deep at {where}", path=path,
+                         cell=cell, hint="no notebook Jupyter writes nests like this; remove or "
+                         "flatten that value")
+
+
+def _deep_position(text: str) -> str:
+    """'line L, column C' where the JSON text first nests deeper than ``MAX_DEPTH``."""
+    depth = 0
+    for match in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, match.start()) + 1
+                column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+                return f"line {line}, column {column}"
+        elif token in "]}":
+            depth -= 1
+    return "an unknown place"
+
+
+def _check_values(data: Any, text: str, path: Path) -> None:
+    """Refuse nesting deeper than ``MAX_DEPTH`` and strings with a lone surrogate, naming where.
+
+    Both parse as JSON, but a lone surrogate cannot be written back as UTF-8 (the converted
+    notebook, REPORT.md, the terminal) and deep nesting overflows the recursive steps that follow.
+    """
+    strings = _SURROGATE_ESCAPE.search(text) is not None  # else no string needs looking at
+    todo: list[tuple[Any, tuple]] = [(data, ())]
+    while todo:
+        value, steps = todo.pop()
+        if isinstance(value, dict):
+            items: Any = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            if strings and isinstance(value, str) and _SURROGATE.search(value):
+                raise _surrogate(path, steps, value)
+            continue
+        if len(steps) >= MAX_DEPTH:
+            raise _too_deep(path, _where(steps, 8) + "/...", _cell_of(steps))
+        for key, item in items:
+            if strings and isinstance(key, str) and _SURROGATE.search(key):
+                raise _surrogate(path, (*steps, key), key)
+            todo.append((item, (*steps, key)))
+
+
+def _surrogate(path: Path, steps: tuple, value: str) -> NotebookError:
+    char = _SURROGATE.search(value).group()  # type: ignore[union-attr]
+    return NotebookError(f"text at {_where(steps)} holds a lone surrogate \\u{ord(char):04x}, "
+                         "which is not valid Unicode", path=path, cell=_cell_of(steps),
+                         hint="delete that character; a tool wrote half of a surrogate pair")
+
+
+def _where(steps: Sequence, limit: int | None = None) -> str:
+    """The JSON path of a value, from its cell when it is in one (the cell is named apart)."""
+    if _cell_of(steps) is not None:
+        steps = steps[2:]
+    return "/".join(str(step)[:40] for step in steps[:limit]) or "notebook"
+
+
+def _cell_of(steps: Sequence) -> int | None:
+    return steps[1] if len(steps) > 1 and steps[0] == "cells" and isinstance(steps[1], int) else None
 
 
 def _invalid(error: Any, path: Path) -> NotebookError:
@@ -223,7 +340,21 @@ def _clean_title(title: str) -> str:
     title = re.sub(r"<[^>]+>", "", title)
     title = re.sub(r"[*_`]", "", title)
     title = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", title)
-    return title.strip()
+    return printable(title)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # a terminal colour or cursor sequence
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]+")
+
+
+def printable(text: str) -> str:
+    """``text`` on one line without control characters (ESC, NUL, ...) or unpaired surrogates.
+
+    Titles taken from headings become stage titles, YAML comments and report lines: YAML refuses
+    such characters anywhere in a file, so ``nb2pkg run`` would refuse the pipeline (issue 12).
+    """
+    text = _CONTROL.sub(" ", _ANSI.sub("", text))
+    return " ".join(text.split())
 
 
 def sections(notebook: Notebook) -> tuple[Section, ...]:
