@@ -32,6 +32,7 @@ class ConvertOptions:
     min_clone_statements: int = 3
     min_clone_lines: int = 3
     names: Mapping[str, Mapping[str, object]] = field(default_factory=dict)  # group id -> overrides
+    max_data_bytes: int = 50 * 1024 * 1024  # data files larger than this are not copied
 
 
 @dataclass(frozen=True)
@@ -135,9 +136,10 @@ def convert(paths: Sequence[Path | str], output: Path | str,
         analyses, failures = _read(paths, jobs, say)
         analysis = combine(analyses, options.min_clone_statements, options.min_clone_lines)
         say(f"planning package ({len(analysis.clones)} clone groups)")
+        assets = _assets(analysis, options.max_data_bytes)
         plan = plan_package(analysis, PlanOptions(name=options.name, extract=options.extract,
                                                   min_statements=options.min_clone_statements,
-                                                  overrides=options.names))
+                                                  overrides=options.names), assets)
         extra = {}
         if options.pipeline:
             from .pipeline.stages import pipeline_files
@@ -163,6 +165,28 @@ def convert(paths: Sequence[Path | str], output: Path | str,
     say(f"wrote {len(written)} files to {output}")
     return ConvertReport(plan.name, str(output), tuple(written), False, plan, verification,
                          tuple(failures))
+
+
+def _assets(analysis: Analysis, max_bytes: int):
+    """Data files and local modules of every notebook, merged (the first notebook wins a path
+    that two notebooks map to different files)."""
+    from .analysis.files import file_uses
+    from .assets import Assets, find_assets
+    from .dependencies import imported_names
+
+    data: dict[str, Any] = {}
+    modules: dict[str, Any] = {}
+    outside: list[str] = []
+    for result in analysis.notebooks:
+        imported = {n for c in result.cells if c.tree is not None for n in imported_names(c.tree)}
+        found = find_assets(result.notebook.path, file_uses(result.cells), imported, max_bytes)
+        for item in found.data:
+            data.setdefault(item.target, item)
+        for module in found.modules:
+            modules.setdefault(module.name, module)
+        outside += found.outside
+    return Assets(tuple(data[k] for k in sorted(data)), tuple(modules[k] for k in sorted(modules)),
+                  tuple(dict.fromkeys(outside)))
 
 
 def _occurrence_dict(names: list[str], o: Any) -> dict[str, Any]:

@@ -35,6 +35,7 @@ def render(plan: PackagePlan, extra: Files | None = None,
     """
     import nbformat
 
+    from .assets import asset_files
     from .record import coverage, test_data
 
     env = environment()
@@ -57,6 +58,7 @@ def render(plan: PackagePlan, extra: Files | None = None,
         refusals=plan.refusals,
         hoisted=plan.hoisted,
         kept=plan.kept,
+        assets=plan.assets,
         findings=[replace(f, notebook=Path(f.notebook).name)
                   for f in plan.findings],
         coverage=None if calls is None else coverage(
@@ -81,6 +83,7 @@ def render(plan: PackagePlan, extra: Files | None = None,
     for notebook in plan.notebooks:
         files[f"notebooks/{notebook.filename}"] = nbformat.writes(notebook.node) + "\n"
         files[f"tests/originals/{notebook.filename}"] = Path(notebook.original).read_bytes()
+    files.update(asset_files(plan.assets))
     if calls is not None:
         files.update(test_data(calls))
         files["tests/test_recorded.py"] = format_python(template("project/tests/test_recorded.py.j2"))

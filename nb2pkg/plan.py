@@ -5,7 +5,6 @@ Nothing here touches the disk. ``generate`` renders the plan through the templat
 
 from __future__ import annotations
 
-import ast
 import copy
 import keyword
 import re
@@ -16,6 +15,8 @@ from typing import Mapping
 import libcst as cst
 
 from .analysis import Analysis, Finding
+from .assets import Assets
+from .dependencies import Dependency, dependencies
 from .analysis.dataflow import BUILTIN_NAMES
 from .magics import is_placeholder_name
 from .refactor.extract import ExtractContext, Extraction, Refusal, _Refuse, cst_span, cst_statement_list, extract_group
@@ -23,12 +24,6 @@ from .refactor.hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept, import_
 from .errors import Nb2pkgError
 from .refactor.naming import MAX_NAME, Namer, clashes, identifier, module_name, package_name
 from .refactor.rewrite import Replacement, RewriteError, rewrite_cell
-
-# Import names whose distribution is named differently, for packages not installed here.
-KNOWN_DISTRIBUTIONS = {"sklearn": "scikit-learn", "cv2": "opencv-python", "PIL": "pillow",
-                       "yaml": "pyyaml", "bs4": "beautifulsoup4", "skimage": "scikit-image",
-                       "dateutil": "python-dateutil", "IPython": "ipython"}
-
 
 @dataclass(frozen=True)
 class ModulePlan:
@@ -45,13 +40,6 @@ class NotebookPlan:
     original: str  # path of the original notebook
     module: str
     node: object = field(compare=False, repr=False)  # the refactored nbformat node
-
-
-@dataclass(frozen=True)
-class Dependency:
-    name: str  # distribution name
-    version: str | None  # installed version, when known
-    source: str  # "import" or "pip install"
 
 
 @dataclass(frozen=True)
@@ -73,6 +61,7 @@ class PackagePlan:
     kept: tuple[Kept, ...]
     dependencies: tuple[Dependency, ...]
     analysis: Analysis = field(compare=False, repr=False)
+    assets: Assets = Assets()  # data files and local modules carried into the project
     kernel: str = "python3"  # the one kernel the notebooks, stages, tests and CI run on
     notices: tuple[Finding, ...] = ()  # findings about this environment (kernels, imports)
 
@@ -104,14 +93,16 @@ def choose_package_name(analysis: Analysis, wanted: str | None) -> str:
     return wanted
 
 
-def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions()) -> PackagePlan:
-    """Decide every module and notebook of the package for ``analysis``."""
+def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
+                 assets: Assets = Assets()) -> PackagePlan:
+    """Decide every module and notebook of the package for ``analysis``; ``assets`` are the
+    files and local modules found beside the notebooks (``nb2pkg.assets``)."""
     package = choose_package_name(analysis, options.name)
     modules = module_names(analysis, package)
     notebooks = [a.notebook for a in analysis.notebooks]
     parsed = [a.cells for a in analysis.notebooks]
     flows = [a.flow for a in analysis.notebooks]
-    imports = import_table(parsed, flows)
+    imports = _without_local(import_table(parsed, flows), assets.module_names())
     hoisted, kept = plan_hoisting(notebooks, parsed, flows, imports, modules)
     hoisted = [h for h in hoisted if _own_line(analysis, h)]
     hoisted_names = {(h.notebook, h.name): h for h in hoisted}
@@ -174,9 +165,21 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions()) -> Pa
                 hint="pass --name to choose another name"))
     module_plans = _modules(analysis, package, modules, hoisted, extractions, imports, ctx)
     notebook_plans = _notebooks(analysis, package, modules, hoisted, extractions, ctx, kernel)
+    depends, import_notices = dependencies(analysis, package, assets.module_names(),
+                                           {n for m in assets.modules for n in m.imports})
     return PackagePlan(package, tuple(module_plans), tuple(notebook_plans), tuple(extractions),
-                       tuple(refusals), tuple(hoisted), tuple(kept),
-                       tuple(dependencies(analysis, package)), analysis, kernel, tuple(notices))
+                       tuple(refusals), tuple(hoisted), tuple(kept), tuple(depends), analysis,
+                       assets, kernel, tuple(notices + import_notices))
+
+
+def _without_local(table: ImportTable, local: frozenset[str]) -> ImportTable:
+    """The import table minus imports of local modules: those stay beside the notebooks, so
+    package code cannot import them, and definitions that need them stay in the notebook."""
+    def local_import(statement: str) -> bool:
+        return statement.split()[1].split(".")[0] in local
+
+    return ImportTable(tuple({name: statement for name, statement in by_name.items()
+                              if not local_import(statement)} for by_name in table.by_notebook))
 
 
 # Jupyter's own rule for kernel names (jupyter_client.kernelspec._kernel_name_pat), bounded: the
@@ -405,53 +408,6 @@ def _renumber_ids(node) -> None:
                 cell_id = f"{cell_id}-{index}"
             seen.add(cell_id)
             cell["id"] = cell_id
-
-
-def dependencies(analysis: Analysis, package: str) -> list[Dependency]:
-    """Distributions the notebooks import or pip-install, pinned to what is installed here."""
-    import importlib.metadata as metadata
-
-    names: dict[str, str] = {}
-    for result in analysis.notebooks:
-        for cell in result.cells:
-            if cell.tree is not None:
-                for node in ast.walk(cell.tree):
-                    if isinstance(node, ast.Import):
-                        for alias in node.names:
-                            names.setdefault(alias.name.split(".")[0], "import")
-                    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                        names.setdefault(node.module.split(".")[0], "import")
-            for magic in cell.masked.magics:
-                if magic.name == "pip" and " install" in magic.text:
-                    for word in magic.text.split("install", 1)[1].split():
-                        if not word.startswith("-") and word.replace("-", "_").replace(".", "_").isidentifier():
-                            names.setdefault("pip:" + word, "pip install")
-    mapping: dict[str, list[str]] | None = None  # scanning every installed package is slow
-    found: dict[str, Dependency] = {}
-    for name, source in names.items():
-        if name.startswith("pip:"):
-            dist = name[4:]
-        else:
-            if name in sys.stdlib_module_names or name in {package, "__future__"}:
-                continue
-            dist = KNOWN_DISTRIBUTIONS.get(name, name)
-        try:
-            version: str | None = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            version = None
-            if not name.startswith("pip:"):
-                if mapping is None:
-                    try:
-                        mapping = metadata.packages_distributions()
-                    except Exception:  # a broken environment must not stop a conversion
-                        mapping = {}
-                if mapping.get(name):
-                    dist = mapping[name][0]
-                    version = metadata.version(dist)
-        key = dist.lower().replace("_", "-")
-        if key not in found:
-            found[key] = Dependency(dist, version, source)
-    return sorted(found.values(), key=lambda d: d.name.lower())
 
 
 __all__ = ["PackagePlan", "PlanOptions", "plan_package"]

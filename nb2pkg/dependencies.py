@@ -1,0 +1,195 @@
+"""The distributions a generated package depends on, from what its notebooks import and install.
+
+A dependency is only ever an **installed distribution that provides the import** (or that a
+``pip install`` in the notebook names and that is installed here). An import nothing installed
+provides is a finding, never a guessed name: a guess like ``utils`` or ``helpers`` would be a
+dependency-confusion hole (anyone may register that name on PyPI). Local modules beside the
+notebook are carried into the project instead (``nb2pkg.assets``).
+"""
+
+from __future__ import annotations
+
+import ast
+import shlex
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from .analysis import Analysis, Finding
+
+
+@dataclass(frozen=True)
+class Dependency:
+    name: str  # distribution name, as installed
+    version: str | None  # installed version
+    source: str  # "import" or "pip install"
+    specifier: str = ""  # as the notebook's `pip install` wrote it (">=2"), else ""
+
+    @property
+    def requirement(self) -> str:
+        """The PEP 508 line for pyproject.toml."""
+        if self.specifier:
+            return f"{self.name}{self.specifier}"
+        return f"{self.name}=={self.version}" if self.version else self.name
+
+
+# pip options that take a value (the value is not a requirement).
+_PIP_VALUE_OPTIONS = {"-i", "--index-url", "--extra-index-url", "-f", "--find-links", "-c",
+                      "--constraint", "-t", "--target", "--prefix", "--root", "--src",
+                      "--platform", "--python-version", "--implementation", "--abi",
+                      "--trusted-host", "--proxy", "--cache-dir", "--progress-bar",
+                      "--upgrade-strategy", "--log", "--timeout", "--retries", "--config-settings"}
+
+
+def dependencies(analysis: Analysis, package: str, local: Iterable[str] = (),
+                 extra_imports: Iterable[str] = ()) -> tuple[list[Dependency], list[Finding]]:
+    """Dependencies of the package, and findings about imports and installs that gave none.
+
+    ``local`` are import names that local modules provide; ``extra_imports`` are the imports of
+    those local modules (their own dependencies are the project's too).
+    """
+    skip = set(local) | {package, "__future__"}
+    imports: dict[str, tuple[str, int | None]] = {}  # name -> (notebook path, cell)
+    installs: list[tuple[str, str, int]] = []  # (requirement text, notebook path, cell)
+    for result in analysis.notebooks:
+        where = str(result.notebook.path)
+        for cell in result.cells:
+            if cell.tree is not None:
+                for name in imported_names(cell.tree):
+                    imports.setdefault(name, (where, cell.cell))
+            for magic in cell.masked.magics:
+                if magic.name == "pip" and " install" in magic.text:
+                    for text in _pip_requirements(magic.text, result.notebook.path.parent):
+                        installs.append((text, where, cell.cell))
+    for name in extra_imports:
+        imports.setdefault(name, ("", None))
+
+    found: dict[str, Dependency] = {}
+    findings: list[Finding] = []
+    for name, (where, cell) in sorted(imports.items()):
+        if name in skip or name in sys.stdlib_module_names or name in sys.builtin_module_names:
+            continue
+        distribution = providing_distribution(name)
+        if distribution is None:
+            if where:
+                findings.append(Finding(
+                    "unknown-import", f"no installed distribution provides `{name}`; it is not "
+                    "listed as a dependency", where, cell,
+                    hint="install it and convert again, or add it to pyproject.toml yourself"))
+            continue
+        key = _key(distribution)
+        found.setdefault(key, Dependency(distribution, _version(distribution), "import"))
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    for text, where, cell in installs:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            findings.append(Finding("pip-install-unparsed", f"`{text}` is not a requirement "
+                                    "nb2pkg can read; it is not listed as a dependency", where,
+                                    cell, hint="add it to pyproject.toml yourself"))
+            continue
+        version = _version(requirement.name)
+        if requirement.url or version is None:
+            why = "names a URL" if requirement.url else "is not installed here"
+            findings.append(Finding("pip-install-unparsed", f"`{text}` {why}; it is not listed "
+                                    "as a dependency", where, cell,
+                                    hint="install it and convert again, or add it yourself"))
+            continue
+        key = _key(requirement.name)
+        extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+        name = _installed_name(requirement.name) + extras
+        found[key] = Dependency(name, version, "pip install", str(requirement.specifier))
+    return sorted(found.values(), key=lambda d: d.name.lower()), findings
+
+
+def imported_names(tree: ast.Module) -> list[str]:
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module.split(".")[0])
+    return names
+
+
+def _pip_requirements(magic: str, folder: Path) -> list[str]:
+    """Requirement strings of a ``pip install`` magic, ``-r`` files read (inside ``folder``)."""
+    try:
+        words = shlex.split(magic.split("install", 1)[1], comments=True)
+    except ValueError:  # unbalanced quotes
+        words = magic.split("install", 1)[1].split()
+    found: list[str] = []
+    words_iter = iter(words)
+    for word in words_iter:
+        if word in ("-r", "--requirement") or word.startswith("--requirement="):
+            name = word.split("=", 1)[1] if "=" in word else next(words_iter, "")
+            found += _requirements_file(folder, name)
+        elif word in _PIP_VALUE_OPTIONS:
+            next(words_iter, None)
+        elif word.startswith("-") or word.startswith("$") or word.startswith("{"):
+            continue  # an option, or a variable the kernel expands
+        else:
+            found.append(word)
+    return found
+
+
+def _requirements_file(folder: Path, name: str) -> list[str]:
+    path = (folder / name)
+    try:
+        if folder.resolve() not in path.resolve().parents:  # never read outside the notebook's folder
+            return []
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return []
+    found = []
+    for line in lines:
+        line = line.split(" #", 1)[0].strip()
+        if line and not line.startswith(("#", "-")):
+            found.append(line)
+    return found
+
+
+def providing_distribution(import_name: str) -> str | None:
+    """The installed distribution whose files provide the top-level ``import_name``."""
+    providers = _top_level_providers().get(import_name)
+    if not providers:
+        return None
+    # Several distributions can ship one name (namespace packages): prefer the one named alike.
+    same = [d for d in providers if _key(d) == _key(import_name)]
+    return (same or sorted(providers))[0]
+
+
+@lru_cache(maxsize=1)
+def _top_level_providers() -> Mapping[str, list[str]]:
+    import importlib.metadata as metadata
+
+    try:
+        return metadata.packages_distributions()
+    except Exception:  # a broken environment must not stop a conversion
+        return {}
+
+
+def _version(distribution: str) -> str | None:
+    import importlib.metadata as metadata
+
+    try:
+        return metadata.version(distribution)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+
+
+def _installed_name(distribution: str) -> str:
+    import importlib.metadata as metadata
+
+    try:
+        return metadata.metadata(distribution)["Name"] or distribution
+    except (metadata.PackageNotFoundError, KeyError):
+        return distribution
+
+
+def _key(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
