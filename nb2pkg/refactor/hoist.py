@@ -186,6 +186,34 @@ def _blocker(statement: ast.stmt, name: str, flow: DataFlow, cell: ParsedCell) -
     io = block_io([statement])
     if io.dynamic:
         return f"uses {', '.join(io.dynamic)}, which depends on the notebook's namespace"
+    namespace = _namespace_use(statement)
+    if namespace:
+        return (f"uses {namespace}, which sees the namespace of the module that defines it: "
+                "moved into the package it would see the package's, not the notebook's")
+    return None
+
+
+_FRAME_ATTRIBUTES = {"_getframe", "currentframe", "stack", "getouterframes", "f_globals",
+                     "f_locals", "f_back"}
+
+
+def _namespace_use(statement: ast.stmt) -> str | None:
+    """Code whose meaning depends on the module it is defined in, anywhere in ``statement``
+    (method and function bodies included, which ``block_io`` does not look into)."""
+    for node in ast.walk(statement):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            name = node.func.id
+            # eval/exec with explicit globals do not look at the defining module.
+            if name in ("eval", "exec") and len(node.args) < 2 and not any(
+                    k.arg == "globals" for k in node.keywords):
+                return f"`{name}()` without an explicit namespace"
+            if name in ("globals", "locals", "get_ipython") or (
+                    name in ("vars", "dir") and not node.args):
+                return f"`{name}()`"
+        elif isinstance(node, ast.Attribute) and node.attr in _FRAME_ATTRIBUTES:
+            return f"frame inspection (`.{node.attr}`)"
+        elif isinstance(node, ast.Name) and node.id in ("__name__", "__builtins__"):
+            return f"`{node.id}`"
     return None
 
 

@@ -1,0 +1,46 @@
+"""Moving definitions into modules never changes what runs: definitions that see their module's
+namespace (eval/exec without namespaces, globals(), frames, __name__) stay in the notebook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from nb2pkg.api import ConvertOptions, convert
+
+CASES = yaml.safe_load((Path(__file__).parents[1] / "data" / "hoist" / "namespace.yaml").read_text())
+
+
+def _write(folder: Path, cells: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    path = folder / "book.ipynb"
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_namespace_dependent_definitions_stay(tmp_path: Path, case: dict) -> None:
+    report = convert([_write(tmp_path / "in", [case["code"]])], tmp_path / "out",
+                     ConvertOptions(pipeline=False))
+    kept = {k.name: k.reason for k in report.plan.kept}
+    moved = {h.name for h in report.plan.hoisted}
+    if case["kept"] is None:
+        assert "thing" in moved
+    else:
+        assert "thing" not in moved
+        assert case["kept"] in kept["thing"]
+
+
+@pytest.mark.kernel
+def test_repr_that_evals_still_displays_after_conversion(tmp_path: Path) -> None:
+    code = next(c["code"] for c in CASES if c["id"] == "repr-evals-names")
+    notebook = _write(tmp_path / "in", [code.replace("class thing", "class display_all"),
+                                        "a = 1\nb = [2, 3]\ndisplay_all('a', 'b')"])
+    report = convert([notebook], tmp_path / "out", ConvertOptions(verify=True, pipeline=False))
+    assert report.verification is not None and report.verification.equivalent
