@@ -17,10 +17,11 @@ RUN_DESCRIPTION = """\
 Run a notebook pipeline (pipeline.yaml, written by `nb2pkg convert`) with papermill.
 
 Stages run in dependency order, independent ones in parallel (--jobs). A stage whose notebook,
-parameters, inputs and dependencies are unchanged since its last successful run is skipped;
-after a failure, the next run starts again at the failed stage. Parameters are cast to the type
-of their default in the notebook. Writes the executed notebooks, metrics.json and report.md
-(Markdown, with the pipeline graph) to the pipeline's runs/ folder.
+parameters, inputs and data files (deps) are unchanged since its last successful run, and whose
+outputs are still there, is skipped; after a failure, the next run starts again at the failed
+stage. Parameters are cast to the type of their default in the notebook. Writes the executed
+notebooks, metrics.json and report.md (Markdown, with the pipeline graph) to the pipeline's
+runs/ folder. One run of a pipeline at a time: another one is refused, or waits with --wait.
 
 exit status: 0 all stages ran or were up to date, 1 a stage failed, 2 bad input
 """
@@ -28,7 +29,10 @@ exit status: 0 all stages ran or were up to date, 1 a stage failed, 2 bad input
 EXPORT_DESCRIPTION = """\
 Export the pipeline for another tool.
 
-  nb2pkg export dvc [pipeline.yaml] [-o DIR]   dvc.yaml and params.yaml (DVC stages)
+  nb2pkg export dvc [pipeline.yaml] [-o DIR] [--force]   dvc.yaml and params.yaml (DVC stages)
+
+Existing files are not replaced without --force (params.yaml holds your parameter values:
+--force resets them to the pipeline's defaults).
 """
 
 
@@ -59,6 +63,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[
                      help="where to write metrics.json (default: RUNS/metrics.json)")
     run.add_argument("--report", type=Path, metavar="FILE",
                      help="where to write the Markdown report (default: RUNS/report.md)")
+    run.add_argument("--wait", action="store_true",
+                     help="when another run of this pipeline is running, wait for it to finish "
+                          "(default: refuse)")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
 
@@ -70,6 +77,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[
                         help="the pipeline file (default: pipeline.yaml)")
     export.add_argument("-o", "--output", type=Path, metavar="DIR",
                         help="folder for dvc.yaml and params.yaml (default: the pipeline's)")
+    export.add_argument("--force", action="store_true",
+                        help="replace an existing dvc.yaml and params.yaml")
     return {"run": cmd_run, "export": cmd_export}
 
 
@@ -90,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.pipeline, overrides=[tuple(p) for p in args.parameter],
         parameter_files=args.parameters_file, stages=args.stage, only=args.only, jobs=args.jobs,
         force=args.force, baseline=args.baseline, metrics=args.metrics, report=args.report,
-        progress=_progress(not (args.quiet or args.json)))
+        wait=args.wait, progress=_progress(not (args.quiet or args.json)))
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2, default=str)
         print()
@@ -121,6 +130,6 @@ def format_result(result) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import write_dvc
 
-    for path in write_dvc(args.pipeline, args.output):
+    for path in write_dvc(args.pipeline, args.output, force=args.force):
         print(f"wrote {path}")
     return 0

@@ -2,10 +2,11 @@
 
 Each stage becomes a DVC stage whose command runs exactly that stage with ``nb2pkg run``
 (``--only --force``: DVC decides what is out of date, nb2pkg runs it). Its dependencies are the
-stage notebook, the pipeline's ``deps`` and the artifact folders of the stages it takes inputs
-from; its outputs are its artifact folder and executed notebook; its parameters are the pipeline
-parameters it uses, read from ``params.yaml``; stages that record metrics declare their metrics
-file. Paths are written relative to the folder of ``dvc.yaml``.
+stage notebook, the pipeline's ``deps``, the stage's own data ``deps`` and the artifact folders of
+the stages it takes inputs from; its outputs are its artifact folder, its data ``outs`` and its
+executed notebook; its parameters are the pipeline parameters it uses, read from ``params.yaml``;
+stages that record metrics declare their metrics file. Paths are written relative to the folder
+of ``dvc.yaml``. Existing files are replaced only when asked (``force``), and atomically.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from ..errors import OutputExistsError, OutputWriteError
 from .spec import Pipeline, load_pipeline
+from .state import partial_path
 
 
 def dvc_files(pipeline_path: Path | str, output: Path | str | None = None) -> dict[str, str]:
@@ -31,16 +34,50 @@ def dvc_files(pipeline_path: Path | str, output: Path | str | None = None) -> di
             "params.yaml": env.get_template("pipeline/params.yaml.j2").render(**context)}
 
 
-def write_dvc(pipeline_path: Path | str, output: Path | str | None = None) -> list[Path]:
+def write_dvc(pipeline_path: Path | str, output: Path | str | None = None, *,
+              force: bool = False) -> list[Path]:
+    """Write ``dvc.yaml`` and ``params.yaml``; return their paths.
+
+    Raises ``OutputExistsError`` when either exists and not ``force`` (before writing anything:
+    ``params.yaml`` holds the user's parameter values, ``dvc.yaml`` maybe their own stages), and
+    ``OutputWriteError`` when a file cannot be written. Each file is replaced atomically, and
+    neither is replaced unless both could be written.
+    """
     files = dvc_files(pipeline_path, output)
     folder = Path(output) if output is not None else Path(pipeline_path).absolute().parent
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in files.items():
-        path = folder / name
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    existing = [name for name in files if (folder / name).exists()]
+    if existing and not force:
+        raise OutputExistsError(
+            f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}",
+            path=folder, hint="pass --force to replace "
+            + ("them" if len(existing) > 1 else "it")
+            + (" (params.yaml then gets the pipeline's default values back)"
+               if "params.yaml" in existing else ""))
+    for name in files:
+        if (folder / name).is_dir():
+            raise OutputWriteError(f"{name} is a folder", path=folder,
+                                   hint="remove it, or export elsewhere with -o DIR")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputWriteError(f"cannot create the folder: {exc.strerror or exc}",
+                               path=folder) from None
+    partials: dict[str, str] = {}
+    try:
+        # Both are written completely before either replaces anything.
+        for name, text in files.items():
+            partials[name] = str(partial_path(folder / name))
+            with open(partials[name], "x", encoding="utf-8") as stream:
+                stream.write(text)
+        for name, partial in partials.items():
+            os.replace(partial, folder / name)
+    except OSError as exc:
+        raise OutputWriteError(f"cannot write: {exc.strerror or exc}", path=folder,
+                               hint="check the folder's permissions and free space") from None
+    finally:
+        for partial in partials.values():
+            Path(partial).unlink(missing_ok=True)
+    return [folder / name for name in files]
 
 
 def dvc_context(pipeline: Pipeline, folder: Path) -> dict[str, Any]:
@@ -52,7 +89,7 @@ def dvc_context(pipeline: Pipeline, folder: Path) -> dict[str, Any]:
     params_file = Path(os.path.relpath(folder / "params.yaml", pipeline.root)).as_posix()
     stages = []
     for stage in pipeline.stages:
-        deps = [stage.notebook, *pipeline.deps]
+        deps = [stage.notebook, *pipeline.deps, *stage.deps]
         deps += [f"{pipeline.artifacts}/{provider}"
                  for provider in dict.fromkeys(p for _, p in stage.inputs)]
         command = ["nb2pkg", "run", pipeline.path.name, "--stage", stage.name, "--only",
@@ -67,7 +104,7 @@ def dvc_context(pipeline: Pipeline, folder: Path) -> dict[str, Any]:
             "wdir": wdir if wdir != "." else None,
             "deps": list(dict.fromkeys(deps)),
             "params": [parameter for _, parameter in stage.parameters],
-            "outs": [f"{pipeline.artifacts}/{stage.name}"],
+            "outs": [f"{pipeline.artifacts}/{stage.name}", *stage.outs],
             "notebook": f"{pipeline.runs}/{stage.name}.ipynb",
             "metrics": metrics,
         })

@@ -4,7 +4,8 @@
 given) runs it. Stages start as soon as the stages they need have finished, up to ``jobs`` at a
 time. A stage is skipped when the state file says it is up to date (``state``). A failed stage
 stops the stages that need it; independent stages go on. The outputs of finished stages stay and
-the state records them, so the next run starts again at the failed stage.
+the state records them, so the next run starts again at the failed stage. One run of a pipeline
+at a time: a second one is refused (or waits, ``wait=True``) while the first holds the lock.
 
 Progress goes to the ``progress`` callback, from the calling thread and from executor threads
 (calls are serialized). Nothing here prints.
@@ -23,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ..errors import PipelineError
 from .executor import Executor, StageFailure, StageJob, StageOutcome
 from .spec import Pipeline, Stage, load_pipeline, resolve_parameters, stage_parameters
-from .state import Fingerprint, State, load_index
+from .state import Fingerprint, RunLock, State, load_index
 
 Progress = Callable[[str], None]
 METRICS_FILE = "metrics.json"
@@ -90,12 +91,14 @@ def run_pipeline(path: Path | str, *, overrides: Sequence[tuple[str, str]] = (),
                  only: bool = False, jobs: int = 1, force: bool = False,
                  baseline: Path | str | None = None, metrics: Path | str | None = None,
                  report: Path | str | None = None, executor: Executor | None = None,
-                 prestart: int | None = None, progress: Progress | None = None) -> RunResult:
+                 prestart: int | None = None, wait: bool = False,
+                 progress: Progress | None = None) -> RunResult:
     """Run the pipeline at ``path``; see ``nb2pkg run --help`` and docs/pipeline.md.
 
     ``stages`` selects stages (or notebooks) and, unless ``only``, the stages they need;
     ``force`` runs the selected stages even when up to date. ``prestart`` is how many kernels
     the local executor may start ahead of time (default ``jobs + 2``; 0 turns it off).
+    ``wait``: when another run of this pipeline holds its lock, wait for it instead of raising.
     Raises ``PipelineError`` for bad input; a failing stage is reported in the result.
     """
     started = time.perf_counter()
@@ -119,25 +122,52 @@ def run_pipeline(path: Path | str, *, overrides: Sequence[tuple[str, str]] = (),
                 if upstream not in selected and not _has_outputs(pipeline, upstream):
                     raise PipelineError(f"stage {name} needs {upstream}, which has not run",
                                         path=pipeline.path, hint="run without --only first")
+    _check_data(pipeline, selected)
     owned = executor is None
     if executor is None:
         from .executor import LocalExecutor
 
         executor = LocalExecutor(prestart=prestart if prestart is not None else jobs + 2,
                                  progress=say)
-    executor.check(pipeline.kernel)
-    state = State(pipeline)
-    (pipeline.root / pipeline.runs).mkdir(parents=True, exist_ok=True)
-    scheduler = _Scheduler(pipeline, values, state, executor, selected, forced, jobs, say)
+    from .report import write_outputs
+
     try:
-        runs = scheduler.run()
+        executor.check(pipeline.kernel)
+        with RunLock(pipeline, wait=wait, progress=say):
+            state = State(pipeline, verify=force)
+            (pipeline.root / pipeline.runs).mkdir(parents=True, exist_ok=True)
+            scheduler = _Scheduler(pipeline, values, state, executor, selected, forced, jobs, say)
+            runs = scheduler.run()
+            result = RunResult(pipeline, tuple(runs), values, time.perf_counter() - started)
+            return write_outputs(result, baseline=baseline, metrics=metrics, report=report)
     finally:
         if owned:
             executor.close()
-    from .report import write_outputs
 
-    result = RunResult(pipeline, tuple(runs), values, time.perf_counter() - started)
-    return write_outputs(result, baseline=baseline, metrics=metrics, report=report)
+
+def _check_data(pipeline: Pipeline, selected: set[str]) -> None:
+    """Refuse to start when a data file a selected stage reads is missing and no stage of this
+    run writes it: better now, naming stage and file, than as a FileNotFoundError in a kernel."""
+    for dep in pipeline.deps:
+        if not (pipeline.root / dep).exists():
+            raise PipelineError(f"deps: {dep} does not exist", path=pipeline.path,
+                                hint="create it, or remove it from the pipeline's deps")
+    for stage in pipeline.stages:
+        if stage.name not in selected:
+            continue
+        for dep in stage.deps:
+            if (pipeline.root / dep).exists():
+                continue
+            producer = pipeline.producer(dep)
+            if producer is None:
+                raise PipelineError(
+                    f"stage {stage.name} reads {dep}, which does not exist", path=pipeline.path,
+                    hint="create it, or remove it from the stage's deps")
+            if producer.name not in selected:
+                raise PipelineError(
+                    f"stage {stage.name} reads {dep}, which does not exist: stage "
+                    f"{producer.name} writes it and is not part of this run",
+                    path=pipeline.path, hint=f"run {producer.name} first (without --only)")
 
 
 def _has_outputs(pipeline: Pipeline, stage: str) -> bool:
@@ -272,10 +302,18 @@ class _Scheduler:
     def _finish(self, future: Future) -> None:
         stage, fingerprint, reason = self.running.pop(future)
         outcome: StageOutcome = future.result()
+        missing = self.state.missing_outs(stage) if outcome.ok else []
+        if missing:
+            # Recorded as a success, the stage would run again every time, and the stages
+            # reading the file would fail later with a less helpful error.
+            outcome = StageOutcome(stage.name, False, outcome.seconds, outcome.output, StageFailure(
+                stage.name, outcome.output, f"it did not write {', '.join(missing)} (listed in "
+                "its outs)", hint="write it in the stage, or remove it from outs in "
+                f"{self.pipeline.path.name}"))
         if outcome.ok:
             metrics = _metrics(self.pipeline, stage.name)
             _write_stage_metrics(self.pipeline, stage, metrics)
-            self.state.record(stage.name, fingerprint, outcome.seconds)
+            self.state.record(stage, fingerprint, outcome.seconds)
             self.status[stage.name] = StageRun(stage.name, "ran", reason, outcome.seconds,
                                                outcome.output, None, metrics)
             self.say(f"{stage.name}: done in {outcome.seconds:.1f} s")

@@ -7,10 +7,12 @@ The format is documented in docs/pipeline.md; the schema ships as ``pipeline.sch
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import posixpath
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import PipelineError
@@ -40,11 +42,20 @@ class Stage:
     outputs: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()
     timeout: int | None = None
+    # Data files: project-relative POSIX paths (normalized by ``data_path``) of the files or
+    # folders the stage reads and writes. Content-hashed by ``nb2pkg run``; DVC deps/outs.
+    deps: tuple[str, ...] = ()
+    outs: tuple[str, ...] = ()
+    # Earlier stages whose ``outs`` hold one of this stage's ``deps`` (found on load): a file
+    # passed on orders the stages like an input does.
+    file_needs: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def upstream(self) -> tuple[str, ...]:
-        """Stages that must finish first: ``needs`` and the providers of ``inputs``."""
-        return tuple(dict.fromkeys([*self.needs, *(stage for _, stage in self.inputs)]))
+        """Stages that must finish first: ``needs``, the providers of ``inputs`` and the stages
+        that write files this stage reads."""
+        return tuple(dict.fromkeys([*self.needs, *(stage for _, stage in self.inputs),
+                                    *self.file_needs]))
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,10 @@ class Pipeline:
 
     def executed_notebook(self, stage: str) -> Path:
         return self.root / self.runs / f"{stage}.ipynb"
+
+    def producer(self, path: str) -> Stage | None:
+        """The stage whose ``outs`` hold (or are inside) the data path ``path``, if any."""
+        return next((s for s in self.stages if any(overlaps(path, o) for o in s.outs)), None)
 
     def upstream_closure(self, names: Iterable[str]) -> set[str]:
         by_name = {s.name: s for s in self.stages}
@@ -129,6 +144,7 @@ def load_pipeline(path: Path | str, *, check_files: bool = True) -> Pipeline:
     _validate_schema(data, path, lines)
     pipeline = _build(data, path, lines)
     _check_references(pipeline, lines)
+    pipeline = _check_data_files(pipeline, lines)
     if check_files:
         if not (pipeline.root / pipeline.workdir).is_dir():
             raise _error(path, lines, ["workdir"], f"folder {pipeline.workdir} does not exist",
@@ -195,7 +211,8 @@ def _build(data: Mapping[str, Any], path: Path, lines: "_Lines") -> Pipeline:
             name=entry["name"], notebook=entry["notebook"], needs=tuple(entry.get("needs") or ()),
             parameters=pairs, inputs=tuple((entry.get("inputs") or {}).items()),
             outputs=tuple(entry.get("outputs") or ()), metrics=tuple(entry.get("metrics") or ()),
-            timeout=entry.get("timeout")))
+            timeout=entry.get("timeout"), deps=tuple(entry.get("deps") or ()),
+            outs=tuple(entry.get("outs") or ())))
     return Pipeline(
         path=path, name=data["name"], stages=tuple(stages), parameters=tuple(parameters),
         kernel=data.get("kernel", "python3"), workdir=data.get("workdir", "."),
@@ -241,6 +258,93 @@ def _check_references(pipeline: Pipeline, lines: "_Lines") -> None:
                 raise _error(path, lines, [*where, "parameters", variable],
                              f"unknown parameter {parameter!r}", _known(pipeline.parameters))
         seen[stage.name] = index
+
+
+def data_path(text: str) -> str:
+    """``text`` as a normalized project-relative POSIX path; ``ValueError`` saying why not.
+
+    A data path (``deps``, ``outs``) must stay inside the project: relative, no ``..`` that
+    leaves it, not the project itself. It is checked as text: a symbolic link inside the project
+    is followed when hashing, wherever it points. For the convert-time detection of the files a
+    notebook reads, a path relative to the stages' ``workdir`` becomes
+    ``data_path(posixpath.join(workdir, path))``.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("is empty")
+    if "\\" in text:
+        raise ValueError("uses backslashes (write paths with /)")
+    if text.startswith(("/", "~")) or PureWindowsPath(text).drive:
+        raise ValueError("is not relative to the project")
+    normal = posixpath.normpath(text)
+    if normal == ".":
+        raise ValueError("is the whole project")
+    if normal == ".." or normal.startswith("../"):
+        raise ValueError("leaves the project (..)")
+    return normal
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Whether data paths ``a`` and ``b`` are the same file or one is inside the other."""
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _check_data_files(pipeline: Pipeline, lines: "_Lines") -> Pipeline:
+    """Normalize and check the data paths; order the stages that pass files on."""
+    path = pipeline.path
+    # Files the runner writes itself: a dep there would change with every run, an out there
+    # would be deleted or overwritten by it.
+    reserved = {"artifacts folder": pipeline.artifacts, "runs folder": pipeline.runs,
+                "state file": f"{path.stem}.state.json", "lock file": f"{path.stem}.run.lock"}
+    reserved = {k: posixpath.normpath(v) for k, v in reserved.items()}
+
+    def checked(location: list, text: str) -> str:
+        try:
+            normal = data_path(text)
+        except ValueError as exc:
+            raise _error(path, lines, location, f"path {text!r} {exc}",
+                         "give a path relative to the pipeline file, inside the project") from None
+        for what, folder in reserved.items():
+            if folder != "." and overlaps(normal, folder):
+                raise _error(path, lines, location,
+                             f"path {text!r} overlaps the {what} ({folder}), which `nb2pkg run` "
+                             "writes itself", "values between stages are `inputs`, not files")
+        return normal
+
+    deps = tuple(checked(["deps", i], d) for i, d in enumerate(pipeline.deps))
+    # Outs first: two writers of one file is the error to report, whoever reads it.
+    outs: list[tuple[str, ...]] = []
+    for index, stage in enumerate(pipeline.stages):
+        mine = tuple(checked(["stages", index, "outs", i], o) for i, o in enumerate(stage.outs))
+        for position, out in enumerate(mine):
+            for earlier, theirs in enumerate(outs):
+                other = next((o for o in theirs if overlaps(out, o)), None)
+                if other is not None:
+                    raise _error(path, lines, ["stages", index, "outs", position],
+                                 f"{out} is also written by stage "
+                                 f"{pipeline.stages[earlier].name!r} ({other})",
+                                 "each file is the output of one stage")
+        outs.append(mine)
+    stages: list[Stage] = []
+    for index, stage in enumerate(pipeline.stages):
+        where = ["stages", index]
+        stage_deps = tuple(checked([*where, "deps", i], d) for i, d in enumerate(stage.deps))
+        file_needs = []
+        for position, dep in enumerate(stage_deps):
+            writers = [i for i, theirs in enumerate(outs) if any(overlaps(dep, o) for o in theirs)]
+            if index in writers:
+                raise _error(path, lines, [*where, "deps", position],
+                             f"{dep} is both read and written by this stage",
+                             "list it in outs only; a stage that changes a file it reads cannot "
+                             "be skipped safely")
+            if any(i > index for i in writers):
+                later = pipeline.stages[max(writers)].name
+                raise _error(path, lines, [*where, "deps", position],
+                             f"{dep} is written by stage {later!r}, which comes later in the "
+                             "file", "list stages after the stages whose files they read")
+            file_needs += [pipeline.stages[i].name for i in writers]
+        stages.append(dataclasses.replace(stage, deps=stage_deps, outs=outs[index],
+                                          file_needs=tuple(dict.fromkeys(file_needs))))
+    return dataclasses.replace(pipeline, deps=deps, stages=tuple(stages))
 
 
 def _matches(kind: str, value: Any) -> bool:

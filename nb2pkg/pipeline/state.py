@@ -1,13 +1,19 @@
-"""Content hashes, and the state file that lets ``nb2pkg run`` skip stages that have not changed.
+"""Content hashes, the state file that lets ``nb2pkg run`` skip stages that have not changed, and
+the lock that keeps two runs of one pipeline apart.
 
 Like make (but with content, not times) and DVC: a stage is up to date when its notebook's code,
-its parameter values, the input artifacts it loads, the pipeline's ``deps`` and its kernel hash to
-what they were at its last successful run, and its outputs are still what that run wrote.
+its parameter values, the input artifacts it loads, the data files it reads (its ``deps`` and the
+pipeline's) and its kernel hash to what they were at its last successful run, and its outputs
+(artifacts and ``outs``) are still what that run wrote.
 
 The state lives next to the pipeline file (``pipeline.yaml`` -> ``pipeline.state.json``). It is
 written after every finished stage, atomically, so an interrupted or failed run resumes from the
-stages that did not finish. A file hash is reused while the file's size and modification time are
-unchanged, so large artifacts are not read again on every run.
+stages that did not finish. A file's hash is reused while its size, modification time, change
+time (``st_ctime``: set by the kernel on every write, including ``os.utime``, so a file rewritten
+with the same size and a restored mtime is not mistaken for the old one) and inode are unchanged,
+and only when the file had not changed for a while when it was hashed (a write in the same
+timestamp tick as the hashing would not show, as git's "racy clean" entries). Where ``st_ctime``
+is not a change time (Windows) every file is read again on every run.
 """
 
 from __future__ import annotations
@@ -15,21 +21,57 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
+from ..errors import PipelineError
 from .artifacts import INDEX
 from .spec import Pipeline, Stage
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 had no change times: its file hashes are not reused
+# A file changed less than this before it was hashed may change again without its timestamps
+# showing it (coarse file-system clocks): its hash is not reused.
+RACY_NS = 2_000_000_000
+STAT_CACHE = os.name != "nt"  # st_ctime is the creation time on Windows, not a change time
 IGNORED_PARTS = frozenset({"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".git"})
 IGNORED_SUFFIXES = (".pyc", ".pyo", ".partial")
+FIX = "delete it: every stage then runs again"
+
+# The shape of the state file. Checked on load, so that a damaged or foreign file is a one-line
+# error instead of a traceback deep in the runner.
+_STAGE_ENTRY = {
+    "type": "object", "required": ["fingerprint", "outputs"],
+    "properties": {
+        "fingerprint": {"type": "object", "properties": {
+            "notebook": {"type": "string"}, "parameters": {"type": "string"},
+            "inputs": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
+            "deps": {"type": "string"}, "kernel": {"type": "string"},
+            "files": {"type": "object", "additionalProperties": {"type": "string"}}}},
+        "outputs": {"type": "string"},
+        "outs": {"type": "object", "additionalProperties": {"type": "string"}},
+        "seconds": {"type": ["number", "null"]}}}
+_FILE_ENTRY = {"type": "array", "minItems": 6, "maxItems": 6,
+               "prefixItems": [{"type": "integer"}] * 4 + [{"type": "string"}, {"type": "integer"}]}
+STATE_SCHEMA = {
+    "type": "object", "required": ["version", "stages"],
+    "properties": {
+        "version": {"enum": list(READABLE_VERSIONS)},
+        "pipeline": {"type": "string"},
+        "stages": {"type": "object", "additionalProperties": _STAGE_ENTRY},
+        "files": {"type": "object"}}}
 
 
 def state_path(pipeline: Pipeline) -> Path:
     return pipeline.path.with_name(f"{pipeline.path.stem}.state.json")
+
+
+def lock_path(pipeline: Pipeline) -> Path:
+    return pipeline.path.with_name(f"{pipeline.path.stem}.run.lock")
 
 
 def notebook_code(path: Path) -> list[Any]:
@@ -56,31 +98,66 @@ class Fingerprint:
     notebook: str
     parameters: str
     inputs: Mapping[str, str | None]  # None: the provider has not saved it
-    deps: str
+    deps: str  # the pipeline's deps, together
     kernel: str
+    files: Mapping[str, str] = field(default_factory=dict)  # the stage's own deps: path -> hash
 
     def as_dict(self) -> dict[str, Any]:
         return {"notebook": self.notebook, "parameters": self.parameters,
-                "inputs": dict(self.inputs), "deps": self.deps, "kernel": self.kernel}
+                "inputs": dict(self.inputs), "deps": self.deps, "kernel": self.kernel,
+                "files": dict(self.files)}
 
 
 class State:
-    """The state file: per stage, the fingerprint and the output hash of its last successful run."""
+    """The state file: per stage, the fingerprint and the output hashes of its last successful
+    run; per file, its hash and the stat that lets the next run reuse it.
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    ``verify=True`` (``nb2pkg run --force``) reads every file again instead of reusing hashes
+    recorded by earlier runs. Raises ``PipelineError`` when the state file exists but is not one
+    this version of nb2pkg can read.
+    """
+
+    def __init__(self, pipeline: Pipeline, *, verify: bool = False) -> None:
         self.pipeline = pipeline
         self.path = state_path(pipeline)
         self._lock = threading.Lock()
-        self._files: dict[str, list[Any]] = {}  # relative path -> [size, mtime_ns, sha256]
+        self._files: dict[str, list[Any]] = {}  # relative path -> [size, mtime, ctime, inode,
+        #                                           sha256, when hashed (ns)]
         self._stages: dict[str, dict[str, Any]] = {}
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = {}
-        if data.get("version") == STATE_VERSION:
-            self._stages = dict(data.get("stages", {}))
-            self._files = dict(data.get("files", {}))
         self._deps: str | None = None
+        data = self._read()
+        if data is None:
+            return
+        self._stages = dict(data["stages"])
+        if data["version"] == STATE_VERSION and STAT_CACHE and not verify:
+            self._files = {k: v for k, v in data.get("files", {}).items()
+                           if _valid_file_entry(v)}
+
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PipelineError(f"cannot read the state file: "
+                                f"{getattr(exc, 'strerror', None) or exc}", path=self.path,
+                                hint=FIX) from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PipelineError(f"the state file is not valid JSON ({exc})", path=self.path,
+                                hint=FIX) from None
+        import jsonschema
+
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(STATE_SCHEMA).iter_errors(data))
+        if error is not None:
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
+            what = ("has a version this nb2pkg does not read" if list(error.path) == ["version"]
+                    else "is not a state file of this nb2pkg")
+            raise PipelineError(f"the state file {what}: {where.lstrip('.') or 'top level'}: "
+                                f"{error.message}", path=self.path, hint=FIX)
+        return data
 
     # -- hashing --------------------------------------------------------------------------------
     def file_hash(self, path: Path) -> str | None:
@@ -89,20 +166,28 @@ class State:
         except OSError:
             return None
         key = self._relative(path)
+        now = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
         with self._lock:
             cached = self._files.get(key)
-        if cached and cached[0] == stat.st_size and cached[1] == stat.st_mtime_ns:
-            return cached[2]
+        if cached and cached[:4] == now and cached[5] - max(now[1], now[2]) > RACY_NS:
+            return cached[4]
+        hashed_at = time.time_ns()
         sha = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                sha.update(block)
+        try:
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    sha.update(block)
+        except OSError as exc:
+            raise PipelineError(f"cannot read {key}: {exc.strerror or exc}",
+                                path=self.pipeline.path) from None
         value = sha.hexdigest()
-        with self._lock:
-            self._files[key] = [stat.st_size, stat.st_mtime_ns, value]
+        if STAT_CACHE:
+            with self._lock:
+                self._files[key] = [*now, value, hashed_at]
         return value
 
     def tree_hash(self, path: Path) -> str:
+        """The content of a file, or of a folder (every file, sorted, with its relative name)."""
         if path.is_file():
             return self.file_hash(path) or "missing"
         if not path.is_dir():
@@ -146,11 +231,18 @@ class State:
                 inputs[name] = f"module:{entry['module']}"
             else:
                 inputs[name] = self.file_hash(self.pipeline.artifact_dir(provider) / entry["file"])
+        files = {dep: self.tree_hash(self.pipeline.root / dep) for dep in stage.deps}
         return Fingerprint(notebook, digest(parameters), inputs, self.deps_hash(),
-                           self.pipeline.kernel)
+                           self.pipeline.kernel, files)
 
     def outputs_hash(self, stage: str) -> str:
         return self.tree_hash(self.pipeline.artifact_dir(stage))
+
+    def outs_hashes(self, stage: Stage) -> dict[str, str]:
+        return {out: self.tree_hash(self.pipeline.root / out) for out in stage.outs}
+
+    def missing_outs(self, stage: Stage) -> list[str]:
+        return [out for out in stage.outs if not (self.pipeline.root / out).exists()]
 
     def why_run(self, stage: Stage, fingerprint: Fingerprint) -> str | None:
         """None when ``stage`` is up to date, else the reason to run it."""
@@ -166,16 +258,24 @@ class State:
                             ("kernel", "kernel changed")):
             if old.get(part) != new[part]:
                 return label
+        changed = [d for d in stage.deps if old.get("files", {}).get(d) != new["files"][d]]
+        if changed or set(old.get("files", {})) != set(new["files"]):
+            return f"data changed: {', '.join(changed) or 'deps'}"
         if recorded.get("outputs") != self.outputs_hash(stage.name):
             return "outputs changed or missing"
+        missing = self.missing_outs(stage)
+        if missing:
+            return f"outs missing: {', '.join(missing)}"
+        if recorded.get("outs", {}) != self.outs_hashes(stage):
+            return "outs changed"
         return None
 
     # -- recording ------------------------------------------------------------------------------
-    def record(self, stage: str, fingerprint: Fingerprint, seconds: float) -> None:
-        entry = {"fingerprint": fingerprint.as_dict(), "outputs": self.outputs_hash(stage),
-                 "seconds": round(seconds, 3)}
+    def record(self, stage: Stage, fingerprint: Fingerprint, seconds: float) -> None:
+        entry = {"fingerprint": fingerprint.as_dict(), "outputs": self.outputs_hash(stage.name),
+                 "outs": self.outs_hashes(stage), "seconds": round(seconds, 3)}
         with self._lock:
-            self._stages[stage] = entry
+            self._stages[stage.name] = entry
         self.save()
 
     def forget(self, stage: str) -> None:
@@ -194,13 +294,136 @@ class State:
                     "stages": dict(sorted(self._stages.items())),
                     "files": {k: self._files[k] for k in sorted(live)}}
             text = json.dumps(data, indent=1) + "\n"
-            partial = self.path.with_name(self.path.name + ".partial")
-            partial.write_text(text, encoding="utf-8")
-            os.replace(partial, self.path)
+            try:
+                _write_atomic(self.path, text)
+            except OSError as exc:
+                raise PipelineError(f"cannot write the state file: {exc.strerror or exc}",
+                                    path=self.path,
+                                    hint="the pipeline's folder must be writable") from None
+
+
+def _valid_file_entry(value: Any) -> bool:
+    return (isinstance(value, list) and len(value) == 6 and isinstance(value[4], str)
+            and all(isinstance(v, int) and not isinstance(v, bool) for i, v in enumerate(value)
+                    if i != 4))
+
+
+def partial_path(path: Path) -> Path:
+    """A temporary name beside ``path``, of this process and call only.
+
+    Never a fixed name: even outside the run lock, two writers never write into the same
+    temporary file, and the last rename wins whole. (Not ``tempfile.mkstemp``: its files are
+    private, and the renamed file should get the usual permissions.)
+    """
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    partial = partial_path(path)
+    try:
+        with open(partial, "x", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def load_index(folder: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((folder / INDEX).read_text(encoding="utf-8"))
+        data = json.loads((folder / INDEX).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) and isinstance(data.get("values", {}), dict) else None
+
+
+# -- one run at a time --------------------------------------------------------------------------
+class RunLock:
+    """An exclusive lock on one pipeline (``pipeline.run.lock`` beside it) for a whole run.
+
+    Two runs of one pipeline would write the same artifacts, executed notebooks and state file.
+    The lock is the operating system's (``flock``; ``msvcrt.locking`` on Windows), so it goes away
+    with the process that held it, even when that process is killed: there is never a stale lock
+    to delete by hand. The file stays; it names the last holder (pid, start time) for the message.
+    """
+
+    def __init__(self, pipeline: Pipeline, *, wait: bool = False,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.pipeline = pipeline
+        self.path = lock_path(pipeline)
+        self.wait = wait
+        self.progress = progress or (lambda message: None)
+        self._handle: Any = None
+
+    def __enter__(self) -> "RunLock":
+        try:
+            handle = open(self.path, "a+", encoding="utf-8")
+        except OSError as exc:
+            raise PipelineError(f"cannot create the lock file: {exc.strerror or exc}",
+                                path=self.path,
+                                hint="the pipeline's folder must be writable") from None
+        try:
+            if not _try_lock(handle):
+                holder = _holder(self.path)
+                if not self.wait:
+                    raise PipelineError(
+                        f"another `nb2pkg run` of this pipeline is running ({holder})",
+                        path=self.pipeline.path,
+                        hint="wait until it has finished, or pass --wait to queue behind it")
+                self.progress(f"waiting for another run of this pipeline to finish ({holder})")
+                while not _try_lock(handle):
+                    time.sleep(0.2)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            handle.flush()
+        except BaseException:
+            handle.close()
+            raise
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            _unlock(handle)
+            handle.close()
+
+
+def _holder(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:  # Windows: the locked region cannot be read
+        text = ""
+    return text or "pid unknown"
+
+
+if os.name == "nt":  # pragma: no cover - not exercised on the POSIX test machines
+    import msvcrt
+
+    def _try_lock(handle: Any) -> bool:
+        handle.seek(0)
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _unlock(handle: Any) -> None:
+        handle.seek(0)
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        except OSError:
+            pass
+else:
+    import fcntl
+
+    def _try_lock(handle: Any) -> bool:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _unlock(handle: Any) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
-from concurrent.futures import Future
 
 import pytest
 
+from fake_executor import FakeExecutor  # tests/pipeline/fake_executor.py
 from nb2pkg.errors import PipelineError
-from nb2pkg.pipeline.artifacts import save_outputs
-from nb2pkg.pipeline.executor import StageFailure, StageOutcome
 from nb2pkg.pipeline.runner import run_pipeline
 
 PIPELINE = """\
@@ -26,57 +22,6 @@ stages:
   - {name: b1, notebook: b1.ipynb, outputs: [y]}
   - {name: b2, notebook: b2.ipynb, inputs: {y: b1}}
 """
-
-
-class FakeExecutor:
-    """Runs a stage by sleeping and saving its declared outputs; fails the stages in ``fail``."""
-
-    def __init__(self, pipeline_text: str, fail=(), seconds=0.05):
-        import yaml
-
-        self.outputs = {s["name"]: s.get("outputs", []) for s in yaml.safe_load(pipeline_text)["stages"]}
-        self.fail = set(fail)
-        self.seconds = seconds
-        self.order: list[str] = []
-        self.prepared: list[str] = []
-        self.running = 0
-        self.max_running = 0
-        self.lock = threading.Lock()
-
-    def check(self, kernel):
-        pass
-
-    def prepare(self, job):
-        self.prepared.append(job.stage)
-        return True
-
-    def release(self, stage):
-        pass
-
-    def close(self):
-        pass
-
-    def submit(self, job):
-        future: Future = Future()
-
-        def work():
-            with self.lock:
-                self.running += 1
-                self.max_running = max(self.max_running, self.running)
-                self.order.append(job.stage)
-            time.sleep(self.seconds)
-            with self.lock:
-                self.running -= 1
-            if job.stage in self.fail:
-                failure = StageFailure(job.stage, str(job.output), "RuntimeError: boom", 3, 7)
-                future.set_result(StageOutcome(job.stage, False, self.seconds, str(job.output), failure))
-                return
-            values = {name: job.parameters.get("n", 1) for name in self.outputs[job.stage]}
-            save_outputs(job.parameters["nb2pkg_outputs"], list(values), values, stage=job.stage)
-            future.set_result(StageOutcome(job.stage, True, self.seconds, str(job.output)))
-
-        threading.Thread(target=work).start()
-        return future
 
 
 @pytest.fixture
