@@ -24,7 +24,8 @@ from .state import partial_path
 def dvc_files(pipeline_path: Path | str, output: Path | str | None = None) -> dict[str, str]:
     """``{"dvc.yaml": text, "params.yaml": text}`` for the pipeline, to be written in ``output``
     (default: the pipeline's folder)."""
-    from .stages import template_environment
+    # Not through .stages, which imports the splitter: `nb2pkg run` must not load it.
+    from ..templating import environment as template_environment
 
     pipeline = load_pipeline(pipeline_path)
     folder = Path(output).absolute() if output is not None else pipeline.root

@@ -130,7 +130,8 @@ def _reduced_edges(stages: Any) -> list[tuple[str, str]]:
 
 def render_report(result: Any, report_path: Path, baseline: Mapping[str, Any] | None,
                   baseline_name: str | None) -> str:
-    from .stages import template_environment
+    # Not through .stages, which imports the splitter: `nb2pkg run` must not load it.
+    from ..templating import environment as template_environment
 
     pipeline = result.pipeline
     defaults = {p.name: p.default for p in pipeline.parameters}
