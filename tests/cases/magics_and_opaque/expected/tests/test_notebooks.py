@@ -1,15 +1,17 @@
 """Each refactored notebook runs on a real kernel and prints what the original printed.
 
 The originals are kept under tests/originals/. Both run from the notebooks/ folder, so relative
-paths resolve the same way; outputs are compared in order after normalizing what legitimately
-varies between runs (execution counts, memory addresses, timings).
+paths resolve the same way: put the data files the notebooks read there. Outputs are compared
+cell by cell after normalizing what legitimately varies between runs (execution counts, memory
+addresses, timings); warnings as one set per notebook. When the original itself fails here (a
+data file or package missing), the test fails and says so: two failures never compare equal.
 """
 
 from pathlib import Path
 
 import pytest
 
-from nb2pkg.verify import verify_notebook
+from nb2pkg.verify import EnvironmentProblem, verify_notebook
 
 HERE = Path(__file__).parent
 PROJECT = HERE.parent
@@ -17,9 +19,13 @@ PROJECT = HERE.parent
 
 @pytest.mark.parametrize("name", ["magics.ipynb"])
 def test_notebook_prints_what_the_original_printed(name):
-    result = verify_notebook(
-        HERE / "originals" / name,
-        PROJECT / "notebooks" / name,
-        python_path=[PROJECT / "src"],
-    )
+    try:
+        result = verify_notebook(
+            HERE / "originals" / name,
+            PROJECT / "notebooks" / name,
+            python_path=[PROJECT / "src"],
+            cwd=PROJECT / "notebooks",
+        )
+    except EnvironmentProblem as problem:
+        pytest.fail(f"cannot verify here: {problem}", pytrace=False)
     assert result.equivalent, result.describe()
