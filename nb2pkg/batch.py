@@ -36,8 +36,14 @@ def expand(paths: Iterable[Path | str]) -> list[Path]:
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*.ipynb")
-                            if ".ipynb_checkpoints" not in p.parts and p.is_file())
+            # Anything named *.ipynb that is not a folder is kept, so that a FIFO, a symlink
+            # loop or a dangling link is reported as a failed notebook instead of vanishing
+            # (reading refuses them without blocking). rglob does not follow symlinked folders.
+            inside = sorted(p for p in path.rglob("*.ipynb")
+                            if ".ipynb_checkpoints" not in p.parts and not p.is_dir())
+            # A folder named x.ipynb holding no notebooks was meant as one: reading says it is a
+            # folder, rather than "no notebooks found".
+            found += inside or ([path] if path.suffix == ".ipynb" else [])
         else:
             found.append(path)
     return list(dict.fromkeys(found))

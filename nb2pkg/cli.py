@@ -1,7 +1,8 @@
 """The ``nb2pkg`` command. The only place that prints, and that turns errors into exit codes.
 
 Exit status: 0 success; 1 a verification found different outputs (or a pipeline stage failed);
-2 bad input or usage (the message names the file, the cell and what to do).
+2 bad input or usage, or an original notebook that fails when verifying (the message names the
+file, the cell and what to do).
 Heavy modules are imported inside the commands that need them, so ``--help`` stays fast.
 """
 
@@ -96,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "order (normalizing execution counts, memory addresses and timings) "
                             "and print the differences. When they match, the calls the notebooks "
                             "made to the package are recorded into DIR/tests/data/recorded as "
-                            "regression tests. Exit status 0 when equivalent, 1 when not.")
+                            "regression tests. Exit status 0 when equivalent, 1 when not, 2 when "
+                            "the original notebook itself fails here (a missing package or data "
+                            "file): two failures are never called equivalent.")
     verify.add_argument("paths", nargs="+", type=Path, metavar="NB... DIR")
     verify.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
     verify.add_argument("--no-record", dest="record", action="store_false",
@@ -111,20 +114,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     # time: 0.9 s of a 1.2 s run here. nbformat never validates IRI formats, so this process
     # goes without it (jsonschema treats it as optional and skips that format).
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    # A file name with bytes that are not UTF-8 reaches reports as lone surrogates, which strict
+    # encoding refuses: show them escaped rather than end in a UnicodeEncodeError traceback.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
     try:
-        return COMMANDS[args.command](args)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit:  # --help and --version printed: the reader may have left already
+            sys.stdout.flush()
+            raise
+        if args.command is None:
+            parser.print_help()
+            sys.stdout.flush()
+            return 2
+        status = COMMANDS[args.command](args)
+        # Flush here, not at exit: a reader that left (`| head -1`) raises BrokenPipeError
+        # below instead of "Exception ignored ... BrokenPipeError" and exit status 120.
+        sys.stdout.flush()
+        return status
     except Nb2pkgError as exc:
         print(f"nb2pkg: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("nb2pkg: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `nb2pkg analyze --json ... | head`: the reader left, say nothing
+    except BrokenPipeError:
+        # `nb2pkg analyze ... | head -1`: the reader left. Like a tool killed by SIGPIPE the
+        # status is 128 + 13 = 141 and nothing is said; stdout goes to devnull so that the flush
+        # at exit cannot fail again. (Not SIG_DFL: being killed mid-write would skip cleanup.)
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -233,6 +252,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise Nb2pkgError("verify needs the original notebooks and the generated folder",
                           hint="nb2pkg verify original.ipynb out/")
     *originals, project = args.paths
+    from .notebook import read_notebook
+
+    for original in originals:  # a FIFO, a link loop, bad text: one line before any kernel starts
+        read_notebook(original)
     result = verify_paths(originals, project, timeout=args.timeout, progress=_progress(not args.json),
                           record=args.record)
     if args.record and result.equivalent:

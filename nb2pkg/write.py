@@ -33,26 +33,58 @@ from .errors import OutputExistsError, OutputWriteError
 Files = Mapping[str, "str | bytes"]
 
 
+# write_project builds the project in ".<name>.nb2pkg-old-XXXXXXXX" beside the target: the most
+# it adds to the output folder's own name, which must still fit the file system's name limit.
+_TEMPORARY_NAME_EXTRA = len(".") + len(".nb2pkg-old-") + 8
+
+
 def check_output(output: Path, force: bool, inputs: Iterable[Path] = ()) -> None:
-    """Refuse an existing output without ``force``, and any output that holds an input."""
-    output = output.resolve()
+    """Refuse an existing output without ``force``, and any output that holds an input.
+
+    Also refused before any work: an output under a file or a symbolic link loop, an output that
+    is a symbolic link loop, and names too long for the file system.
+    """
+    # realpath, unlike Path.resolve on Python < 3.13, never raises on a symbolic link loop: the
+    # loop stays in the path and is refused below.
+    output = Path(os.path.realpath(output))
     for path in inputs:
-        path = Path(path).resolve()
+        path = Path(os.path.realpath(path))
         if path == output or output in path.parents:
             raise OutputExistsError("the output folder contains the input notebook", path=output,
                                     hint="choose an output folder outside the notebooks' folder")
-    for parent in output.parents:  # `-o some-file/out`: say so now, not after the analysis
-        if parent.exists():
-            if not parent.is_dir():
-                raise OutputExistsError(f"cannot create the output folder: {parent} is a file",
-                                        path=output, hint="choose an output folder elsewhere")
-            break
-    if output.exists() and not force:
+    existing = next((p for p in output.parents if os.path.lexists(p)), None)
+    _check_name_lengths(output, existing)
+    if existing is not None and not existing.is_dir():  # `-o some-file/out`: say so now
+        what = "a symbolic link loop" if existing.is_symlink() else "a file"
+        raise OutputExistsError(f"cannot create the output folder: {existing} is {what}",
+                                path=output, hint="choose an output folder elsewhere")
+    if os.path.islink(output):  # realpath followed every link that leads somewhere
+        raise OutputExistsError("the output is a symbolic link loop", path=output,
+                                hint="remove the link or choose another folder")
+    if os.path.exists(output) and not force:
         raise OutputExistsError("output folder already exists", path=output,
                                 hint="pass --force to replace it, or choose another folder")
-    if output.exists() and not output.is_dir():
+    if os.path.exists(output) and not output.is_dir():
         raise OutputExistsError("output exists and is not a folder", path=output,
                                 hint="choose another path")
+
+
+def _check_name_lengths(output: Path, existing: Path | None) -> None:
+    try:
+        limit = os.pathconf(existing or ".", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # not POSIX, or not known for this folder
+        limit = 255
+    for part in output.parts[1:]:
+        size = len(os.fsencode(part))
+        if size > limit:
+            raise OutputWriteError(f"a name in the output path is {size} bytes long, over the "
+                                   f"file system's limit of {limit}", path=output,
+                                   hint="choose a shorter output path")
+    size = len(os.fsencode(output.name))
+    if size + _TEMPORARY_NAME_EXTRA > limit:
+        raise OutputWriteError(f"the output folder's name is {size} bytes long; at most "
+                               f"{limit - _TEMPORARY_NAME_EXTRA} fit beside the temporary folder "
+                               "it is built in", path=output, hint="choose a shorter name")
 
 
 # -- writing a project -----------------------------------------------------------------------------

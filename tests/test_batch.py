@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -67,3 +68,31 @@ def test_refused_only_exits_1(tmp_path: Path) -> None:
     shutil.copy(EXAMPLES / "sales_report.ipynb", folder)
     shutil.copy(DATA / "read" / "r_kernel.ipynb", folder)
     assert run("analyze", str(folder)).returncode == 1
+
+
+def test_a_fifo_or_symlink_loop_in_a_folder_fails_alone(tmp_path: Path) -> None:
+    # Before: they were left out without a word (and read directly, the FIFO hung the run).
+    folder = tmp_path / "f"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "sales_report.ipynb", folder)
+    os.mkfifo(folder / "pipe.ipynb")
+    (folder / "loop.ipynb").symlink_to(folder / "loop.ipynb")
+    (folder / "gone.ipynb").symlink_to(folder / "nowhere.ipynb")
+    (folder / "dir.ipynb").mkdir()  # a folder named like a notebook is only searched
+    expected = {"pipe.ipynb": "is a FIFO", "loop.ipynb": "is a symbolic link loop",
+                "gone.ipynb": "no such file"}
+    for args in (("analyze", "--json", "-j", "2", str(folder)),
+                 ("convert", "--each", "--json", str(folder), "-o", str(tmp_path / "out"))):
+        result = subprocess.run([sys.executable, "-m", "nb2pkg", *args], capture_output=True,
+                                text=True, cwd=ROOT, timeout=300)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        data = json.loads(result.stdout)
+        entries = data["skipped"] if args[0] == "analyze" else data["results"]
+        status = {Path(e["path"]).name: (e["status"], e["reason"]) for e in entries}
+        for name, fragment in expected.items():
+            assert status[name][0] == "failed" and fragment in status[name][1], status
+        if args[0] == "analyze":
+            assert [Path(n["path"]).name for n in data["notebooks"]] == ["sales_report.ipynb"]
+        else:
+            assert status["sales_report.ipynb"][0] == "converted"
+            assert (tmp_path / "out" / "sales_report" / "pyproject.toml").exists()

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from helpers import DATA, EXAMPLES, ROOT, write_notebook
+from nb2pkg.cli import main
 
 SALES = EXAMPLES / "sales_report.ipynb"
 
@@ -126,3 +130,152 @@ def test_output_under_a_file_is_refused_before_any_work(tmp_path: Path) -> None:
 def test_an_empty_folder_is_named_in_the_error(tmp_path: Path) -> None:
     result = run("analyze", str(tmp_path))
     assert result.returncode == 2 and f"no notebooks found in {tmp_path}" in result.stderr
+
+
+# -- bad input, every command (issue 12) ---------------------------------------------------------
+def _fifo(folder: Path) -> Path:
+    os.mkfifo(folder / "pipe.ipynb")
+    return folder / "pipe.ipynb"
+
+
+def _loop(folder: Path) -> Path:
+    (folder / "a.ipynb").symlink_to(folder / "b.ipynb")
+    (folder / "b.ipynb").symlink_to(folder / "a.ipynb")
+    return folder / "a.ipynb"
+
+
+def _deep(folder: Path) -> Path:
+    path = folder / "deep.ipynb"
+    path.write_text('{"nbformat": 4, "nbformat_minor": 5, "cells": [], "metadata": {"x": '
+                    + "[" * 50_000 + "]" * 50_000 + "}}")
+    return path
+
+
+def _folder(folder: Path) -> Path:
+    (folder / "x.ipynb").mkdir()
+    return folder / "x.ipynb"
+
+
+def _data(name: str) -> Callable[[Path], Path]:
+    return lambda folder: DATA / "read" / name
+
+
+BAD_INPUTS = {
+    "fifo": (_fifo, "is a FIFO, not a regular file"),
+    "symlink loop": (_loop, "is a symbolic link loop"),
+    "50,000-deep nesting": (_deep, "nested more than 100 levels deep at line 1"),
+    "folder named x.ipynb": (_folder, "is a folder, not a notebook"),
+    "lone surrogate": (_data("lone_surrogate_heading.ipynb"), "holds a lone surrogate"),
+    "empty file": (_data("empty.ipynb"), "empty file"),
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("command", ["analyze", "convert", "verify"])
+@pytest.mark.parametrize("kind", list(BAD_INPUTS))
+def test_bad_input_is_one_line_for_every_command(kind: str, command: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    # Before: the FIFO hung every command; the loop, the nesting and the surrogate ended
+    # `convert` (and some `analyze`) in a traceback.
+    make, fragment = BAD_INPUTS[kind]
+    path = make(tmp_path)
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    args = {"analyze": ["analyze", str(path)],
+            "convert": ["convert", str(path), "-o", str(tmp_path / "out")],
+            "verify": ["verify", str(path), str(project)]}[command]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"nb2pkg: error: {path}: "), err
+    assert fragment in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_that_is_a_symlink_loop_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "o1").symlink_to(tmp_path / "o2")
+    (tmp_path / "o2").symlink_to(tmp_path / "o1")
+    for output, fragment in ((tmp_path / "o1", "the output is a symbolic link loop"),
+                             (tmp_path / "o1" / "sub", f"{tmp_path / 'o1'} is a symbolic link loop")):
+        result = run("convert", str(SALES), "-o", str(output))  # was: RuntimeError traceback
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert fragment in result.stderr and "analysing" not in result.stderr
+    assert (tmp_path / "o1").is_symlink() and (tmp_path / "o2").is_symlink()
+
+
+def test_input_that_is_a_symlink_loop_is_named_by_convert(tmp_path: Path) -> None:
+    result = run("convert", str(_loop(tmp_path)), "-o", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr  # was: RuntimeError traceback from resolve()
+    assert result.stderr.strip().splitlines() == [
+        f"nb2pkg: error: {tmp_path / 'a.ipynb'}: is a symbolic link loop (point the link at a "
+        "notebook)"]
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("y" * 300, "a name in the output path is 300 bytes long, over the file system's limit"),
+    ("y" * 250, "the output folder's name is 250 bytes long; at most 234 fit"),
+])
+def test_output_names_too_long_are_refused_before_any_work(tmp_path: Path, name: str,
+                                                           fragment: str) -> None:
+    result = run("convert", str(SALES), "-o", str(tmp_path / name))  # was: OSError traceback
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert fragment in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_writes_only_a_pipeline_that_run_accepts(tmp_path: Path) -> None:
+    """Parameters YAML cannot carry stay code; headings with ESC/BEL/NUL give clean titles.
+
+    Before: `1j` and `...` ended convert with a yaml RepresenterError traceback; bytes, sets and
+    dicts with tuple keys made a pipeline.yaml that `nb2pkg run` refused; an ESC in a heading
+    went into a YAML comment that the loader refuses.
+    """
+    from nb2pkg.pipeline.spec import load_pipeline, resolve_parameters
+    import nbformat
+
+    source = DATA / "read" / "uncarried_parameters.ipynb"
+    out = tmp_path / "out"
+    assert main(["convert", str(source), "-o", str(out)]) == 0
+    pipeline = load_pipeline(out / "pipeline.yaml")  # what `nb2pkg run` does first
+    values = resolve_parameters(pipeline, [("n", "4")])
+    assert values == {"n": 4, "limit": math.inf, "names": ["a", ["b", "c"]]}
+    text = (out / "pipeline.yaml").read_text(encoding="utf-8")
+    assert not any(ord(c) < 32 and c != "\n" for c in text)
+    assert "# Bad values" in text and "# Use it" in text
+    first = nbformat.read(out / pipeline.stages[0].notebook, as_version=4)
+    kept = "\n".join(c.source for c in first.cells if c.cell_type == "code")
+    for assignment in ("z = 1j", "rest = ...", "raw = b'x'", "seen = {1, 2}", "pairs = {(1, 2): 3}",
+                       "codes = {1: 'a'}"):
+        assert assignment in kept
+    assert {"z", "seen"} <= set(pipeline.stages[0].outputs)  # carried as artifacts instead
+    assert main(["export", "dvc", str(out / "pipeline.yaml")]) == 0
+
+
+def _closed_stdout(*args: str) -> subprocess.CompletedProcess:
+    """Run with stdout a pipe nobody reads (as `| head -1` leaves it), buffered as for users."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    try:
+        return subprocess.run([sys.executable, "-m", "nb2pkg", *args], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                              env={**env, "PYTHONPATH": str(ROOT)})
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("args", [("analyze", str(SALES)), ("analyze", "--json", str(SALES)),
+                                  ("--help",), ("--version",)])
+def test_a_reader_that_left_ends_quietly_with_141(args: tuple[str, ...]) -> None:
+    # Before: output small enough to stay buffered failed at exit: "Exception ignored ...
+    # BrokenPipeError" on stderr and exit status 120.
+    result = _closed_stdout(*args)
+    assert (result.returncode, result.stderr) == (141, "")
+
+
+def test_file_names_that_are_not_utf8_are_printed_escaped(tmp_path: Path) -> None:
+    name = os.fsdecode(b"caf\xe9.ipynb")
+    write_notebook(tmp_path / name, ["x = 1"])
+    result = subprocess.run([sys.executable, "-m", "nb2pkg", "analyze", str(tmp_path / name)],
+                            capture_output=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr  # was: UnicodeEncodeError printing the path
+    assert b"caf\\udce9.ipynb" in result.stdout
