@@ -91,17 +91,74 @@ def warn_if_busy() -> str | None:
     return None
 
 
-def write_result(name: str, data: dict) -> Path:
-    """Write ``data`` to ``bench/results/<name>-<timestamp>.json`` and ``<name>-latest.json``."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write_result(name: str, data: dict, folder: Path | None = None) -> Path:
+    """Write ``data`` to ``<folder>/<name>-<timestamp>.json`` and ``<name>-latest.json``
+    (``folder`` defaults to ``bench/results``).
+
+    ``data["machine"]`` must be the ``machine()`` taken when the benchmark started: only the load
+    average at the end is added here.
+    """
+    folder = folder or RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    if "load_average_at_start" not in data.get("machine", {}):
+        raise ValueError("write_result: pass machine() taken at the start as data['machine']")
     if hasattr(os, "getloadavg"):
-        data.setdefault("machine", {})["load_average_at_end"] = list(os.getloadavg())
+        data["machine"]["load_average_at_end"] = list(os.getloadavg())
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
-    path = RESULTS / f"{name}-{stamp}.json"
+    path = folder / f"{name}-{stamp}.json"
     path.write_text(text, encoding="utf-8")
-    (RESULTS / f"{name}-latest.json").write_text(text, encoding="utf-8")
+    (folder / f"{name}-latest.json").write_text(text, encoding="utf-8")
     return path
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (for messages), else as is."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+class BenchmarkFailed(SystemExit):
+    """A measured command failed or did nothing: the numbers would be meaningless.
+
+    A ``SystemExit`` so that the script stops with status 1 and the message, without a
+    traceback, whichever function noticed.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"benchmark failed: {message}")
+
+
+def file_state(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime in ns) of ``path``, or None when it does not exist."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns)
+
+
+def snapshot(paths) -> dict[Path, tuple[int, int] | None]:
+    """The state of files a command is expected to write (see ``require_written``)."""
+    return {Path(p): file_state(Path(p)) for p in paths}
+
+
+def require_written(before: dict[Path, tuple[int, int] | None], command: str) -> None:
+    """Fail unless every file of ``before`` exists now and was (re)written since the snapshot.
+
+    A command that exits 0 without doing its work (a missing entry point, a wrong argument that
+    is silently ignored) would otherwise be timed as a very fast success. Comparing inode and
+    mtime (not mtime against the clock) works whatever the file system's timestamp granularity.
+    """
+    stale = [p for p, old in before.items() if file_state(p) is None or file_state(p) == old]
+    if stale:
+        missing = [p for p in stale if not p.exists()]
+        what = "did not write" if missing else "did not rewrite"
+        raise BenchmarkFailed(f"`{command}` exited 0 but {what} "
+                              + ", ".join(shown(p) for p in (missing or stale)[:3])
+                              + (f" (and {len(stale) - 3} more)" if len(stale) > 3 else ""))
 
 
 def now_iso() -> str:

@@ -248,7 +248,8 @@ def notebook_node(cells: list[dict], validate: bool = True):
         new_code_cell(c["source"], metadata={"tags": c["tags"]} if c["tags"] else {})
         for c in cells], metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"}})
+        # As Jupyter saves it: with the file extension, `nbconvert --to script` writes a .py.
+        "language_info": {"name": "python", "file_extension": ".py"}})
     if validate:
         nbformat.validate(node)
     return node

@@ -17,6 +17,7 @@ The result goes to ``bench/results/convert-<timestamp>.json`` (and ``convert-lat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -31,8 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _synth  # noqa: E402
-from _common import (REPO, machine, median, now_iso, table, versions,  # noqa: E402
-                     wait_for_idle, warn_if_busy, write_result)
+from _common import (REPO, BenchmarkFailed, machine, median, now_iso,  # noqa: E402
+                     require_written, shown, snapshot, table, versions, wait_for_idle,
+                     warn_if_busy, write_result)
 
 EXAMPLES = REPO / "examples" / "notebooks"
 SIZES = (60, 200, 600)
@@ -55,8 +57,13 @@ def _jupyter() -> str:
     return str(beside) if beside.exists() else (shutil.which("jupyter") or "jupyter")
 
 
-def run_timed(command: list[str], env: dict[str, str]) -> dict[str, float]:
-    """Run ``command``; wall seconds and CPU seconds (user+sys of it and its children)."""
+def run_timed(command: list[str], env: dict[str, str], writes=()) -> dict[str, float]:
+    """Run ``command``; wall seconds and CPU seconds (user+sys of it and its children).
+
+    Fails the benchmark when the command exits non-zero or does not (re)write every file of
+    ``writes``: a command that does nothing must not be timed as a fast success.
+    """
+    written = snapshot(writes)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
@@ -64,17 +71,22 @@ def run_timed(command: list[str], env: dict[str, str]) -> dict[str, float]:
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        raise SystemExit(f"failed ({done.returncode}): {' '.join(command)}\n{done.stderr[-2000:]}")
+        raise BenchmarkFailed(f"`{' '.join(command)}` exited with status {done.returncode}\n"
+                              f"{done.stderr[-2000:]}")
+    require_written(written, " ".join(command))
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall": wall, "cpu": cpu}
 
 
-def commands(notebook: Path, work: Path) -> dict[str, list[str]]:
+def commands(notebook: Path, work: Path) -> dict[str, tuple[list[str], list[Path]]]:
+    """Each tool's command and the files it must write (checked after every run)."""
+    out = work / "nb2pkg_out"
     return {
-        "nb2pkg": [sys.executable, "-m", "nb2pkg", "convert", str(notebook), "-o",
-                   str(work / "nb2pkg_out"), "--force"],
-        "nbconvert": [_jupyter(), "nbconvert", "--to", "script", str(notebook), "--output-dir",
-                      str(work / "nbconvert_out")],
+        "nb2pkg": ([sys.executable, "-m", "nb2pkg", "convert", str(notebook), "-o", str(out),
+                    "--force"], [out / "pyproject.toml", out / "notebooks" / notebook.name]),
+        "nbconvert": ([_jupyter(), "nbconvert", "--to", "script", str(notebook), "--output-dir",
+                       str(work / "nbconvert_out")],
+                      [work / "nbconvert_out" / f"{notebook.stem}.py"]),
     }
 
 
@@ -82,13 +94,14 @@ def compare(notebook: Path, runs: int, warmup: bool, work: Path, env: dict[str, 
     """Alternate the two tools ``runs`` times each (order flips every round)."""
     tools = commands(notebook, work)
     if warmup:  # file cache, .pyc files: not what we want to time
-        for command in tools.values():
-            run_timed(command, env)
+        for command, writes in tools.values():
+            run_timed(command, env, writes)
     times: dict[str, list[dict[str, float]]] = {"nb2pkg": [], "nbconvert": []}
     for round_ in range(runs):
         order = ("nb2pkg", "nbconvert") if round_ % 2 == 0 else ("nbconvert", "nb2pkg")
         for tool in order:
-            times[tool].append(run_timed(tools[tool], env))
+            command, writes = tools[tool]
+            times[tool].append(run_timed(command, env, writes))
     summary = {tool: {"wall": median(r["wall"] for r in rs), "cpu": median(r["cpu"] for r in rs),
                       "min_wall": min(r["wall"] for r in rs), "runs": rs}
                for tool, rs in times.items()}
@@ -186,7 +199,7 @@ def in_process(notebook: Path, work: Path, repeat: int, env: dict[str, str],
                            str(repeat), flags], cwd=REPO, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"in-process measurement failed:\n{done.stderr[-2000:]}")
+        raise BenchmarkFailed(f"in-process measurement failed:\n{done.stderr[-2000:]}")
     data = json.loads(done.stdout.strip().splitlines()[-1])
     data["warm_median"] = median(data["warm"]) if data["warm"] else float("nan")
     data["warm_min"] = min(data["warm"]) if data["warm"] else float("nan")
@@ -254,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the cProfile run on the largest generated notebook")
     parser.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
                         help="first wait up to SECONDS for the load average to drop")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="work in DIR and keep what the commands wrote (default: a temporary "
+                             "folder, removed at the end)")
+    parser.add_argument("--results", type=Path, metavar="DIR",
+                        help="folder of the result files (default: bench/results)")
     args = parser.parse_args(argv)
 
     runs = args.runs or (1 if args.quick else 7)
@@ -270,7 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     busy = warn_if_busy()
     inproc_repeat = 1 if args.quick else 5
 
-    with tempfile.TemporaryDirectory(prefix="nb2pkg-bench-") as folder:
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    with (contextlib.nullcontext(str(args.keep.resolve())) if args.keep
+          else tempfile.TemporaryDirectory(prefix="nb2pkg-bench-")) as folder:
         work = Path(folder)
         startup = interpreter_startup(3 if args.quick else 7, env)
 
@@ -408,8 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         "examples": examples, "overall_ratio": overall,
         "summed_ratio": summed, "importtime": importtime,
         "scaling": {str(k): v for k, v in scaling.items()}, "goals": goals,
-    })
-    print(f"\nwrote {path.relative_to(REPO)}")
+    }, args.results)
+    print(f"\nwrote {shown(path)}")
     return 0
 
 

@@ -1,0 +1,127 @@
+"""The benchmark scripts measure real work: each ``--quick`` run is checked for what it wrote,
+and the harness fails loudly on a command that fails or does nothing (issue 17 item 1: the
+pipeline benchmark once timed an interpreter that imported a module and exited 0).
+
+Tests never time anything: they check that the scripts did the work they report on.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench"
+sys.path.insert(0, str(BENCH))
+
+import _common  # noqa: E402
+import bench_pipeline  # noqa: E402
+
+
+def quick(script: str, tmp_path: Path, *args: str) -> dict:
+    """Run ``bench/<script> --quick``; its result (JSON) written into ``tmp_path``."""
+    results = tmp_path / "results"
+    done = subprocess.run([sys.executable, str(BENCH / script), "--quick", "--results",
+                           str(results), *args], capture_output=True, text=True, cwd=str(ROOT),
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (latest,) = results.glob("*-latest.json")
+    return json.loads(latest.read_text())
+
+
+def executed(path: Path) -> bool:
+    node = nbformat.read(str(path), as_version=4)
+    code = [c for c in node.cells if c.cell_type == "code" and c.source.strip()]
+    return bool(code) and all(c.execution_count is not None for c in code)
+
+
+@pytest.mark.kernel
+def test_pipeline_quick_runs_every_stage_on_a_kernel(tmp_path):
+    work = tmp_path / "work"
+    result = quick("bench_pipeline.py", tmp_path, "--keep", str(work))
+    measured = result["notebooks"]["sales_report"]
+    project = work / "sales_report"
+    stages = measured["stage_names"]
+    assert len(stages) == measured["stages"] > 1
+    for stage in stages:  # every stage ran on a kernel, in the measured run
+        assert executed(project / "runs" / f"{stage}.ipynb"), stage
+        assert (project / "artifacts" / stage / "index.json").is_file()
+    assert executed(work / "sales_report.out.ipynb")  # the papermill run of the original
+    # A stage costs a kernel start: eight of them cannot take less than a run with nothing to do.
+    assert measured["median"]["jobs 2"] > measured["nothing_to_do_seconds"] > 0
+    assert result["machine"]["load_average_at_start"] is not None
+    assert "load_average_at_end" in result["machine"] and result["quick"] is True
+
+
+def test_convert_quick_converts_for_real(tmp_path):
+    work = tmp_path / "work"
+    result = quick("bench_convert.py", tmp_path, "--keep", str(work))
+    assert (work / "nb2pkg_out" / "pyproject.toml").is_file()
+    assert (work / "nb2pkg_out" / "notebooks" / "synthetic_60.ipynb").is_file()
+    assert (work / "nbconvert_out" / "sales_report.py").is_file()
+    assert (work / "nbconvert_out" / "synthetic_60.py").is_file()
+    example = result["examples"]["sales_report.ipynb"]
+    assert example["nb2pkg"]["wall"] > result["interpreter_startup"]
+    assert example["in_process"]["stages"]["clone groups"] >= 0
+    assert result["scaling"]["60"]["in_process"]["stages"]["extracted"] > 0
+
+
+def test_clones_quick_analyses_the_generated_notebooks(tmp_path):
+    result = quick("bench_clones.py", tmp_path, "--no-profile")
+    assert [r["cells"] for r in result["results"]] == [250, 500, 1000]
+    for entry in result["results"]:
+        assert entry["analysis"]["clone_groups"] > 0 and entry["analysis"]["wall"] > 0
+        assert set(entry["breakdown"]["stages"]) >= {"mask", "ast.parse", "clones"}
+
+
+# -- the harness --------------------------------------------------------------------------------
+def test_a_command_that_does_nothing_fails_the_benchmark(tmp_path):
+    expected = tmp_path / "runs" / "stage.ipynb"
+    with pytest.raises(_common.BenchmarkFailed, match="exited 0 but did not write .*stage.ipynb"):
+        bench_pipeline.timed([sys.executable, "-c", "pass"], tmp_path, [expected])
+    expected.parent.mkdir()
+    expected.write_text("{}")  # there from an earlier run: not rewritten is not good enough
+    with pytest.raises(_common.BenchmarkFailed, match="exited 0 but did not rewrite"):
+        bench_pipeline.timed([sys.executable, "-c", "pass"], tmp_path, [expected])
+    # what the benchmark used to time: a module without a __main__ block
+    with pytest.raises(_common.BenchmarkFailed, match="did not rewrite"):
+        bench_pipeline.timed([sys.executable, "-m", "nb2pkg.pipeline.cli", "run",
+                              "pipeline.yaml"], tmp_path, [expected])
+
+
+def test_a_failing_command_or_unexpected_work_fails_the_benchmark(tmp_path):
+    with pytest.raises(_common.BenchmarkFailed, match="exited with status 3"):
+        bench_pipeline.timed([sys.executable, "-c", "import sys; sys.exit(3)"], tmp_path)
+    kept = tmp_path / "kept.txt"
+    kept.write_text("")
+    touch = f"import pathlib; pathlib.Path({str(kept)!r}).write_text('again')"
+    with pytest.raises(_common.BenchmarkFailed, match="should have had nothing to do, but "
+                                                      "rewrote .*kept.txt"):
+        bench_pipeline.timed([sys.executable, "-c", touch], tmp_path, keeps=[kept])
+
+
+def test_a_notebook_with_unexecuted_cells_fails_the_benchmark(tmp_path):
+    node = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    path = tmp_path / "out.ipynb"
+    nbformat.write(node, str(path))
+    with pytest.raises(_common.BenchmarkFailed, match=r"code cells not executed: \[0\]"):
+        bench_pipeline.require_executed(path)
+    node.cells[0].execution_count = 1
+    nbformat.write(node, str(path))
+    bench_pipeline.require_executed(path)
+
+
+def test_results_keep_the_load_average_taken_at_the_start(tmp_path):
+    with pytest.raises(ValueError, match="machine"):
+        _common.write_result("x", {"benchmark": "x"}, tmp_path)
+    start = _common.machine()
+    start["load_average_at_start"] = [9.0, 9.0, 9.0]
+    path = _common.write_result("x", {"machine": start}, tmp_path)
+    machine = json.loads(path.read_text())["machine"]
+    assert machine["load_average_at_start"] == [9.0, 9.0, 9.0]
+    assert len(machine["load_average_at_end"]) == 3
