@@ -6,7 +6,7 @@ Modules, one job each:
 * ``stages``    the stage notebooks, ``pipeline.yaml`` and the CI workflow of a generated project
 * ``spec``      ``pipeline.yaml``: load, validate against ``pipeline.schema.json``, parameters
 * ``artifacts`` save and load the values that cross stages; runs *inside the kernels*
-* ``state``     content hashes and the state file that lets ``run`` skip unchanged stages
+* ``state``     content hashes, the state file that lets ``run`` skip unchanged stages, the run lock
 * ``runner``    scheduling: dependency order, skipping, resuming, results
 * ``executor``  execution: the ``Executor`` protocol and the local papermill implementation
 * ``report``    ``metrics.json`` and the Markdown run report
