@@ -458,7 +458,14 @@ def execute(path: Path, *, cwd: Path | None = None, python_path: Sequence[Path] 
         if errors:
             raise VerificationError(f"could not set up recording: {errors[0].get('evalue')}",
                                     path=path, hint="rerun with --no-record")
+        # Setup imports the package: warnings its imports raise belong to the notebook's output
+        # (the original shows them where it imports), so they move to the first code cell.
+        stderr = [o for o in node.cells[0].outputs
+                  if o.get("output_type") == "stream" and o.get("name") == "stderr"]
         del node.cells[0]
+        first = next((c for c in node.cells if c.cell_type == "code"), None)
+        if stderr and first is not None:
+            first.outputs[:0] = stderr
     return node
 
 

@@ -304,6 +304,27 @@ def test_a_deprecation_warning_shown_once_after_extraction_is_equivalent(tmp_pat
 
 
 @kernel
+def test_a_warning_raised_while_recording_imports_the_package_is_not_lost(tmp_path) -> None:
+    # Recording imports the package before the notebook runs; the package imports a library
+    # that warns on import. The original shows that warning where it imports the library.
+    (tmp_path / "oldlib.py").write_text("import warnings\n\nwarnings.warn('oldlib is no longer "
+                                        "maintained', UserWarning)\n\n\ndef twice(x):\n    return 2 * x\n")
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    (tmp_path / "src" / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "src" / "pkg" / "core.py").write_text(
+        "import oldlib\n\n\ndef double(x):\n    return oldlib.twice(x)\n")
+    original = write_notebook(tmp_path / "original.ipynb", ["import oldlib", "print(oldlib.twice(4))"])
+    refactored = write_notebook(tmp_path / "refactored.ipynb",
+                                ["from pkg.core import double", "print(double(4))"])
+    result = verify_notebook(original, refactored, python_path=[tmp_path / "src"],
+                             record=["pkg.core.double"])
+    assert result.equivalent, result.describe()
+    assert [o.text for o in result.actual if o.kind == "warning"] == [
+        "UserWarning: oldlib is no longer maintained"]
+    assert [call.function for call in result.calls] == ["pkg.core.double"]
+
+
+@kernel
 def test_outputs_that_vary_by_themselves_are_not_blamed_on_the_refactoring(tmp_path) -> None:
     # Issue 10: the second run of the original was skipped when the number of outputs differed.
     original = copy_case("varies_by_itself.ipynb", tmp_path)  # counts its runs in runs.txt
