@@ -80,3 +80,13 @@ def test_grouping_scales_linearly_with_repeats() -> None:
     many = cells(*[BLOCK.replace("sub", f"sub{i}") for i in range(2000)])
     (group,) = find_clones(many)
     assert len(group.occurrences) == 2000
+
+
+def test_a_prefix_pasted_everywhere_is_one_group_however_copies_pair_up() -> None:
+    # 1,000 cells open with the same 3 lines; each pair of cells then shares 3 more lines of its
+    # own. Every pair is also a maximal repeat overlapping the prefix: 501 raw groups, 1 reported.
+    prefix = "fig, axes = plt.subplots(1, 1)\naxes.plot(m, a, c='k')\naxes.plot(m, b, c='b')\n"
+    sources = [prefix + "".join(f"axes.set_{word}{i // 2}('x')\n" for word in ("a", "b", "c"))
+               for i in range(1000)]
+    (group,) = find_clones(cells(*sources))
+    assert group.statements == 3 and len(group.occurrences) == 1000
