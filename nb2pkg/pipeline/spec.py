@@ -324,6 +324,14 @@ def _check_data_files(pipeline: Pipeline, lines: "_Lines") -> Pipeline:
                                  f"{pipeline.stages[earlier].name!r} ({other})",
                                  "each file is the output of one stage")
         outs.append(mine)
+    for position, dep in enumerate(deps):  # every stage reads these, the writer too
+        writer = next((i for i, theirs in enumerate(outs) if any(overlaps(dep, o) for o in theirs)),
+                      None)
+        if writer is not None:
+            raise _error(path, lines, ["deps", position],
+                         f"{dep} is written by stage {pipeline.stages[writer].name!r}, and every "
+                         "stage depends on the pipeline's deps",
+                         "list it in the deps of the stages that read it instead")
     stages: list[Stage] = []
     for index, stage in enumerate(pipeline.stages):
         where = ["stages", index]

@@ -275,6 +275,15 @@ def test_pipeline_deps_are_checked_too(project):
         run(project)
 
 
+def test_a_pipeline_dep_written_by_a_stage_is_refused(project):
+    project.write_text(PIPELINE.replace("stages:\n", "deps: [data/clean.csv]\nstages:\n", 1))
+    with pytest.raises(PipelineError) as info:
+        load_pipeline(project)
+    assert str(info.value) == (f"{project}: line 3: deps[0]: data/clean.csv is written by stage "
+                               "'clean', and every stage depends on the pipeline's deps (list it "
+                               "in the deps of the stages that read it instead)")
+
+
 def test_data_path_helper_for_the_convert_side():
     assert data_path("notebooks/data/../data/x.csv") == "notebooks/data/x.csv"
     with pytest.raises(ValueError, match="leaves the project"):
