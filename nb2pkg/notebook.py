@@ -217,25 +217,42 @@ def _check_values(data: Any, text: str, path: Path) -> None:
 
     Both parse as JSON, but a lone surrogate cannot be written back as UTF-8 (the converted
     notebook, REPORT.md, the terminal) and deep nesting overflows the recursive steps that follow.
+    Only containers are visited, and their strings only when the text has a surrogate escape at
+    all, so that a large notebook costs a fraction of its ``json.loads``; the path to what is
+    refused is looked for only then.
     """
-    strings = _SURROGATE_ESCAPE.search(text) is not None  # else no string needs looking at
+    strings = _SURROGATE_ESCAPE.search(text) is not None
+    todo: list[tuple[Any, int]] = [(data, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if depth > MAX_DEPTH:
+            steps, _ = _find(data, lambda v, d: isinstance(v, (dict, list)) and d > MAX_DEPTH)
+            raise _too_deep(path, _where(steps, 8) + "/...", _cell_of(steps))
+        children = value.values() if isinstance(value, dict) else value
+        if strings and (any(isinstance(v, str) and _SURROGATE.search(v) for v in children)
+                        or isinstance(value, dict) and any(_SURROGATE.search(k) for k in value)):
+            steps, text_found = _find(data, lambda v, d: isinstance(v, str)
+                                      and _SURROGATE.search(v) is not None)
+            raise _surrogate(path, steps, text_found)
+        todo.extend((v, depth + 1) for v in children if isinstance(v, (dict, list)))
+
+
+def _find(data: Any, wanted: Any) -> tuple[tuple, Any]:
+    """(JSON path, thing) of the first value or dict key for which ``wanted(thing, depth)`` holds
+    (``data`` is at depth 1; a key's path ends with the key itself)."""
     todo: list[tuple[Any, tuple]] = [(data, ())]
     while todo:
         value, steps = todo.pop()
+        if wanted(value, len(steps) + 1):
+            return steps, value
         if isinstance(value, dict):
-            items: Any = value.items()
+            for key, item in value.items():
+                if wanted(key, len(steps) + 2):
+                    return (*steps, key), key
+                todo.append((item, (*steps, key)))
         elif isinstance(value, list):
-            items = enumerate(value)
-        else:
-            if strings and isinstance(value, str) and _SURROGATE.search(value):
-                raise _surrogate(path, steps, value)
-            continue
-        if len(steps) >= MAX_DEPTH:
-            raise _too_deep(path, _where(steps, 8) + "/...", _cell_of(steps))
-        for key, item in items:
-            if strings and isinstance(key, str) and _SURROGATE.search(key):
-                raise _surrogate(path, (*steps, key), key)
-            todo.append((item, (*steps, key)))
+            todo.extend((item, (*steps, i)) for i, item in enumerate(value))
+    return (), None
 
 
 def _surrogate(path: Path, steps: tuple, value: str) -> NotebookError:
