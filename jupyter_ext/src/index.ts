@@ -7,13 +7,7 @@ import { DisposableDelegate, IDisposable } from '@lumino/disposable';
 import { Widget } from '@lumino/widgets';
 
 import { ConvertForm, IFormValues, ProgressBody, summaryBody } from './dialogs';
-import {
-  outputFolderFor,
-  outputFolderProblem,
-  packageNameFor,
-  packageNameProblem
-} from './names';
-import { ApiError, convert, IConvertSummary, progress } from './request';
+import { ApiError, convert, defaults, IConvertSummary, progress } from './request';
 
 /** Name of the toolbar item: the button is `[data-jp-item-name="nb2pkg-convert"] button`. */
 export const TOOLBAR_ITEM = 'nb2pkg-convert';
@@ -63,27 +57,15 @@ async function withProgress<T>(
   }
 }
 
-/** Ask for name, output and options; null when the user cancels. */
+/** Ask for name, output and options; null when the user cancels. The server judges them. */
 async function askOptions(initial: IFormValues): Promise<IFormValues | null> {
-  let values = initial;
-  for (;;) {
-    const result = await showDialog<IFormValues>({
-      title: TITLE,
-      body: new ConvertForm(values),
-      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Convert' })],
-      focusNodeSelector: 'input[name="name"]'
-    });
-    if (!result.button.accept || !result.value) {
-      return null;
-    }
-    values = result.value;
-    const problem =
-      packageNameProblem(values.name) ?? outputFolderProblem(values.output);
-    if (!problem) {
-      return values;
-    }
-    await showErrorMessage(TITLE, problem);
-  }
+  const result = await showDialog<IFormValues>({
+    title: TITLE,
+    body: new ConvertForm(initial),
+    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Convert' })],
+    focusNodeSelector: 'input[name="name"]'
+  });
+  return result.button.accept && result.value ? result.value : null;
 }
 
 async function confirmOverwrite(output: string, message: string): Promise<boolean> {
@@ -150,14 +132,41 @@ export async function convertNotebook(
     return;
   }
   const path = app.serviceManager.contents.localPath(context.path);
-  const values = await askOptions({
-    name: packageNameFor(path),
-    output: outputFolderFor(path),
-    options: { extract: true, pipeline: true, verify: false }
-  });
-  if (!values) {
+  const settings = app.serviceManager.serverSettings;
+  let values: IFormValues;
+  try {
+    // The server suggests name and folder by the rules the command line uses.
+    const suggested = await defaults(settings, path);
+    values = {
+      name: suggested.name,
+      output: suggested.output,
+      options: { extract: true, pipeline: true, verify: false }
+    };
+  } catch (error) {
+    await showErrorMessage(`${TITLE} failed`, (error as Error).message);
     return;
   }
+  for (;;) {
+    const chosen = await askOptions(values);
+    if (!chosen) {
+      return;
+    }
+    values = chosen;
+    if (!(await convertWith(app, path, values))) {
+      return;
+    }
+  }
+}
+
+/**
+ * Convert with the form's values, asking before replacing an existing folder, and show the
+ * result. True when the server refused a field of the form: the caller shows it again.
+ */
+async function convertWith(
+  app: JupyterFrontEnd,
+  path: string,
+  values: IFormValues
+): Promise<boolean> {
   const settings = app.serviceManager.serverSettings;
   let force = false;
   for (;;) {
@@ -172,11 +181,11 @@ export async function convertNotebook(
     try {
       const summary = await withProgress(app, job, convert(settings, request));
       await showSummary(app, summary);
-      return;
+      return false;
     } catch (error) {
       if (error instanceof ApiError && error.status === 409 && !force) {
         if (!(await confirmOverwrite(values.output, error.message))) {
-          return;
+          return false;
         }
         force = true;
         continue;
@@ -186,7 +195,10 @@ export async function convertNotebook(
           ? error.message
           : `Unexpected error: ${(error as Error).message}`;
       await showErrorMessage(`${TITLE} failed`, message);
-      return;
+      return (
+        error instanceof ApiError &&
+        (error.field === 'name' || error.field === 'output')
+      );
     }
   }
 }

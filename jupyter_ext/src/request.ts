@@ -44,11 +44,21 @@ export interface IProgress {
   messages: string[];
 }
 
+/** `GET /nb2pkg/defaults`: what the form suggests, by the server's (the CLI's) rules. */
+export interface IDefaults {
+  /** Package name. */
+  name: string;
+  /** Output folder relative to the server root. */
+  output: string;
+}
+
 /** A refusal or failure reported by the server, carrying its readable message. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
-    message: string
+    message: string,
+    /** The request field at fault (`path`, `output`, `name`), when the server named one. */
+    readonly field: string | null = null
   ) {
     super(message);
     this.name = 'ApiError';
@@ -90,7 +100,8 @@ export async function requestAPI<T>(
       data && typeof data.message === 'string' && data.message
         ? data.message
         : `The server answered ${response.status} ${response.statusText}.`;
-    throw new ApiError(response.status, message);
+    const field = data && typeof data.field === 'string' ? data.field : null;
+    throw new ApiError(response.status, message, field);
   }
   if (data === null) {
     throw new ApiError(response.status, 'The server sent an empty answer.');
@@ -116,4 +127,11 @@ export function progress(
     settings,
     URLExt.join('progress', encodeURIComponent(job))
   );
+}
+
+export function defaults(
+  settings: ServerConnection.ISettings,
+  path: string
+): Promise<IDefaults> {
+  return requestAPI<IDefaults>(settings, `defaults?path=${encodeURIComponent(path)}`);
 }

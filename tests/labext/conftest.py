@@ -46,13 +46,17 @@ class LabServer:
     token: str
     root: Path
     log: Path
+    pid: int
 
     def request(self, method: str, endpoint: str, body: Any = None, *, raw: bytes | None = None,
-                token: bool = True) -> Response:
-        """Call ``/nb2pkg/<endpoint>``; ``body`` is sent as JSON, ``raw`` as is."""
+                token: bool = True, headers: dict[str, str] | None = None,
+                api: str = "nb2pkg") -> Response:
+        """Call ``/<api>/<endpoint>``; ``body`` is sent as JSON, ``raw`` as is."""
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        req = urllib.request.Request(f"{self.url}/nb2pkg/{endpoint}", data=data, method=method)
+        req = urllib.request.Request(f"{self.url}/{api}/{endpoint}", data=data, method=method)
         req.add_header("Content-Type", "application/json")
+        for key, value in (headers or {}).items():
+            req.add_header(key, value)
         if token:
             req.add_header("Authorization", f"token {self.token}")
         try:
@@ -75,10 +79,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    """A real ``jupyter lab`` with the nb2pkg server extension and labextension, for the session."""
-    base = tmp_path_factory.mktemp("jupyter")
+def _start(base: Path, app: list[str], extra: list[str] = (),
+           pythonpath: list[Path] = ()) -> tuple[subprocess.Popen, LabServer]:
+    """Start ``python -m <app>`` on a free port with its root in ``base/root``; wait for it."""
     root = base / "root"
     root.mkdir()
     env = dict(os.environ)
@@ -88,52 +91,92 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     # The labextension as `pip install` would place it, but pointing at the checkout's build.
     (base / "data" / "labextensions").mkdir()
     (base / "data" / "labextensions" / "nb2pkg").symlink_to(LABEXTENSION)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), *map(str, pythonpath),
+                                                      env.get("PYTHONPATH")]))
     env.pop("JUPYTER_TOKEN", None)
+    # In a virtualenv, jupyter_core looks in the environment's share/jupyter before the user's
+    # data dir, where a copy an editable install made long ago would win over the checkout's.
+    env["JUPYTER_PREFER_ENV_PATH"] = "0"
     port = _free_port()
     log = base / "server.log"
     cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+        sys.executable, "-m", *app, "--no-browser", "--allow-root",
         "--ip", "127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
         # The extension module itself, so the tests do not depend on nb2pkg/__init__.py
         # or on an installed wheel (test_labext_packaging checks the shipped config).
         "--ServerApp.jpserver_extensions={'nb2pkg.labext': True}",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        *extra,
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = LabServer(f"http://127.0.0.1:{port}", TOKEN, root, log)
+    server = LabServer(f"http://127.0.0.1:{port}", TOKEN, root, log, proc.pid)
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{app[0]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if server.request("GET", "version").status == 200:
+                return proc, server
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            _stop(proc)
+            pytest.fail(f"{app[0]} did not answer within 60 s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n"
-                            f"{log.read_text()[-3000:]}")
-            try:
-                if server.request("GET", "version").status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyter lab did not answer within 60 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """A real ``jupyter lab`` with the nb2pkg server extension and labextension, for the session."""
+    proc, server = _start(tmp_path_factory.mktemp("jupyter"), ["jupyterlab"], [
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ])
+    try:
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """A plain ``jupyter server`` (no lab) whose Authorizer grants what each request's
+    ``X-Nb2pkg-Test-Allow`` header lists (nb2pkg_test_authorizer.py), everything without it."""
+    proc, server = _start(
+        tmp_path_factory.mktemp("jupyter-server"), ["jupyter_server"],
+        ["--ServerApp.authorizer_class=nb2pkg_test_authorizer.HeaderAuthorizer"],
+        pythonpath=[Path(__file__).parent])
+    try:
+        yield server
+    finally:
+        _stop(proc)
 
 
 @pytest.fixture
 def workdir(lab_server: LabServer, request: pytest.FixtureRequest) -> tuple[Path, str]:
     """A fresh folder under the server root for one test: (absolute path, root-relative path)."""
+    return _workdir(lab_server, request)
+
+
+@pytest.fixture
+def server_workdir(jupyter_server: LabServer, request: pytest.FixtureRequest) -> tuple[Path, str]:
+    """``workdir`` under the root of the plain ``jupyter server``."""
+    return _workdir(jupyter_server, request)
+
+
+def _workdir(server: LabServer, request: pytest.FixtureRequest) -> tuple[Path, str]:
     name = re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name)[:60]
-    folder = lab_server.root / name
+    folder = server.root / name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     return folder, name

@@ -141,13 +141,33 @@ def test_errors_are_readable_messages(page, lab_server, workdir, demo_notebook) 
     assert "Traceback" not in text
     dialog(page).get_by_role("button").last.click()
 
-    # An invalid package name is caught before anything is sent, and the form comes back.
-    page.locator(BUTTON).click()
+    # The server refused a field of the form: the form comes back with what the user typed.
+    # It judges the package name by the command line's rule and says what it would be.
     form = dialog(page)
+    assert form.locator('input[name="output"]').input_value() == "../elsewhere"
+    form.locator('input[name="output"]').fill(f"{rel}/demo_pkg")
     form.locator('input[name="name"]').fill("2 bad")
     form.get_by_role("button", name="Convert", exact=True).click()
-    dialog(page).get_by_text("is not a valid package name").wait_for()
+    dialog(page).get_by_text("'2 bad' cannot name a package; nb2pkg would call it 'nb_2_bad'"
+                             ).wait_for()
     dialog(page).get_by_role("button").last.click()
     assert dialog(page).locator('input[name="name"]').input_value() == "2 bad"
     dialog(page).get_by_role("button", name="Cancel").click()
     assert not (folder / "demo_pkg").exists()
+
+
+def test_dialog_suggests_the_command_lines_name(page, lab_server, workdir, notebook) -> None:
+    """The lab used to compute its own names ("class" for class.ipynb, "salesreport")."""
+    from nb2pkg.refactor.naming import package_name
+
+    folder, rel = workdir
+    for stem in ("class", "SalesReport"):
+        notebook(folder / f"{stem}.ipynb", "x = 1")
+        open_notebook(page, lab_server, f"{rel}/{stem}.ipynb")
+        page.locator(BUTTON).click()
+        form = dialog(page)
+        form.get_by_text("Convert to package").wait_for()
+        assert form.locator('input[name="name"]').input_value() == package_name(stem)
+        assert form.locator('input[name="output"]').input_value() == f"{rel}/{stem}_pkg"
+        form.get_by_role("button", name="Cancel").click()
+        page.locator(DIALOG).wait_for(state="detached")

@@ -89,7 +89,6 @@ def test_existing_output_needs_force(lab_server, workdir: tuple[Path, str],
     ("{rel}/demo.ipynb", "../p", "outside the Jupyter root"),
     ("{rel}/demo.ipynb", "/tmp/p", "not absolute"),
     ("{rel}/demo.ipynb", "{rel}/outside/p", "outside the Jupyter root"),
-    ("{rel}/missing.ipynb", "{rel}/p", "does not exist"),
     ("{rel}/notes.txt", "{rel}/p", "not a notebook"),
 ])
 def test_refused_paths(lab_server, workdir: tuple[Path, str], tmp_path: Path,
@@ -104,6 +103,13 @@ def test_refused_paths(lab_server, workdir: tuple[Path, str], tmp_path: Path,
     answer = lab_server.convert(path=path.format(rel=rel), output=output.format(rel=rel))
     assert_refused(answer, 400, fragment)
     assert sorted(p.name for p in outside.iterdir()) == ["secret.ipynb"]
+    assert not (folder / "p").exists()
+
+
+def test_missing_notebook_is_404(lab_server, workdir: tuple[Path, str]) -> None:
+    folder, rel = workdir
+    answer = lab_server.convert(path=f"{rel}/missing.ipynb", output=f"{rel}/p")
+    assert_refused(answer, 404, "does not exist")
     assert not (folder / "p").exists()
 
 

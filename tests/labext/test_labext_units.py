@@ -34,22 +34,25 @@ def refused(root: Path, **body: object) -> str:
 
 def test_defaults_and_resolved_paths(root: Path) -> None:
     request = parse(root)
-    assert request.notebook == root.resolve() / "sub" / "nb.ipynb"
-    assert request.output == root.resolve() / "sub" / "nb_pkg"
-    assert request.output_path == "sub/nb_pkg"
+    assert request.notebook.absolute == root.resolve() / "sub" / "nb.ipynb"
+    assert request.output.absolute == root.resolve() / "sub" / "nb_pkg"
+    assert (request.notebook.relative, request.output.relative) == ("sub/nb.ipynb", "sub/nb_pkg")
+    assert request.notebook_path == "sub/nb.ipynb"
     assert (request.name, request.options, request.job) == (None, {}, None)
 
 
 def test_options_name_and_dotdot_inside_root(root: Path) -> None:
     request = parse(root, path="sub/../sub/nb.ipynb", output="out/pkg", name=" demo ",
                     options={"extract": False, "verify": True, "force": True}, job="a-1")
-    assert request.notebook == root.resolve() / "sub" / "nb.ipynb"
+    assert request.notebook.absolute == root.resolve() / "sub" / "nb.ipynb"
     assert (request.name, request.options, request.job) == (
         "demo", {"extract": False, "verify": True, "force": True}, "a-1")
 
 
 @pytest.mark.parametrize("raw, expected", [
     (b"{not json", "not valid JSON"),
+    (b"[" * 30000 + b"]" * 30000, "nested too deeply"),
+    (b" " * 70000, "over 65536 bytes"),
     (b"", "not valid JSON"),
     (b"[1, 2]", "must be a JSON object"),
 ])
@@ -66,6 +69,9 @@ def test_malformed_bodies(root: Path, raw: bytes, expected: str) -> None:
     ("/etc/passwd.ipynb", "not absolute"),
     ("\\\\server\\share\\x.ipynb", "not absolute"),
     ("sub/nb\0.ipynb", "NUL"),
+    ("sub/\ud800.ipynb", "not valid Unicode"),
+    ("a" * 300 + ".ipynb", "longer than 255 bytes"),
+    ("a/" * 2100 + "x.ipynb", "at most 4096"),
     ("../x.ipynb", "outside the Jupyter root"),
     ("sub/../../x.ipynb", "outside the Jupyter root"),
     ("notes.txt", "not a notebook"),
@@ -90,7 +96,9 @@ def test_symlinks_are_resolved(root: Path, tmp_path: Path) -> None:
     assert "outside the Jupyter root" in refused(root, path="escape.ipynb")
     assert "outside the Jupyter root" in refused(root, path="linkdir/secret.ipynb")
     assert "outside the Jupyter root" in refused(root, output="linkdir/pkg")
-    assert parse(root, path="alias.ipynb").notebook == root.resolve() / "sub" / "nb.ipynb"
+    request = parse(root, path="alias.ipynb")
+    assert request.notebook.absolute == root.resolve() / "sub" / "nb.ipynb"
+    assert request.notebook_path == "alias.ipynb"  # the name the user gave: the package's
 
 
 @pytest.mark.parametrize("output, expected", [
@@ -109,6 +117,10 @@ def test_output_folders_refused(root: Path, output: str, expected: str) -> None:
 
 @pytest.mark.parametrize("body, expected", [
     ({"name": 3}, "name must be a string"),
+    ({"name": "2 bad"}, "'2 bad' cannot name a package; nb2pkg would call it 'nb_2_bad'"),
+    ({"name": "json"}, "cannot name a package"),
+    ({"name": "x" * 101}, "over 100 characters"),
+    ({"name": "a\ud800"}, "not valid Unicode"),
     ({"options": []}, "'options' must be a JSON object"),
     ({"options": {"extract": "yes"}}, "'extract' must be true or false"),
     ({"options": {"fast": True}}, "Unknown option 'fast'"),
@@ -124,7 +136,7 @@ def test_root_given_unresolved(tmp_path: Path, root: Path) -> None:
     request = parse_convert_request(
         json.dumps({"path": "sub/nb.ipynb", "output": "p"}).encode(),
         os.fspath(tmp_path / "rootlink"))
-    assert request.output == root.resolve() / "p"
+    assert request.output.absolute == root.resolve() / "p"
 
 
 def test_options_are_convert_options() -> None:
@@ -147,3 +159,28 @@ def test_progress_board_keeps_messages_while_the_job_runs() -> None:
     assert board.messages("job-1") == []
     with board.track(None) as report:
         report("nobody asks")
+
+
+def test_hidden_paths_follow_the_contents_manager(root: Path) -> None:
+    (root / ".hidden").mkdir()
+    (root / ".hidden" / "nb.ipynb").write_text("{}")
+    (root / "visible").symlink_to(root / ".hidden", target_is_directory=True)
+    body = {"path": "sub/nb.ipynb", "output": "proj/.git"}
+    for changes in ({"path": ".hidden/nb.ipynb"}, {"path": "visible/nb.ipynb"}, {}):
+        with pytest.raises(RequestError, match="hidden") as caught:
+            parse_convert_request(json.dumps({**body, **changes}).encode(), str(root),
+                                  allow_hidden=False)
+        assert caught.value.status == 403
+    # allow_hidden=True (the contents manager allows them): accepted, as the contents API does.
+    assert parse(root, path=".hidden/nb.ipynb", output="proj/.git").output.relative == "proj/.git"
+
+
+@pytest.mark.parametrize("stem", ["2024 report", "json", "SalesReport", "class", "Über Analyse",
+                                  "demo notebook"])
+def test_defaults_are_the_command_lines(stem: str) -> None:
+    from nb2pkg.labext.request import defaults
+    from nb2pkg.refactor.naming import package_name
+
+    assert defaults(f"a/b/{stem}.ipynb") == {"name": package_name(stem),
+                                            "output": f"a/b/{stem}_pkg"}
+    assert defaults(f"{stem}.ipynb")["output"] == f"{stem}_pkg"

@@ -1,0 +1,183 @@
+"""One conversion for the lab, confined to the server root even while others change the files.
+
+The request was checked once (request.py). From then on nothing is looked up by path again:
+
+- the notebook is read once, through a walk from the root that follows no symbolic link
+  (``O_NOFOLLOW`` on every name), into a private copy in a temporary folder of the server's own;
+  the converter reads only that copy;
+- the package is written under ``write.confined_to(root)``: write_project walks from the root to
+  the output's folder the same way, builds the project beside it and renames relative to that
+  open folder, after checking it is still beneath the root.
+
+Answers name files relative to the root only: the private copy, the output and the root itself
+are replaced by the paths the user knows, in every string of the summary and in messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import copy
+import errno
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import Nb2pkgError, OutputExistsError
+from .request import ConvertRequest, RequestError, RootPath
+
+_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CHANGED = ("The notebook '{}' changed while it was being converted (a folder or the file was "
+            "replaced); try again.")
+
+
+@dataclass(frozen=True)
+class PathNames:
+    """Absolute paths of the server, and what the user calls them (root-relative)."""
+
+    pairs: tuple[tuple[str, str], ...]  # longest first
+
+    def relative(self, text: str) -> str:
+        for absolute, shown in self.pairs:
+            text = text.replace(absolute, shown)
+        return text
+
+    def everywhere(self, data: Any) -> Any:
+        """``data`` (JSON-able) with every string made relative."""
+        if isinstance(data, str):
+            return self.relative(data)
+        if isinstance(data, list):
+            return [self.everywhere(item) for item in data]
+        if isinstance(data, dict):
+            return {key: self.everywhere(value) for key, value in data.items()}
+        return data
+
+
+def path_names(request: ConvertRequest, copy: Path | None = None) -> PathNames:
+    folder = os.path.dirname(request.notebook_path)
+    pairs = [(str(request.output.absolute), request.output.relative)]
+    if copy is not None:
+        pairs += [(str(copy), request.notebook_path),
+                  (str(copy.parent) + os.sep, f"{folder}/" if folder else ""),
+                  (str(copy.parent), folder or ".")]
+    pairs.append((request.output.root + os.sep, ""))
+    return PathNames(tuple(sorted(pairs, key=lambda pair: -len(pair[0]))))
+
+
+@contextmanager
+def private_copy(request: ConvertRequest) -> Iterator[Path]:
+    """The notebook as checked, copied once into a folder only this server can write.
+
+    The copy keeps the name the user gave the notebook (nb2pkg names the package and the
+    refactored notebook after it) and sits one level down a private folder, so that relative
+    paths in the notebook (``../data``) find nothing of anyone else's.
+    """
+    fd = _open_beneath(request.notebook)
+    try:
+        private = tempfile.mkdtemp(prefix="nb2pkg-lab-")
+        try:
+            copy = Path(private, "notebook", os.path.basename(request.notebook_path))
+            copy.parent.mkdir()
+            with open(fd, "rb", closefd=False) as source, open(copy, "xb") as target:
+                shutil.copyfileobj(source, target)
+            yield copy
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+    finally:
+        os.close(fd)
+
+
+def _open_beneath(notebook: RootPath) -> int:
+    """An fd of the regular file ``notebook`` names, reached from the root through no link."""
+    shown = "/".join(notebook.parts)
+    opened = [os.open(notebook.root, _DIRECTORY)]
+    try:
+        for part in notebook.parts[:-1]:
+            opened.append(os.open(part, _DIRECTORY | _NO_FOLLOW, dir_fd=opened[-1]))
+        # O_NONBLOCK: a FIFO swapped in must not hang the worker thread.
+        fd = os.open(notebook.parts[-1], os.O_RDONLY | _NO_FOLLOW | getattr(os, "O_NONBLOCK", 0),
+                     dir_fd=opened[-1])
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+            raise RequestError(_CHANGED.format(shown), status=409) from None
+        if exc.errno == errno.ENOENT:
+            raise RequestError(f"The notebook '{shown}' does not exist.", status=404) from None
+        raise RequestError(f"Cannot read the notebook '{shown}': {exc.strerror}.",
+                           status=422) from None
+    finally:
+        for folder in opened:
+            os.close(folder)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RequestError(_CHANGED.format(shown), status=409)
+    return fd
+
+
+def run_conversion(request: ConvertRequest,
+                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Convert one notebook as requested: ``ConvertReport.to_dict()`` with root-relative paths,
+    plus the lab's paths. Every refusal is a ``RequestError`` (409 output exists, 422 nb2pkg
+    refused), its message with root-relative paths."""
+    from ..api import ConvertOptions, convert  # heavy (libcst, black): only when first used
+    from ..write import confined_to
+
+    options = ConvertOptions(name=request.name, **request.options)
+    with private_copy(request) as copy:
+        names = path_names(request, copy)
+        say = (lambda message: progress(names.relative(message))) if progress else None
+
+        def convert_confined() -> Any:
+            with confined_to(request.output.root):
+                return convert([copy], request.output.absolute, options, progress=say)
+
+        try:
+            report = _in_own_event_loop(convert_confined)
+        except OutputExistsError as error:
+            raise RequestError(_shown(error, names), status=409, field="output") from None
+        except Nb2pkgError as error:  # nb2pkg refused: unreadable notebook, verification, ...
+            raise RequestError(_shown(error, names), status=422) from None
+        summary = names.everywhere(report.to_dict())
+    summary["lab"] = {
+        "output": request.output.relative,
+        "readme": f"{request.output.relative}/README.md" if "README.md" in report.files else None,
+    }
+    return summary
+
+
+def _shown(error: Nb2pkgError, names: PathNames) -> str:
+    """The error's one line with root-relative paths. A path that is still absolute was reached
+    through a link swapped in meanwhile: not named (nothing was written there)."""
+    if error.path is not None:
+        error = copy.copy(error)
+        shown = names.relative(error.path)
+        error.path = "(a path outside the Jupyter root)" if os.path.isabs(shown) else shown
+    return names.relative(str(error))
+
+
+def _in_own_event_loop(work: Callable[[], Any]) -> Any:
+    """Run ``work`` in an empty context, with an event loop of its own for this thread.
+
+    Verifying runs notebooks with nbclient, whose ``run_sync`` (jupyter_core) takes the loop
+    from a context variable. ``asyncio.to_thread`` copies the server thread's context into the
+    worker, and under ``jupyter server`` that variable holds the server's own, running loop:
+    "This event loop is already running". In an empty context ``ensure_event_loop`` makes a new
+    loop, which every ``run_sync`` of this conversion then shares; it is closed at the end.
+    """
+    def run() -> Any:
+        from jupyter_core.utils import ensure_event_loop
+
+        loop = ensure_event_loop()
+        try:
+            return work()
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    return contextvars.Context().run(run)
