@@ -188,10 +188,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def _load_names(path: Path | None) -> dict:
     if path is None:
         return {}
+    from .notebook import read_regular_file
+
+    data = read_regular_file(path, Nb2pkgError, "names file")  # a FIFO must not hang convert
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise Nb2pkgError(f"cannot read names file: {exc.strerror}", path=path) from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Nb2pkgError(f"names file is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                          path=path) from None
     try:
         import yaml
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import NotebookError, UnsupportedNotebook
+from .errors import Nb2pkgError, NotebookError, UnsupportedNotebook
 
 PYTHON_LANGUAGES = {"python", "python3", "python2", "ipython", "ipython3"}
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
@@ -145,31 +145,8 @@ def read_notebook(path: Path | str) -> Notebook:
 
 
 def _read_text(path: Path) -> str:
-    """The file's text, refusing anything that is not a regular UTF-8 file without blocking."""
-    try:
-        # O_NONBLOCK: opening a FIFO named *.ipynb must not wait forever for a writer; what was
-        # opened is checked below, so the file cannot be swapped between a check and the open.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        raise _unreadable(path, exc) from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise NotebookError("is a folder, not a notebook", path=path,
-                                hint="pass the .ipynb files inside it")
-        if not stat.S_ISREG(mode):
-            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
-            raise NotebookError(f"is {kind}, not a regular file", path=path,
-                                hint="nb2pkg reads notebooks from regular files only")
-        file = os.fdopen(fd, "rb")  # owns the descriptor from here on
-    except BaseException:
-        os.close(fd)
-        raise
-    with file:
-        try:
-            data = file.read()
-        except OSError as exc:
-            raise _unreadable(path, exc) from None
+    """The notebook's text: a regular UTF-8 file, read without blocking."""
+    data = read_regular_file(path)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -177,17 +154,48 @@ def _read_text(path: Path) -> str:
                             hint="notebooks are UTF-8 JSON; re-save it from Jupyter") from None
 
 
-def _unreadable(path: Path, exc: OSError) -> NotebookError:
+def read_regular_file(path: Path | str, error: type[Nb2pkgError] = NotebookError,
+                      what: str = "notebook") -> bytes:
+    """The bytes of ``path``, or ``error`` in one line when it is not a regular file one can read
+    (a folder, a FIFO, a device, a symbolic link loop, missing, not permitted). Never blocks.
+
+    Any command reading a path a user gives can use it (``what`` names the expected file).
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO named *.ipynb must not wait forever for a writer; what was
+        # opened is checked below, so the file cannot be swapped between a check and the open.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise _unreadable(path, exc, error, what) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise error(f"is a folder, not a {what}", path=path, hint="pass the files inside it")
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+            raise error(f"is {kind}, not a regular file", path=path,
+                        hint="nb2pkg reads regular files only")
+        file = os.fdopen(fd, "rb")  # owns the descriptor from here on
+    except BaseException:
+        os.close(fd)
+        raise
+    with file:
+        try:
+            return file.read()
+        except OSError as exc:
+            raise _unreadable(path, exc, error, what) from None
+
+
+def _unreadable(path: Path | str, exc: OSError, error: type[Nb2pkgError], what: str
+                ) -> Nb2pkgError:
     if exc.errno == errno.ENOENT:
-        return NotebookError("no such file", path=path, hint="check the path")
+        return error("no such file", path=path, hint="check the path")
     if exc.errno == errno.ELOOP:
-        return NotebookError("is a symbolic link loop", path=path,
-                             hint="point the link at a notebook")
+        return error("is a symbolic link loop", path=path, hint=f"point the link at a {what}")
     if exc.errno in (errno.EISDIR, errno.EACCES) and os.path.isdir(path):  # Windows
-        return NotebookError("is a folder, not a notebook", path=path,
-                             hint="pass the .ipynb files inside it")
+        return error(f"is a folder, not a {what}", path=path, hint="pass the files inside it")
     hint = "check the file's permissions" if exc.errno in (errno.EACCES, errno.EPERM) else None
-    return NotebookError(f"cannot read: {exc.strerror or exc}", path=path, hint=hint)
+    return error(f"cannot read: {exc.strerror or exc}", path=path, hint=hint)
 
 
 def _too_deep(path: Path, where: str, cell: int | None = None) -> NotebookError:

@@ -279,3 +279,14 @@ def test_file_names_that_are_not_utf8_are_printed_escaped(tmp_path: Path) -> Non
                             capture_output=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr  # was: UnicodeEncodeError printing the path
     assert b"caf\\udce9.ipynb" in result.stdout
+
+
+@pytest.mark.timeout(60)
+def test_a_names_file_that_is_a_fifo_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture
+                                                ) -> None:
+    os.mkfifo(tmp_path / "names.yaml")  # read_text waited forever for a writer
+    assert main(["convert", str(SALES), "-o", str(tmp_path / "out"), "--names",
+                 str(tmp_path / "names.yaml")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"nb2pkg: error: {tmp_path / 'names.yaml'}: is a FIFO, not a regular file "
+        "(nb2pkg reads regular files only)")
