@@ -6,7 +6,7 @@ Both return plain records with ``to_dict()`` for JSON (documented in docs/json.m
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -177,11 +177,16 @@ def _assets(analysis: Analysis, max_bytes: int):
     data: dict[str, Any] = {}
     modules: dict[str, Any] = {}
     outside: list[str] = []
-    for result in analysis.notebooks:
+    for position, result in enumerate(analysis.notebooks):
         imported = {n for c in result.cells if c.tree is not None for n in imported_names(c.tree)}
-        found = find_assets(result.notebook.path, file_uses(result.cells), imported, max_bytes)
+        found = find_assets(result.notebook.path, file_uses(result.cells), imported, max_bytes,
+                            position)
         for item in found.data:
-            data.setdefault(item.target, item)
+            known = data.get(item.target)
+            if known is not None and known.source == item.source:  # one file, several readers
+                item = replace(known, read_by=known.read_by + item.read_by,
+                               written_by=known.written_by + item.written_by)
+            data[item.target] = known if known is not None and known.source != item.source else item
         for module in found.modules:
             modules.setdefault(module.name, module)
         outside += found.outside

@@ -30,8 +30,8 @@ class DataFile:
     target: str  # project-relative POSIX path it is copied to ("notebooks/data/x.csv")
     size: int
     copied: bool  # False when over the size limit: referenced, not copied
-    read_by: tuple[int, ...]  # cells that name it
-    written_by: tuple[int, ...]  # cells that write it
+    read_by: tuple[tuple[int, int], ...]  # (notebook position, cell) that name it
+    written_by: tuple[tuple[int, int], ...]  # (notebook position, cell) that write it
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,9 @@ class Assets:
 
 
 def find_assets(notebook: Path, uses: FileUses, imported: set[str],
-                max_bytes: int = DEFAULT_MAX_BYTES) -> Assets:
-    """Data files and local modules of the notebook at ``notebook`` (an existing file)."""
+                max_bytes: int = DEFAULT_MAX_BYTES, position: int = 0) -> Assets:
+    """Data files and local modules of the notebook at ``notebook`` (an existing file), the
+    ``position``-th of the notebooks converted together."""
     folder = notebook.resolve().parent
     # Everything carried must really live in the notebook's tree: a symbolic link in a
     # downloaded repository must not make the project carry ~/.ssh (it is left out, and said).
@@ -72,7 +73,7 @@ def find_assets(notebook: Path, uses: FileUses, imported: set[str],
             outside.append(use.path)
             continue
         entry = data.setdefault(normal, {"source": source, "read": [], "written": []})
-        entry["written" if use.writes else "read"].append(use.cell)
+        entry["written" if use.writes else "read"].append((position, use.cell))
     files = []
     for target, entry in sorted(data.items()):
         source = entry["source"]

@@ -62,7 +62,7 @@ def test_data_and_local_code_are_carried(tmp_path: Path) -> None:
 
     carried = {d.target: d for d in report.plan.assets.data}
     assert carried["notebooks/data/big.bin"].copied is False
-    assert carried["notebooks/out/result.csv"].written_by == (4,)
+    assert carried["notebooks/out/result.csv"].written_by == ((0, 4),)
     assert "data/secret.txt" in report.plan.assets.outside
     text = (project / "REPORT.md").read_text()
     assert "not copied" in text and "not carried" in text

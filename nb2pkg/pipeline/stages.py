@@ -39,22 +39,31 @@ class PipelinePlan:
     kernel: str
     splits: tuple[NotebookSplit, ...]
     parameter_names: Mapping[tuple[str, str], str]  # (module, variable) -> pipeline parameter
+    nodes: tuple[Any, ...] = ()  # the refactored notebook of each split
+    assets: Any = None  # nb2pkg.assets.Assets: data files and local modules
 
 
 def plan_pipeline(plan: Any, single_stage: bool = False) -> PipelinePlan:
     """Split every notebook of a ``PackagePlan`` into stages."""
+    from ..refactor.naming import Namer, module_name
+
     taken: set[str] = set()
     splits = []
+    # Stages are named after their notebook's file name (the package module of a notebook named
+    # like its package is `core`, which would say nothing here).
+    namer = Namer()
     for notebook, result in zip(plan.notebooks, plan.analysis.notebooks):
         cell = result.notebook.parameters_cell
-        splits.append(split_notebook(notebook.module, notebook.node,
+        prefix = namer.claim(module_name(result.notebook.name))
+        splits.append(split_notebook(prefix, notebook.node,
                                      cell.index if cell is not None else None,
                                      single_stage=single_stage, taken_names=taken))
     several = len(splits) > 1
     names = {(s.module, p.name): (f"{s.module}.{p.name}" if several else p.name)
              for s in splits for p in s.parameters}
     # The plan chose one kernel, checked against a strict pattern (it reaches the workflow).
-    return PipelinePlan(plan.name, plan.kernel, tuple(splits), names)
+    return PipelinePlan(plan.name, plan.kernel, tuple(splits), names,
+                        tuple(n.node for n in plan.notebooks), plan.assets)
 
 
 def pipeline_files(plan: Any, single_stage: bool = False) -> dict[str, str | bytes]:
@@ -211,9 +220,10 @@ def pipeline_context(pipeline: PipelinePlan) -> dict[str, Any]:
             parameters.append({"name": pipeline.parameter_names[(split.module, p.name)],
                                "type": p.type, "default": _yaml_default(p.default)})
     stages = []
-    for split in pipeline.splits:
+    for position, split in enumerate(pipeline.splits):
         previous = None
         for stage in split.stages:
+            deps, outs = _stage_files(pipeline, position, stage)
             pairs = [(v, pipeline.parameter_names[(split.module, v)]) for v in stage.parameters]
             needs = [previous] if previous and previous not in {p for _, p in stage.inputs} else []
             stages.append({
@@ -222,15 +232,29 @@ def pipeline_context(pipeline: PipelinePlan) -> dict[str, Any]:
                 "parameters": ([v for v, _ in pairs] if not several
                                else {v: p for v, p in pairs}),
                 "inputs": dict(stage.inputs), "outputs": list(stage.outputs),
-                "metrics": list(stage.metrics),
+                "metrics": list(stage.metrics), "deps": deps, "outs": outs,
             })
             previous = stage.name
     return {"name": pipeline.name, "kernel": pipeline.kernel, "workdir": WORKDIR,
             "artifacts": ARTIFACTS_DIR, "runs": RUNS_DIR, "python_path": ["src"],
-            "deps": ["src"], "parameters": parameters, "stages": stages,
+            "deps": ["src", *(m.target for m in pipeline.assets.modules)],
+            "parameters": parameters, "stages": stages,
             "pipeline_file": PIPELINE_FILE, "notebooks": [s.module for s in pipeline.splits],
             # CI uses the Python the notebooks were converted with.
             "python_version": f"{sys.version_info.major}.{sys.version_info.minor}"}
+
+
+def _stage_files(pipeline: PipelinePlan, position: int,
+                 stage: StagePlan) -> tuple[list[str], list[str]]:
+    """The data files a stage's cells read (``deps``) and write (``outs``), project-relative:
+    the cache hashes them, so a changed file re-runs the stages that read it."""
+    node = pipeline.nodes[position]
+    cells = {(position, node.cells[i].metadata.get("nb2pkg", {}).get("source_cell"))
+             for i in stage.cells}
+    outs = [d.target for d in pipeline.assets.data if cells & set(d.written_by)]
+    deps = [d.target for d in pipeline.assets.data
+            if cells & set(d.read_by) and d.target not in outs and d.read_by]
+    return deps, outs
 
 
 def _yaml_default(value: Any) -> Any:
