@@ -191,6 +191,8 @@ def _bundle(data: Mapping[str, Any]) -> str:
         value = data[mime]
         if isinstance(value, list):
             value = "".join(value)
+        if mime == "application/vnd.jupyter.widget-view+json" and isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if k != "model_id"}  # random per run
         if mime.startswith("image/") or mime == "application/pdf":
             digest = hashlib.sha256(str(value).encode()).hexdigest()[:16]
             parts.append(f"{mime} sha256:{digest}")

@@ -87,6 +87,15 @@ def test_warnings_leave_stderr_and_the_text_around_them_joins_again() -> None:
     assert split_stderr("progress 10%\n") == ([], "progress 10%\n")
 
 
+def test_a_widget_is_the_same_widget_whatever_its_model_id() -> None:
+    def widget(model_id: str):
+        return outputs_of(_cell(nbformat.v4.new_output("display_data", data={
+            "application/vnd.jupyter.widget-view+json": {"version_major": 2, "model_id": model_id},
+            "text/plain": "Canvas(...)"})))
+
+    assert widget("d5ceaeeb053f4af1") == widget("0c7e9a1b2f3d4e5f")
+
+
 def test_cells_nb2pkg_added_count_as_the_next_original_cell() -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# t", metadata={"nb2pkg": {"source_cell": 0}}),
