@@ -241,6 +241,8 @@ def _locked(folder: _Folder, name: str, output: Path) -> Iterator[None]:
                     ) from None
             time.sleep(0.05)
             continue
+        except OSError:  # no flock on this file system (some network ones): go on unserialized
+            break
         # The holder before us removes the lock as it lets go: then lock the one now in place.
         if _same_file(os.fstat(fd), folder.fd, lock):
             break
