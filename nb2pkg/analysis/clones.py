@@ -15,6 +15,7 @@ from typing import Iterator
 
 from ..magics import is_placeholder_name
 from .parse import ParsedCell
+from .scope import block_io
 
 # A path to a statement list inside a cell: steps of (statement index, field), e.g.
 # ((2, "body"),) is the body of the cell's third top-level statement. () is the cell itself.
@@ -248,7 +249,9 @@ def find_clones(cells: list[ParsedCell] | tuple[ParsedCell, ...], min_statements
         group = _group(lists, members, length, min_statements, min_lines)
         if group is not None:
             candidates.append((group, members, length))
-    candidates.sort(key=lambda c: _priority(c[0]))
+    # Groups that extraction cannot take go last, so they never hide a smaller group it can.
+    candidates.sort(key=lambda c: (_surely_refused(lists, c[1], c[2], min_statements),
+                                   _priority(c[0])))
     groups = _merge_overlapping(lists, candidates, min_statements, min_lines)
     groups.sort(key=_priority)
     return [CloneGroup(f"C{i}", g.kind, g.statements, g.lines, g.occurrences, g.consistent)
@@ -263,6 +266,43 @@ def _priority(group: CloneGroup) -> tuple[int, int, int, int, int]:
             first.cell, first.first_line)
 
 
+def _displays(statement: ast.stmt) -> bool:
+    """Would IPython display the value of this statement if it ended its cell?
+
+    The same rule as ``refactor.extract._displayed`` (which also knows when ``print`` is
+    redefined): any expression statement but a ``print(...)`` call.
+    """
+    value = getattr(statement, "value", None)
+    return isinstance(statement, ast.Expr) and not (
+        isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "print")
+
+
+def _surely_refused(lists: list[list[_Stmt]], members: list[tuple[int, int]], length: int,
+                    min_statements: int) -> bool:
+    """Would ``refactor.extract`` refuse this group for what it is, whatever else is extracted?
+
+    Mirrors its first checks: a displayed expression ending a cell stays there (in every copy),
+    and what is left must still be big enough, safe to move (no break/return/global/del/
+    locals()...), free of magics and of definitions, and renamed consistently.
+    """
+    blocks = [lists[l][s:s + length] for l, s in members]
+    if any(b[0].path == () and s + length == len(lists[l]) and _displays(b[-1].node)
+           for (l, s), b in zip(members, blocks)):
+        blocks = [b[:-1] for b in blocks]
+    if not blocks[0] or sum(e.weight for e in blocks[0]) < min_statements:
+        return True
+    first = [e.node for e in blocks[0]]
+    if block_io(first).unsafe_reasons:
+        return True
+    if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+           for statement in first for n in ast.walk(statement)):
+        return True
+    leaves = [shape([e.node for e in b]).leaves for b in blocks]
+    if any(leaf.kind == "name" and is_placeholder_name(str(leaf.value)) for leaf in leaves[0]):
+        return True
+    return not consistent_renaming(leaves)
+
+
 def _merge_overlapping(lists: list[list[_Stmt]],
                        candidates: list[tuple[CloneGroup, list[tuple[int, int]], int]],
                        min_statements: int, min_lines: int) -> list[CloneGroup]:
@@ -270,10 +310,11 @@ def _merge_overlapping(lists: list[list[_Stmt]],
 
     Maximal repeats of one pattern overlap (a block pasted in several cells, each copy extended
     differently, yields the shared run plus every longer run shared by fewer copies). Candidates
-    come in priority order; each keeps the copies that overlap no copy of a group kept before it,
-    and is dropped when fewer than two copies are left. That is the choice ``plan`` makes when
-    extracting, so the report shows what would be extracted, once. Linear: every statement of
-    every candidate copy is looked at once, plus the depth of its statement list.
+    come in priority order (groups extraction would refuse last); each keeps the copies that
+    overlap no copy of a group kept before it, and is dropped when fewer than two copies are
+    left. That is the choice ``plan`` makes when extracting, so the report shows what would be
+    extracted, once. Linear: every statement of every candidate copy is looked at once, plus
+    the depth of its statement list.
     """
     claimed: set[tuple[int, Path, int]] = set()  # (cell key, statement list, index) kept
     enclosing: set[tuple[int, Path, int]] = set()  # statements with a kept copy nested inside

@@ -90,3 +90,16 @@ def test_a_prefix_pasted_everywhere_is_one_group_however_copies_pair_up() -> Non
                for i in range(1000)]
     (group,) = find_clones(cells(*sources))
     assert group.statements == 3 and len(group.occurrences) == 1000
+
+
+def test_merging_keeps_what_extraction_can_take(tmp_path: Path) -> None:
+    # tests/data/clones/refused_group_does_not_hide_extractable.txt, planned: the 5-line copies
+    # are extracted (the 3-line group, reported first before, was refused and hid them).
+    from helpers import DATA, parse_case
+    from nb2pkg.plan import PlanOptions, plan_package
+
+    case = (DATA / "clones" / "refused_group_does_not_hide_extractable.txt").read_text()
+    path = write_notebook(tmp_path / "case.ipynb", parse_case(case.split("\n== groups\n")[0])["cells"])
+    plan = plan_package(analyze([read_notebook(path)]), PlanOptions(name="case"))
+    assert [[(c.occurrence.cell, c.occurrence.start) for c in e.calls] for e in plan.extractions] \
+        == [[(2, 0), (3, 0)]]
