@@ -74,6 +74,7 @@ class Comparison:
     added_warnings: tuple[str, ...] = ()  # shown by the refactored only
     varying_warnings: tuple[str, ...] = ()  # shown by one run of the original only
     first_difference_cell: int | None = None
+    compared: int = 0  # outputs required to match: all but what varies, warnings counted once
 
     @property
     def equivalent(self) -> bool:
@@ -94,11 +95,10 @@ class NotebookVerification:
     comparison: Comparison = field(default=Comparison(), repr=False)
 
     def describe(self, limit: int = 40) -> str:
-        compared = sum(1 for o in self.expected if o.cell not in self.varying and o.kind != "warning")
         note = _varying_note(self.comparison)
         if self.equivalent:
             return (f"equivalent: {self.refactored} prints what {self.original} prints "
-                    f"({compared} outputs compared{note})")
+                    f"({self.comparison.compared} outputs compared{note})")
         lines = [f"DIFFERENT: {self.refactored} does not print what {self.original} prints "
                  f"(first difference at cell {self.first_difference_cell}{note})"]
         if self.suspects:
@@ -113,7 +113,7 @@ class NotebookVerification:
         c = self.comparison
         return {"original": self.original, "refactored": self.refactored,
                 "equivalent": self.equivalent,
-                "outputs_compared": sum(1 for o in self.expected if o.cell not in self.varying),
+                "outputs_compared": c.compared,
                 "first_difference_cell": self.first_difference_cell,
                 "suspects": list(self.suspects), "varying_cells": sorted(set(self.varying)),
                 "differing_cells": list(c.differing), "missing_warnings": list(c.missing_warnings),
@@ -369,8 +369,11 @@ def compare(expected: Sequence[Output], actual: Sequence[Output],
 
     firsts = [*differing, *(warn_e.get(w, warn_b.get(w)) for w in missing),
               *(warn_a[w] for w in added)]
+    compared = len(always) + sum(
+        len(_common(cells_e.get(c, ()), cells_b.get(c, ())) if cells_b is not None and c in varying
+            else cells_e.get(c, ())) for c in cells)
     return Comparison(differing, varying, tuple(missing), tuple(added), varying_warnings,
-                      min(firsts) if firsts else None)  # type: ignore[type-var]
+                      min(firsts) if firsts else None, compared)  # type: ignore[type-var]
 
 
 def _render(outputs: Iterable[Output]) -> list[str]:

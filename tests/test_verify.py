@@ -137,6 +137,7 @@ def test_a_cell_that_varies_by_itself_is_compared_on_what_both_runs_print() -> N
     assert not compare(first, refactored).equivalent  # one run alone cannot tell
     verdict = compare(first, refactored, second)
     assert verdict.equivalent and verdict.varying == (2,)
+    assert verdict.compared == 2  # "fitting" (both runs print it) and cell 4
     assert verdict.varying_warnings == ("ConvergenceWarning: stopped",)
 
     broken_stable = [*refactored[:2], out(4, "stdout", "stable 2 runs\n")]
