@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import site
 import sys
 import venv
 from pathlib import Path
@@ -22,10 +23,21 @@ NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 
 @pytest.fixture(scope="module")
 def python(tmp_path_factory) -> Path:
-    """A virtual environment that sees this one's packages, so installs are quick and offline."""
+    """A virtual environment that sees the packages of the environment running the tests, so
+    installs are quick and offline.
+
+    ``system_site_packages=True`` would not do: inside a virtual environment it exposes the base
+    interpreter's packages, not this environment's. A ``.pth`` file naming this environment's
+    site-packages folders does, wherever the tests run.
+    """
     home = tmp_path_factory.mktemp("venv")
-    venv.create(home, system_site_packages=True, with_pip=True)
-    return home / "bin" / "python"
+    venv.create(home, with_pip=True)
+    python = home / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    (Path(purelib) / "_tests_parent_environment.pth").write_text(
+        "\n".join(site.getsitepackages()) + "\n")
+    return python
 
 
 def _env() -> dict[str, str]:
