@@ -398,3 +398,13 @@ def test_an_unseeded_real_notebook_is_not_blamed_on_the_refactoring(tmp_path: Pa
     verification = report.verification.notebooks[0]
     assert verification.equivalent, verification.describe()
     assert {4, 6, 8, 10, 14} <= set(verification.varying)
+
+    # What does not vary is still compared, and an error is never taken for variation.
+    refactored = tmp_path / "out" / "notebooks" / "Exercises_with_solutions.ipynb"
+    node = nbformat.read(str(refactored), as_version=4)
+    cells = {c.metadata["nb2pkg"].get("source_cell"): c for c in node.cells}
+    cells[12].source = cells[12].source.replace("len(bigcolumn)", "len(bigcolumn) - 1")
+    cells[6].source = cells[6].source.replace("housemkt.head()", "housemkt.head(undefined)")
+    nbformat.write(node, str(refactored))
+    broken = verify_paths([case / "Exercises_with_solutions.ipynb"], tmp_path / "out").notebooks[0]
+    assert broken.comparison.differing == (6, 12), broken.describe()
