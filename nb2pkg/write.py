@@ -28,6 +28,7 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
+from .beneath import DIRECTORY as _DIRECTORY, NO_FOLLOW as _NO_FOLLOW
 from .errors import OutputExistsError, OutputWriteError
 
 Files = Mapping[str, "str | bytes"]
@@ -61,6 +62,10 @@ def check_output(output: Path, force: bool, inputs: Iterable[Path] = ()) -> None
     if os.path.islink(output):  # realpath followed every link that leads somewhere
         raise OutputExistsError("the output is a symbolic link loop", path=output,
                                 hint="remove the link or choose another folder")
+    # A conversion killed between its two renames left the previous output aside: put it back
+    # now, so that "already exists" is said before the work rather than after it.
+    if existing is not None and not os.path.lexists(output):
+        recover_output(output)
     if os.path.exists(output) and not force:
         raise OutputExistsError("output folder already exists", path=output,
                                 hint="pass --force to replace it, or choose another folder")
@@ -94,8 +99,6 @@ def _check_name_lengths(output: Path, existing: Path | None) -> None:
 # bytes more than the output's name). _recover reads what a killed writer left of them.
 LOCK_TIMEOUT = 60.0  # seconds a second writer of one output waits for the first to finish
 _MARKER = ".nb2pkg-replaced-by"  # in an old-XXXXXXXX folder: "dev:inode" of its replacement
-_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 # Linux names an open folder by a path, so path-based calls (mkdtemp, Path.write_text, rename)
 # reach that very folder even if its path is changed meanwhile.
 _FD_PATHS = os.path.isdir("/proc/self/fd")

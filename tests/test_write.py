@@ -22,7 +22,7 @@ import pytest
 from helpers import ROOT
 from nb2pkg import write
 from nb2pkg.errors import OutputExistsError, OutputWriteError
-from nb2pkg.write import confined_to, recover_output, write_project
+from nb2pkg.write import check_output, confined_to, recover_output, write_project
 
 FILES = {"README.md": "# new\n", "src/pkg/__init__.py": "VALUE = 2\n"}
 PREVIOUS = {"README.md": "# previous\n", "mine.txt": "the user's work\n"}
@@ -176,6 +176,16 @@ def test_killed_between_the_renames_the_next_write_restores(tmp_path: Path, forc
             write_project(FILES, output)
         assert tree(output) == PREVIOUS
     assert beside(output) == []
+
+
+def test_check_before_any_work_restores_and_refuses(tmp_path: Path) -> None:
+    """`convert` checks its output before analysing: a previous output left aside by a kill is
+    back in place then, and "already exists" is said before the work, not after it."""
+    output = make(tmp_path / "out", PREVIOUS)
+    killed_while_replacing(output, at=2)
+    with pytest.raises(OutputExistsError, match="already exists"):
+        check_output(output, force=False)
+    assert tree(output) == PREVIOUS and beside(output) == []
 
 
 def test_leftovers_of_the_previous_version_are_restored(tmp_path: Path) -> None:
