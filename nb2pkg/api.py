@@ -118,9 +118,19 @@ def analyze(paths: Sequence[Path | str], min_statements: int = 3, min_lines: int
 
 def convert(paths: Sequence[Path | str], output: Path | str,
             options: ConvertOptions = ConvertOptions(),
-            progress: Progress | None = None, jobs: int = 1) -> ConvertReport:
+            progress: Progress | None = None, jobs: int = 1, *,
+            source_folder: Path | str | None = None, confine_to: Path | str | None = None,
+            allow_hidden: bool = True) -> ConvertReport:
     """Convert notebooks into one package under ``output``. Never executes notebook code unless
-    ``options.verify`` is set, and never modifies the input notebooks."""
+    ``options.verify`` is set, and never modifies the input notebooks.
+
+    Where the notebooks' surroundings are (``nb2pkg.assets``): ``source_folder`` is the folder
+    the notebook's relative paths resolve from, for one notebook read from elsewhere (the lab
+    converts a private copy); by default each notebook's own folder. Verifying runs the original
+    there. With ``confine_to``, no data file or local module is read from outside that folder
+    (or through a link leading out of it); without ``allow_hidden``, none with a name starting
+    with ``.`` on its way.
+    """
     from .analysis import combine
     from .generate import render
     from .write import check_output, write_project
@@ -134,9 +144,14 @@ def convert(paths: Sequence[Path | str], output: Path | str,
         check_output(output, options.force, [Path(p) for p in paths])
     with gc_paused():
         analyses, failures = _read(paths, jobs, say)
+        if source_folder is not None and len(analyses) + len(failures) > 1:
+            raise Nb2pkgError("a source folder is for one notebook; "
+                              f"{len(analyses) + len(failures)} were given",
+                              hint="convert a notebook read from elsewhere on its own")
         analysis = combine(analyses, options.min_clone_statements, options.min_clone_lines)
         say(f"planning package ({len(analysis.clones)} clone groups)")
-        assets = _assets(analysis, options.max_data_bytes)
+        assets = _assets(analysis, options.max_data_bytes, source_folder, confine_to,
+                         allow_hidden)
         plan = plan_package(analysis, PlanOptions(name=options.name, extract=options.extract,
                                                   min_statements=options.min_clone_statements,
                                                   overrides=options.names), assets)
@@ -155,7 +170,8 @@ def convert(paths: Sequence[Path | str], output: Path | str,
         from .verify import verify_project
 
         say("verifying: executing original and refactored notebooks")
-        verification = verify_project(plan, files, progress=say, record=options.record)
+        verification = verify_project(plan, files, progress=say, record=options.record,
+                                      cwd=source_folder)
         if not verification.equivalent:  # never leave a package that prints something else
             return ConvertReport(plan.name, str(output), (), False, plan, verification,
                                  tuple(failures))
@@ -167,7 +183,8 @@ def convert(paths: Sequence[Path | str], output: Path | str,
                          tuple(failures))
 
 
-def _assets(analysis: Analysis, max_bytes: int):
+def _assets(analysis: Analysis, max_bytes: int, folder: Path | str | None = None,
+            confine_to: Path | str | None = None, allow_hidden: bool = True):
     """Data files and local modules of every notebook, merged (the first notebook wins a path
     that two notebooks map to different files)."""
     from .analysis.files import file_uses
@@ -180,7 +197,8 @@ def _assets(analysis: Analysis, max_bytes: int):
     for position, result in enumerate(analysis.notebooks):
         imported = {n for c in result.cells if c.tree is not None for n in imported_names(c.tree)}
         found = find_assets(result.notebook.path, file_uses(result.cells), imported, max_bytes,
-                            position)
+                            position, folder=folder, confine_to=confine_to,
+                            allow_hidden=allow_hidden)
         for item in found.data:
             known = data.get(item.target)
             if known is not None and known.source == item.source:  # one file, several readers

@@ -14,14 +14,34 @@ from __future__ import annotations
 import ast
 import os
 import posixpath
+import stat
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .analysis.files import FileUses
+from .beneath import NO_FOLLOW, NON_BLOCK, Hidden, Outside, open_beneath
+from .errors import Nb2pkgError
 
 PROJECT_NOTEBOOKS = "notebooks"
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+MAX_FOLDER_DEPTH = 64  # folders deeper inside a carried folder are left out
+
+# ("", bytes) for a file; (path inside, bytes) for each file of a folder
+Contents = tuple[tuple[str, bytes], ...]
+
+# Why something the notebook names is not carried (REPORT.md shows these after the path).
+OUTSIDE_TREE = "it lies outside the notebook's folder tree"
+OUTSIDE_ROOT = ("it lies outside the folder the conversion may read (in JupyterLab, the "
+                "server's root)")
+LINK_OUT_OF_TREE = "it is a symbolic link leading out of the notebook's folder tree"
+LINK_OUT_OF_ROOT = ("it is a symbolic link leading out of the folder the conversion may read "
+                    "(in JupyterLab, the server's root)")
+HIDDEN = ("it is hidden (a name starting with `.` on its way), and hidden files are not carried "
+          "here")
+SYS_PATH_OUTSIDE = ("a folder the notebook adds to `sys.path`, outside the folder the conversion "
+                    "may read (in JupyterLab, the server's root): local modules there are not "
+                    "carried")
 
 
 @dataclass(frozen=True)
@@ -32,6 +52,8 @@ class DataFile:
     copied: bool  # False when over the size limit: referenced, not copied
     read_by: tuple[tuple[int, int], ...]  # (notebook position, cell) that name it
     written_by: tuple[tuple[int, int], ...]  # (notebook position, cell) that write it
+    # What is carried, read once when found: generation never opens a path again.
+    contents: Contents = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -40,114 +62,287 @@ class LocalModule:
     source: Path  # the .py file or package folder
     target: str  # project-relative path ("notebooks/helpers.py")
     imports: tuple[str, ...]  # top-level names it imports (for dependencies)
+    contents: Contents = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    path: str  # as the notebook names it ("data/secret.txt", "../../outside")
+    reason: str  # why it is not carried: one of the constants above, or why it cannot be read
 
 
 @dataclass(frozen=True)
 class Assets:
     data: tuple[DataFile, ...] = ()
     modules: tuple[LocalModule, ...] = ()
-    outside: tuple[str, ...] = ()  # paths that exist but would land outside the project
+    outside: tuple[LeftOut, ...] = ()  # what the notebook names that is not carried, and why
 
     def module_names(self) -> frozenset[str]:
         return frozenset(m.name for m in self.modules)
 
 
+@dataclass(frozen=True)
+class _Places:
+    """Where files are read from: absolute paths without links."""
+
+    folder: str  # relative paths resolve from here (the notebook's folder)
+    notebook: str  # the notebook's file name in it
+    data_root: str  # data files and modules beside the notebook stay beneath it
+    module_root: str  # modules of sys.path folders stay beneath it
+    confine: str | None  # nothing is even looked at outside it
+    allow_hidden: bool
+
+    @property
+    def link_out(self) -> str:
+        return LINK_OUT_OF_ROOT if self.data_root == self.confine else LINK_OUT_OF_TREE
+
+
 def find_assets(notebook: Path, uses: FileUses, imported: set[str],
-                max_bytes: int = DEFAULT_MAX_BYTES, position: int = 0) -> Assets:
-    """Data files and local modules of the notebook at ``notebook`` (an existing file), the
-    ``position``-th of the notebooks converted together."""
-    folder = notebook.resolve().parent
-    # Everything carried must really live in the notebook's tree: a symbolic link in a
-    # downloaded repository must not make the project carry ~/.ssh (it is left out, and said).
-    tree = folder.parent
+                max_bytes: int = DEFAULT_MAX_BYTES, position: int = 0, *,
+                folder: Path | str | None = None, confine_to: Path | str | None = None,
+                allow_hidden: bool = True) -> Assets:
+    """Data files and local modules of the notebook at ``notebook``, the ``position``-th of the
+    notebooks converted together, with what they contain.
+
+    ``folder`` is where the notebook's relative paths resolve (default: the notebook's own
+    folder). Everything carried lies, links resolved, inside the notebook's folder tree (its
+    folder's parent), except local modules of folders the notebook adds to ``sys.path``. With
+    ``confine_to``, nothing outside that folder is carried or even looked at, those modules
+    included. Without ``allow_hidden``, nothing with a name starting with ``.`` on its way.
+    Every file is opened by walking from one of those folders without following a link out of
+    it (``nb2pkg.beneath``), and read once, here.
+    """
+    places = _places(notebook, folder, confine_to, allow_hidden)
     data: dict[str, dict] = {}
-    outside: list[str] = []
+    outside: list[LeftOut] = []
     for use in uses.paths:
-        source = folder / use.path
+        full = os.path.normpath(os.path.join(places.folder, use.path))
         normal = posixpath.normpath(posixpath.join(PROJECT_NOTEBOOKS, use.path.replace("\\", "/")))
-        exists = source.is_file() or source.is_dir()
-        if not exists and not use.writes:
+        if places.confine is not None and not _beneath(full, places.confine):
+            outside.append(LeftOut(use.path, OUTSIDE_ROOT))  # not even looked at
             continue
-        if normal.startswith("../") or normal == ".." or normal.startswith("/") or (
-                exists and not _inside(source, tree)):
-            outside.append(use.path)
+        escapes = normal == ".." or normal.startswith(("../", "/"))
+        if escapes or not _beneath(full, places.data_root):
+            if use.writes or os.path.lexists(full):
+                outside.append(LeftOut(use.path, OUTSIDE_TREE))
             continue
-        entry = data.setdefault(normal, {"source": source, "read": [], "written": []})
+        entry = data.setdefault(normal, {"path": use.path, "full": full, "read": [], "written": []})
         entry["written" if use.writes else "read"].append((position, use.cell))
     files = []
     for target, entry in sorted(data.items()):
-        source = entry["source"]
-        if not (source.is_file() or source.is_dir()):  # only written: an output, not an input
-            files.append(DataFile(source, target, 0, False, (), tuple(entry["written"])))
+        read_by = tuple(sorted(set(entry["read"])))
+        written_by = tuple(sorted(set(entry["written"])))
+        found = _open(places.data_root, _parts(places.data_root, entry["full"]), places)
+        if isinstance(found, str):
+            outside.append(LeftOut(entry["path"], found if found else places.link_out))
             continue
-        if source.resolve() == notebook.resolve() or _holds(source, notebook):
-            continue  # the notebook itself, or a folder holding it (".", "..")
-        size = _size(source)
-        files.append(DataFile(source, target, size, size <= max_bytes,
-                              tuple(sorted(set(entry["read"]))),
-                              tuple(sorted(set(entry["written"])))))
-    modules = _local_modules(folder, uses.sys_paths, imported)
+        if found is None:  # not there (or not a file or folder): an output, not an input
+            if written_by:
+                files.append(DataFile(Path(entry["full"]), target, 0, False, (), written_by))
+            continue
+        fd, real = found
+        try:
+            if _holds(real, places):  # the notebook itself, or a folder holding it (".", "..")
+                continue
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                size, contents = _read_folder(fd, max_bytes)
+            else:
+                size, contents = _read_file(fd, max_bytes)
+        finally:
+            os.close(fd)
+        files.append(DataFile(Path(places.data_root, *real), target, size, contents is not None,
+                              read_by, written_by, contents or ()))
+    modules = _local_modules(places, uses.sys_paths, imported, outside)
     return Assets(tuple(files), modules, tuple(dict.fromkeys(outside)))
 
 
-def _inside(path: Path, tree: Path) -> bool:
-    real = Path(os.path.realpath(path))
-    return real == tree or tree in real.parents
+def _places(notebook: Path, folder: Path | str | None, confine_to: Path | str | None,
+            allow_hidden: bool) -> _Places:
+    if folder is None:
+        real = os.path.realpath(notebook)
+        folder, name = os.path.dirname(real), os.path.basename(real)
+    else:
+        folder, name = os.path.realpath(folder), Path(notebook).name
+    tree = os.path.dirname(folder)
+    if confine_to is None:
+        return _Places(folder, name, tree, os.path.abspath(os.sep), None, allow_hidden)
+    confine = os.path.realpath(confine_to)
+    if not _beneath(folder, confine):
+        raise Nb2pkgError("the notebook's folder is outside the folder the conversion may read",
+                          path=folder, hint="pass a source folder inside confine_to")
+    return _Places(folder, name, tree if _beneath(tree, confine) else confine, confine, confine,
+                   allow_hidden)
 
 
-def _holds(folder: Path, path: Path) -> bool:
-    return folder.is_dir() and folder.resolve() in path.resolve().parents
+def _beneath(path: str, root: str) -> bool:
+    return os.path.commonpath([root, path]) == root
 
 
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+def _parts(root: str, path: str) -> tuple[str, ...]:
+    relative = os.path.relpath(path, root)
+    return () if relative == os.curdir else tuple(relative.split(os.sep))
 
 
-def _local_modules(folder: Path, sys_paths: tuple[str, ...],
-                   imported: set[str]) -> tuple[LocalModule, ...]:
+def _open(root: str, parts: tuple[str, ...], places: _Places
+          ) -> tuple[int, tuple[str, ...]] | str | None:
+    """An fd of a file or folder and its names below ``root`` (links resolved); None when there
+    is none; else why it is not carried ("" for a link leading out of ``root``)."""
+    try:
+        fd, real = open_beneath(root, parts, follow=True, allow_hidden=places.allow_hidden)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except Outside:
+        return ""
+    except Hidden:
+        return HIDDEN
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a FIFO, a device: not data
+        os.close(fd)
+        return None
+    return fd, real
+
+
+def _holds(real: tuple[str, ...], places: _Places) -> bool:
+    folder = _parts(places.data_root, places.folder)
+    return real == (*folder, places.notebook) or real == folder[:len(real)]
+
+
+def _read_file(fd: int, limit: int | None) -> tuple[int, Contents | None]:
+    """The size of the open file, and its bytes unless over ``limit``."""
+    size = os.fstat(fd).st_size
+    if limit is not None and size > limit:
+        return size, None
+    chunks, total = [], 0
+    while limit is None or total <= limit:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    if limit is not None and total > limit:  # it grew while read
+        return total, None
+    return total, (("", b"".join(chunks)),)
+
+
+def _read_folder(fd: int, limit: int | None) -> tuple[int, Contents | None]:
+    """The size of the files of the open folder that are carried (hidden names, ``__pycache__``
+    and links left out), and their bytes unless over ``limit`` in all."""
+    found: list[tuple[str, bytes]] = []
+    total = _read_into(fd, "", found, limit, 0)
+    if limit is not None and total > limit:
+        return total, None
+    return total, tuple(sorted(found))
+
+
+def _read_into(fd: int, prefix: str, found: list[tuple[str, bytes]], limit: int | None,
+               depth: int) -> int:
+    """Read the folder ``fd`` into ``found``; return the size of its files. Past ``limit``
+    (bytes left; None: no limit) files are only counted."""
+    total = 0
+    with os.scandir(fd) as entries:
+        names = sorted(entry.name for entry in entries)
+    for name in names:
+        if name.startswith(".") or name == "__pycache__":
+            continue
+        try:  # never through a link, even one swapped in since the listing
+            child = os.open(name, os.O_RDONLY | NO_FOLLOW | NON_BLOCK, dir_fd=fd)
+        except OSError:
+            continue
+        try:
+            mode, room = os.fstat(child).st_mode, None if limit is None else limit - total
+            if stat.S_ISDIR(mode) and depth < MAX_FOLDER_DEPTH:
+                total += _read_into(child, f"{prefix}{name}/", found, room, depth + 1)
+            elif stat.S_ISREG(mode) and room is not None and room < 0:
+                total += os.fstat(child).st_size
+            elif stat.S_ISREG(mode):
+                size, contents = _read_file(child, room)
+                total += size
+                if contents is not None:
+                    found.append((f"{prefix}{name}", contents[0][1]))
+        finally:
+            os.close(child)
+    return total
+
+
+def _local_modules(places: _Places, sys_paths: tuple[str, ...], imported: set[str],
+                   outside: list[LeftOut]) -> tuple[LocalModule, ...]:
     """Imported names that a file or package beside the notebook (or in a folder the notebook
     adds to ``sys.path``) provides, standard library excluded; followed through their own
     imports of further local modules."""
-    search = [folder] + [(folder / p).resolve() for p in sys_paths]
+    search = [(places.data_root, _parts(places.data_root, places.folder), "")]
+    for added in sys_paths:
+        full = os.path.normpath(os.path.join(places.folder, added))
+        if places.confine is not None and not _beneath(full, places.confine):
+            outside.append(LeftOut(added, SYS_PATH_OUTSIDE))
+            continue
+        search.append((places.module_root, _parts(places.module_root, full), added + "/"))
     found: dict[str, LocalModule] = {}
     todo = sorted(imported)
     while todo:
         name = todo.pop()
         if name in found or name in sys.stdlib_module_names:
             continue
-        for place in search:
-            source = _module_source(place, name)
-            if source is None:
+        for root, place, shown in search:
+            module = _module(root, place, name, places)
+            if module is None:
                 continue
-            target = f"{PROJECT_NOTEBOOKS}/{name}" + (".py" if source.is_file() else "")
-            names = _imports_of(source)
-            found[name] = LocalModule(name, source, target, tuple(sorted(names)))
+            if isinstance(module, str):  # there, but not carried: it stays unresolved
+                outside.append(LeftOut(f"{shown}{name}", module or (
+                    LINK_OUT_OF_ROOT if root == places.confine else LINK_OUT_OF_TREE)))
+                break
+            source, contents = module
+            names = _imports_of(contents)
+            target = f"{PROJECT_NOTEBOOKS}/{name}" + (".py" if contents[0][0] == "" else "")
+            found[name] = LocalModule(name, source, target, tuple(sorted(names)), contents)
             todo.extend(n for n in names if n not in found)
             break
     return tuple(found[n] for n in sorted(found))
 
 
-def _module_source(place: Path, name: str) -> Path | None:
-    file = place / f"{name}.py"
-    if file.is_file():
-        return file
-    package = place / name
-    if package.is_dir() and ((package / "__init__.py").is_file()
-                             or any(package.glob("*.py"))):
-        return package
-    return None
+def _module(root: str, place: tuple[str, ...], name: str, places: _Places
+            ) -> tuple[Path, Contents] | str | None:
+    """The module ``name`` in the folder ``place`` (names below ``root``): its path and its
+    contents; None when there is none; else why it is not carried."""
+    found = _open(root, (*place, f"{name}.py"), places)
+    if isinstance(found, str):
+        return found
+    if found is not None:
+        fd, real = found
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                return Path(root, *real), _read_file(fd, None)[1] or ()
+        finally:
+            os.close(fd)
+    found = _open(root, (*place, name), places)
+    if found is None or isinstance(found, str):
+        return found
+    fd, real = found
+    try:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode) or not _has_python(fd):
+            return None
+        contents = _read_folder(fd, None)[1] or ()
+    finally:
+        os.close(fd)
+    return (Path(root, *real), contents) if contents else None
 
 
-def _imports_of(source: Path) -> set[str]:
+def _has_python(fd: int) -> bool:
+    with os.scandir(fd) as entries:
+        return any(e.name.endswith(".py") and not e.name.startswith(".")
+                   and e.is_file(follow_symlinks=False) for e in entries)
+
+
+def _imports_of(contents: Contents) -> set[str]:
     """Top-level names imported anywhere in a module file or package (absolute imports)."""
     names: set[str] = set()
-    files = [source] if source.is_file() else sorted(source.rglob("*.py"))
-    for file in files:
+    for path, content in contents:
+        if path and not path.endswith(".py"):
+            continue
         try:
-            tree = ast.parse(file.read_bytes())
-        except (SyntaxError, ValueError, OSError):
+            tree = ast.parse(content)
+        except (SyntaxError, ValueError):
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -158,20 +353,13 @@ def _imports_of(source: Path) -> set[str]:
 
 
 def asset_files(assets: Assets) -> dict[str, bytes]:
-    """The project files that carry the assets: relative path -> content."""
+    """The project files that carry the assets: relative path -> content (as read when found)."""
     files: dict[str, bytes] = {}
     for item in [*assets.modules, *(d for d in assets.data if d.copied)]:
-        source = item.source
-        if source.is_file():
-            files[item.target] = source.read_bytes()
-            continue
-        for path in sorted(source.rglob("*")):
-            parts = path.relative_to(source).parts
-            if path.is_file() and not path.is_symlink() and "__pycache__" not in parts \
-                    and not any(p.startswith(".") for p in parts):
-                files[f"{item.target}/{'/'.join(parts)}"] = path.read_bytes()
+        for inside, content in item.contents:
+            files[f"{item.target}/{inside}" if inside else item.target] = content
     return files
 
 
-__all__ = ["Assets", "DataFile", "LocalModule", "find_assets", "asset_files",
+__all__ = ["Assets", "DataFile", "LeftOut", "LocalModule", "find_assets", "asset_files",
            "DEFAULT_MAX_BYTES", "PROJECT_NOTEBOOKS"]

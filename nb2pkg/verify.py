@@ -600,8 +600,10 @@ def verify_paths(originals: Sequence[Path], project: Path, *, timeout: int = 600
 
 
 def verify_project(plan: Any, files: Mapping[str, str | bytes], *, timeout: int = 600,
-                   progress: Progress | None = None, record: bool = True) -> Verification:
-    """Verify a planned project before it is written: render it to a scratch folder and run."""
+                   progress: Progress | None = None, record: bool = True,
+                   cwd: Path | str | None = None) -> Verification:
+    """Verify a planned project before it is written: render it to a scratch folder and run.
+    Both notebooks run from ``cwd``, by default the original's own folder."""
     scratch = Path(tempfile.mkdtemp(prefix="nb2pkg-verify-"))
     try:
         for relative, content in files.items():
@@ -612,7 +614,8 @@ def verify_project(plan: Any, files: Mapping[str, str | bytes], *, timeout: int 
         for notebook in plan.notebooks:
             result = verify_notebook(Path(notebook.original), scratch / "notebooks" / notebook.filename,
                                      python_path=[scratch / "src"], timeout=timeout,
-                                     cwd=Path(notebook.original).parent, progress=progress,
+                                     cwd=Path(cwd or Path(notebook.original).parent),
+                                     progress=progress,
                                      refactored_label=f"notebooks/{notebook.filename}",
                                      record=package_functions(scratch / "src") if record else ())
             if not result.equivalent:

@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..beneath import open_beneath
 from ..errors import Nb2pkgError, OutputExistsError
 from .request import ConvertRequest, RequestError, RootPath
 
-_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CHANGED = ("The notebook '{}' changed while it was being converted (a folder or the file was "
             "replaced); try again.")
 
@@ -67,7 +66,9 @@ def path_names(request: ConvertRequest, copy: Path | None = None) -> PathNames:
         pairs += [(str(copy), request.notebook_path),
                   (str(copy.parent) + os.sep, f"{folder}/" if folder else ""),
                   (str(copy.parent), folder or ".")]
-    pairs.append((request.output.root + os.sep, ""))
+    root = request.output.root
+    if root != os.sep:  # a root of "/": absolute paths stay as they are, nothing else is cut
+        pairs += [(root + os.sep, ""), (root, ".")]
     return PathNames(tuple(sorted(pairs, key=lambda pair: -len(pair[0]))))
 
 
@@ -97,13 +98,8 @@ def private_copy(request: ConvertRequest) -> Iterator[Path]:
 def _open_beneath(notebook: RootPath) -> int:
     """An fd of the regular file ``notebook`` names, reached from the root through no link."""
     shown = "/".join(notebook.parts)
-    opened = [os.open(notebook.root, _DIRECTORY)]
     try:
-        for part in notebook.parts[:-1]:
-            opened.append(os.open(part, _DIRECTORY | _NO_FOLLOW, dir_fd=opened[-1]))
-        # O_NONBLOCK: a FIFO swapped in must not hang the worker thread.
-        fd = os.open(notebook.parts[-1], os.O_RDONLY | _NO_FOLLOW | getattr(os, "O_NONBLOCK", 0),
-                     dir_fd=opened[-1])
+        fd, _ = open_beneath(notebook.root, notebook.parts)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
             raise RequestError(_CHANGED.format(shown), status=409) from None
@@ -111,9 +107,6 @@ def _open_beneath(notebook: RootPath) -> int:
             raise RequestError(f"The notebook '{shown}' does not exist.", status=404) from None
         raise RequestError(f"Cannot read the notebook '{shown}': {exc.strerror}.",
                            status=422) from None
-    finally:
-        for folder in opened:
-            os.close(folder)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise RequestError(_CHANGED.format(shown), status=409)
@@ -135,7 +128,10 @@ def run_conversion(request: ConvertRequest,
 
         def convert_confined() -> Any:
             with confined_to(request.output.root):
-                return convert([copy], request.output.absolute, options, progress=say)
+                return convert([copy], request.output.absolute, options, progress=say,
+                               source_folder=request.folder.absolute,
+                               confine_to=request.notebook.root,
+                               allow_hidden=request.allow_hidden)
 
         try:
             report = _in_own_event_loop(convert_confined)

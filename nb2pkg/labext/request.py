@@ -62,6 +62,12 @@ class ConvertRequest:
     name: str | None
     options: dict[str, bool]  # only those the client gave; nb2pkg's defaults apply to the rest
     job: str | None
+    allow_hidden: bool = True  # the contents manager's rule, for the files the notebook reads
+
+    @property
+    def folder(self) -> RootPath:
+        """The notebook's folder, as checked: its relative paths resolve from there."""
+        return RootPath(self.notebook.root, self.notebook.parts[:-1])
 
 
 def resolve_inside(root: str, path: Any, what: str, allow_hidden: bool = True,
@@ -181,7 +187,7 @@ def parse_convert_request(body: bytes, root: str, allow_hidden: bool = True) -> 
         raise RequestError("'job' must be up to 64 letters, digits or dashes.")
 
     return ConvertRequest(notebook=notebook, notebook_path=_normalized(path), output=output,
-                          name=name, options=dict(options), job=job)
+                          name=name, options=dict(options), job=job, allow_hidden=allow_hidden)
 
 
 def check_package_name(name: str) -> None:
