@@ -124,14 +124,49 @@ def test_output_swapped_for_a_link_is_not_followed(jail) -> None:
     assert_outside_untouched(outside)
 
 
-def test_converter_never_sees_the_notebooks_folder(jail, notebook) -> None:
-    """The converter reads a private copy: nothing near the notebook is reachable through it."""
+def test_converter_reads_inside_the_root_only(jail, notebook) -> None:
+    """The notebook's surroundings come from its real folder, walking from the root: what lies
+    inside the root travels with it; nothing beyond it is read, not even through a link."""
     root, outside = jail
-    notebook(root / "work" / "demo.ipynb", "print(open('../secret.txt').read())")
-    (root / "secret.txt").write_text("beside the notebook's folder")
+    notebook(root / "work" / "demo.ipynb", "print(open('../beside.txt').read())",
+             "print(open('data/out.txt').read())",
+             "print(open('../../outside/out/precious.txt').read())")
+    (root / "beside.txt").write_text("beside the notebook's folder")
+    (root / "work" / "data").mkdir()
+    (root / "work" / "data" / "out.txt").symlink_to(outside / "out" / "precious.txt")
     summary = run_conversion(checked(root, options={"pipeline": False}))
-    assert summary["output"] == "work/out"
+    project = files_under(root / "work" / "out")
+    assert project["beside.txt"] == "beside the notebook's folder"
+    assert not any("outside the root" in text for text in project.values())
+    assert "`data/out.txt`: **not carried**" in project["REPORT.md"]
+    assert "`../../outside/out/precious.txt`: **not carried**" in project["REPORT.md"]
     assert all("nb2pkg-lab-" not in s and "/tmp/" not in s for s in strings(summary))
+    assert_outside_untouched(outside)
+
+
+def test_data_folder_swapped_for_a_link_while_read_is_not_followed(jail, notebook,
+                                                                   monkeypatch) -> None:
+    """The data files are opened by walking from the root once they are found: a folder on the
+    way swapped for a link out of the root meanwhile makes them not carried, never read."""
+    import nb2pkg.assets
+
+    root, outside = jail
+    notebook(root / "work" / "demo.ipynb", "print(open('data/precious.txt').read())")
+    (root / "work" / "data").mkdir()
+    (root / "work" / "data" / "precious.txt").write_text("inside the root")
+    real_open = nb2pkg.assets.open_beneath
+
+    def swapping(root_, parts, **options):
+        if parts[-2:] == ("data", "precious.txt") and not (root / "work" / "data").is_symlink():
+            swap_for_link(root / "work" / "data", outside / "out")
+        return real_open(root_, parts, **options)
+
+    monkeypatch.setattr(nb2pkg.assets, "open_beneath", swapping)
+    run_conversion(checked(root, options={"pipeline": False}))
+    project = files_under(root / "work" / "out")
+    assert "notebooks/data/precious.txt" not in project
+    assert "`data/precious.txt`: **not carried**: it is a symbolic link" in project["REPORT.md"]
+    assert_outside_untouched(outside)
 
 
 # -- item 4: Jupyter's Authorizer and hidden files ----------------------------------------------

@@ -125,3 +125,69 @@ def test_unreadable_notebook_is_a_readable_422(lab_server,
     answer = lab_server.convert(path=f"{rel}/broken.ipynb", output=f"{rel}/broken_pkg")
     assert_refused(answer, 422, "broken.ipynb")
     assert str(lab_server.root) not in answer.data["message"]
+
+
+# -- the notebook's surroundings: data files and local modules (read from its real folder) -------
+HELPERS = "def total(rows):\n    return sum(int(row[1]) for row in rows[1:])\n"
+READS_DATA = ("import csv\nimport helpers",
+              "with open('data/values.csv') as handle:\n    rows = list(csv.reader(handle))\n"
+              "print(helpers.total(rows))")
+
+
+@pytest.mark.parametrize("verify", [False, True])
+def test_data_files_and_local_modules_are_carried(lab_server, workdir: tuple[Path, str],
+                                                  notebook, verify: bool) -> None:
+    """Before: the lab converted a private copy alone, so the project had neither file, and
+    `verify` ran the original where data/values.csv did not resolve (422)."""
+    folder, rel = workdir
+    notebook(folder / "nb" / "sales.ipynb", *READS_DATA)
+    (folder / "nb" / "data").mkdir()
+    (folder / "nb" / "data" / "values.csv").write_text("name,value\na,2\nb,3\n")
+    (folder / "nb" / "helpers.py").write_text(HELPERS)
+    answer = lab_server.convert(path=f"{rel}/nb/sales.ipynb", output=f"{rel}/sales_pkg",
+                                options={"pipeline": False, "verify": verify})
+    assert answer.status == 200, answer
+    project = folder / "sales_pkg"
+    assert (project / "notebooks" / "data" / "values.csv").read_text() == \
+        "name,value\na,2\nb,3\n"
+    assert (project / "notebooks" / "helpers.py").read_text() == HELPERS
+    assert {"notebooks/data/values.csv", "notebooks/helpers.py"} <= set(answer.data["files"])
+    report = (project / "REPORT.md").read_text()
+    assert "`notebooks/data/values.csv`: copied" in report
+    assert "`notebooks/helpers.py`: the local module `helpers`" in report
+    if verify:  # the original ran in its own folder, and printed what the project prints
+        result = answer.data["verification"]
+        assert result["equivalent"] is True, result
+        assert result["notebooks"][0]["original"] == f"{rel}/nb/sales.ipynb"
+    # Nothing was left in the notebook's folder but what the test put there.
+    assert sorted(p.relative_to(folder / "nb").as_posix() for p in (folder / "nb").rglob("*")) \
+        == ["data", "data/values.csv", "helpers.py", "sales.ipynb"]
+
+
+def test_modules_outside_the_root_are_not_carried(lab_server, workdir: tuple[Path, str],
+                                                   notebook) -> None:
+    """A folder added to sys.path beyond the root, a link out of the root and a hidden file:
+    none is read; REPORT.md says what was left out and why."""
+    folder, rel = workdir
+    beyond = lab_server.root.parent / f"outside_{rel}"  # beside the root
+    beyond.mkdir()
+    (beyond / "outmod.py").write_text("SECRET = 'outside the root'\n")
+    (beyond / "secret.csv").write_text("outside the root\n")
+    notebook(folder / "nb.ipynb", "import sys\nsys.path.append('../../outside_" + rel + "')",
+             "import outmod\nprint(outmod.SECRET)",
+             "linked = open('linked.csv').read()\nhidden = open('.env').read()")
+    (folder / "linked.csv").symlink_to(beyond / "secret.csv")
+    (folder / ".env").write_text("TOKEN=outside nothing, but hidden\n")
+    answer = lab_server.convert(path=f"{rel}/nb.ipynb", output=f"{rel}/pkg",
+                                options={"pipeline": False})
+    assert answer.status == 200, answer
+    project = folder / "pkg"
+    assert not (project / "notebooks" / "outmod.py").exists()
+    assert not any("outside the root" in p.read_text(errors="ignore") or p.name == ".env"
+                   for p in project.rglob("*") if p.is_file())
+    report = (project / "REPORT.md").read_text()
+    assert f"`../../outside_{rel}`: **not carried**: a folder the notebook adds to `sys.path`, " \
+           "outside the folder the conversion may read" in report
+    assert "`linked.csv`: **not carried**: it is a symbolic link leading out of" in report
+    assert "`.env`: **not carried**: it is hidden" in report
+    assert str(lab_server.root) not in report and str(beyond) not in report

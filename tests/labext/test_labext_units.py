@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,27 @@ def test_defaults_are_the_command_lines(stem: str) -> None:
     assert defaults(f"a/b/{stem}.ipynb") == {"name": package_name(stem),
                                             "output": f"a/b/{stem}_pkg"}
     assert defaults(f"{stem}.ipynb")["output"] == f"{stem}_pkg"
+
+
+def test_the_request_says_where_the_notebook_reads_from(root: Path) -> None:
+    """The notebook's real folder and the hidden-file rule go to the converter with the copy."""
+    request = parse_convert_request(json.dumps({"path": "sub/nb.ipynb", "output": "o"}).encode(),
+                                    str(root), allow_hidden=False)
+    assert request.folder.absolute == root.resolve() / "sub"
+    assert request.allow_hidden is False and parse(root).allow_hidden is True
+    (root / "top.ipynb").write_text("{}")
+    assert parse(root, path="top.ipynb").folder.absolute == root.resolve()
+
+
+def test_answers_name_the_root_itself_relative(root: Path) -> None:
+    """A notebook at the root runs from the root: messages say '.', not the server's path."""
+    from nb2pkg.labext.conversion import path_names
+
+    request = parse(root, path="sub/nb.ipynb")
+    names = path_names(request)
+    assert names.relative(f"the notebook runs from {root.resolve()}: put it there") == \
+        "the notebook runs from .: put it there"
+    assert names.relative(f"{root.resolve()}/sub/x.csv") == "sub/x.csv"
+    # A server whose root is "/" keeps absolute paths rather than cutting every "/".
+    at_top = path_names(replace(request, output=replace(request.output, root="/")))
+    assert at_top.relative("sub/x.csv and /etc/x") == "sub/x.csv and /etc/x"
