@@ -16,7 +16,7 @@ import os
 import posixpath
 import stat
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .analysis.files import FileUses
@@ -83,18 +83,22 @@ class Assets:
 
 @dataclass(frozen=True)
 class _Places:
-    """Where files are read from: absolute paths without links."""
+    """Where files are read from. Every file is opened by a walk from ``root``; the other
+    places are names below it, resolved (no links)."""
 
-    folder: str  # relative paths resolve from here (the notebook's folder)
+    root: str  # ``confine_to``, or the top of the file system
+    confined: bool  # nothing is even looked at outside ``root``
+    folder: tuple[str, ...]  # relative paths resolve from here (the notebook's folder)
     notebook: str  # the notebook's file name in it
-    data_root: str  # data files and modules beside the notebook stay beneath it
-    module_root: str  # modules of sys.path folders stay beneath it
-    confine: str | None  # nothing is even looked at outside it
+    tree: tuple[str, ...]  # data files and modules beside the notebook stay beneath it
     allow_hidden: bool
 
-    @property
-    def link_out(self) -> str:
-        return LINK_OUT_OF_ROOT if self.data_root == self.confine else LINK_OUT_OF_TREE
+    def path(self, parts: tuple[str, ...]) -> str:
+        return os.path.join(self.root, *parts)
+
+    def parts(self, path: str) -> tuple[str, ...]:
+        relative = os.path.relpath(path, self.root)
+        return () if relative == os.curdir else tuple(relative.split(os.sep))
 
 
 def find_assets(notebook: Path, uses: FileUses, imported: set[str],
@@ -108,37 +112,40 @@ def find_assets(notebook: Path, uses: FileUses, imported: set[str],
     folder). Everything carried lies, links resolved, inside the notebook's folder tree (its
     folder's parent), except local modules of folders the notebook adds to ``sys.path``. With
     ``confine_to``, nothing outside that folder is carried or even looked at, those modules
-    included. Without ``allow_hidden``, nothing with a name starting with ``.`` on its way.
-    Every file is opened by walking from one of those folders without following a link out of
-    it (``nb2pkg.beneath``), and read once, here.
+    included; without ``allow_hidden``, nothing with a name starting with ``.`` on its way
+    below it. Every file is opened by a walk from ``confine_to`` (or from the top of the file
+    system) that follows no link out of it (``nb2pkg.beneath``), and read once, here.
     """
     places = _places(notebook, folder, confine_to, allow_hidden)
+    folder_path = places.path(places.folder)
     data: dict[str, dict] = {}
     outside: list[LeftOut] = []
     for use in uses.paths:
-        full = os.path.normpath(os.path.join(places.folder, use.path))
+        full = os.path.normpath(os.path.join(folder_path, use.path))
         normal = posixpath.normpath(posixpath.join(PROJECT_NOTEBOOKS, use.path.replace("\\", "/")))
-        if places.confine is not None and not _beneath(full, places.confine):
+        if places.confined and not _beneath(full, places.root):
             outside.append(LeftOut(use.path, OUTSIDE_ROOT))  # not even looked at
             continue
-        escapes = normal == ".." or normal.startswith(("../", "/"))
-        if escapes or not _beneath(full, places.data_root):
-            if use.writes or os.path.lexists(full):
+        parts = places.parts(full)
+        if normal == ".." or normal.startswith(("../", "/")) or not _within(parts, places.tree):
+            if use.writes or _exists(places, parts):
                 outside.append(LeftOut(use.path, OUTSIDE_TREE))
             continue
-        entry = data.setdefault(normal, {"path": use.path, "full": full, "read": [], "written": []})
+        entry = data.setdefault(normal, {"path": use.path, "parts": parts, "read": [],
+                                         "written": []})
         entry["written" if use.writes else "read"].append((position, use.cell))
     files = []
     for target, entry in sorted(data.items()):
         read_by = tuple(sorted(set(entry["read"])))
         written_by = tuple(sorted(set(entry["written"])))
-        found = _open(places.data_root, _parts(places.data_root, entry["full"]), places)
+        found = _open(places, entry["parts"], within=places.tree)
         if isinstance(found, str):
-            outside.append(LeftOut(entry["path"], found if found else places.link_out))
+            outside.append(LeftOut(entry["path"], found))
             continue
         if found is None:  # not there (or not a file or folder): an output, not an input
             if written_by:
-                files.append(DataFile(Path(entry["full"]), target, 0, False, (), written_by))
+                files.append(DataFile(Path(places.path(entry["parts"])), target, 0, False, (),
+                                      written_by))
             continue
         fd, real = found
         try:
@@ -150,7 +157,7 @@ def find_assets(notebook: Path, uses: FileUses, imported: set[str],
                 size, contents = _read_file(fd, max_bytes)
         finally:
             os.close(fd)
-        files.append(DataFile(Path(places.data_root, *real), target, size, contents is not None,
+        files.append(DataFile(Path(places.path(real)), target, size, contents is not None,
                               read_by, written_by, contents or ()))
     modules = _local_modules(places, uses.sys_paths, imported, outside)
     return Assets(tuple(files), modules, tuple(dict.fromkeys(outside)))
@@ -164,49 +171,57 @@ def _places(notebook: Path, folder: Path | str | None, confine_to: Path | str | 
     else:
         folder, name = os.path.realpath(folder), Path(notebook).name
     tree = os.path.dirname(folder)
-    if confine_to is None:
-        return _Places(folder, name, tree, os.path.abspath(os.sep), None, allow_hidden)
-    confine = os.path.realpath(confine_to)
-    if not _beneath(folder, confine):
+    root = os.path.abspath(os.sep) if confine_to is None else os.path.realpath(confine_to)
+    if not _beneath(folder, root):
         raise Nb2pkgError("the notebook's folder is outside the folder the conversion may read",
                           path=folder, hint="pass a source folder inside confine_to")
-    return _Places(folder, name, tree if _beneath(tree, confine) else confine, confine, confine,
-                   allow_hidden)
+    places = _Places(root, confine_to is not None, (), name, (), allow_hidden)
+    return replace(places, folder=places.parts(folder),
+                   tree=places.parts(tree if _beneath(tree, root) else root))
 
 
 def _beneath(path: str, root: str) -> bool:
     return os.path.commonpath([root, path]) == root
 
 
-def _parts(root: str, path: str) -> tuple[str, ...]:
-    relative = os.path.relpath(path, root)
-    return () if relative == os.curdir else tuple(relative.split(os.sep))
+def _within(parts: tuple[str, ...], folder: tuple[str, ...]) -> bool:
+    return parts[:len(folder)] == folder
 
 
-def _open(root: str, parts: tuple[str, ...], places: _Places
+def _exists(places: _Places, parts: tuple[str, ...]) -> bool:
+    if not places.confined:  # the command line: the user's own files
+        return os.path.lexists(places.path(parts))
+    found = _open(places, parts)
+    if isinstance(found, tuple):
+        os.close(found[0])
+    return found is not None
+
+
+def _open(places: _Places, parts: tuple[str, ...], within: tuple[str, ...] = ()
           ) -> tuple[int, tuple[str, ...]] | str | None:
-    """An fd of a file or folder and its names below ``root`` (links resolved); None when there
-    is none; else why it is not carried ("" for a link leading out of ``root``)."""
+    """An fd of a file or folder and its names below the root (links resolved); None when there
+    is none; else why it is not carried (out of the root, or, links resolved, of ``within``)."""
     try:
-        fd, real = open_beneath(root, parts, follow=True, allow_hidden=places.allow_hidden)
+        fd, real = open_beneath(places.root, parts, follow=True, allow_hidden=places.allow_hidden)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except Outside:
-        return ""
+        return LINK_OUT_OF_ROOT
     except Hidden:
         return HIDDEN
     except OSError as exc:
         return f"it cannot be read ({exc.strerror or exc})"
-    mode = os.fstat(fd).st_mode
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a FIFO, a device: not data
+    if not _within(real, within):  # through a link, still beneath the root
         os.close(fd)
+        return LINK_OUT_OF_TREE
+    if not (stat.S_ISREG(os.fstat(fd).st_mode) or stat.S_ISDIR(os.fstat(fd).st_mode)):
+        os.close(fd)  # a FIFO, a device: not data
         return None
     return fd, real
 
 
 def _holds(real: tuple[str, ...], places: _Places) -> bool:
-    folder = _parts(places.data_root, places.folder)
-    return real == (*folder, places.notebook) or real == folder[:len(real)]
+    return real == (*places.folder, places.notebook) or real == places.folder[:len(real)]
 
 
 def _read_file(fd: int, limit: int | None) -> tuple[int, Contents | None]:
@@ -271,26 +286,25 @@ def _local_modules(places: _Places, sys_paths: tuple[str, ...], imported: set[st
     """Imported names that a file or package beside the notebook (or in a folder the notebook
     adds to ``sys.path``) provides, standard library excluded; followed through their own
     imports of further local modules."""
-    search = [(places.data_root, _parts(places.data_root, places.folder), "")]
+    search = [(places.folder, places.tree, "")]  # (folder, what it must stay in, shown as)
     for added in sys_paths:
-        full = os.path.normpath(os.path.join(places.folder, added))
-        if places.confine is not None and not _beneath(full, places.confine):
+        full = os.path.normpath(os.path.join(places.path(places.folder), added))
+        if places.confined and not _beneath(full, places.root):
             outside.append(LeftOut(added, SYS_PATH_OUTSIDE))
             continue
-        search.append((places.module_root, _parts(places.module_root, full), added + "/"))
+        search.append((places.parts(full), (), added + "/"))
     found: dict[str, LocalModule] = {}
     todo = sorted(imported)
     while todo:
         name = todo.pop()
         if name in found or name in sys.stdlib_module_names:
             continue
-        for root, place, shown in search:
-            module = _module(root, place, name, places)
+        for place, within, shown in search:
+            module = _module(places, place, within, name)
             if module is None:
                 continue
             if isinstance(module, str):  # there, but not carried: it stays unresolved
-                outside.append(LeftOut(f"{shown}{name}", module or (
-                    LINK_OUT_OF_ROOT if root == places.confine else LINK_OUT_OF_TREE)))
+                outside.append(LeftOut(f"{shown}{name}", module))
                 break
             source, contents = module
             names = _imports_of(contents)
@@ -301,21 +315,21 @@ def _local_modules(places: _Places, sys_paths: tuple[str, ...], imported: set[st
     return tuple(found[n] for n in sorted(found))
 
 
-def _module(root: str, place: tuple[str, ...], name: str, places: _Places
+def _module(places: _Places, place: tuple[str, ...], within: tuple[str, ...], name: str
             ) -> tuple[Path, Contents] | str | None:
-    """The module ``name`` in the folder ``place`` (names below ``root``): its path and its
-    contents; None when there is none; else why it is not carried."""
-    found = _open(root, (*place, f"{name}.py"), places)
+    """The module ``name`` in the folder ``place``: its path and its contents; None when there
+    is none; else why it is not carried."""
+    found = _open(places, (*place, f"{name}.py"), within)
     if isinstance(found, str):
         return found
     if found is not None:
         fd, real = found
         try:
             if stat.S_ISREG(os.fstat(fd).st_mode):
-                return Path(root, *real), _read_file(fd, None)[1] or ()
+                return Path(places.path(real)), _read_file(fd, None)[1] or ()
         finally:
             os.close(fd)
-    found = _open(root, (*place, name), places)
+    found = _open(places, (*place, name), within)
     if found is None or isinstance(found, str):
         return found
     fd, real = found
@@ -325,7 +339,7 @@ def _module(root: str, place: tuple[str, ...], name: str, places: _Places
         contents = _read_folder(fd, None)[1] or ()
     finally:
         os.close(fd)
-    return (Path(root, *real), contents) if contents else None
+    return (Path(places.path(real)), contents) if contents else None
 
 
 def _has_python(fd: int) -> bool:

@@ -139,11 +139,12 @@ def test_links_out_of_the_root_are_not_carried(jail) -> None:
     reasons = left_out(assets)
     assert set(reasons) == {"data/out_abs.csv", "data/out_rel.csv", "data/out_of_tree.csv",
                             "data/loop.csv", "linked_mod"}
-    assert "out of the folder the conversion may read" not in reasons["data/out_of_tree.csv"]
-    assert "out of the notebook's folder tree" in reasons["data/out_abs.csv"]
+    assert "out of the notebook's folder tree" in reasons["data/out_of_tree.csv"]
+    assert "out of the folder the conversion may read" in reasons["data/out_abs.csv"]
     assert "symbolic links" in reasons["data/loop.csv"]
     # Without a root (the command line) the tree is the limit: the same links stay out.
-    assert set(left_out(found(notebook))) == set(reasons)
+    cli = left_out(found(notebook))
+    assert set(cli) == set(reasons) and "out of the notebook's folder tree" in cli["linked_mod"]
     assert not any(b"SECRET" in content for content in asset_files(assets).values())
 
 
@@ -261,3 +262,26 @@ def test_the_notebook_is_read_from_elsewhere(tmp_path: Path) -> None:
     with pytest.raises(Nb2pkgError, match="a source folder is for one notebook"):
         convert([copy, notebook], tmp_path / "out2", ConvertOptions(dry_run=True),
                 source_folder=notebook.parent)
+
+
+def test_a_folder_above_the_notebook_swapped_for_a_link_is_not_followed(jail, monkeypatch
+                                                                         ) -> None:
+    """Every open walks from the root itself, not from the notebook's tree by its path: a
+    folder of that path swapped for a link out of the root leads nowhere."""
+    root, outside = jail
+    analysis = root / "repo" / "analysis"
+    notebook = notebook_at(analysis / "nb.ipynb", "a = open('data/values.csv').read()")
+    (analysis / "data" / "values.csv").write_text("a,b\n1,2\n")
+    (outside / "repo" / "analysis" / "data").mkdir(parents=True)
+    (outside / "repo" / "analysis" / "data" / "values.csv").write_text("SECRET\n")
+    real_open = assets_module.open_beneath
+
+    def swapping(root_, parts, **kwargs):
+        if not (root / "repo").is_symlink():
+            (root / "repo").rename(root / "repo_moved")
+            (root / "repo").symlink_to(outside / "repo", target_is_directory=True)
+        return real_open(root_, parts, **kwargs)
+
+    monkeypatch.setattr(assets_module, "open_beneath", swapping)
+    assets = found(notebook, confine_to=root)
+    assert assets.data == () and "data/values.csv" in left_out(assets)
