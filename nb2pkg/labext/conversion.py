@@ -3,8 +3,13 @@
 The request was checked once (request.py). From then on nothing is looked up by path again:
 
 - the notebook is read once, through a walk from the root that follows no symbolic link
-  (``O_NOFOLLOW`` on every name), into a private copy in a temporary folder of the server's own;
-  the converter reads only that copy;
+  (``O_NOFOLLOW`` on every name, ``nb2pkg.beneath``), into a private copy in a temporary folder
+  of the server's own; the converter reads the notebook only from that copy;
+- what the notebook reads and imports (data files, local modules) is found from its real
+  folder, as checked, with ``convert(source_folder=..., confine_to=root, allow_hidden=...)``:
+  ``nb2pkg.assets`` opens each file by a walk from the root that follows a link only while it
+  stays beneath the root, and reads it once; hidden names only if the contents manager allows
+  them. ``verify`` runs the original notebook from that folder;
 - the package is written under ``write.confined_to(root)``: write_project walks from the root to
   the output's folder the same way, builds the project beside it and renames relative to that
   open folder, after checking it is still beneath the root.
@@ -77,8 +82,9 @@ def private_copy(request: ConvertRequest) -> Iterator[Path]:
     """The notebook as checked, copied once into a folder only this server can write.
 
     The copy keeps the name the user gave the notebook (nb2pkg names the package and the
-    refactored notebook after it) and sits one level down a private folder, so that relative
-    paths in the notebook (``../data``) find nothing of anyone else's.
+    refactored notebook after it) and sits one level down a private folder: whatever still
+    looks beside the notebook's path rather than in ``source_folder`` (``%pip install -r``
+    files, by ``nb2pkg.dependencies``) finds nothing of anyone else's.
     """
     fd = _open_beneath(request.notebook)
     try:
