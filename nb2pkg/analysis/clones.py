@@ -238,7 +238,7 @@ def find_clones(cells: list[ParsedCell] | tuple[ParsedCell, ...], min_statements
         raw.append((members, length))
         pending += [(group, length + 1) for group in following.values() if len(group) > 1]
 
-    candidates: list[tuple[CloneGroup, list[tuple[int, int]], int]] = []
+    candidates: list[_Candidate] = []
     for members, length in raw:
         members = _left_maximal(lists, members)
         if members is None:
@@ -246,13 +246,12 @@ def find_clones(cells: list[ParsedCell] | tuple[ParsedCell, ...], min_statements
         members = _without_overlaps(members, length)
         if len(members) < 2:
             continue
-        group = _group(lists, members, length, min_statements, min_lines)
-        if group is not None:
-            candidates.append((group, members, length))
+        candidate = _group(lists, members, length, min_statements, min_lines)
+        if candidate is not None:
+            candidates.append(candidate)
     # Groups that extraction cannot take go last, so they never hide a smaller group it can.
-    candidates.sort(key=lambda c: (_surely_refused(lists, c[1], c[2], min_statements),
-                                   _priority(c[0])))
-    groups = _merge_overlapping(lists, candidates, min_statements, min_lines)
+    candidates.sort(key=lambda c: (_surely_refused(lists, c, min_statements), _priority(c.group)))
+    groups = _merge_overlapping(lists, candidates)
     groups.sort(key=_priority)
     return [CloneGroup(f"C{i}", g.kind, g.statements, g.lines, g.occurrences, g.consistent)
             for i, g in enumerate(groups, 1)]
@@ -277,35 +276,38 @@ def _displays(statement: ast.stmt) -> bool:
         isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "print")
 
 
-def _surely_refused(lists: list[list[_Stmt]], members: list[tuple[int, int]], length: int,
-                    min_statements: int) -> bool:
+def _surely_refused(lists: list[list[_Stmt]], candidate: _Candidate, min_statements: int) -> bool:
     """Would ``refactor.extract`` refuse this group for what it is, whatever else is extracted?
 
     Mirrors its first checks: a displayed expression ending a cell stays there (in every copy),
     and what is left must still be big enough, safe to move (no break/return/global/del/
     locals()...), free of magics and of definitions, and renamed consistently.
     """
-    blocks = [lists[l][s:s + length] for l, s in members]
-    if any(b[0].path == () and s + length == len(lists[l]) and _displays(b[-1].node)
-           for (l, s), b in zip(members, blocks)):
-        blocks = [b[:-1] for b in blocks]
-    if not blocks[0] or sum(e.weight for e in blocks[0]) < min_statements:
+    length = candidate.length
+    list_id, start = candidate.copies[0].member
+    first = lists[list_id][start:start + length]
+    leaves = [c.leaves for c in candidate.copies]
+    consistent = candidate.group.consistent
+    if any(not c.ends_early and c.occurrence.path == ()
+           and _displays(lists[c.member[0]][c.member[1] + length - 1].node)
+           for c in candidate.copies):
+        # Every copy loses its last statement: drop that statement's leaves (same count in all).
+        dropped = len(shape([first[-1].node]).leaves)
+        leaves = [l[:len(l) - dropped] for l in leaves]
+        first = first[:-1]
+        consistent = consistent_renaming(leaves)
+    if not first or sum(e.weight for e in first) < min_statements or not consistent:
         return True
-    first = [e.node for e in blocks[0]]
-    if block_io(first).unsafe_reasons:
+    nodes = [e.node for e in first]
+    if block_io(nodes).unsafe_reasons:
         return True
     if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-           for statement in first for n in ast.walk(statement)):
+           for statement in nodes for n in ast.walk(statement)):
         return True
-    leaves = [shape([e.node for e in b]).leaves for b in blocks]
-    if any(leaf.kind == "name" and is_placeholder_name(str(leaf.value)) for leaf in leaves[0]):
-        return True
-    return not consistent_renaming(leaves)
+    return any(leaf.kind == "name" and is_placeholder_name(str(leaf.value)) for leaf in leaves[0])
 
 
-def _merge_overlapping(lists: list[list[_Stmt]],
-                       candidates: list[tuple[CloneGroup, list[tuple[int, int]], int]],
-                       min_statements: int, min_lines: int) -> list[CloneGroup]:
+def _merge_overlapping(lists: list[list[_Stmt]], candidates: list[_Candidate]) -> list[CloneGroup]:
     """One group per repeated pattern: no statement is in two reported groups.
 
     Maximal repeats of one pattern overlap (a block pasted in several cells, each copy extended
@@ -320,9 +322,11 @@ def _merge_overlapping(lists: list[list[_Stmt]],
     enclosing: set[tuple[int, Path, int]] = set()  # statements with a kept copy nested inside
     cell_keys: dict[tuple[int, int], int] = {}
     kept_groups: list[CloneGroup] = []
-    for group, members, length in candidates:
-        kept: list[tuple[int, int]] = []
-        for list_id, start in members:
+    for candidate in candidates:
+        length = candidate.length
+        kept: list[_Copy] = []
+        for copy in candidate.copies:
+            list_id, start = copy.member
             entry = lists[list_id][start]
             cell = cell_keys.setdefault((entry.cell.notebook, entry.cell.cell), len(cell_keys))
             path = entry.path
@@ -331,15 +335,14 @@ def _merge_overlapping(lists: list[list[_Stmt]],
                 continue
             if any((cell, path[:depth], path[depth][0]) in claimed for depth in range(len(path))):
                 continue
-            kept.append((list_id, start))
+            kept.append(copy)
         if len(kept) < 2:
             continue
-        if len(kept) < len(members):
-            trimmed = _group(lists, kept, length, min_statements, min_lines)
-            if trimmed is None:
-                continue
-            group = trimmed
-        for list_id, start in kept:
+        group = candidate.group
+        if len(kept) < len(candidate.copies):
+            group = _make_group(candidate.weight, candidate.lines, kept)
+        for copy in kept:
+            list_id, start = copy.member
             entry = lists[list_id][start]
             cell = cell_keys[(entry.cell.notebook, entry.cell.cell)]
             path = entry.path
@@ -367,8 +370,25 @@ def _without_overlaps(members: list[tuple[int, int]], length: int) -> list[tuple
     return kept
 
 
+@dataclass
+class _Copy:
+    member: tuple[int, int]  # (statement list, start)
+    occurrence: Occurrence
+    leaves: list[Leaf]
+    ends_early: bool  # the statement list goes on after this copy
+
+
+@dataclass
+class _Candidate:
+    weight: int
+    lines: int
+    length: int
+    copies: list[_Copy]  # in the order of the raw members
+    group: CloneGroup
+
+
 def _group(lists: list[list[_Stmt]], members: list[tuple[int, int]], length: int,
-           min_statements: int, min_lines: int) -> CloneGroup | None:
+           min_statements: int, min_lines: int) -> _Candidate | None:
     first = lists[members[0][0]][members[0][1]:members[0][1] + length]
     weight = sum(e.weight for e in first)
     lines = (first[-1].node.end_lineno or first[-1].node.lineno) - first[0].node.lineno + 1
@@ -376,27 +396,28 @@ def _group(lists: list[list[_Stmt]], members: list[tuple[int, int]], length: int
         return None
     if all(isinstance(e.node, (ast.Pass, ast.Expr)) and _is_trivial(e.node) for e in first):
         return None
-    occurrences = []
-    leaf_lists = []
+    copies = []
     for list_id, start in members:
         entries = lists[list_id][start:start + length]
         cell = entries[0].cell
-        occurrences.append(Occurrence(cell.notebook, cell.cell, entries[0].path, start,
-                                      start + length, entries[0].node.lineno,
-                                      entries[-1].node.end_lineno or entries[-1].node.lineno))
-        leaf_lists.append(shape([e.node for e in entries]).leaves)
-    occurrences_sorted = sorted(zip(occurrences, leaf_lists), key=lambda p: (
-        p[0].notebook, p[0].cell, p[0].path, p[0].start))
-    occurrences = [o for o, _ in occurrences_sorted]
-    leaf_lists = [l for _, l in occurrences_sorted]
-    values = [[leaf.value for leaf in leaves] for leaves in leaf_lists]
+        occurrence = Occurrence(cell.notebook, cell.cell, entries[0].path, start, start + length,
+                                entries[0].node.lineno,
+                                entries[-1].node.end_lineno or entries[-1].node.lineno)
+        copies.append(_Copy((list_id, start), occurrence, shape([e.node for e in entries]).leaves,
+                            start + length < len(lists[list_id])))
+    return _Candidate(weight, lines, length, copies, _make_group(weight, lines, copies))
+
+
+def _make_group(weight: int, lines: int, copies: list[_Copy]) -> CloneGroup:
+    ordered = sorted(copies, key=lambda c: (c.occurrence.notebook, c.occurrence.cell,
+                                            c.occurrence.path, c.occurrence.start))
+    values = [[leaf.value for leaf in c.leaves] for c in ordered]
     exact = all(v == values[0] for v in values)
-    consistent = consistent_renaming(leaf_lists)
-    ends_early = sum(1 for l, s in members if s + length < len(lists[l]))
+    consistent = consistent_renaming([c.leaves for c in ordered])
     kind = "exact" if exact else "renamed"
-    if ends_early >= 2:
+    if sum(1 for c in copies if c.ends_early) >= 2:
         kind = "near"
-    return CloneGroup("", kind, weight, lines, tuple(occurrences), consistent)
+    return CloneGroup("", kind, weight, lines, tuple(c.occurrence for c in ordered), consistent)
 
 
 def _is_trivial(node: ast.stmt) -> bool:
