@@ -144,8 +144,9 @@ def find_assets(notebook: Path, uses: FileUses, imported: set[str],
             continue
         if found is None:  # not there (or not a file or folder): an output, not an input
             if written_by:
-                files.append(DataFile(Path(places.path(entry["parts"])), target, 0, False, (),
-                                      written_by))
+                # Its readers count: a later stage reads what an earlier one wrote.
+                files.append(DataFile(Path(places.path(entry["parts"])), target, 0, False,
+                                      read_by, written_by))
             continue
         fd, real = found
         try:

@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .spec import overlaps
 from .split import NotebookSplit, StagePlan, metric_cell_source, split_notebook
 
 PIPELINE_FILE = "pipeline.yaml"
@@ -219,11 +220,13 @@ def pipeline_context(pipeline: PipelinePlan) -> dict[str, Any]:
         for p in split.parameters:
             parameters.append({"name": pipeline.parameter_names[(split.module, p.name)],
                                "type": p.type, "default": _yaml_default(p.default)})
+    files = _stage_files(pipeline)
+    written = [o for _, outs in files.values() for o in outs]  # a stage-written module is no dep
     stages = []
     for position, split in enumerate(pipeline.splits):
         previous = None
         for stage in split.stages:
-            deps, outs = _stage_files(pipeline, position, stage)
+            deps, outs = files[stage.name]
             pairs = [(v, pipeline.parameter_names[(split.module, v)]) for v in stage.parameters]
             needs = [previous] if previous and previous not in {p for _, p in stage.inputs} else []
             stages.append({
@@ -237,24 +240,42 @@ def pipeline_context(pipeline: PipelinePlan) -> dict[str, Any]:
             previous = stage.name
     return {"name": pipeline.name, "kernel": pipeline.kernel, "workdir": WORKDIR,
             "artifacts": ARTIFACTS_DIR, "runs": RUNS_DIR, "python_path": ["src"],
-            "deps": ["src", *(m.target for m in pipeline.assets.modules)],
+            "deps": ["src", *(m.target for m in pipeline.assets.modules
+                              if not any(overlaps(m.target, o) for o in written))],
             "parameters": parameters, "stages": stages,
             "pipeline_file": PIPELINE_FILE, "notebooks": [s.module for s in pipeline.splits],
             # CI uses the Python the notebooks were converted with.
             "python_version": f"{sys.version_info.major}.{sys.version_info.minor}"}
 
 
-def _stage_files(pipeline: PipelinePlan, position: int,
-                 stage: StagePlan) -> tuple[list[str], list[str]]:
-    """The data files a stage's cells read (``deps``) and write (``outs``), project-relative:
-    the cache hashes them, so a changed file re-runs the stages that read it."""
-    node = pipeline.nodes[position]
-    cells = {(position, node.cells[i].metadata.get("nb2pkg", {}).get("source_cell"))
-             for i in stage.cells}
-    outs = [d.target for d in pipeline.assets.data if cells & set(d.written_by)]
-    deps = [d.target for d in pipeline.assets.data
-            if cells & set(d.read_by) and d.target not in outs and d.read_by]
-    return deps, outs
+def _stage_files(pipeline: PipelinePlan) -> dict[str, tuple[list[str], list[str]]]:
+    """Per stage, the data files its cells read (``deps``) and write (``outs``), project-relative:
+    the cache hashes them, so a changed file re-runs the stages that read it.
+
+    Only what ``nb2pkg run`` can order is declared (docs/pipeline.md, "Data files"): a file that
+    several stages write (or two written paths that overlap) is left out everywhere, and a stage
+    does not declare a file it writes itself or one that only a later stage writes. Such files
+    still work: stages of one notebook run in notebook order.
+    """
+    order: list[tuple[str, set[tuple[int, int]]]] = []
+    for position, split in enumerate(pipeline.splits):
+        node = pipeline.nodes[position]
+        for stage in split.stages:
+            order.append((stage.name, {(position, node.cells[i].metadata.get("nb2pkg", {})
+                                        .get("source_cell")) for i in stage.cells}))
+    data = list(pipeline.assets.data) if pipeline.assets is not None else []
+    writers = {d.target: [i for i, (_, cells) in enumerate(order) if cells & set(d.written_by)]
+               for d in data}
+    untracked = {t for t, w in writers.items() if len(w) > 1}
+    untracked |= {a for a, w in writers.items() for b, v in writers.items()
+                  if a != b and w and v and overlaps(a, b)}
+    result: dict[str, tuple[list[str], list[str]]] = {}
+    for index, (name, cells) in enumerate(order):
+        outs = [d.target for d in data if d.target not in untracked and writers[d.target] == [index]]
+        deps = [d.target for d in data if d.target not in untracked and cells & set(d.read_by)
+                and all(w < index for w in writers[d.target])]
+        result[name] = (deps, outs)
+    return result
 
 
 def _yaml_default(value: Any) -> Any:

@@ -134,3 +134,28 @@ def test_unknown_kernel_is_bad_input(two_notebooks, capsys):
     (two_notebooks / "other.yaml").write_text(text)
     assert main(["run", str(two_notebooks / "other.yaml")]) == 2
     assert "no Jupyter kernel named 'no-such-kernel'" in capsys.readouterr().err
+
+
+def test_data_files_become_deps_and_outs_that_run_accepts(tmp_path):
+    """Files each stage reads and writes are declared when run can order them, and left out
+    when it cannot (two writers; read before the stage that writes it)."""
+    folder = tmp_path / "in"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "raw.csv").write_text("a\n1\n")
+    (folder / "data" / "twice.csv").write_text("a\n1\n")
+    write_notebook(folder / "files.ipynb", [
+        ("markdown", "## Load"),
+        "import pandas as pd\nraw = pd.read_csv('data/raw.csv')\nearly = pd.read_csv('data/twice.csv')",
+        "raw.to_csv('data/twice.csv')",
+        ("markdown", "## Clean"),
+        "raw.to_csv('data/clean.csv')\nraw.to_csv('data/twice.csv')",
+        ("markdown", "## Report"),
+        "print(pd.read_csv('data/clean.csv').shape)",
+    ])
+    convert([folder / "files.ipynb"], tmp_path / "out", ConvertOptions())
+    stages = {s.name: s for s in load_pipeline(tmp_path / "out" / "pipeline.yaml").stages}
+    load, clean, report = (stages[f"files-{n}"] for n in ("load", "clean", "report"))
+    assert load.deps == ("notebooks/data/raw.csv",) and load.outs == ()
+    assert clean.outs == ("notebooks/data/clean.csv",)
+    assert report.deps == ("notebooks/data/clean.csv",)
+    assert "notebooks/data/twice.csv" not in {*load.outs, *clean.outs, *load.deps}
