@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -36,7 +37,7 @@ def render(plan: PackagePlan, extra: Files | None = None,
     import nbformat
 
     from .assets import asset_files
-    from .record import coverage, test_data
+    from .record import coverage
 
     env = environment()
     # File names only: a generated package must not carry the author's folders.
@@ -53,6 +54,7 @@ def render(plan: PackagePlan, extra: Files | None = None,
         notebooks=plan.notebooks,
         notebook_files=[n.filename for n in plan.notebooks],
         dependencies=plan.dependencies,
+        test_requirements=_test_requirements(plan, calls or ()),
         python_min=f"{sys.version_info.major}.{sys.version_info.minor}",
         extractions=plan.extractions,
         refusals=plan.refusals,
@@ -76,6 +78,7 @@ def render(plan: PackagePlan, extra: Files | None = None,
         f"src/{plan.name}/__init__.py": format_python(template("project/__init__.py.j2")),
         "tests/test_package.py": format_python(template("project/tests/test_package.py.j2")),
         "tests/test_notebooks.py": format_python(template("project/tests/test_notebooks.py.j2")),
+        "tests/_notebook_outputs.py": runtime_module("notebook_outputs"),
     }
     for module in plan.modules:
         files[f"src/{plan.name}/{module.name}.py"] = format_python(
@@ -85,10 +88,56 @@ def render(plan: PackagePlan, extra: Files | None = None,
         files[f"tests/originals/{notebook.filename}"] = Path(notebook.original).read_bytes()
     files.update(asset_files(plan.assets))
     if calls is not None:
-        files.update(test_data(calls))
-        files["tests/test_recorded.py"] = format_python(template("project/tests/test_recorded.py.j2"))
+        files.update(recorded_test_files(calls))
     files.update(extra or {})
     return files
+
+
+# What each module of nb2pkg/runtime/ is for, in the project that carries a copy of it.
+_RUNTIME_PURPOSE = {
+    "notebook_outputs": "Used by tests/test_notebooks.py: run notebooks on a kernel, compare "
+                        "their outputs.",
+    "recorded": "Used by tests/test_recorded.py: read the recorded calls, compare values.",
+    "stage_io": "Used by the stage notebooks in stages/: save and load the values that cross "
+                "stages.",
+}
+
+
+@lru_cache(maxsize=None)
+def runtime_module(name: str) -> str:
+    """The project's own copy of ``nb2pkg/runtime/<name>.py``, under a header saying so.
+
+    The module is the one nb2pkg itself runs (one source of truth); the copy makes the
+    generated project independent of nb2pkg. The source is black-formatted already
+    (tests/test_standalone.py checks it), so it is not formatted again here.
+    """
+    from . import runtime
+
+    source = (Path(runtime.__file__).parent / f"{name}.py").read_text(encoding="utf-8")
+    return environment().get_template("project/owned_module.py.j2").render(
+        name=name, purpose=_RUNTIME_PURPOSE[name], source=source)
+
+
+def recorded_test_files(calls: Sequence[Any]) -> dict[str, str | bytes]:
+    """``tests/test_recorded.py``, its helpers and its data, from the recorded calls."""
+    from .record import test_data
+
+    return {**test_data(calls),
+            "tests/test_recorded.py": format_python(
+                environment().get_template("project/tests/test_recorded.py.j2").render()),
+            "tests/_recorded.py": runtime_module("recorded"),
+            "tests/_notebook_outputs.py": runtime_module("notebook_outputs")}
+
+
+def _test_requirements(plan: PackagePlan, calls: Sequence[Any]) -> list[str]:
+    """What the generated tests need to read the recorded values (numpy, pandas, pyarrow),
+    minus what the package already depends on."""
+    from packaging.utils import canonicalize_name
+
+    from .record import test_requirements
+
+    have = {canonicalize_name(d.name) for d in plan.dependencies}
+    return [r for r in test_requirements(calls) if canonicalize_name(r) not in have]
 
 
 def _public_names(plan: PackagePlan, module: str, functions_only: bool = False) -> list[str]:

@@ -1,26 +1,24 @@
-"""Record the calls a notebook makes to its package's functions, for regression tests.
+"""Recorded package calls, converter side: set up recording, read it back, write test data.
 
-``setup_code`` is run in the kernel before the refactored notebook: it wraps each package
-function so that every call appends its arguments (as they were before the call), its result,
-what it printed and how it changed its arguments to a JSON-lines file. The notebook then imports
-the wrapped functions; its own output is unchanged (printing is teed, not captured).
-``load`` reads the file back and ties each call to the notebook cell it came from.
+While verifying, the refactored notebook's kernel first runs ``setup_code``, which installs
+``nb2pkg.runtime.recording`` (the wrappers that log each call into a scratch folder). ``load``
+reads that folder back and ties each call to the notebook cell it came from; ``test_data``
+turns the calls into the files of ``tests/data/recorded/`` in the generated project, in the
+format of ``nb2pkg.runtime.recorded`` (which the project carries as ``tests/_recorded.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import importlib
-import io
 import json
-import sys
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Mapping, Sequence
 
-DEFAULT_LIMIT = 100_000  # bytes of JSON per recorded value
-MAX_CALLS = 3  # distinct calls kept per function
+from .runtime.recorded import DEFAULT_LIMIT, TAG, files_of, renamed
+from .runtime.recording import CALLS_FILE
+
+RECORDED_DIR = "tests/data/recorded"
 
 
 @dataclass(frozen=True)
@@ -35,82 +33,30 @@ class RecordedCall:
     printed: str = ""
     args_after: Any = field(default=None, repr=False)  # arguments after the call, when changed
     unrecordable: str | None = None  # why the inputs could not be recorded
+    files: Mapping[str, bytes] = field(default_factory=dict, repr=False)  # arrays, frames
 
 
-def setup_code(functions: Sequence[str], output: Path, limit: int = DEFAULT_LIMIT) -> str:
-    """Python source the kernel runs first to wrap ``functions``."""
-    return (f"import nb2pkg.record as __nb2pkg_record\n"
-            f"__nb2pkg_record.install({list(functions)!r}, {str(output)!r}, {limit!r})\n"
-            f"del __nb2pkg_record\n")
+def setup_code(functions: Sequence[str], folder: Path, limit: int = DEFAULT_LIMIT) -> str:
+    """Python source the kernel runs first to wrap ``functions``, recording into ``folder``.
+
+    The kernel finds nb2pkg where this process found it, for the import only: a source
+    checkout is not on its path, and the folder of an installed nb2pkg (site-packages) must
+    not go before the kernel's own packages.
+    """
+    root = str(Path(__file__).resolve().parent.parent)
+    return (f"import sys as __nb2pkg_sys\n"
+            f"__nb2pkg_sys.path.insert(0, {root!r})\n"
+            f"try:\n"
+            f"    import nb2pkg.runtime.recording as __nb2pkg_recording\n"
+            f"finally:\n"
+            f"    __nb2pkg_sys.path.remove({root!r})\n"
+            f"__nb2pkg_recording.install({list(functions)!r}, {str(folder)!r}, {limit!r})\n"
+            f"del __nb2pkg_sys, __nb2pkg_recording\n")
 
 
-def install(functions: Sequence[str], output: str, limit: int = DEFAULT_LIMIT) -> None:
-    """Wrap each ``module.function`` in place (runs inside the kernel)."""
-    seen: dict[str, set[str]] = {}
-    for dotted in functions:
-        module_name, _, name = dotted.rpartition(".")
-        module = importlib.import_module(module_name)
-        original = getattr(module, name)
-        setattr(module, name, _recorder(original, dotted, output, limit, seen.setdefault(dotted, set())))
-
-
-class _Tee(io.TextIOBase):
-    def __init__(self, target: Any) -> None:
-        self.target = target
-        self.buffer_text = io.StringIO()
-
-    def write(self, text: str) -> int:
-        self.buffer_text.write(text)
-        return self.target.write(text)
-
-    def flush(self) -> None:
-        self.target.flush()
-
-
-def _recorder(original: Callable, dotted: str, output: str, limit: int, seen: set[str]) -> Callable:
-    from .values import Unrecordable, describe, encode
-
-    @functools.wraps(original)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if len(seen) >= MAX_CALLS:
-            return original(*args, **kwargs)
-        record: dict[str, Any] = {"function": dotted}
-        try:
-            record["args"], record["kwargs"] = encode(list(args), limit), encode(kwargs, limit)
-        except Unrecordable as exc:
-            record["unrecordable"] = f"arguments: {exc}"
-        tee = _Tee(sys.stdout)
-        with contextlib.redirect_stdout(tee):
-            result = original(*args, **kwargs)
-        record["printed"] = tee.buffer_text.getvalue()
-        try:
-            record["result"] = encode(result, limit)
-        except Unrecordable:
-            record["result_type"] = describe(result)
-        if "args" in record:
-            with contextlib.suppress(Unrecordable):
-                after = encode(list(args), limit)
-                if after != record["args"]:
-                    record["args_after"] = after
-        try:
-            import IPython
-
-            shell = IPython.get_ipython()
-            record["count"] = shell.execution_count if shell is not None else None
-        except ImportError:  # pragma: no cover - recording only runs in a Jupyter kernel
-            record["count"] = None
-        key = json.dumps([record.get("args"), record.get("kwargs")], sort_keys=True, default=str)
-        if key not in seen:
-            seen.add(key)
-            with open(output, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-        return result
-
-    return wrapper
-
-
-def load(path: Path, executed: Any, notebook: str) -> list[RecordedCall]:
-    """The calls recorded in ``path``; ``executed`` is the executed node (to map cells)."""
+def load(folder: Path, executed: Any, notebook: str) -> list[RecordedCall]:
+    """The calls recorded in ``folder``; ``executed`` is the executed node (to map cells)."""
+    path = Path(folder) / CALLS_FILE
     if not path.exists():
         return []
     cells = {}
@@ -126,11 +72,13 @@ def load(path: Path, executed: Any, notebook: str) -> list[RecordedCall]:
             # is not in the record, so its test can only check that it runs and returns None.
             data["result_type"] = {"type": "builtins.NoneType"}
             del data["result"]
+        names = files_of([data.get(k) for k in ("args", "kwargs", "result", "args_after")])
         calls.append(RecordedCall(
             function=data["function"], cell=cells.get(data.get("count")), notebook=notebook,
             args=data.get("args"), kwargs=data.get("kwargs"), result=data.get("result"),
             result_type=data.get("result_type"), printed=data.get("printed", ""),
-            args_after=data.get("args_after"), unrecordable=data.get("unrecordable")))
+            args_after=data.get("args_after"), unrecordable=data.get("unrecordable"),
+            files={name: (Path(folder) / name).read_bytes() for name in dict.fromkeys(names)}))
     return calls
 
 
@@ -158,25 +106,69 @@ def coverage(functions: Sequence[str], calls: Sequence[RecordedCall]) -> list[Co
     return result
 
 
-def test_data(calls: Sequence[RecordedCall]) -> dict[str, str]:
-    """``tests/data/recorded/<function>.json`` files: the runnable calls of each function."""
-    by_function: dict[str, list[dict[str, Any]]] = {}
+def test_data(calls: Sequence[RecordedCall]) -> dict[str, str | bytes]:
+    """The files of ``tests/data/recorded/``: for each runnable call, in a folder named after
+    its function (``core.clean_sales/``), ``<notebook>-cell<N>-<k>.json`` and the files its
+    values refer to, renamed after where they appear (``...-1.args-0.npy``, ``...-1.result.pkl``)."""
+    files: dict[str, str | bytes] = {}
+    counts: dict[str, int] = {}
     for call in calls:
         if call.unrecordable is not None:
             continue
-        entries = by_function.setdefault(call.function, [])
-        stem = Path(call.notebook).stem
-        name = call.function.rpartition(".")[2]
-        entry = {"id": f"{name}-{stem}-cell{call.cell}-{len(entries) + 1}",
-                 "function": call.function, "notebook": call.notebook, "cell": call.cell,
-                 "args": call.args, "kwargs": call.kwargs, "printed": call.printed}
+        folder = call.function.partition(".")[2]  # the package name is the same for all
+        counts[folder] = counts.get(folder, 0) + 1
+        stem = f"{Path(call.notebook).stem}-cell{call.cell}-{counts[folder]}"
+        entry: dict[str, Any] = {"function": call.function, "notebook": call.notebook,
+                                 "cell": call.cell, "args": call.args, "kwargs": call.kwargs}
         if call.result_type is None:
             entry["result"] = call.result
         else:
             entry["result_type"] = call.result_type
+        entry["printed"] = call.printed
         if call.args_after is not None:
             entry["args_after"] = call.args_after
-        entries.append(entry)
-    return {f"tests/data/recorded/{function}.json": json.dumps({"calls": entries}, indent=1,
-                                                                sort_keys=True) + "\n"
-            for function, entries in sorted(by_function.items())}
+        names: dict[str, str] = {}
+        for role in ("args", "kwargs", "result", "args_after"):
+            for position, name in _files_by_place(entry.get(role), role):
+                if name not in names:
+                    names[name] = f"{stem}.{position}{Path(name).suffix}"
+                    files[f"{RECORDED_DIR}/{folder}/{names[name]}"] = call.files[name]
+        entry = {key: renamed(value, names) if key in ("args", "kwargs", "result", "args_after")
+                 else value for key, value in entry.items()}
+        files[f"{RECORDED_DIR}/{folder}/{stem}.json"] = json.dumps(entry, indent=1) + "\n"
+    return files
+
+
+def _files_by_place(data: Any, place: str) -> list[tuple[str, str]]:
+    """(where in the call, file name) for each file an encoded value refers to:
+    ``args-0``, ``kwargs-frame``, ``result``, ``result-1`` (an item of a returned tuple)."""
+    if isinstance(data, list):
+        return [found for i, item in enumerate(data)
+                for found in _files_by_place(item, f"{place}-{i}")]
+    if not isinstance(data, dict):
+        return []
+    if "file" in data and TAG in data:
+        return [(place, data["file"])]
+    if TAG not in data:
+        return [found for key, value in data.items()
+                for found in _files_by_place(value, f"{place}-{_word(key)}")]
+    inner = data.get("items", data.get("pairs", data.get("state")))
+    return _files_by_place(inner, place) if inner is not None else []
+
+
+def _word(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", key)[:40] or "_"
+
+
+def test_requirements(calls: Sequence[RecordedCall]) -> list[str]:
+    """Distributions the generated tests need to read the recorded files."""
+    suffixes = {Path(name).suffix for call in calls if call.unrecordable is None
+                for name in call.files}
+    needed = []
+    if ".npy" in suffixes:
+        needed.append("numpy")
+    if ".parquet" in suffixes or ".pkl" in suffixes:
+        needed.append("pandas")
+    if ".parquet" in suffixes:
+        needed.append("pyarrow")
+    return needed

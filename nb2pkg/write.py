@@ -486,18 +486,17 @@ def _remove_tree(dir_fd: int, name: str) -> None:
 
 def write_recordings(project: Path, calls: Sequence[Any]) -> list[str]:
     """Replace the recorded-call test data of an existing project (``nb2pkg verify`` refresh)."""
-    from .generate import format_python
-    from .templating import render_template
-    from .record import test_data
+    from .generate import recorded_test_files
 
-    files: dict[str, str] = dict(test_data(calls))
-    files["tests/test_recorded.py"] = format_python(
-        render_template("project/tests/test_recorded.py.j2"))
+    # The helper modules (tests/_recorded.py, ...) belong to the project once written: an
+    # existing copy, maybe edited, is kept.
+    files = {relative: content for relative, content in recorded_test_files(calls).items()
+             if not (Path(relative).name.startswith("_") and (project / relative).exists())}
     shutil.rmtree(project / "tests" / "data" / "recorded", ignore_errors=True)
     for relative, content in files.items():
         target = project / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.nb2pkg-tmp")
-        partial.write_text(content, encoding="utf-8", newline="\n")
+        partial.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
         os.replace(partial, target)  # each file appears whole or not at all
     return sorted(files)

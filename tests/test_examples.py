@@ -107,13 +107,13 @@ def _mutants(source: str, function: str):
         yield ast.unparse(tree)
 
 
-def _behaves_differently(src: Path, dotted: str, mutant: str, calls: list) -> bool:
+def _behaves_differently(src: Path, dotted: str, mutant: str, paths: list[Path]) -> bool:
     """Does the mutant give another result, output or argument change on the recorded calls?"""
     import contextlib
     import importlib
     import io
 
-    from nb2pkg.values import assert_same, decode
+    from nb2pkg.runtime.recorded import assert_same, load_call
 
     package, module, function = dotted.split(".")
     sys.path.insert(0, str(src))
@@ -121,18 +121,18 @@ def _behaves_differently(src: Path, dotted: str, mutant: str, calls: list) -> bo
         importlib.import_module(package)
         namespace = importlib.import_module(f"{package}.{module}").__dict__.copy()
         exec(compile(mutant, f"{module}.py", "exec"), namespace)
-        for call in calls:
-            if "result" not in call:
+        for path in paths:
+            call = load_call(path)  # afresh: a call may change its arguments
+            if call.result_type is not None:
                 continue
-            args = decode(call["args"])
             printed = io.StringIO()
             try:
                 with contextlib.redirect_stdout(printed):
-                    result = namespace[function](*args, **decode(call["kwargs"]))
-                assert_same(result, decode(call["result"]))
-                assert printed.getvalue() == call["printed"]
-                if "args_after" in call:
-                    assert_same(args, decode(call["args_after"]))
+                    result = namespace[function](*call.args, **call.kwargs)
+                assert_same(result, call.result)
+                assert printed.getvalue() == call.printed
+                if call.args_after is not None:
+                    assert_same(call.args, call.args_after)
             except Exception:
                 return True
         return False
@@ -145,11 +145,12 @@ def _behaves_differently(src: Path, dotted: str, mutant: str, calls: list) -> bo
 def _mutants_are_caught(out: Path, python: Path) -> None:
     """For each function with recorded-value tests, a changed operator or constant that alters
     what the function does on the recorded inputs makes the generated tests fail."""
-    recorded = sorted((out / "tests" / "data" / "recorded").glob("*.json"))
-    assert recorded, "no calls were recorded"
+    folders = sorted(p for p in (out / "tests" / "data" / "recorded").iterdir() if p.is_dir())
+    assert folders, "no calls were recorded"
     caught = []
-    for data in recorded:
-        calls = json.loads(data.read_text())["calls"]
+    for folder in folders:
+        paths = sorted(folder.glob("*.json"))
+        calls = [json.loads(path.read_text()) for path in paths]
         if not any("result" in call for call in calls):
             continue
         dotted = calls[0]["function"]
@@ -157,7 +158,7 @@ def _mutants_are_caught(out: Path, python: Path) -> None:
         path = out / "src" / package / f"{module}.py"
         original = path.read_text()
         mutant = next((m for m in _mutants(original, function)
-                       if _behaves_differently(out / "src", dotted, m, calls)), None)
+                       if _behaves_differently(out / "src", dotted, m, paths)), None)
         if mutant is None:
             continue  # no single-token change alters this function on its recorded inputs
         try:

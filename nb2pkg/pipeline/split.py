@@ -40,6 +40,9 @@ from ..notebook import headings
 CONFIG_MAGICS = frozenset({"matplotlib", "load_ext", "reload_ext", "autoreload", "aimport",
                            "config"})
 METRICS_TAG = "metrics"
+# The module of the generated package that stage notebooks load and save values with (a copy of
+# nb2pkg/runtime/stage_io.py), imported under this name in their setup cell.
+STAGE_IO = "_stage_io"
 
 
 @dataclass(frozen=True)
@@ -573,6 +576,6 @@ def metric_cell_source(parsed: ParsedCell) -> str | None:
 
     start = offset(last.lineno, last.col_offset)
     end = offset(last.end_lineno or last.lineno, last.end_col_offset or 0)
-    wrapped = (code[:start] + "nb2pkg_artifacts.record_metrics(" + code[start:end] + ")"
+    wrapped = (code[:start] + f"{STAGE_IO}.record_metrics(" + code[start:end] + ")"
                + code[end:])
     return unmask(wrapped, parsed.masked.replacements)

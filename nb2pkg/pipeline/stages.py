@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .spec import overlaps
-from .split import NotebookSplit, StagePlan, metric_cell_source, split_notebook
+from .split import STAGE_IO, NotebookSplit, StagePlan, metric_cell_source, split_notebook
 
 PIPELINE_FILE = "pipeline.yaml"
 WORKFLOW_FILE = ".github/workflows/pipeline.yml"
@@ -69,12 +69,17 @@ def plan_pipeline(plan: Any, single_stage: bool = False) -> PipelinePlan:
 
 def pipeline_files(plan: Any, single_stage: bool = False) -> dict[str, str | bytes]:
     """Every pipeline file of the generated project, by relative POSIX path."""
+    from ..generate import runtime_module
+
     pipeline = plan_pipeline(plan, single_stage)
     files: dict[str, str | bytes] = {}
     for notebook, split in zip(plan.notebooks, pipeline.splits):
         for stage in split.stages:
-            node = stage_notebook(notebook.node, split, stage, notebook.filename)
+            node = stage_notebook(notebook.node, split, stage, notebook.filename,
+                                  package=plan.name)
             files[stage_path(stage)] = _dumps(node)
+    # The stage notebooks' own module for loading and saving values: no nb2pkg needed to run them.
+    files[f"src/{plan.name}/{STAGE_IO}.py"] = runtime_module("stage_io")
     env = template_environment()
     context = pipeline_context(pipeline)
     files[PIPELINE_FILE] = env.get_template("pipeline/pipeline.yaml.j2").render(**context)
@@ -88,7 +93,7 @@ def stage_path(stage: StagePlan) -> str:
 
 # -- one stage notebook ---------------------------------------------------------------------------
 def stage_notebook(source: Any, split: NotebookSplit, stage: StagePlan,
-                   notebook_file: str = "") -> Any:
+                   notebook_file: str = "", *, package: str) -> Any:
     """The notebook of ``stage``, built from the refactored notebook node ``source``
     (``notebooks/<notebook_file>`` in the project)."""
     from ..analysis.parse import parse_cell
@@ -102,11 +107,11 @@ def stage_notebook(source: Any, split: NotebookSplit, stage: StagePlan,
     owns_parameters = split.parameters_position in stage.cells
     cells = [_generated("parameters", _parameters_source(split, stage, owns_parameters),
                         tags=["parameters"])]
-    setup = _setup_source(stage)
+    setup = _setup_source(stage, package)
     cells.append(_generated("setup", setup))
     if stage.inputs:
         load = ["# Inputs: values computed by earlier stages (pipeline artifacts)",
-                "nb2pkg_loaded = nb2pkg_artifacts.load_inputs(nb2pkg_inputs, globals(), "
+                f"nb2pkg_loaded = {STAGE_IO}.load_inputs(nb2pkg_inputs, globals(), "
                 "stage=nb2pkg_stage)"
                 f"  # {', '.join(name for name, _ in stage.inputs)}"]
         if stage.late_definitions:
@@ -127,7 +132,7 @@ def stage_notebook(source: Any, split: NotebookSplit, stage: StagePlan,
         cells.append(cell)
     outputs = ", ".join(json.dumps(name) for name in stage.outputs)
     save = ("# Outputs: values later stages use (and the metrics this stage recorded)\n"
-            f"nb2pkg_saved = nb2pkg_artifacts.save_outputs(nb2pkg_outputs, [{outputs}], "
+            f"nb2pkg_saved = {STAGE_IO}.save_outputs(nb2pkg_outputs, [{outputs}], "
             "globals(), stage=nb2pkg_stage)\n")
     cells.append(_generated("save", save))
     node.cells = cells
@@ -171,9 +176,9 @@ def _python_dict(values: Mapping[str, str]) -> str:
     return "{\n" + "\n".join(items) + "\n}"
 
 
-def _setup_source(stage: StagePlan) -> str:
+def _setup_source(stage: StagePlan, package: str) -> str:
     parts = ["# Setup: what earlier stages imported and defined, which this stage uses",
-             "from nb2pkg.pipeline import artifacts as nb2pkg_artifacts"]
+             f"from {package} import {STAGE_IO}"]
     parts += list(stage.magics)
     parts += list(stage.imports)
     text = "\n".join(parts)

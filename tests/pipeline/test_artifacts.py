@@ -1,4 +1,5 @@
-"""Values crossing stages: saved by one stage, loaded by the next, in this process (no kernel)."""
+"""Values crossing stages (nb2pkg/runtime/stage_io.py, copied into every generated project as
+src/<package>/_stage_io.py): saved by one stage, loaded by the next, in this process (no kernel)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nb2pkg.pipeline import artifacts
-from nb2pkg.pipeline.artifacts import ArtifactError, load_inputs, save_outputs
+from nb2pkg.runtime import stage_io
+from nb2pkg.runtime.stage_io import ArtifactError, load_inputs, save_outputs
 
 
 def roundtrip(tmp_path, values: dict, names=None):
@@ -81,26 +82,33 @@ def test_missing_provider_output_is_a_clear_error(tmp_path):
 
 
 def test_metrics_are_saved_with_the_outputs(tmp_path, monkeypatch):
-    monkeypatch.setattr(artifacts, "_metrics", {})
-    shown = artifacts.record_metrics({"auc": np.float64(0.75), "model": "knn"})
-    artifacts.record_metric("rows", 10)
+    monkeypatch.setattr(stage_io, "_metrics", {})
+    shown = stage_io.record_metrics({"auc": np.float64(0.75), "model": "knn"})
+    stage_io.record_metric("rows", 10)
     assert shown == {"auc": np.float64(0.75), "model": "knn"}  # the cell still displays it
     save_outputs(tmp_path / "s", [], {}, stage="nb-a")
     index = json.loads((tmp_path / "s" / "index.json").read_text())
     assert index["metrics"] == {"auc": 0.75, "model": "knn", "rows": 10}
     with pytest.raises(ArtifactError, match="must be a number, string or bool"):
-        artifacts.record_metric("bad", [1])
+        stage_io.record_metric("bad", [1])
     with pytest.raises(ArtifactError, match="must end with a dict"):
-        artifacts.record_metrics([1])
+        stage_io.record_metrics([1])
 
 
-def test_artifacts_module_imports_only_the_standard_library():
+def test_stage_io_imports_only_the_standard_library(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; import nb2pkg.pipeline.artifacts; "
-            "print(sorted(m for m in ('pandas', 'numpy', 'papermill', 'nbformat', 'yaml') "
+    # Run as the generated project runs it: the file on its own, not as part of nb2pkg.
+    code = ("import sys, runpy; runpy.run_path(sys.argv[1]); "
+            "print(sorted(m for m in ('pandas', 'numpy', 'papermill', 'nbformat', 'yaml', 'nb2pkg') "
             "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=str(__import__("pathlib").Path(artifacts.__file__).parents[2]))
+    out = subprocess.run([sys.executable, "-c", code, stage_io.__file__], capture_output=True,
+                         text=True, check=True, cwd=str(tmp_path))
     assert out.stdout.strip() == "[]"
+
+
+def test_the_runner_reads_what_stage_io_writes():
+    from nb2pkg.pipeline import artifacts
+
+    assert artifacts.INDEX == stage_io.INDEX and artifacts.load_inputs is stage_io.load_inputs

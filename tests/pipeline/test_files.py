@@ -124,7 +124,8 @@ def test_warm_up_runs_only_the_imports_and_magics_of_the_setup_cell(two_notebook
     setup.source += "\n%matplotlib inline\nimport json\n\n\ndef f():\n    return 1\nx = f()\n"
     path = two_notebooks / "warm.ipynb"
     nbformat.write(node, str(path))
-    assert warmup_source(path) == ("from nb2pkg.pipeline import artifacts as nb2pkg_artifacts\n"
+    (package,) = [p.name for p in (two_notebooks / "src").iterdir()]
+    assert warmup_source(path) == (f"from {package} import _stage_io\n"
                                    "%matplotlib inline\nimport json")
 
 

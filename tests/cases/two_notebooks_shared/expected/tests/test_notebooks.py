@@ -5,27 +5,27 @@ paths resolve the same way: put the data files the notebooks read there. Outputs
 cell by cell after normalizing what legitimately varies between runs (execution counts, memory
 addresses, timings); warnings as one set per notebook. When the original itself fails here (a
 data file or package missing), the test fails and says so: two failures never compare equal.
+The rules are in tests/_notebook_outputs.py.
 """
 
 from pathlib import Path
 
 import pytest
+from _notebook_outputs import OriginalFails, compare_notebooks
 
-from nb2pkg.verify import EnvironmentProblem, verify_notebook
-
-HERE = Path(__file__).parent
-PROJECT = HERE.parent
+TESTS = Path(__file__).parent
+PROJECT = TESTS.parent
 
 
 @pytest.mark.parametrize("name", ["first.ipynb", "second.ipynb"])
 def test_notebook_prints_what_the_original_printed(name):
     try:
-        result = verify_notebook(
-            HERE / "originals" / name,
+        result = compare_notebooks(
+            TESTS / "originals" / name,
             PROJECT / "notebooks" / name,
-            python_path=[PROJECT / "src"],
             cwd=PROJECT / "notebooks",
+            python_path=[PROJECT / "src"],
         )
-    except EnvironmentProblem as problem:
-        pytest.fail(f"cannot verify here: {problem}", pytrace=False)
+    except OriginalFails as problem:
+        pytest.fail(f"cannot compare here: {problem}", pytrace=False)
     assert result.equivalent, result.describe()
