@@ -29,10 +29,14 @@ exit status: 0 all stages ran or were up to date, 1 a stage failed, 2 bad input
 EXPORT_DESCRIPTION = """\
 Export the pipeline for another tool.
 
-  nb2pkg export dvc [pipeline.yaml] [-o DIR] [--force]   dvc.yaml and params.yaml (DVC stages)
+  nb2pkg export dvc [pipeline.yaml] [-o DIR] [--force]   dvc.yaml and params.yaml (DVC stages
+                                                        that run papermill; no nb2pkg needed)
+  nb2pkg export dvc [pipeline.yaml] --check              does dvc.yaml match pipeline.yaml?
 
-Existing files are not replaced without --force (params.yaml holds your parameter values:
---force resets them to the pipeline's defaults).
+Existing files are not replaced without --force; --force keeps the values in params.yaml.
+`nb2pkg convert` writes both already; export again after editing pipeline.yaml.
+
+exit status: 0 written (or matching), 1 --check found a difference, 2 bad input
 """
 
 
@@ -78,7 +82,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[
     export.add_argument("-o", "--output", type=Path, metavar="DIR",
                         help="folder for dvc.yaml and params.yaml (default: the pipeline's)")
     export.add_argument("--force", action="store_true",
-                        help="replace an existing dvc.yaml and params.yaml")
+                        help="replace an existing dvc.yaml and parameters files (their values "
+                             "are kept)")
+    export.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 naming the first stage where the dvc.yaml "
+                             "beside the pipeline differs from what pipeline.yaml makes")
     return {"run": cmd_run, "export": cmd_export}
 
 
@@ -100,6 +108,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         parameter_files=args.parameters_file, stages=args.stage, only=args.only, jobs=args.jobs,
         force=args.force, baseline=args.baseline, metrics=args.metrics, report=args.report,
         wait=args.wait, progress=_progress(not (args.quiet or args.json)))
+    for warning in result.warnings:
+        print(f"nb2pkg: warning: {warning}", file=sys.stderr)
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2, default=str)
         print()
@@ -128,8 +138,23 @@ def format_result(result) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import write_dvc
+    from .export import dvc_mismatch, write_dvc
 
+    if args.check:
+        from ..errors import PipelineError
+        from .spec import load_pipeline
+
+        if args.output is not None:
+            raise PipelineError("--check compares the dvc.yaml beside the pipeline; drop -o")
+        pipeline = load_pipeline(args.pipeline)
+        problem = dvc_mismatch(pipeline)
+        if problem is None and not (pipeline.root / "dvc.yaml").exists():
+            problem = f"{pipeline.root / 'dvc.yaml'}: no such file (run `nb2pkg export dvc`)"
+        if problem:
+            print(f"nb2pkg: error: {problem}", file=sys.stderr)
+            return 1
+        print(f"{pipeline.root / 'dvc.yaml'} matches {pipeline.path.name}")
+        return 0
     for path in write_dvc(args.pipeline, args.output, force=args.force):
         print(f"wrote {path}")
     return 0

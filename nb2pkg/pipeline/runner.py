@@ -50,6 +50,7 @@ class RunResult:
     seconds: float
     metrics_path: str | None = None
     report_path: str | None = None
+    warnings: tuple[str, ...] = ()  # one line each, e.g. a dvc.yaml that pipeline.yaml no longer makes
 
     @property
     def ok(self) -> bool:
@@ -66,6 +67,7 @@ class RunResult:
         return {"pipeline": self.pipeline.name, "path": str(self.pipeline.path), "ok": self.ok,
                 "seconds": round(self.seconds, 3), "parameters": dict(self.parameters),
                 "metrics": self.metrics_path, "report": self.report_path,
+                "warnings": list(self.warnings),
                 "stages": [{"name": s.name, "status": s.status, "reason": s.reason,
                             "seconds": s.seconds, "notebook": s.notebook,
                             "error": str(s.failure) if s.failure else None,
@@ -123,6 +125,10 @@ def run_pipeline(path: Path | str, *, overrides: Sequence[tuple[str, str]] = (),
                     raise PipelineError(f"stage {name} needs {upstream}, which has not run",
                                         path=pipeline.path, hint="run without --only first")
     _check_data(pipeline, selected)
+    from .export import dvc_mismatch
+
+    # dvc.yaml is made from pipeline.yaml: one that differs runs something else under `dvc repro`.
+    warnings = tuple(w for w in [dvc_mismatch(pipeline)] if w)
     owned = executor is None
     if executor is None:
         from .executor import LocalExecutor
@@ -138,7 +144,8 @@ def run_pipeline(path: Path | str, *, overrides: Sequence[tuple[str, str]] = (),
             (pipeline.root / pipeline.runs).mkdir(parents=True, exist_ok=True)
             scheduler = _Scheduler(pipeline, values, state, executor, selected, forced, jobs, say)
             runs = scheduler.run()
-            result = RunResult(pipeline, tuple(runs), values, time.perf_counter() - started)
+            result = RunResult(pipeline, tuple(runs), values, time.perf_counter() - started,
+                               warnings=warnings)
             return write_outputs(result, baseline=baseline, metrics=metrics, report=report)
     finally:
         if owned:

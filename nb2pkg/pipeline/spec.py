@@ -121,25 +121,31 @@ def schema() -> dict[str, Any]:
 
 def load_pipeline(path: Path | str, *, check_files: bool = True) -> Pipeline:
     """Read and validate ``pipeline.yaml``; raise ``PipelineError`` naming line and field."""
-    import yaml
-
     path = Path(path).absolute()
+    return parse_pipeline(read_text_file(path, "pipeline file"), path, check_files=check_files)
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """The UTF-8 text of a file a user names; ``PipelineError`` in one line otherwise. Never
+    blocks (a FIFO), and a folder, a device or a missing file is said so."""
+    from ..notebook import read_regular_file
+
+    data = read_regular_file(path, PipelineError, what)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PipelineError("no such pipeline file", path=path,
-                            hint="pass the pipeline.yaml written by `nb2pkg convert`") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PipelineError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path=path) from None
-    try:
-        root_node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise PipelineError(f"{where}not valid YAML: {problem}", path=path,
-                            hint="check the indentation and quoting there") from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PipelineError(f"cannot read: not UTF-8 ({exc.reason} at byte {exc.start})",
+                            path=path) from None
+
+
+def parse_pipeline(text: str, path: Path | str, *, check_files: bool = True) -> Pipeline:
+    """Validate the text of a pipeline file that is (or will be) at ``path``.
+
+    ``check_files=False`` skips the checks that look at the disk (the workdir and the stage
+    notebooks exist): ``nb2pkg convert`` uses it before the project is written.
+    """
+    path = Path(path).absolute()
+    root_node, data = parse_yaml(text, path)
     lines = _Lines(root_node)
     _validate_schema(data, path, lines)
     pipeline = _build(data, path, lines)
@@ -156,6 +162,24 @@ def load_pipeline(path: Path | str, *, check_files: bool = True) -> Pipeline:
                              "paths are relative to the pipeline file; regenerate with "
                              "`nb2pkg convert`")
     return pipeline
+
+
+def parse_yaml(text: str, path: Path | str) -> tuple[Any, Any]:
+    """The node tree (for line numbers) and the data of a YAML text; ``PipelineError`` in one
+    line when it is not valid YAML or nests too deeply to read."""
+    import yaml
+
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PipelineError(f"{where}not valid YAML: {problem}", path=path,
+                            hint="check the indentation and quoting there") from None
+    except RecursionError:  # PyYAML's composer recurses once per level of nesting
+        raise PipelineError("not readable: nested thousands of levels deep", path=path,
+                            hint="such a file is a few levels deep; check what wrote it") from None
 
 
 def _validate_schema(data: Any, path: Path, lines: "_Lines") -> None:
@@ -427,20 +451,11 @@ def resolve_parameters(pipeline: Pipeline, overrides: Sequence[tuple[str, str]] 
     Values are cast to the declared type (the type of the default in the notebook), never guessed
     from the text: ``-p seed 7`` is the int 7 because ``seed = 42`` in the notebook.
     """
-    import yaml
-
     values = {p.name: p.default for p in pipeline.parameters}
     by_name = {p.name: p for p in pipeline.parameters}
     for file in files:
         file = Path(file)
-        try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise PipelineError(f"cannot read parameters file: {exc.strerror}", path=file) from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}: " if mark is not None else ""
-            raise PipelineError(f"{where}not valid YAML", path=file) from None
+        data = parse_yaml(read_text_file(file, "parameters file"), file)[1] or {}
         if not isinstance(data, dict):
             raise PipelineError("a parameters file is a mapping of name: value", path=file)
         for name, value in _flatten(data, by_name):

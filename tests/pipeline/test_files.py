@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -70,21 +72,26 @@ def test_workflow_runs_the_pipeline_with_least_privilege(two_notebooks):
     assert checkout["with"]["persist-credentials"] is False
 
 
-def test_dvc_export_has_the_same_stages(two_notebooks, tmp_path, capsys):
-    assert main(["export", "dvc", str(two_notebooks / "pipeline.yaml")]) == 0
+def test_dvc_yaml_has_the_same_stages_as_papermill_calls(two_notebooks, tmp_path, capsys):
+    assert main(["export", "dvc", str(two_notebooks / "pipeline.yaml"), "--force"]) == 0
     assert "dvc.yaml" in capsys.readouterr().out
     pipeline = load_pipeline(two_notebooks / "pipeline.yaml")
     dvc = yaml.safe_load((two_notebooks / "dvc.yaml").read_text())
-    params = yaml.safe_load((two_notebooks / "params.yaml").read_text())
     assert list(dvc["stages"]) == [s.name for s in pipeline.stages]
-    assert params == {"prep": {"seed": 1, "rate": 0.5}, "other": {"seed": 2}}
+    # Two notebooks: a flat file of variables for each, which papermill reads with -f.
+    assert yaml.safe_load((two_notebooks / "params" / "prep.yaml").read_text()) == {
+        "seed": 1, "rate": 0.5}
+    assert yaml.safe_load((two_notebooks / "params" / "other.yaml").read_text()) == {"seed": 2}
     score = dvc["stages"]["prep-score"]
-    assert score["cmd"] == ("nb2pkg run pipeline.yaml --stage prep-score --only --force "
-                            "-f params.yaml")
+    assert shlex.split(score["cmd"]) == [
+        "python", "-m", "papermill", "stages/prep/02_score.ipynb", "runs/prep-score.ipynb",
+        "--cwd", "notebooks", "-k", "python3", "--no-progress-bar", "-f", "params/prep.yaml",
+        "-r", "nb2pkg_stage", "prep-score", "-r", "nb2pkg_outputs", "../artifacts/prep-score",
+        "-y", '{"nb2pkg_inputs": {"data": "../artifacts/prep-load"}}']
     assert score["deps"] == ["stages/prep/02_score.ipynb", "src", "artifacts/prep-load"]
-    assert score["params"] == [{"params.yaml": ["prep.rate"]}]
+    assert score["params"] == [{"params/prep.yaml": ["rate"]}]
     assert score["outs"] == ["artifacts/prep-score", {"runs/prep-score.ipynb": {"cache": False}}]
-    assert score["metrics"] == [{"artifacts/prep-score.metrics.json": {"cache": False}}]
+    assert dvc["metrics"] == ["artifacts/prep-score/index.json"]
     assert "wdir" not in score
     for stage in pipeline.stages:  # every input's provider output is a dependency
         deps = dvc["stages"][stage.name]["deps"]
@@ -93,10 +100,9 @@ def test_dvc_export_has_the_same_stages(two_notebooks, tmp_path, capsys):
     elsewhere = tmp_path / "dvc"
     assert main(["export", "dvc", str(two_notebooks / "pipeline.yaml"), "-o", str(elsewhere)]) == 0
     moved = yaml.safe_load((elsewhere / "dvc.yaml").read_text())["stages"]["prep-score"]
-    assert moved["wdir"] == Path(__import__("os").path.relpath(two_notebooks, elsewhere)).as_posix()
-    assert moved["params"] == [{Path(__import__("os").path.relpath(elsewhere / "params.yaml",
-                                                                    two_notebooks)).as_posix():
-                                ["prep.rate"]}]
+    assert moved["wdir"] == Path(os.path.relpath(two_notebooks, elsewhere)).as_posix()
+    assert moved["params"] == [{Path(os.path.relpath(elsewhere / "params" / "prep.yaml",
+                                                     two_notebooks)).as_posix(): ["rate"]}]
 
 
 def test_help_and_convert_do_not_import_papermill(tmp_path):

@@ -231,12 +231,12 @@ def test_export_does_not_replace_existing_files_without_force(pipeline, capsys):
     assert main(["export", "dvc", str(pipeline)]) == 2
     err = capsys.readouterr().err
     assert err == (f"nb2pkg: error: {folder}: params.yaml already exists (pass --force to "
-                   "replace it (params.yaml then gets the pipeline's default values back))\n")
+                   "replace it (parameter values are kept))\n")
     assert (folder / "params.yaml").read_text() == "n: 5  # mine\n"
     assert not (folder / "dvc.yaml").exists()  # nothing written when anything is refused
 
     assert main(["export", "dvc", str(pipeline), "--force"]) == 0
-    assert yaml.safe_load((folder / "params.yaml").read_text()) == {"n": 1}
+    assert yaml.safe_load((folder / "params.yaml").read_text()) == {"n": 5}  # the user's value
     assert list(yaml.safe_load((folder / "dvc.yaml").read_text())["stages"]) == ["a1", "a2", "b1"]
     assert main(["export", "dvc", str(pipeline)]) == 2
     assert "dvc.yaml and params.yaml already exist (pass --force to replace them" in \
