@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--names", type=Path, metavar="FILE",
                          help="JSON or YAML mapping of clone group id (C1, ...) to "
                               "{name: function name, params: {generated: wanted}}")
+    convert.add_argument("--max-data-size", type=_megabytes, default=50, metavar="MB",
+                         help="data files the notebooks read are copied into the project up to "
+                              "this size; larger ones are listed in REPORT.md (default: 50)")
     convert.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_clone_options(convert)
 
@@ -207,6 +210,16 @@ def _load_names(path: Path | None) -> dict:
     return {str(k): (v if isinstance(v, dict) else {"name": v}) for k, v in data.items()}
 
 
+def _megabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of megabytes: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    return value
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from .api import ConvertOptions, convert
 
@@ -215,7 +228,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
                              single_stage=args.single_stage,
                              force=args.force, dry_run=args.dry_run,
                              min_clone_statements=args.min_clone_size,
-                             min_clone_lines=args.min_clone_lines, names=_load_names(args.names))
+                             min_clone_lines=args.min_clone_lines, names=_load_names(args.names),
+                             max_data_bytes=int(args.max_data_size * 1024 * 1024))
     if args.each:
         return _convert_each(args, options)
     report = convert(args.notebooks, args.output, options, progress=_progress(not args.json),

@@ -290,3 +290,21 @@ def test_a_names_file_that_is_a_fifo_is_refused(tmp_path: Path, capsys: pytest.C
     assert capsys.readouterr().err.strip() == (
         f"nb2pkg: error: {tmp_path / 'names.yaml'}: is a FIFO, not a regular file "
         "(nb2pkg reads regular files only)")
+
+
+def test_max_data_size_leaves_larger_files_listed_not_copied(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "small.csv").write_text("a\n1\n")
+    (folder / "data" / "large.csv").write_text("a\n" + "1\n" * 400_000)  # 0.8 MB
+    write_notebook(folder / "nb.ipynb", ["print(open('data/small.csv').read())",
+                                         "print(len(open('data/large.csv').read()))"])
+    result = run("convert", str(folder / "nb.ipynb"), "-o", str(tmp_path / "out"),
+                 "--max-data-size", "0.5")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "notebooks" / "data" / "small.csv").is_file()
+    assert not (tmp_path / "out" / "notebooks" / "data" / "large.csv").exists()
+    report = (tmp_path / "out" / "REPORT.md").read_text()
+    assert "`notebooks/data/large.csv`: **not copied**" in report
+    bad = run("convert", str(folder / "nb.ipynb"), "-o", str(tmp_path / "x"), "--max-data-size", "x")
+    assert bad.returncode == 2 and "not a number of megabytes" in bad.stderr
