@@ -29,10 +29,12 @@ class Dependency:
 
     @property
     def requirement(self) -> str:
-        """The PEP 508 line for pyproject.toml."""
+        """The PEP 508 line for pyproject.toml: the notebook's own specifier, else the installed
+        version as a lower bound (a library accepts newer releases; the exact versions the
+        notebook ran with are in constraints.txt, see ``constraints``)."""
         if self.specifier:
             return f"{self.name}{self.specifier}"
-        return f"{self.name}=={self.version}" if self.version else self.name
+        return f"{self.name}>={self.version}" if self.version else self.name
 
 
 # pip options that take a value (the value is not a requirement).
@@ -104,6 +106,79 @@ def dependencies(analysis: Analysis, package: str, local: Iterable[str] = (),
         name = _installed_name(requirement.name) + extras
         found[key] = Dependency(name, version, "pip install", str(requirement.specifier))
     return sorted(found.values(), key=lambda d: d.name.lower()), findings
+
+
+def constraints(requirements: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
+    """``name==version`` of every installed distribution that ``requirements`` (PEP 508 lines)
+    need, transitively, sorted by name: a pip constraints file of this environment.
+
+    Each distribution's requirements are read from its installed metadata; markers are
+    evaluated here, with the extras asked for. Requirements that are not installed are left out
+    (nothing is guessed), and so are the names in ``exclude`` (the project itself).
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    skip = {canonicalize_name(name) for name in exclude}
+    pinned: dict[str, str] = {}  # canonical name -> "Name==version"
+    extras_seen: dict[str, set[str]] = {}
+    todo: list[tuple[str, frozenset[str]]] = []
+    for text in requirements:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+            todo.append((requirement.name, frozenset(requirement.extras)))
+    while todo:
+        name, extras = todo.pop()
+        key = canonicalize_name(name)
+        if key in skip:
+            continue
+        seen = extras_seen.setdefault(key, set())
+        if key in pinned and extras <= seen:
+            continue
+        seen |= extras
+        found = _distribution(name)
+        if found is None:
+            continue
+        line = _pin(found.metadata["Name"] or name, found.version)
+        if line is None:
+            continue
+        pinned[key] = line
+        for text in found.requires or ():
+            try:
+                requirement = Requirement(text)
+            except InvalidRequirement:
+                continue
+            if requirement.marker is not None and not any(
+                    requirement.marker.evaluate({"extra": extra}) for extra in ("", *sorted(seen))):
+                continue
+            todo.append((requirement.name, frozenset(requirement.extras)))
+    return [pinned[key] for key in sorted(pinned)]
+
+
+def _pin(name: str, version: str) -> str | None:
+    """``name==version`` when both are what they claim (metadata is text anyone can write)."""
+    import re
+
+    from packaging.version import InvalidVersion, Version
+
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?", name or ""):
+        return None
+    try:
+        return f"{name}=={Version(version)}"
+    except (InvalidVersion, TypeError):
+        return None
+
+
+def _distribution(name: str):
+    import importlib.metadata as metadata
+
+    try:
+        return metadata.distribution(name)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
 
 
 def imported_names(tree: ast.Module) -> list[str]:

@@ -55,6 +55,9 @@ def render(plan: PackagePlan, extra: Files | None = None,
         notebook_files=[n.filename for n in plan.notebooks],
         dependencies=plan.dependencies,
         test_requirements=_test_requirements(plan, calls or ()),
+        # The project has a pipeline (stage notebooks, dvc.yaml): its tools are an extra.
+        pipeline="dvc.yaml" in (extra or {}),
+        pipeline_requirements=PIPELINE_REQUIREMENTS,
         python_min=f"{sys.version_info.major}.{sys.version_info.minor}",
         extractions=plan.extractions,
         refusals=plan.refusals,
@@ -79,6 +82,9 @@ def render(plan: PackagePlan, extra: Files | None = None,
         "tests/test_package.py": format_python(template("project/tests/test_package.py.j2")),
         "tests/test_notebooks.py": format_python(template("project/tests/test_notebooks.py.j2")),
         "tests/_notebook_outputs.py": runtime_module("notebook_outputs"),
+        "constraints.txt": template("project/constraints.txt.j2",
+                                    constraints=_constraints(plan, calls or ())),
+        ".gitignore": template("project/gitignore.j2"),
     }
     for module in plan.modules:
         files[f"src/{plan.name}/{module.name}.py"] = format_python(
@@ -127,6 +133,20 @@ def recorded_test_files(calls: Sequence[Any]) -> dict[str, str | bytes]:
                 environment().get_template("project/tests/test_recorded.py.j2").render()),
             "tests/_recorded.py": runtime_module("recorded"),
             "tests/_notebook_outputs.py": runtime_module("notebook_outputs")}
+
+
+# What running the pipeline takes (the `pipeline` extra of a project that has one): papermill
+# runs each stage notebook, DVC decides which (dvc.yaml), ipykernel is the stages' kernel.
+PIPELINE_REQUIREMENTS = ("papermill", "dvc", "ipykernel")
+
+
+def _constraints(plan: PackagePlan, calls: Sequence[Any]) -> list[str]:
+    """``name==version`` of the package's dependencies (and of what its recorded tests read
+    values with) as installed here, and everything they need: constraints.txt."""
+    from .dependencies import constraints
+
+    return constraints([d.requirement for d in plan.dependencies]
+                       + _test_requirements(plan, calls), exclude=[plan.name])
 
 
 def _test_requirements(plan: PackagePlan, calls: Sequence[Any]) -> list[str]:

@@ -84,6 +84,23 @@ def pipeline_files(plan: Any, single_stage: bool = False) -> dict[str, str | byt
     context = pipeline_context(pipeline)
     files[PIPELINE_FILE] = env.get_template("pipeline/pipeline.yaml.j2").render(**context)
     files[WORKFLOW_FILE] = env.get_template("pipeline/workflow.yml.j2").render(**context)
+    files.update(dvc_files(files[PIPELINE_FILE]))
+    return files
+
+
+def dvc_files(pipeline_yaml: str) -> dict[str, str]:
+    """``dvc.yaml``, the parameters files and what DVC needs beside them, made from the text of
+    the pipeline.yaml being written, by the code `nb2pkg export dvc` runs (one implementation)."""
+    from .export import render_dvc
+    from .spec import parse_pipeline
+
+    # Validated like any pipeline.yaml, without the disk (the project is not written yet).
+    files = dict(render_dvc(parse_pipeline(pipeline_yaml, f"/project/{PIPELINE_FILE}",
+                                           check_files=False)))
+    env = template_environment()
+    # papermill writes each executed notebook into runs/ and refuses a missing folder.
+    files[f"{RUNS_DIR}/.gitignore"] = env.get_template("pipeline/runs.gitignore.j2").render()
+    files[".dvcignore"] = env.get_template("pipeline/dvcignore.j2").render()
     return files
 
 
@@ -145,17 +162,17 @@ def stage_notebook(source: Any, split: NotebookSplit, stage: StagePlan,
 
 
 def _parameters_source(split: NotebookSplit, stage: StagePlan, owns: bool) -> str:
-    by_name = {p.name: p for p in split.parameters}
     lines = []
-    if owns:
-        if split.parameters_comments and not split.parameters_residual:
-            lines += split.parameters_comments.splitlines()
-        lines += [p.source for p in split.parameters]
-    else:
-        lines += [by_name[name].source for name in stage.parameters]
+    if owns and split.parameters_comments and not split.parameters_residual:
+        lines += split.parameters_comments.splitlines()
+    # Every parameter of the notebook, also in stages that use only some: each stage then takes
+    # the notebook's parameters file as it is (`papermill -f params.yaml`, as dvc.yaml does),
+    # without papermill's "unknown parameter" warnings. No stage binds a parameter, so an
+    # unused one changes nothing.
+    lines += [p.source for p in split.parameters]
     if lines:
-        lines = ["# Parameters: `nb2pkg run` injects the values it resolves after this cell.",
-                 *lines, ""]
+        lines = ["# Parameters: papermill (`-f params.yaml`, see dvc.yaml) or `nb2pkg run` injects "
+                 "values after this cell.", *lines, ""]
     inputs = {name: _relative_artifacts(provider) for name, provider in stage.inputs}
     lines += ["# Where this stage's inputs come from and its outputs go (relative to the",
               "# working directory; `nb2pkg run` passes absolute paths).",

@@ -61,13 +61,12 @@ def test_workflow_runs_the_pipeline_with_least_privilege(two_notebooks):
     scripts = [s["run"] for s in steps if "run" in s]
     for script in scripts:
         assert "${{" not in script, script  # untrusted values arrive through env, not here
-    run_step = next(s for s in steps if "nb2pkg run" in s.get("run", ""))
-    assert "nb2pkg run pipeline.yaml" in run_step["run"] and "--stage" not in run_step["run"]
-    assert run_step["env"]["PIPELINE_PARAMETERS"] == "${{ github.event.inputs.parameters }}"
+    assert "nb2pkg" not in "\n".join(scripts)  # the project runs without nb2pkg
+    assert "dvc repro" in "\n".join(scripts)
     assert any("pytest" in s for s in scripts)
-    assert any('pip install -e ".[test]"' in s for s in scripts)
+    assert any('pip install -c constraints.txt -e ".[test,pipeline]"' in s for s in scripts)
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
-    assert upload["if"] == "always()" and upload["with"]["path"].startswith("runs")
+    assert upload["if"] == "always()" and upload["with"]["path"].startswith("runs/\n")
     checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout@"))
     assert checkout["with"]["persist-credentials"] is False
 
@@ -166,3 +165,16 @@ def test_data_files_become_deps_and_outs_that_run_accepts(tmp_path):
     assert clean.outs == ("notebooks/data/clean.csv",)
     assert report.deps == ("notebooks/data/clean.csv",)
     assert "notebooks/data/twice.csv" not in {*load.outs, *clean.outs, *load.deps}
+
+
+def test_convert_writes_the_dvc_files_export_would_write(two_notebooks, capsys):
+    from nb2pkg.pipeline.export import dvc_files
+
+    written = {name: (two_notebooks / name).read_text()
+               for name in dvc_files(two_notebooks / "pipeline.yaml")}
+    assert sorted(written) == ["dvc.yaml", "params/other.yaml", "params/prep.yaml"]
+    assert written == dvc_files(two_notebooks / "pipeline.yaml")
+    assert main(["export", "dvc", str(two_notebooks / "pipeline.yaml"), "--check"]) == 0
+    assert "matches pipeline.yaml" in capsys.readouterr().out
+    assert (two_notebooks / "runs" / ".gitignore").exists()  # papermill needs the folder
+    assert "__pycache__/" in (two_notebooks / ".dvcignore").read_text().splitlines()
