@@ -613,7 +613,8 @@ def what_to_do(error: Output, cwd: Path | str) -> str:
     name = error_name(error)
     if name in ("ModuleNotFoundError", "ImportError"):
         return (
-            "install the missing package where the notebook's kernel runs, then rerun"
+            "install the missing package where the notebook's kernel runs, "
+            "then run again"
         )
     if name in ("FileNotFoundError", "IsADirectoryError", "NotADirectoryError"):
         return (
