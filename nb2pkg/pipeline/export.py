@@ -8,8 +8,8 @@ Each stage becomes a DVC stage whose command is a plain papermill call::
 
 (the parameters file when the stage has parameters, ``nb2pkg_inputs`` when it has inputs). Its
 dependencies are the stage notebook, the pipeline's ``deps``, the stage's own data ``deps`` and
-the artifact folders of the stages it takes inputs from; its outputs are its artifact folder, its
-data ``outs`` and its executed notebook; its parameters are the pipeline parameters it uses. The
+the artifact folders of the stages it takes inputs from or ``needs``; its outputs are its artifact
+folder, its data ``outs`` and its executed notebook; its parameters are the pipeline parameters it uses. The
 ``index.json`` of stages that record metrics is listed under ``metrics`` (``dvc metrics show``).
 
 Parameter values live in flat YAML files that papermill reads with ``-f``, keyed by notebook
@@ -169,8 +169,10 @@ def dvc_context(pipeline: Pipeline, folder: Path) -> dict[str, Any]:
     stages = []
     for stage in pipeline.stages:
         deps = [stage.notebook, *pipeline.deps, *stage.deps]
-        deps += [f"{pipeline.artifacts}/{provider}"
-                 for provider in dict.fromkeys(p for _, p in stage.inputs)]
+        # The stages it takes inputs from, and those it `needs` (stages of a notebook run in
+        # order: sections may talk through files no analysis saw); DVC orders by deps only.
+        deps += [f"{pipeline.artifacts}/{upstream}"
+                 for upstream in dict.fromkeys([*(p for _, p in stage.inputs), *stage.needs])]
         params: dict[str, list[str]] = {}
         for variable, parameter in stage.parameters:
             name = _group_file(stage, variable, parameter)

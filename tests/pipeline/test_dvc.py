@@ -35,7 +35,7 @@ parameters:
 stages:
   - {name: a1, notebook: stages/a1.ipynb, parameters: [n, names], outputs: [x], deps: [data/in.csv]}
   - {name: a2, notebook: stages/a2.ipynb, inputs: {x: a1}, metrics: [auc], outs: [data/out.csv]}
-  - {name: b1, notebook: stages/b1.ipynb, parameters: [n]}
+  - {name: b1, notebook: stages/b1.ipynb, parameters: [n], needs: [a2]}
 """
 
 
@@ -72,6 +72,7 @@ def test_each_stage_is_a_papermill_call_with_its_parameters_inputs_and_outputs(p
     assert a2["deps"] == ["stages/a2.ipynb", "src", "artifacts/a1"]
     assert a2["outs"] == ["artifacts/a2", "data/out.csv", {"runs/a2.ipynb": {"cache": False}}]
     assert b1["params"] == [{"params.yaml": ["n"]}]
+    assert b1["deps"] == ["stages/b1.ipynb", "src", "artifacts/a2"]  # needs: DVC orders by deps
     assert dvc["metrics"] == ["artifacts/a2/index.json"]
     # papermill reads the same file: notebook variables with their defaults, types kept.
     assert yaml.safe_load(files["params.yaml"]) == {"n": 1, "names": ["a", "b c"]}
@@ -81,7 +82,7 @@ def test_several_notebooks_get_one_flat_parameters_file_each(pipeline):
     pipeline.write_text(PIPELINE.replace("n: {type", "nb_a.n: {type").replace(
         "names: {type", "nb_a.names: {type").replace("parameters: [n, names]",
                                                      "parameters: {n: nb_a.n, names: nb_a.names}")
-        .replace("parameters: [n]}", "parameters: {n: nb_b.n}}").replace(
+        .replace("parameters: [n],", "parameters: {n: nb_b.n},").replace(
         "stages:", "  nb_b.n: {type: int, default: 5}\nstages:"))
     files = render_dvc(load_pipeline(pipeline))
     assert sorted(files) == ["dvc.yaml", "params/nb_a.yaml", "params/nb_b.yaml"]
@@ -92,7 +93,7 @@ def test_several_notebooks_get_one_flat_parameters_file_each(pipeline):
 
 
 def test_a_parameter_not_named_after_its_variable_cannot_be_exported(pipeline):
-    pipeline.write_text(PIPELINE.replace("parameters: [n]}", "parameters: {k: n}}"))
+    pipeline.write_text(PIPELINE.replace("parameters: [n],", "parameters: {k: n},"))
     with pytest.raises(PipelineError, match="variable `k` takes parameter 'n'"):
         render_dvc(load_pipeline(pipeline))
 
