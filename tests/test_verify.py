@@ -17,8 +17,8 @@ import pytest
 from helpers import DATA, ROOT, write_notebook
 from nb2pkg.api import ConvertOptions, convert
 from nb2pkg.verify import (EnvironmentProblem, Output, compare, first_unexpected_error,
-                           normalize_text, outputs_of, source_cells, split_stderr, verify_notebook,
-                           verify_paths)
+                           normalize_text, outputs_of, package_functions, source_cells,
+                           split_stderr, verify_notebook, verify_paths)
 
 kernel = pytest.mark.kernel
 CASES = DATA / "verify"
@@ -165,6 +165,17 @@ def test_an_error_the_notebook_shows_itself_is_expected() -> None:
     other = [out(3, "error", "TypeError: unsupported operand")]
     assert first_unexpected_error(other, saved) == other[0]  # same cell, another exception
     assert first_unexpected_error(other, [], may_raise={3}) is None  # tagged raises-exception
+
+
+def test_recorded_functions_are_the_public_ones_of_public_modules(tmp_path: Path) -> None:
+    # _stage_io.py serves the stage notebooks: the refactored notebook never calls it, so
+    # recording it would only report "never called" for each of its functions.
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("def top():\n    pass\n")
+    (package / "core.py").write_text("def total(x):\n    return x\n\n\ndef _helper():\n    pass\n")
+    (package / "_stage_io.py").write_text("def save_outputs():\n    pass\n")
+    assert package_functions(tmp_path) == ["pkg.core.total"]
 
 
 # --- on a real kernel ----------------------------------------------------------------------
