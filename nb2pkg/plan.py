@@ -19,7 +19,7 @@ from .assets import Assets
 from .dependencies import Dependency, dependencies
 from .analysis.dataflow import BUILTIN_NAMES
 from .magics import is_placeholder_name
-from .refactor.extract import ExtractContext, Extraction, Refusal, _Refuse, cst_span, cst_statement_list, extract_group
+from .refactor.extract import ExtractContext, Extraction, Refusal, _Refuse, cst_span, cst_statement_list, extract_parts
 from .refactor.hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept, import_table, plan_hoisting
 from .errors import Nb2pkgError
 from .refactor.naming import MAX_NAME, Namer, clashes, identifier, module_name, package_name
@@ -142,18 +142,18 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
                 continue  # a larger extraction already covers part of it
             # A clash of names is refused inside (the copies may agree once the displayed
             # last expression, which stays in its cell, is left out).
-            result = extract_group(group, ctx)
-            if isinstance(result, Extraction):
-                try:
-                    for call in result.calls:
-                        _check_span(ctx, call.occurrence)
-                except _Refuse as exc:
-                    refusals.append(Refusal(group.id, str(exc), group.occurrences))
-                    continue
-                extractions.append(result)
-                claimed += [call.occurrence for call in result.calls]
-            else:
-                refusals.append(result)
+            for result in extract_parts(group, ctx):
+                if isinstance(result, Extraction):
+                    try:
+                        for call in result.calls:
+                            _check_span(ctx, call.occurrence)
+                    except _Refuse as exc:
+                        refusals.append(Refusal(result.group, str(exc), group.occurrences))
+                        continue
+                    extractions.append(result)
+                    claimed += [call.occurrence for call in result.calls]
+                else:
+                    refusals.append(result)
 
     kernel, notices = choose_kernel(analysis)
     if options.name is None:

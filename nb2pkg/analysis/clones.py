@@ -40,7 +40,7 @@ class CloneGroup:
     statements: int  # statements per occurrence, nested ones included
     lines: int  # lines of the first occurrence
     occurrences: tuple[Occurrence, ...]
-    consistent: bool  # False: a name maps to different names in different copies
+    consistent: bool  # False: a name the block binds maps to different names in another copy
 
 
 @dataclass(frozen=True)
@@ -265,38 +265,59 @@ def _priority(group: CloneGroup) -> tuple[int, int, int, int, int]:
             first.cell, first.first_line)
 
 
-def _displays(statement: ast.stmt) -> bool:
-    """Would IPython display the value of this statement if it ended its cell?
+def displays(cell: ParsedCell, statement: ast.stmt) -> bool:
+    """Would IPython display the value of this statement, the last of its cell?
 
-    The same rule as ``refactor.extract._displayed`` (which also knows when ``print`` is
-    redefined): any expression statement but a ``print(...)`` call.
+    Any expression statement, unless a `;` ends the cell (IPython then stays quiet) or it is a
+    ``print(...)`` call. ``refactor.extract._displayed`` adds what it knows of the notebook
+    (``print`` redefined; ``plt.show()`` when ``plt`` is pyplot).
     """
     value = getattr(statement, "value", None)
-    return isinstance(statement, ast.Expr) and not (
-        isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "print")
+    if not isinstance(statement, ast.Expr) or ends_quietly(cell, statement):
+        return False
+    return not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+                and value.func.id == "print")
+
+
+def ends_quietly(cell: ParsedCell, statement: ast.stmt) -> bool:
+    """Does a `;` follow ``statement``, the last of its cell (IPython then displays nothing)?"""
+    lines = cell.masked.code.encode().splitlines()
+    end = statement.end_lineno or statement.lineno
+    rest = lines[end - 1][statement.end_col_offset or 0:] if end <= len(lines) else b""
+    return rest.lstrip().startswith(b";")
 
 
 def _surely_refused(lists: list[list[_Stmt]], candidate: _Candidate, min_statements: int) -> bool:
     """Would ``refactor.extract`` refuse this group for what it is, whatever else is extracted?
 
-    Mirrors its first checks: a displayed expression ending a cell stays there (in every copy),
-    and what is left must still be big enough, safe to move (no break/return/global/del/
-    locals()...), free of magics and of definitions, and renamed consistently.
+    Mirrors its first checks on what surely moves (a displayed expression ending a cell may stay
+    there): it must be safe to move (no break/return/global/del/locals()...), free of magics and
+    of definitions, renamed consistently, and not only data (``worth.data_only``).
     """
     length = candidate.length
     list_id, start = candidate.copies[0].member
     first = lists[list_id][start:start + length]
     leaves = [c.leaves for c in candidate.copies]
     consistent = candidate.group.consistent
-    if any(not c.ends_early and c.occurrence.path == ()
-           and _displays(lists[c.member[0]][c.member[1] + length - 1].node)
-           for c in candidate.copies):
-        # Every copy loses its last statement: drop that statement's leaves (same count in all).
+    last = [lists[c.member[0]][c.member[1] + length - 1] for c in candidate.copies]
+    if any(not c.ends_early and c.occurrence.path == () and displays(e.cell, e.node)
+           for c, e in zip(candidate.copies, last)):
+        # The displayed expression stays in the cell, or (too few statements left and no
+        # variable used later) the function returns it: check what is left, which either way
+        # moves. Drop that statement's leaves (same count in all copies).
         dropped = len(shape([first[-1].node]).leaves)
         leaves = [l[:len(l) - dropped] for l in leaves]
         first = first[:-1]
-        consistent = consistent_renaming(leaves)
-    if not first or sum(e.weight for e in first) < min_statements or not consistent:
+        bound = [bound_names([e.node for e in lists[c.member[0]][c.member[1]:c.member[1] + length - 1]])
+                 for c in candidate.copies]
+        consistent = renaming_clash(leaves, bound) is None
+        if sum(e.weight for e in first) < min_statements and any(
+                c.ends_early and set(block_io([e.node for e in lists[c.member[0]][c.member[1] + length:]]).reads)
+                & b for c, b in zip(candidate.copies, bound)):
+            # Too small without the displayed expression, and the function could not return
+            # it instead: a copy's own cell reads what the block assigns.
+            return True
+    if not first or not consistent:
         return True
     nodes = [e.node for e in first]
     if block_io(nodes).unsafe_reasons:
@@ -376,6 +397,7 @@ class _Copy:
     occurrence: Occurrence
     leaves: list[Leaf]
     ends_early: bool  # the statement list goes on after this copy
+    bound: frozenset[str]  # names the copy binds (``bound_names``)
 
 
 @dataclass
@@ -403,8 +425,9 @@ def _group(lists: list[list[_Stmt]], members: list[tuple[int, int]], length: int
         occurrence = Occurrence(cell.notebook, cell.cell, entries[0].path, start, start + length,
                                 entries[0].node.lineno,
                                 entries[-1].node.end_lineno or entries[-1].node.lineno)
-        copies.append(_Copy((list_id, start), occurrence, shape([e.node for e in entries]).leaves,
-                            start + length < len(lists[list_id])))
+        nodes = [e.node for e in entries]
+        copies.append(_Copy((list_id, start), occurrence, shape(nodes).leaves,
+                            start + length < len(lists[list_id]), bound_names(nodes)))
     return _Candidate(weight, lines, length, copies, _make_group(weight, lines, copies))
 
 
@@ -413,7 +436,7 @@ def _make_group(weight: int, lines: int, copies: list[_Copy]) -> CloneGroup:
                                             c.occurrence.path, c.occurrence.start))
     values = [[leaf.value for leaf in c.leaves] for c in ordered]
     exact = all(v == values[0] for v in values)
-    consistent = consistent_renaming([c.leaves for c in ordered])
+    consistent = renaming_clash([c.leaves for c in ordered], [c.bound for c in ordered]) is None
     kind = "exact" if exact else "renamed"
     if sum(1 for c in copies if c.ends_early) >= 2:
         kind = "near"
@@ -423,6 +446,53 @@ def _make_group(weight: int, lines: int, copies: list[_Copy]) -> CloneGroup:
 def _is_trivial(node: ast.stmt) -> bool:
     return isinstance(node, ast.Pass) or (isinstance(node, ast.Expr)
                                           and isinstance(node.value, ast.Constant))
+
+
+def bound_names(statements: list[ast.stmt]) -> frozenset[str]:
+    """Every name ``statements`` bind or delete anywhere inside (comprehension and loop
+    targets, ``as`` names, lambda arguments, imports, match captures included)."""
+    found: set[str] = set()
+    for statement in statements:
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                found.add(node.id)
+            elif isinstance(node, ast.arg):
+                found.add(node.arg)
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                found.add(node.name)
+            elif isinstance(node, ast.alias):
+                found.add(node.asname or node.name.split(".")[0])
+            elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+                found.add(node.name)
+            elif isinstance(node, ast.MatchMapping) and node.rest:
+                found.add(node.rest)
+    return frozenset(found)
+
+
+def renaming_clash(leaf_lists: list[list[Leaf]], bound: list[frozenset[str]]) -> str | None:
+    """Why the copies cannot share one function because of their names, or None.
+
+    Name positions are grouped by the tuple of names they hold across the copies; each tuple
+    becomes one variable or parameter of the function. That is sound when every name a copy
+    binds sits in one tuple only (its writes and reads stay one variable). A name a copy only
+    reads may sit in several: ``X`` in one copy where another reads ``X_train`` and ``X_test``
+    gives two parameters, both passed ``X`` by that copy.
+    """
+    names = [[leaf.value for leaf in leaves if leaf.kind == "name"] for leaves in leaf_lists]
+    tuples = set(zip(*names))
+    for i, copy_bound in enumerate(bound):
+        seen: dict[object, tuple] = {}
+        for key in sorted(tuples, key=repr):
+            name = key[i]
+            if name not in copy_bound:
+                continue
+            if name in seen:
+                other = seen[name]
+                j = next(j for j in range(len(key)) if key[j] != other[j])
+                return (f"`{name}` is both `{other[j]}` and `{key[j]}` in another copy, and the "
+                        "block assigns it")
+            seen[name] = key
+    return None
 
 
 def consistent_renaming(leaf_lists: list[list[Leaf]]) -> bool:

@@ -16,12 +16,15 @@ from typing import Callable, Mapping, Sequence
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from ..analysis.clones import CloneGroup, Leaf, Occurrence, consistent_renaming, shape, statement_list
+from ..analysis.clones import (CloneGroup, Leaf, Occurrence, bound_names, ends_quietly,
+                               renaming_clash, shape, statement_list)
+from ..analysis.worth import data_only, is_data, literal_container, plot_split
 from ..analysis.dataflow import DataFlow
 from ..analysis.parse import ParsedCell
 from ..analysis.scope import block_io
 from ..magics import is_placeholder_name
-from .naming import Namer, common_stem, identifier, words_of_comment
+from .describe import Facts, changed_in_place, docstring, function_name
+from .naming import Namer, common_stem, identifier
 
 CellKey = tuple[int, int]  # (notebook position, cell index)
 # libcst's code generation recurses a few frames per nesting level, so only a cell of at least
@@ -139,25 +142,91 @@ class _Refuse(Exception):
 
 
 def extract_group(group: CloneGroup, ctx: ExtractContext) -> Extraction | Refusal:
-    """Extract ``group`` into a function, or say why it is not safe to."""
+    """Extract ``group`` into a function, or say why it is not safe (or not worth) to."""
+    if _override(ctx, group.id).get("skip"):
+        return Refusal(group.id, "skipped: the names file says so", group.occurrences)
     try:
         return _extract(group, ctx)
     except _Refuse as refusal:
         return Refusal(group.id, str(refusal), group.occurrences)
 
 
+def extract_parts(group: CloneGroup, ctx: ExtractContext) -> list[Extraction | Refusal]:
+    """Extract ``group``; a block that computes and then plots (or the reverse) is split where
+    one gives way to the other, and each part (ids ``C3.1``, ``C3.2``) is extracted or refused
+    on its own (``analysis.worth``)."""
+    if _override(ctx, group.id).get("skip"):
+        return [Refusal(group.id, "skipped: the names file says so", group.occurrences)]
+    try:
+        first = _statements(ctx, group.occurrences[0])
+    except (AssertionError, IndexError):  # pragma: no cover - occurrences come from the cells
+        return [extract_group(group, ctx)]
+    parts = plot_split(first)
+    if len(parts) < 2:
+        return [extract_group(group, ctx)]
+    results: list[Extraction | Refusal] = []
+    for number, (start, stop, kind) in enumerate(parts, 1):
+        occurrences = []
+        for o in group.occurrences:
+            block = _statements(ctx, o)
+            occurrences.append(replace(o, start=o.start + start, stop=o.start + stop,
+                                       first_line=block[start].lineno,
+                                       last_line=block[stop - 1].end_lineno or block[stop - 1].lineno))
+        part = replace(group, id=f"{group.id}.{number}", occurrences=tuple(occurrences),
+                       statements=shape(first[start:stop]).weight)
+        result = extract_group(part, ctx)
+        if isinstance(result, Refusal):
+            what = "plotting" if kind == "plot" else "computation"
+            result = replace(result, reason=f"the {what} part of a block that computes and "
+                                            f"plots (split there): {result.reason}")
+        results.append(result)
+    return results
+
+
 def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     occurrences = list(group.occurrences)
     blocks = [_statements(ctx, o) for o in occurrences]
+    if data_only(blocks[0]):
+        raise _Refuse("only assigns constants (data, not logic)")
 
-    # A displayed last expression stays in its cell, so the display is untouched.
-    if any(o.path == () and o.stop == len(ctx.cells[(o.notebook, o.cell)].tree.body)  # type: ignore[union-attr]
-           and _displayed(ctx, o, b[-1]) for o, b in zip(occurrences, blocks)):
-        blocks = [b[:-1] for b in blocks]
-        occurrences = [replace(o, stop=o.stop - 1, last_line=b[-1].end_lineno or b[-1].lineno)
-                       for o, b in zip(occurrences, blocks)]
-        if not blocks[0] or shape(blocks[0]).weight < ctx.min_statements:
-            raise _Refuse("too small once the displayed last expression stays in the cell")
+    # A displayed last expression stays in its cell, so the display is untouched; if what is
+    # left is too small, the function returns the value and the call ends the cell instead.
+    shown: list[ast.stmt] | None = None  # the displayed statement of each copy, when it moves
+    ends = [o.path == () and o.stop == len(ctx.cells[(o.notebook, o.cell)].tree.body)  # type: ignore[union-attr]
+            for o in occurrences]
+    trimmed = ""
+    if any(end and _displayed(ctx, o, b[-1]) for o, b, end in zip(occurrences, blocks, ends)):
+        shown = [b[-1] for b in blocks]
+        blocks, occurrences = _cut(blocks, occurrences, 0, 1)
+    else:
+        # `del name` at the end stays in the cell: the function leaves the variable to it.
+        dels = 0
+        while dels < len(blocks[0]) and _deletes_names(blocks[0][len(blocks[0]) - 1 - dels]):
+            dels += 1
+        if dels:
+            blocks, occurrences = _cut(blocks, occurrences, 0, dels)
+            trimmed = "`del` statements"
+    # Constants that differ between the copies, assigned at the edges, stay in the notebook.
+    lead, trail = _data_edges(blocks, allow_trailing=shown is None)
+    if lead or trail:
+        blocks, occurrences = _cut(blocks, occurrences, lead, trail)
+        trimmed = "constants it assigns"
+    if not blocks[0] or shape(blocks[0]).weight < ctx.min_statements:
+        if shown is None:
+            raise _Refuse(f"too small once the {trimmed} stay in the cell" if trimmed
+                          else "too small")
+        # Too small without the displayed expression: it moves too, and the function returns
+        # its value, which the call ending the cell displays.
+        blocks = [b + [s] for b, s in zip(blocks, shown)]
+        occurrences = [replace(o, stop=o.stop + 1, last_line=s.end_lineno or s.lineno)
+                       for o, s in zip(occurrences, shown)]
+        if shape(blocks[0]).weight < ctx.min_statements:
+            raise _Refuse("too small once the displayed last expression stays in the cell"
+                          + (" and the constants it assigns" if lead else ""))
+    else:
+        shown = None
+    quiet = [shown is not None and end and not _displayed(ctx, o, b[-1])
+             for o, b, end in zip(occurrences, blocks, ends)]
 
     ios = [block_io(b) for b in blocks]
     for io in ios:
@@ -170,8 +239,9 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     leaves = [shape(b).leaves for b in blocks]
     if any(is_placeholder_name(str(leaf.value)) for leaf in leaves[0] if leaf.kind == "name"):
         raise _Refuse("contains IPython magics or shell commands, which only run in a notebook")
-    if not consistent_renaming(leaves):
-        raise _Refuse("a name stands for different names in different copies: " + _clash(leaves))
+    clash = renaming_clash(leaves, [bound_names(b) for b in blocks])
+    if clash:
+        raise _Refuse("a name stands for different names in different copies: " + clash)
 
     # -- classify names -----------------------------------------------------------------------
     name_classes: dict[tuple[str, ...], list[int]] = {}
@@ -206,13 +276,35 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
             inputs.append(key)
         if needed:
             outputs.append(key)
+    if shown is not None and outputs:
+        raise _Refuse("too small once the displayed last expression stays in the cell (and "
+                      "the notebook uses its variables later, so the function cannot return "
+                      "the displayed value instead)")
 
+    # Differing literals: one parameter per distinct tuple of values. A list, set or dict of
+    # constants (`plt.axis([0, 2, 0, 15])`) is one value, so one parameter.
+    containers = [_containers(b) for b in blocks]
     literal_params: dict[tuple[str, ...], list[int]] = {}
+    container_params: dict[tuple[str, ...], list[ast.expr]] = {}  # values -> nodes of copy 0
     for j, leaf in enumerate(leaves[0]):
-        if leaf.kind != "name":
-            values = tuple(_literal_source(ctx, o, l[j]) for o, l in zip(occurrences, leaves))
-            if len(set(values)) > 1:
-                literal_params.setdefault(values, []).append(j)
+        if leaf.kind == "name":
+            continue
+        outer = containers[0].get(id(leaf.node))
+        if outer is not None:
+            nodes = [c[id(l[j].node)] for c, l in zip(containers, leaves)]
+            values = tuple(_node_source(ctx, o, n) for o, n in zip(occurrences, nodes))
+            if len(set(values)) > 1 and outer not in container_params.get(values, []):
+                container_params.setdefault(values, []).append(outer)
+            continue
+        values = tuple(_literal_source(ctx, o, l[j]) for o, l in zip(occurrences, leaves))
+        if len(set(values)) > 1:
+            literal_params.setdefault(values, []).append(j)
+
+    # A string that is another differing string plus fixed text ('north: ' beside "north")
+    # is written from that parameter (f"{column}: "), not passed again.
+    derived = _derived_strings(literal_params)
+    for values in derived:
+        del literal_params[values]
 
     # -- names --------------------------------------------------------------------------------
     override = _override(ctx, group.id)
@@ -224,20 +316,44 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     parents = _parents(blocks[0])
     literal_names = {}
     for values, positions in literal_params.items():
-        wanted = _literal_name(leaves[0][positions[0]], parents)
+        wanted = _literal_name(leaves[0][positions[0]].node, leaves[0][positions[0]].kind,
+                               leaves[0][positions[0]].value, parents)
         literal_names[values] = namer.claim(_renamed(override, wanted))
+    for values, nodes in container_params.items():
+        wanted = _literal_name(nodes[0], "container", None, parents)
+        literal_names[values] = namer.claim(_renamed(override, wanted))
+    values_of = {**literal_params, **container_params}
+    by_first: dict[str, list[tuple[str, ...]]] = {}
+    for key in name_classes:
+        by_first.setdefault(key[0], []).append(key)
     for key in name_classes:
         if key not in local and key[0] not in kept:
-            stem = common_stem(list(key))
-            if stem is None:
-                # north/south/east named after the literal that differs the same way: region_data
-                like = [literal_names[v] for v in literal_params
-                        if [identifier(str(x).strip("'\"")) for x in v] == list(key)]
-                stem = f"{like[0]}_data" if like else key[0]
+            stem = _local_stem(key, by_first[key[0]], literal_names, values_of, blocks[0],
+                               name_classes[key], leaves[0])
             local[key] = namer.claim(_renamed(override, stem))
     inner = set(local.values()) | set(literal_names.values())
-    function = Namer(ctx.taken | set(kept) | inner).claim(str(override.get("name") or _function_name(
-        ctx, occurrences, blocks, outputs, local, name_classes, literal_params, inner)))
+    varying = {str(v).lower() for key in [*name_classes, *literal_params, *container_params]
+               if len(set(key)) > 1 for value in key for v in identifier(str(value)).split("_")}
+    # A comment or section title names the function only when every copy has it.
+    titles = {ctx.section_title(o.notebook, o.cell) if ctx.section_title is not None else None
+              for o in occurrences}
+    # ... and of the comments, the words every copy's comment has ("alcohol outliers",
+    # "malic acid outliers" -> "outliers").
+    comments = [(_leading_comment(ctx, o) or "").split() for o in occurrences]
+    common = [w for w in comments[0] if all(identifier(w) in {identifier(x) for x in c}
+                                            for c in comments[1:])]
+    facts = Facts(
+        block=blocks[0], comment=" ".join(common) or None,
+        section=titles.pop() if len(titles) == 1 else None,
+        varying=frozenset(varying), returns=[local[k] for k in outputs],
+        returns_display=shown is not None,
+        params=[(local[k], k, k[0]) for k in inputs]
+        + [(literal_names[v], v, None) for v in [*literal_params, *container_params]],
+        mutated=changed_in_place(blocks[0]))
+    wanted = str(override.get("name") or function_name(facts))
+    if wanted in inner:
+        wanted = f"{'plot' if wanted != 'plot' else 'draw'}_{wanted}"
+    function = Namer(ctx.taken | set(kept) | inner).claim(wanted)
     ctx.taken.add(function)
 
     # -- build the function with libcst -------------------------------------------------------
@@ -249,12 +365,31 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     for values, positions in literal_params.items():
         for j in positions:
             replacements[j] = literal_names[values]
-    body = _cst_block(ctx, occurrences[0], blocks[0], leaves[0], replacements)
+    for (base, prefix, suffix), positions in derived.values():
+        for j in positions:
+            replacements[j] = (prefix, literal_names[base], suffix)  # type: ignore[assignment]
+    swapped = [(node, literal_names[values]) for values, nodes in container_params.items()
+               for node in nodes]
     params = [local[k] for k in inputs] + list(literal_names.values())
     returned = [local[k] for k in outputs]
+    # The function's statements: the block's, and the `return` when it returns something.
+    statements_count = shape(blocks[0]).weight + bool(returned and shown is None)
+    literal_count = len(literal_names)
+    if len(params) > statements_count + 1:
+        raise _Refuse(f"would take {len(params)} parameters for {statements_count} statements: "
+                      "not worth a function")
+    if literal_count >= 2 and 3 * literal_count > 2 * len(params) \
+            and 2 * literal_count > shape(blocks[0]).weight:
+        raise _Refuse(f"{literal_count} of its {len(params)} parameters are constants that "
+                      "differ between the copies: the copies differ in data, not logic")
+    body = _cst_block(ctx, occurrences[0], blocks[0], leaves[0], replacements, swapped)
     statements = list(body)
     statements[0] = statements[0].with_changes(leading_lines=())
-    doc = _docstring(ctx, occurrences)
+    if shown is not None:  # the displayed value is what the function returns
+        last = statements[-1]
+        assert isinstance(last, cst.SimpleStatementLine) and isinstance(last.body[-1], cst.Expr)
+        statements[-1] = last.with_changes(body=[cst.Return(last.body[-1].value)])
+    doc = docstring(facts, function)
     statements.insert(0, cst.SimpleStatementLine([cst.Expr(cst.SimpleString(doc))]))
     if returned:
         value = cst.Name(returned[0]) if len(returned) == 1 else cst.Tuple(
@@ -270,27 +405,149 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
 
     # -- call sites ---------------------------------------------------------------------------
     parameters = [Parameter(local[k], tuple(k)) for k in inputs]
-    parameters += [Parameter(literal_names[v], v) for v in literal_params]
+    parameters += [Parameter(literal_names[v], v) for v in [*literal_params, *container_params]]
     calls = []
     for i, occurrence in enumerate(occurrences):
         arguments = ", ".join(p.arguments[i] for p in parameters)
         call = f"{function}({arguments})"
         targets = [k[i] for k in outputs]
         statement = f"{', '.join(targets)} = {call}" if targets else call
-        calls.append(CallSite(occurrence, statement))
+        calls.append(CallSite(occurrence, statement + (";" if quiet[i] else "")))
     return Extraction(group.id, function, module, source, tuple(parameters), tuple(returned),
                       tuple(calls), tuple(sorted(set(kept))))
 
 
 # -- helpers ------------------------------------------------------------------------------------
 def _displayed(ctx: ExtractContext, o: Occurrence, statement: ast.stmt) -> bool:
-    """Would IPython display this cell-ending statement's value? ``print(...)`` returns None."""
-    if not isinstance(statement, ast.Expr):
+    """Would IPython display this cell-ending statement's value? Not after a trailing `;`, nor
+    for ``print(...)`` or pyplot's ``show()``, which return None (``clones.displays`` is the
+    same rule without knowing the notebook's imports)."""
+    if not isinstance(statement, ast.Expr) or ends_quietly(ctx.cells[(o.notebook, o.cell)], statement):
         return False
     value = statement.value
-    is_print = (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
-                and value.func.id == "print" and "print" not in ctx.flows[o.notebook].defined_in)
-    return not is_print
+    if not isinstance(value, ast.Call):
+        return True
+    func = value.func
+    if isinstance(func, ast.Name) and func.id == "print":
+        return "print" in ctx.flows[o.notebook].defined_in
+    if isinstance(func, ast.Attribute) and func.attr == "show" and isinstance(func.value, ast.Name):
+        alias = func.value.id
+        return ctx.module_global(o.notebook, alias) not in {
+            f"import matplotlib.pyplot as {alias}", f"from matplotlib import pyplot as {alias}",
+            "from matplotlib import pyplot"}
+    return True
+
+
+def _cut(blocks: list[list[ast.stmt]], occurrences: list[Occurrence], lead: int,
+         trail: int) -> tuple[list[list[ast.stmt]], list[Occurrence]]:
+    """The copies without their first ``lead`` and last ``trail`` statements."""
+    cut_blocks, cut = [], []
+    for block, o in zip(blocks, occurrences):
+        kept = block[lead:len(block) - trail]
+        cut_blocks.append(kept)
+        if kept:
+            o = replace(o, start=o.start + lead, stop=o.stop - trail, first_line=kept[0].lineno,
+                        last_line=kept[-1].end_lineno or kept[-1].lineno)
+        else:
+            o = replace(o, start=o.start + lead, stop=o.start + lead)
+        cut.append(o)
+    return cut_blocks, cut
+
+
+def _deletes_names(statement: ast.stmt) -> bool:
+    return isinstance(statement, ast.Delete) and all(isinstance(t, ast.Name) for t in statement.targets)
+
+
+def _data_edges(blocks: list[list[ast.stmt]], allow_trailing: bool) -> tuple[int, int]:
+    """How many statements at the start and at the end only assign constants, when some of
+    those constants (or the names they go to) differ between the copies."""
+    def run(indexes) -> int:
+        count, differs = 0, False
+        for i in indexes:
+            if not is_data(blocks[0][i]):
+                break
+            count += 1
+            first = [leaf.value for leaf in shape([blocks[0][i]]).leaves]
+            differs = differs or any([leaf.value for leaf in shape([b[i]]).leaves] != first
+                                     for b in blocks[1:])
+        return count if differs else 0
+
+    size = len(blocks[0])
+    lead = run(range(size))
+    trail = run(range(size - 1, lead - 1, -1)) if allow_trailing and lead < size else 0
+    return lead, trail
+
+
+def _containers(block: list[ast.stmt]) -> dict[int, ast.expr]:
+    """id(constant node) -> the outermost list/set/dict of constants holding it."""
+    found: dict[int, ast.expr] = {}
+
+    def visit(node: ast.AST, outer: ast.expr | None) -> None:
+        if outer is None and isinstance(node, ast.expr) and literal_container(node):
+            outer = node
+        if outer is not None and isinstance(node, ast.Constant):
+            found[id(node)] = outer
+        for child in ast.iter_child_nodes(node):
+            visit(child, outer)
+
+    for statement in block:
+        visit(statement, None)
+    return found
+
+
+def _node_source(ctx: ExtractContext, o: Occurrence, node: ast.expr) -> str:
+    text = ast.get_source_segment(ctx.cells[(o.notebook, o.cell)].masked.code, node)
+    return text if text is not None else ast.unparse(node)
+
+
+def _local_stem(key: tuple[str, ...], siblings: list[tuple[str, ...]],
+                literal_names: Mapping[tuple[str, ...], str],
+                values_of: Mapping[tuple[str, ...], list], block: list[ast.stmt],
+                positions: list[int], leaves: list[Leaf]) -> str:
+    """A name for a variable whose name differs between the copies.
+
+    The words the copies' names share (df_north, df_south -> df); when one copy's name stands
+    for several (it reads `X` where another reads `X_train` and `X_test`), the names of the
+    copy where they are told apart; else what the value is (the rows of a frame, a list), and
+    only then the literal that differs alongside (north/south with "north" -> region_data).
+    """
+    if len(siblings) > 1:
+        for c in range(len(key)):
+            names = [k[c] for k in siblings]
+            if len(set(names)) == len(names):
+                return identifier(key[c]) if not key[c].isidentifier() else key[c]
+    stem = common_stem(list(key))
+    if stem is not None:
+        return stem
+    like = [literal_names[v] for v in values_of
+            if [identifier(str(x).strip("'\"")) for x in v] == list(key)]
+    if like and like[0] not in {"label", "value", "n", "text"}:
+        return f"{like[0]}_data"
+    kind = _value_kind(block, leaves[positions[0]].node)
+    if kind:
+        return kind
+    return f"{like[0]}_data" if like else key[0]
+
+
+def _value_kind(block: list[ast.stmt], name_node: ast.AST) -> str | None:
+    """What the assignment binding ``name_node`` stores: "rows", "values", "counts"..."""
+    for statement in block:
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Assign) and any(t is name_node for t in node.targets):
+                value = node.value
+                if isinstance(value, ast.Subscript):
+                    return "rows" if isinstance(value.slice, (ast.Compare, ast.BoolOp,
+                                                              ast.UnaryOp)) else "selected"
+                if isinstance(value, (ast.ListComp, ast.List)):
+                    return "values"
+                if isinstance(value, (ast.DictComp, ast.Dict)):
+                    return "table"
+                if isinstance(value, ast.Call):
+                    func = value.func
+                    called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                    return identifier(called.removeprefix("get_").removeprefix("read_")
+                                      .removeprefix("load_").removeprefix("make_"), "result")
+    return None
 
 
 def _statements(ctx: ExtractContext, o: Occurrence) -> list[ast.stmt]:
@@ -422,81 +679,46 @@ def _parents(block: list[ast.stmt]) -> dict[int, ast.AST]:
     return parents
 
 
-def _literal_name(leaf: Leaf, parents: dict[int, ast.AST]) -> str:
-    """A parameter name from where the literal sits: keyword, compared attribute, column key."""
-    parent = parents.get(id(leaf.node))
-    if leaf.kind == "fstring":
+def _literal_name(node: ast.AST, kind: str, value: object, parents: dict[int, ast.AST]) -> str:
+    """A parameter name from where the literal sits: keyword, compared attribute, column key,
+    the method it is passed to (``plt.xlabel("x")`` -> xlabel), the name it is assigned to."""
+    parent = parents.get(id(node))
+    if kind == "fstring":
         return "label"
     if isinstance(parent, ast.keyword) and parent.arg:
         return identifier(parent.arg)
     if isinstance(parent, ast.Compare):
-        other = parent.left if parent.left is not leaf.node else parent.comparators[0]
+        other = parent.left if parent.left is not node else parent.comparators[0]
         if isinstance(other, ast.Attribute):
             return identifier(other.attr)
         if isinstance(other, ast.Subscript) and isinstance(other.slice, ast.Constant):
             return identifier(str(other.slice.value), "value")
-    if isinstance(parent, ast.Subscript) and isinstance(leaf.value, str):
+    if isinstance(parent, ast.Subscript) and isinstance(value, str):
         return "column"
-    if isinstance(leaf.value, str):
+    if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute) \
+            and node in parent.args and len(parent.args) == 1:
+        return identifier(parent.func.attr.removeprefix("set_"))
+    if isinstance(parent, ast.Assign) and len(parent.targets) == 1 \
+            and isinstance(parent.targets[0], ast.Name):
+        return identifier(parent.targets[0].id)
+    if kind == "container":
+        return "values"
+    if isinstance(value, str):
         return "label"
-    if isinstance(leaf.value, int):
+    if isinstance(value, int):
         return "n"
     return "value"
 
 
-def _function_name(ctx: ExtractContext, occurrences: list[Occurrence], blocks: list[list[ast.stmt]],
-                   outputs: list[tuple[str, ...]], local: dict[tuple[str, ...], str],
-                   name_classes: Mapping[tuple[str, ...], list[int]],
-                   literal_params: Mapping[tuple[str, ...], list[int]],
-                   inner: set[str]) -> str:
-    """From the comment above the copy, what it returns, its section heading, or what it does.
-
-    Words that differ between the copies ("north", "south") are left out; a name that would
-    equal one of the function's own variables gets a verb in front.
-    """
-    varying = {str(v).lower() for key in [*name_classes, *literal_params] if len(set(key)) > 1
-               for value in key for v in identifier(str(value)).split("_")}
-    verb = "update"
-    for node in ast.walk(ast.Module(body=blocks[0], type_ignores=[])):
-        if isinstance(node, ast.Call):
-            func = node.func
-            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if called in {"plot", "scatter", "hist", "bar", "imshow", "subplots", "figure"}:
-                verb = "plot"
-                break
-            if called in {"print", "display"}:
-                verb = "report"
-    candidates = []
-    comment = _leading_comment(ctx, occurrences[0])
-    if comment:
-        candidates.append("_".join(words_of_comment(comment, varying)))
-    if outputs:
-        candidates.append("compute_" + local[outputs[0]])
-    if ctx.section_title is not None:
-        title = ctx.section_title(occurrences[0].notebook, occurrences[0].cell)
-        candidates.append("_".join(words_of_comment(title or "", varying)))
-    bound = [local[k] for k in name_classes
-             if k in local and any(k[0] in block_io(b).writes for b in blocks[:1])]
-    candidates.append(f"{verb}_{bound[-1]}" if bound else f"{verb}_block")
-    name = identifier(next(c for c in candidates if c))
-    return f"{verb}_{name}" if name in inner else name
-
-
 def _leading_comment(ctx: ExtractContext, o: Occurrence) -> str | None:
+    """The comment lines just above the block (a comment inside it describes only a part)."""
     lines = ctx.cells[(o.notebook, o.cell)].masked.code.splitlines()
-    # The comment just above the block, or the block's own first line comment.
-    for index in (o.first_line - 2, o.first_line - 1):
-        if 0 <= index < len(lines) and lines[index].strip().startswith("#"):
-            return lines[index].strip().lstrip("#").strip()
-    return None
-
-
-def _docstring(ctx: ExtractContext, occurrences: list[Occurrence]) -> str:
-    places = ", ".join(sorted({f"cell {o.cell}" if len({x.notebook for x in occurrences}) == 1
-                               else f"{ctx.modules[o.notebook]} cell {o.cell}"
-                               for o in occurrences}, key=lambda s: (len(s), s)))
-    where = "notebook" if len({o.notebook for o in occurrences}) == 1 else "notebooks"
-    return f'"""Code repeated {len(occurrences)} times in the {where} ({places}), extracted by nb2pkg."""'
+    above = []
+    index = o.first_line - 2
+    while 0 <= index < len(lines) and lines[index].strip().startswith("#"):
+        above.insert(0, lines[index].strip().lstrip("#").strip())
+        index -= 1
+    return " ".join(above) or None
 
 
 # -- libcst -------------------------------------------------------------------------------------
@@ -555,9 +777,12 @@ def cst_span(statements: list, start: int, stop: int) -> tuple[int, int]:
 
 
 def _cst_block(ctx: ExtractContext, o: Occurrence, block: list[ast.stmt], leaves: list[Leaf],
-               replacements: dict[int, str]) -> list[cst.CSTNode]:
+               replacements: dict[int, str],
+               containers: Sequence[tuple[ast.expr, str]] = ()) -> list[cst.CSTNode]:
+    """The copy's statements with leaves (by index) and lists/sets/dicts of constants (ast
+    nodes of this copy) replaced by names."""
     key = (o.notebook, o.cell)
-    if not replacements:
+    if not replacements and not containers:
         _, statements = cst_statement_list(ctx.cst_module(key), o.path)
         first, last = cst_span(statements, o.start, o.stop)
         return statements[first:last]
@@ -577,7 +802,16 @@ def _cst_block(ctx: ExtractContext, o: Occurrence, block: list[ast.stmt], leaves
             index[("literal", start.line, start.column)] = node  # outermost wins
         elif isinstance(node, cst.FormattedString):
             index[("fstring", start.line, start.column)] = node
+        elif isinstance(node, (cst.List, cst.Set, cst.Dict)) and not node.lpar:
+            index[("container", start.line, start.column)] = node
     swap: dict[cst.CSTNode, cst.CSTNode] = {}
+    for node, name in containers:
+        line = node.lineno
+        column = len(lines[line - 1].encode()[:node.col_offset].decode("utf-8", "ignore"))
+        target = index.get(("container", line, column))
+        if target is None:
+            raise _Refuse("could not locate a differing part of the copies in the source")
+        swap[target] = cst.Name(name)
     fstring_parts: dict[cst.CSTNode, dict[int, str]] = {}
     for j, name in replacements.items():
         leaf = leaves[j]
@@ -589,6 +823,10 @@ def _cst_block(ctx: ExtractContext, o: Occurrence, block: list[ast.stmt], leaves
             raise _Refuse("could not locate a differing part of the copies in the source")
         if leaf.kind == "fstring":
             fstring_parts.setdefault(target, {})[leaf.part] = name
+        elif isinstance(name, tuple):  # "north: " -> f"{column}: "
+            if not isinstance(target, cst.SimpleString):
+                raise _Refuse("could not locate a differing part of the copies in the source")
+            swap[target] = cst.FormattedString(parts=_fstring_parts(name), start='f"', end='"')
         else:
             swap[target] = cst.Name(name)
     for target, parts in fstring_parts.items():
@@ -600,13 +838,58 @@ def _cst_block(ctx: ExtractContext, o: Occurrence, block: list[ast.stmt], leaves
     class Swap(cst.CSTTransformer):
         def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode):  # type: ignore[override]
             if original in fstring_parts:  # text parts become {parameter}; names inside renamed
-                new_parts = list(updated.parts)  # type: ignore[attr-defined]
-                for i, name in fstring_parts[original].items():
-                    new_parts[i] = cst.FormattedStringExpression(cst.Name(name))
+                new_parts: list = []
+                for i, part in enumerate(updated.parts):  # type: ignore[attr-defined]
+                    name = fstring_parts[original].get(i)
+                    if name is None:
+                        new_parts.append(part)
+                    elif isinstance(name, tuple):
+                        new_parts += _fstring_parts(name)
+                    else:
+                        new_parts.append(cst.FormattedStringExpression(cst.Name(name)))
                 return updated.with_changes(parts=new_parts)
             return swap.get(original, updated)
 
     return [statement.visit(Swap()) for statement in chosen]
+
+
+def _fstring_parts(derived: tuple[str, str, str]) -> list:
+    prefix, name, suffix = derived
+    parts: list = [cst.FormattedStringText(prefix)] if prefix else []
+    parts.append(cst.FormattedStringExpression(cst.Name(name)))
+    return parts + ([cst.FormattedStringText(suffix)] if suffix else [])
+
+
+_UNSAFE_IN_FSTRING = set("{}\\'\"\n\r")
+
+
+def _derived_strings(literal_params: Mapping[tuple[str, ...], list[int]]
+                     ) -> dict[tuple[str, ...], tuple[tuple[tuple[str, ...], str, str], list[int]]]:
+    """String parameters whose value in every copy is another string parameter's value with
+    the same text around it: values -> ((that parameter's values, prefix, suffix), positions)."""
+    strings: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for values in literal_params:
+        try:
+            decoded = tuple(ast.literal_eval(v) for v in values)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            continue
+        if all(isinstance(d, str) for d in decoded):
+            strings[values] = decoded  # type: ignore[assignment]
+    found = {}
+    for values, texts in strings.items():
+        for base, base_texts in strings.items():
+            if base == values or base in found or not base_texts[0]:
+                continue
+            at = texts[0].find(base_texts[0])
+            if at < 0:
+                continue
+            prefix, suffix = texts[0][:at], texts[0][at + len(base_texts[0]):]
+            if _UNSAFE_IN_FSTRING & set(prefix + suffix):
+                continue
+            if all(t == prefix + b + suffix for t, b in zip(texts, base_texts)):
+                found[values] = ((base, prefix, suffix), literal_params[values])
+                break
+    return found
 
 
 def _check_free_names(source: str, kept: set[str]) -> None:

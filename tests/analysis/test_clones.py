@@ -30,10 +30,19 @@ def test_renamed_names_and_changed_literals() -> None:
 
 
 def test_inconsistent_renaming_is_flagged() -> None:
-    a = "x = p + p\ny = x * 2\nprint(y)"
-    b = "x = p + q\ny = x * 2\nprint(y)"
+    # `x` is assigned, then read where the other copy reads `p`: not one variable any more.
+    a = "x = p + 1\ny = x * 2\nprint(y)"
+    b = "x = p + 1\ny = p * 2\nprint(y)"
     (group,) = find_clones(cells(a, b))
     assert not group.consistent
+
+
+def test_a_name_only_read_may_stand_for_several() -> None:
+    # `X` where the other copy reads `X_train` and `X_test`: one parameter per position.
+    a = "model = make(1)\nmodel.fit(X, y)\nscore = model.score(X, y)\nprint(score)"
+    b = "model = make(5)\nmodel.fit(X_train, y_train)\nscore = model.score(X_test, y_test)\nprint(score)"
+    (group,) = find_clones(cells(a, b))
+    assert group.consistent
 
 
 def test_near_copies_share_a_run() -> None:
@@ -94,7 +103,8 @@ def test_a_prefix_pasted_everywhere_is_one_group_however_copies_pair_up() -> Non
 
 def test_merging_keeps_what_extraction_can_take(tmp_path: Path) -> None:
     # tests/data/clones/refused_group_does_not_hide_extractable.txt, planned: the 5-line copies
-    # are extracted (the 3-line group, reported first before, was refused and hid them).
+    # are extracted (the 3-line group, reported first before, was refused and hid them); then
+    # the 3 lines of the other two cells, whose function returns the displayed value.
     from helpers import DATA, parse_case
     from nb2pkg.plan import PlanOptions, plan_package
 
@@ -102,4 +112,4 @@ def test_merging_keeps_what_extraction_can_take(tmp_path: Path) -> None:
     path = write_notebook(tmp_path / "case.ipynb", parse_case(case.split("\n== groups\n")[0])["cells"])
     plan = plan_package(analyze([read_notebook(path)]), PlanOptions(name="case"))
     assert [[(c.occurrence.cell, c.occurrence.start) for c in e.calls] for e in plan.extractions] \
-        == [[(2, 0), (3, 0)]]
+        == [[(2, 0), (3, 0)], [(0, 0), (1, 0)]]

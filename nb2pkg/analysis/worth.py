@@ -1,0 +1,145 @@
+"""Is a repeated block worth a function? Structural judgements on statements, shared by clone
+ranking (``clones._surely_refused``) and extraction (``refactor.extract``).
+
+- *Data, not logic*: a statement that only assigns constants (``ratings[0] = 4``,
+  ``sizes = [1, 2, 3]``, ``t0, t1 = 5, 50``) is data. A block of nothing else is never
+  extracted, and data statements at the edges of a block whose constants differ between the
+  copies stay in the notebook (the function would only take them back as arguments).
+- *Computation and plotting*: a block that computes values and then draws them (or draws and
+  then computes) is split at the boundary; each part is extracted only if it is big enough on
+  its own. Which statements plot is a syntactic guess (``plt.*``, ``ax.*``, ``.plot(...)``,
+  names a plotting statement bound): splitting only ever extracts less, so a wrong guess cannot
+  change behaviour.
+"""
+
+from __future__ import annotations
+
+import ast
+
+# Conventional names of plotting modules and of what they return, and plotting methods.
+PLOT_ROOTS = frozenset({"plt", "pyplot", "sns", "seaborn", "mpl", "matplotlib", "px", "go",
+                        "fig", "ax", "axs", "axes", "ax1", "ax2", "figure", "plotly"})
+PLOT_METHODS = frozenset({
+    "plot", "scatter", "hist", "hist2d", "bar", "barh", "boxplot", "violinplot", "pie", "imshow",
+    "matshow", "contour", "contourf", "clabel", "errorbar", "fill_between", "stem", "step",
+    "axhline", "axvline", "axhspan", "axvspan", "annotate", "arrow", "text", "legend", "grid",
+    "axis", "title", "suptitle", "xlabel", "ylabel", "xlim", "ylim", "xticks", "yticks",
+    "xscale", "yscale", "tick_params", "tight_layout", "subplots", "subplot", "figure",
+    "colorbar", "savefig", "show", "heatmap", "pairplot", "histplot", "countplot", "lineplot",
+    "scatterplot", "barplot", "boxplot", "kdeplot", "set_title", "set_xlabel", "set_ylabel",
+    "set_xlim", "set_ylim", "set_xticks", "set_yticks", "set_xticklabels", "set_yticklabels",
+    "set_aspect", "set_facecolor", "gca", "gcf", "loglog", "semilogx", "semilogy", "quiver",
+    "pcolormesh", "add_subplot", "set_ticklabels", "set_yticks", "set_xscale", "set_yscale"})
+
+
+_BUILTINS = frozenset(dir(__import__("builtins")))
+
+
+def _constant(node: ast.expr) -> bool:
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return _constant(node.operand)
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return all(_constant(e) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is not None and _constant(k) and _constant(v)
+                   for k, v in zip(node.keys, node.values))
+    return False
+
+
+def literal_container(node: ast.expr) -> bool:
+    """A list, set or dict display of constants only (``[0, 2, 0, 15]``): one value."""
+    return isinstance(node, (ast.List, ast.Set, ast.Dict)) and _constant(node)
+
+
+def _data_target(node: ast.expr) -> bool:
+    if isinstance(node, ast.Name):
+        return True
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return all(_data_target(e) for e in node.elts)
+    if isinstance(node, ast.Subscript):
+        return isinstance(node.value, ast.Name) and _constant(node.slice)
+    if isinstance(node, ast.Attribute):
+        return isinstance(node.value, ast.Name)
+    return False
+
+
+def is_data(statement: ast.stmt) -> bool:
+    """Does ``statement`` only assign constants (``x = 3``, ``ratings[6] = 3``)?"""
+    if isinstance(statement, ast.Assign):
+        return _constant(statement.value) and all(_data_target(t) for t in statement.targets)
+    if isinstance(statement, ast.AnnAssign):
+        return statement.value is not None and _constant(statement.value) and _data_target(
+            statement.target)
+    return False
+
+
+def data_only(statements: list[ast.stmt]) -> bool:
+    """Only constants assigned: data, not logic."""
+    return bool(statements) and all(is_data(s) for s in statements)
+
+
+def _root(node: ast.expr) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Call, ast.Subscript)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _plots(statement: ast.stmt, plotted: set[str]) -> bool:
+    for node in ast.walk(statement):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute):
+                if func.attr in PLOT_METHODS or _root(func) in PLOT_ROOTS | plotted:
+                    return True
+                if any(isinstance(n, ast.Attribute) and n.attr == "plot" for n in ast.walk(func)):
+                    return True
+    return False
+
+
+def kinds(statements: list[ast.stmt]) -> list[str]:
+    """Per statement: "plot" (draws, or works on what a drawing statement returned),
+    "compute" (binds or changes values without drawing) or "other" (prints, calls whose result
+    is dropped: they side with their neighbours)."""
+    plotted: set[str] = set()
+    found = []
+    for statement in statements:
+        reads = {n.id for n in ast.walk(statement)
+                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - _BUILTINS
+        if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name):
+            reads.add(statement.target.id)
+        bound = {n.id for n in ast.walk(statement)
+                 if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+        if _plots(statement, plotted) or (reads and reads <= plotted):
+            plotted |= bound
+            found.append("plot")
+        elif bound or isinstance(statement, (ast.AugAssign, ast.For, ast.While, ast.With,
+                                             ast.If, ast.Try)):
+            found.append("compute")
+        else:
+            found.append("other")
+    return found
+
+
+def plot_split(statements: list[ast.stmt]) -> list[tuple[int, int, str]]:
+    """The parts of a block that mixes computation and plotting: ``(start, stop, kind)``
+    spans covering the block, split where one kind gives way to the other. One span (the
+    whole block) when it does not mix them; "other" statements join the part before them
+    (leading ones the part after)."""
+    labels = kinds(statements)
+    parts: list[list] = []
+    for index, label in enumerate(labels):
+        if label == "other":
+            continue
+        if parts and parts[-1][2] == label:
+            parts[-1][1] = index + 1
+        else:
+            parts.append([index, index + 1, label])
+    if len(parts) < 2:
+        return [(0, len(statements), parts[0][2] if parts else "other")]
+    parts[0][0] = 0
+    for before, after in zip(parts, parts[1:]):
+        before[1] = after[0]
+    parts[-1][1] = len(statements)
+    return [tuple(p) for p in parts]  # type: ignore[misc]

@@ -1,0 +1,269 @@
+"""Names and docstrings of extracted functions, from what the code means: the comment above
+the block, its section title, what it returns and the calls it makes. Where the code came from
+is REPORT.md's business, not the docstring's.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..analysis.worth import PLOT_METHODS, kinds
+from .naming import identifier, words_of_comment
+
+# Words that say nothing about what code does (comments of course notebooks are full of them).
+_FILLER = {"extra", "code", "cell", "cells", "figure", "fig", "generates", "generate", "saves",
+           "save", "section", "beautifies", "following", "below", "above", "just", "needed",
+           "not", "only", "obviously", "isn", "isnt", "t", "s", "most", "practical", "example",
+           "simple", "quick", "some", "more", "less", "very", "also", "it", "its", "can", "will",
+           "should", "would", "like", "you", "your", "if", "as", "at", "be", "use", "used",
+           "using", "way", "first", "second", "last", "one", "two", "three", "solution",
+           "exercise", "note", "todo", "fixme", "changing", "these", "those", "lines", "line",
+           "formatting", "was", "were", "has", "have", "had", "all", "what", "which", "how",
+           "why", "when", "there", "their", "they", "them", "i", "me", "my", "so", "or"}
+_VERBS = {"evaluate", "compute", "plot", "fit", "train", "predict", "score", "load", "clean",
+          "split", "draw", "show", "print", "report", "count", "summarize", "summarise", "build",
+          "make", "create", "check", "filter", "select", "scale", "normalize", "transform",
+          "merge", "group", "aggregate", "read", "write", "update", "remove", "drop", "add",
+          "find", "calculate", "estimate", "test", "validate", "compare", "format", "prepare",
+          "encode", "sort", "rank", "sample", "apply", "tune", "keep", "collect", "measure",
+          "label", "mark", "flag", "fill", "convert", "parse", "resample", "smooth", "describe"}
+_GENERIC_CALLS = {"print", "len", "list", "dict", "set", "tuple", "str", "int", "float", "range",
+                  "zip", "enumerate", "sorted", "round", "sum", "min", "max", "abs", "isinstance",
+                  "figure", "subplots", "show", "grid", "legend", "xlabel", "ylabel", "title",
+                  "axis", "tight_layout", "format", "append", "mean", "reshape", "astype"}
+MAX_WORDS = 4
+_BUILTINS = frozenset(dir(__import__("builtins")))
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What naming and the docstring know about the block (of its first copy)."""
+
+    block: Sequence[ast.stmt]
+    comment: str | None  # the comment just above the block, or on its first line
+    section: str | None  # the title of the section holding the block
+    varying: frozenset[str]  # words of names and literals that differ between copies
+    returns: Sequence[str]  # names the function returns
+    returns_display: bool  # the function returns the value the cell displays
+    # (parameter, the argument of each copy, its name in the first copy or None for a literal)
+    params: Sequence[tuple[str, Sequence[str], str | None]]
+    mutated: frozenset[str]  # names (of the first copy) the block changes in place
+
+
+def _words(text: str | None, facts: Facts) -> list[str]:
+    if not text:
+        return []
+    text = re.sub(r"\$[^$]*\$|`[^`]*`|\d+[–-]\d+", " ", text)  # LaTeX, code, figure numbers
+    words = [w for w in words_of_comment(text, set(facts.varying)) if w not in _FILLER
+             and len(w) > 1]
+    return words[:MAX_WORDS]
+
+
+def _calls(block: Sequence[ast.stmt]) -> list[str]:
+    """Dotted names of the calls the block makes, in order, once each."""
+    found: dict[str, None] = {}
+    for statement in block:
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Call):
+                name = _dotted(node.func)
+                if name:
+                    found.setdefault(name, None)
+    return list(found)
+
+
+def _dotted(node: ast.expr) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return ".".join(reversed(parts)) if parts else None
+
+
+def _verb(facts: Facts, calls: list[str]) -> str:
+    labels = kinds(list(facts.block))
+    last = [c.rsplit(".", 1)[-1] for c in calls]
+    if "plot" in labels and labels.count("plot") >= labels.count("compute"):
+        return "plot"
+    if "fit" in last and not facts.returns:
+        return "fit"
+    if facts.returns or facts.returns_display:
+        if any(c in {"score", "cross_val_score", "accuracy_score", "mean_squared_error"}
+               for c in last):
+            return "score"
+        return "compute"
+    if "print" in last or "display" in last:
+        return "report"
+    return "update"
+
+
+def function_name(facts: Facts) -> str:
+    """verb + object: the object from the comment, the section title, what it returns or the
+    most specific call; a comment that starts with a verb is used as it is."""
+    calls = _calls(facts.block)
+    verb = _verb(facts, calls)
+    for text in (facts.comment, facts.section):
+        words = _words(text, facts)
+        if words and words[0] in _VERBS:
+            return "_".join(words)
+        if words:
+            return "_".join([verb, *words[:MAX_WORDS - 1]])
+    meaningful = [r for r in facts.returns if len(r) > 2] or [
+        n for n in _bound(facts.block) if len(n) > 2][-1:]
+    if meaningful:
+        return f"{verb}_{identifier(meaningful[0])}" if meaningful[0] != verb else verb
+    specific = [c.rsplit(".", 1)[-1] for c in calls
+                if c.rsplit(".", 1)[-1] not in _GENERIC_CALLS | {"plot"}]
+    if specific:
+        word = identifier(specific[0].removeprefix("set_"))
+        return word if word.split("_")[0] in _VERBS else f"{verb}_{word}"
+    named = [c.rsplit(".", 1)[-1] for c in calls if c.rsplit(".", 1)[-1] not in {"print", verb}]
+    if named:
+        return f"{verb}_{identifier(named[0].removeprefix('set_'))}"
+    return f"{verb}_block"
+
+
+def docstring(facts: Facts, name: str) -> str:
+    """What the function does, its parameters and what it returns (Google style)."""
+    calls = _calls(facts.block)
+    summary = _sentence(facts.comment, facts) or _sentence(facts.section, facts) \
+        or _summary(facts, calls)
+    lines = [summary, ""]
+    plotted = [c for c in calls if c.rsplit(".", 1)[-1] in PLOT_METHODS]
+    others = [c for c in calls if c not in plotted and c not in _BUILTINS
+              and c.rsplit(".", 1)[-1] not in _GENERIC_CALLS]
+    does = []
+    if others:
+        does.append("Calls " + _join([f"`{c}`" for c in others[:5]]) + ".")
+    if plotted:
+        does.append("Draws with " + _join([f"`{c}`" for c in plotted[:5]]) + ".")
+    if "print" in calls:
+        does.append("Prints its results.")
+    if does:
+        lines += [" ".join(does), ""]
+    if facts.params:
+        lines.append("Args:")
+        for param, arguments, original in facts.params:
+            lines.append(f"    {param}: {_describe_param(arguments, original, facts)}")
+        lines.append("")
+    if facts.returns or facts.returns_display:
+        lines.append("Returns:")
+        if facts.returns_display:
+            lines.append("    The value the notebook displays.")
+        else:
+            lines.append("    " + ", ".join(f"`{r}`" for r in facts.returns) + ".")
+        lines.append("")
+    text = "\n".join(lines).rstrip("\n")
+    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    if "\n" in text:
+        return f'"""{_indent(text)}\n    """'
+    return f'"""{text}"""'
+
+
+def _bound(block: Sequence[ast.stmt]) -> list[str]:
+    found: dict[str, None] = {}
+    for statement in block:
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                found.setdefault(node.id, None)
+    return list(found)
+
+
+def _summary(facts: Facts, calls: list[str]) -> str:
+    """A first line from what the block does, when no comment or title says it."""
+    params = [f"`{p}`" for p, _, _ in facts.params]
+    source = f" from {_join(params)}" if params else ""
+    verb = _verb(facts, calls)
+    if facts.returns_display:
+        return f"The value the notebook displays, computed{source}."
+    if facts.returns:
+        return f"Compute {_join([f'`{r}`' for r in facts.returns])}{source}."
+    if verb == "plot":
+        return f"Plot{source.replace(' from', '')}." if params else "Draw the figure."
+    if verb == "report":
+        return f"Print what is computed{source}."
+    changed = [f"`{p}`" for p, _, original in facts.params if original in facts.mutated]
+    if changed:
+        return f"Update {_join(changed)} in place."
+    return f"Run the repeated steps{source}."
+
+
+def _indent(text: str) -> str:
+    return "\n".join(line and ("    " + line if i else line)
+                     for i, line in enumerate(text.split("\n")))
+
+
+def _sentence(text: str | None, facts: Facts) -> str | None:
+    words = _words(text, facts)
+    if len(words) < 2 and not (words and words[0] in _VERBS):
+        return None
+    sentence = " ".join(words)
+    return sentence[0].upper() + sentence[1:] + "."
+
+
+_MUTATORS = {"append", "extend", "insert", "update", "pop", "popitem", "remove", "clear", "sort",
+             "setdefault", "add", "discard", "fit", "partial_fit", "reverse"}
+
+
+def changed_in_place(block: Sequence[ast.stmt]) -> frozenset[str]:
+    """Names whose object the block visibly changes: item or attribute assignment, ``append``
+    and the like (a narrower, readable notion than scope analysis's conservative one)."""
+    found = set()
+    for statement in block:
+        for node in ast.walk(statement):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, (ast.AugAssign, ast.AnnAssign)) else []
+            for target in targets:
+                while isinstance(target, (ast.Subscript, ast.Attribute)):
+                    target = target.value
+                    if isinstance(target, ast.Name):
+                        found.add(target.id)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in _MUTATORS and isinstance(node.func.value, ast.Name):
+                found.add(node.func.value.id)
+    return frozenset(found)
+
+
+def _describe_param(arguments: Sequence[str], original: str | None, facts: Facts) -> str:
+    """How the body uses the parameter, and the values the notebook passes when they differ."""
+    parts = []
+    if original is not None:
+        attributes: dict[str, None] = {}
+        called = False
+        for statement in facts.block:
+            for node in ast.walk(statement):
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                        and node.value.id == original:
+                    attributes.setdefault(node.attr, None)
+                elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                        and node.func.id == original:
+                    called = True
+        if called:
+            parts.append("Called as a function.")
+        if attributes:
+            parts.append("Its " + _join([f"`{a}`" for a in list(attributes)[:4]]) + " are used."
+                         if len(attributes) > 1 else f"Its `{next(iter(attributes))}` is used.")
+        if original in facts.mutated:
+            parts.append("Changed in place.")
+    distinct = list(dict.fromkeys(arguments))
+    if len(distinct) > 1 or original is None:
+        values = _join([f"`{_short(a)}`" for a in distinct[:3]], "or")
+        parts.append(("For example " if len(distinct) > 3 else "The notebook passes ")
+                     + values + ".")
+    return " ".join(parts) or "Read only."
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _join(items: list[str], word: str = "and") -> str:
+    if len(items) < 2:
+        return "".join(items)
+    return ", ".join(items[:-1]) + f" {word} " + items[-1]
