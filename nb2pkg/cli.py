@@ -86,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--no-record", dest="record", action="store_false",
                          help="with --verify: do not record package calls as regression tests")
     convert.add_argument("--names", type=Path, metavar="FILE",
-                         help="JSON or YAML mapping of clone group id (C1, ...) to "
-                              "{name: function name, params: {generated: wanted}}")
+                         help="JSON or YAML mapping of clone group id (C1, ...; REPORT.md "
+                              "lists them) to {name: function name, params: {generated: "
+                              "wanted}}, or to skip to leave that group alone")
     convert.add_argument("--max-data-size", type=_megabytes, default=50, metavar="MB",
                          help="data files the notebooks read are copied into the project up to "
                               "this size; larger ones are listed in REPORT.md (default: 50)")
@@ -206,8 +207,10 @@ def _load_names(path: Path | None) -> dict:
     except Exception as exc:
         raise Nb2pkgError(f"names file is not valid JSON or YAML: {exc}", path=path) from None
     if not isinstance(data, dict):
-        raise Nb2pkgError("names file must map group ids to {name, params}", path=path)
-    return {str(k): (v if isinstance(v, dict) else {"name": v}) for k, v in data.items()}
+        raise Nb2pkgError("names file must map group ids to {name, params} or skip", path=path)
+    # `C2: skip` (or false, or nothing) leaves group C2 alone; `C1: name` renames its function.
+    return {str(k): ({"skip": True} if v is None or v is False or v == "skip"
+                     else v if isinstance(v, dict) else {"name": v}) for k, v in data.items()}
 
 
 def _megabytes(text: str) -> float:

@@ -16,6 +16,7 @@ from typing import Iterator
 from ..magics import is_placeholder_name
 from .parse import ParsedCell
 from .scope import block_io
+from .worth import data_only
 
 # A path to a statement list inside a cell: steps of (statement index, field), e.g.
 # ((2, "body"),) is the body of the cell's third top-level statement. () is the cell itself.
@@ -320,7 +321,7 @@ def _surely_refused(lists: list[list[_Stmt]], candidate: _Candidate, min_stateme
     if not first or not consistent:
         return True
     nodes = [e.node for e in first]
-    if block_io(nodes).unsafe_reasons:
+    if data_only(nodes) or block_io(nodes).unsafe_reasons:
         return True
     if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
            for statement in nodes for n in ast.walk(statement)):

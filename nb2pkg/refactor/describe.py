@@ -113,8 +113,9 @@ def function_name(facts: Facts) -> str:
             return "_".join(words)
         if words:
             return "_".join([verb, *words[:MAX_WORDS - 1]])
-    meaningful = [r for r in facts.returns if len(r) > 2] or [
-        n for n in _bound(facts.block) if len(n) > 2][-1:]
+    bound = ["_".join(w for w in identifier(n).split("_") if w not in facts.varying)
+             for n in _bound(facts.block)]
+    meaningful = [r for r in facts.returns if len(r) > 2] or [n for n in bound if len(n) > 2][-1:]
     if meaningful:
         return f"{verb}_{identifier(meaningful[0])}" if meaningful[0] != verb else verb
     specific = [c.rsplit(".", 1)[-1] for c in calls

@@ -55,12 +55,25 @@ class Extraction:
     calls: tuple[CallSite, ...]
     globals_used: tuple[str, ...]  # module-level names the body needs (imports, hoisted defs)
 
+    @property
+    def order(self) -> tuple[int, ...]:
+        return group_order(self.group)
+
 
 @dataclass(frozen=True)
 class Refusal:
     group: str
     reason: str
     occurrences: tuple[Occurrence, ...]
+
+    @property
+    def order(self) -> tuple[int, ...]:
+        return group_order(self.group)
+
+
+def group_order(group: str) -> tuple[int, ...]:
+    """Sort key of a group id: C2 < C10, C3 < C3.1 < C3.2."""
+    return tuple(int(part) for part in group.lstrip("C").split(".") if part.isdigit())
 
 
 @dataclass
@@ -300,9 +313,10 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
         if len(set(values)) > 1:
             literal_params.setdefault(values, []).append(j)
 
-    # A string that is another differing string plus fixed text ('north: ' beside "north")
-    # is written from that parameter (f"{column}: "), not passed again.
-    derived = _derived_strings(literal_params)
+    # Text of an f-string that is another differing string plus fixed text ('north: ' beside
+    # "north") is written from that parameter (f"{column}: "), not passed again.
+    derived = _derived_strings(literal_params, {
+        v for v, p in literal_params.items() if all(leaves[0][j].kind == "fstring" for j in p)})
     for values in derived:
         del literal_params[values]
 
@@ -332,8 +346,11 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
                                name_classes[key], leaves[0])
             local[key] = namer.claim(_renamed(override, stem))
     inner = set(local.values()) | set(literal_names.values())
-    varying = {str(v).lower() for key in [*name_classes, *literal_params, *container_params]
-               if len(set(key)) > 1 for value in key for v in identifier(str(value)).split("_")}
+    varying: set[str] = set()  # words that differ between the copies (north, south; not total)
+    for key in [*name_classes, *literal_params, *container_params]:
+        if len(set(key)) > 1:
+            words = [set(identifier(str(value)).split("_")) for value in key]
+            varying |= set().union(*words) - set.intersection(*words)
     # A comment or section title names the function only when every copy has it.
     titles = {ctx.section_title(o.notebook, o.cell) if ctx.section_title is not None else None
               for o in occurrences}
@@ -863,8 +880,8 @@ def _fstring_parts(derived: tuple[str, str, str]) -> list:
 _UNSAFE_IN_FSTRING = set("{}\\'\"\n\r")
 
 
-def _derived_strings(literal_params: Mapping[tuple[str, ...], list[int]]
-                     ) -> dict[tuple[str, ...], tuple[tuple[tuple[str, ...], str, str], list[int]]]:
+def _derived_strings(literal_params: Mapping[tuple[str, ...], list[int]],
+                     candidates: set[tuple[str, ...]]) -> dict[tuple[str, ...], tuple[tuple[tuple[str, ...], str, str], list[int]]]:
     """String parameters whose value in every copy is another string parameter's value with
     the same text around it: values -> ((that parameter's values, prefix, suffix), positions)."""
     strings: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -877,6 +894,8 @@ def _derived_strings(literal_params: Mapping[tuple[str, ...], list[int]]
             strings[values] = decoded  # type: ignore[assignment]
     found = {}
     for values, texts in strings.items():
+        if values not in candidates:
+            continue
         for base, base_texts in strings.items():
             if base == values or base in found or not base_texts[0]:
                 continue

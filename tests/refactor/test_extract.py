@@ -191,3 +191,25 @@ def test_extraction_case_behaves_the_same(case: Path, tmp_path: Path) -> None:
     assert set(after) <= set(before), "new notebook variables"
     for name, value in after.items():
         assert _same(before[name], value), name
+
+
+def test_the_names_file_can_skip_a_group_and_name_another(tmp_path: Path) -> None:
+    """`C1: skip` leaves group C1 alone (reported with that reason); other groups still go."""
+    parts = parse_case((DATA / "extract" / "pairs_of_copies.txt").read_text())
+    notebook = write_notebook(tmp_path / "case.ipynb", parts["cells"])
+    analysis = analyze([read_notebook(notebook)])
+    plan = plan_package(analysis, PlanOptions(name="case", overrides={"C1": {"skip": True}}))
+    assert not plan.extractions
+    assert [(r.group, r.reason) for r in plan.refusals] == [("C1", "skipped: the names file says so")]
+    assert _code_cells(plan) == [c for c in parts["cells"] if isinstance(c, str)]
+    plan = plan_package(analysis, PlanOptions(name="case", overrides={"C1": {"name": "tally"}}))
+    assert [e.function for e in plan.extractions] == ["tally"]
+
+
+def test_the_names_file_says_skip(tmp_path: Path) -> None:
+    from nb2pkg.cli import _load_names
+
+    names = tmp_path / "names.yaml"
+    names.write_text("C1: skip\nC2: false\nC3: tally\nC4: {name: skip}\n")
+    assert _load_names(names) == {"C1": {"skip": True}, "C2": {"skip": True},
+                                  "C3": {"name": "tally"}, "C4": {"name": "skip"}}
