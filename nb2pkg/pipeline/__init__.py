@@ -5,7 +5,7 @@ Modules, one job each:
 * ``split``     which cells form which stage, and which values cross from stage to stage (pure)
 * ``stages``    the stage notebooks, ``pipeline.yaml`` and the CI workflow of a generated project
 * ``spec``      ``pipeline.yaml``: load, validate against ``pipeline.schema.json``, parameters
-* ``artifacts`` save and load the values that cross stages; runs *inside the kernels*
+* ``artifacts`` the stage-artifact format (``nb2pkg.runtime.stage_io``, which generated projects carry as ``_stage_io``)
 * ``state``     content hashes, the state file that lets ``run`` skip unchanged stages, the run lock
 * ``runner``    scheduling: dependency order, skipping, resuming, results
 * ``executor``  execution: the ``Executor`` protocol and the local papermill implementation
@@ -13,6 +13,6 @@ Modules, one job each:
 * ``export``    ``dvc.yaml`` and ``params.yaml``
 * ``cli``       the ``run`` and ``export`` commands (the only module here that prints)
 
-This package's ``__init__`` stays empty of imports: stage notebooks import
-``nb2pkg.pipeline.artifacts`` in every kernel, which must not pay for anything else.
+This package's ``__init__`` stays empty of imports: ``nb2pkg run`` imports it and must not pay for
+the converter.
 """

@@ -406,8 +406,9 @@ def _cell_failure(job: StageJob, started: float, exc: Any) -> StageOutcome:
     except Exception:  # the executed notebook is still the best reference
         pass
     evalue = str(exc.evalue).strip().splitlines()[0] if str(exc.evalue).strip() else ""
-    if exc.ename == "ModuleNotFoundError" and "nb2pkg" in evalue:
-        hint = "install nb2pkg where the kernel runs: stage notebooks import nb2pkg.pipeline"
+    if exc.ename == "ModuleNotFoundError":
+        hint = ("install the missing module where the kernel runs (for the project's own "
+                "package: pip install -e .)")
     failure = StageFailure(job.stage, str(job.output), f"{exc.ename}: {evalue}".rstrip(": "),
                            index, source_cell if isinstance(source_cell, int) else None, role,
                            hint)

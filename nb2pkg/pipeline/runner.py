@@ -302,8 +302,8 @@ class _Scheduler:
             stage=stage.name, notebook=pipeline.root / stage.notebook,
             output=pipeline.executed_notebook(stage.name), parameters=parameters,
             cwd=(pipeline.root / pipeline.workdir).resolve(),
-            python_path=tuple((pipeline.root / p).resolve() for p in pipeline.python_path)
-            + _own_location(), kernel=pipeline.kernel,
+            python_path=tuple((pipeline.root / p).resolve() for p in pipeline.python_path),
+            kernel=pipeline.kernel,
             timeout=stage.timeout or pipeline.timeout, log=runs / "logs" / f"{stage.name}.log")
 
     def _finish(self, future: Future) -> None:
@@ -328,21 +328,6 @@ class _Scheduler:
             self.status[stage.name] = StageRun(stage.name, "failed", reason, outcome.seconds,
                                                outcome.output, outcome.failure, {})
             self.say(f"{stage.name}: FAILED: {outcome.failure}")
-
-
-def _own_location() -> tuple[Path, ...]:
-    """The folder nb2pkg is imported from, when it is a source checkout (not site-packages).
-
-    Stage notebooks import ``nb2pkg.pipeline.artifacts``; an installed nb2pkg is found by the
-    kernel as usual, but a checkout run with ``python -m nb2pkg`` would not be. A site-packages
-    folder is never added: it would put another environment's packages before the kernel's.
-    """
-    import nb2pkg
-
-    root = Path(nb2pkg.__file__).resolve().parent.parent
-    if root.name in ("site-packages", "dist-packages"):
-        return ()
-    return (root,)
 
 
 def _existing(path: Path) -> str | None:
