@@ -138,7 +138,10 @@ def dvc_mismatch(pipeline: Pipeline) -> str | None:
         actual = parse_yaml(read_text_file(path, "DVC file"), path)[1]
     except PipelineError as exc:
         return f"{exc} ({EXPORT_FIX})"
-    expected = yaml.safe_load(render_dvc(pipeline)[DVC_FILE])
+    try:
+        expected = yaml.safe_load(render_dvc(pipeline)[DVC_FILE])
+    except PipelineError as exc:  # a hand-written pipeline DVC cannot run: say so, run anyway
+        return f"{prefix}: pipeline.yaml makes no dvc.yaml: {exc}"
     if not isinstance(actual, dict) or not isinstance(actual.get("stages"), dict):
         return f"{prefix}: it has no stages ({EXPORT_FIX})"
     mine, theirs = expected["stages"], actual["stages"]
@@ -146,8 +149,9 @@ def dvc_mismatch(pipeline: Pipeline) -> str | None:
         if name not in theirs:
             return f"{prefix}: stage {name} is missing ({EXPORT_FIX})"
         if theirs[name] != stage:
-            fields = [key for key in dict.fromkeys([*stage, *(theirs[name] or {})])
-                      if not isinstance(theirs[name], dict) or theirs[name].get(key) != stage.get(key)]
+            other = theirs[name] if isinstance(theirs[name], dict) else {}
+            fields = [key for key in dict.fromkeys([*stage, *other])
+                      if other.get(key) != stage.get(key)]
             return f"{prefix}: stage {name} differs ({', '.join(fields)}) ({EXPORT_FIX})"
     for name in theirs:
         if name not in mine:

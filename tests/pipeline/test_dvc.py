@@ -167,6 +167,12 @@ def test_run_warns_when_dvc_yaml_no_longer_matches_pipeline_yaml(pipeline, capsy
     assert ": stage b1 is missing (" in dvc_mismatch(load_pipeline(pipeline))
     (folder / "dvc.yaml").write_text("stages: [\n")
     assert "dvc.yaml: line 2: not valid YAML" in dvc_mismatch(load_pipeline(pipeline))
+    (folder / "dvc.yaml").write_text("stages: {a1: 5}\n")
+    assert "stage a1 differs (cmd, deps, params, outs)" in dvc_mismatch(load_pipeline(pipeline))
+    # A pipeline DVC cannot run (a parameter not named after its variable) still runs here.
+    pipeline.write_text(pipeline.read_text().replace("parameters: [n],", "parameters: {k: n},"))
+    (warning,) = run().warnings
+    assert "pipeline.yaml makes no dvc.yaml: stage b1: variable `k` takes parameter 'n'" in warning
 
 
 # -- bad input ----------------------------------------------------------------------------------
