@@ -65,3 +65,25 @@ def parse_case(text: str) -> dict[str, list]:
         current.append(line)
     close()
     return parts
+
+
+def venv_with_this_environment(folder: Path) -> Path:
+    """A virtual environment in ``folder`` that imports this environment's packages; its python.
+
+    A ``.pth`` file names this environment's site-packages folders. ``system_site_packages``
+    would not do: inside a virtual environment it exposes the base interpreter's packages. The
+    ``.pth`` files *inside* folders added that way are not processed, so an editable install of
+    nb2pkg (itself a ``.pth``) is not importable there: the venv is also "without nb2pkg".
+    """
+    import site
+    import subprocess
+    import venv
+
+    venv.create(folder, with_pip=True)
+    python = folder / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    (Path(purelib) / "_tests_parent_environment.pth").write_text(
+        "\n".join(site.getsitepackages()) + "\n")
+    return python

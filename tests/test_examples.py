@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import site
 import sys
-import venv
 from pathlib import Path
 
 import pytest
 
-from helpers import EXAMPLES, ROOT
+from helpers import EXAMPLES, ROOT, venv_with_this_environment
 from nb2pkg.analysis import analyze
 from nb2pkg.notebook import read_notebook
 
@@ -30,14 +28,7 @@ def python(tmp_path_factory) -> Path:
     interpreter's packages, not this environment's. A ``.pth`` file naming this environment's
     site-packages folders does, wherever the tests run.
     """
-    home = tmp_path_factory.mktemp("venv")
-    venv.create(home, with_pip=True)
-    python = home / "bin" / "python"
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    (Path(purelib) / "_tests_parent_environment.pth").write_text(
-        "\n".join(site.getsitepackages()) + "\n")
-    return python
+    return venv_with_this_environment(tmp_path_factory.mktemp("venv"))
 
 
 def _env() -> dict[str, str]:

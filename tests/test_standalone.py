@@ -12,17 +12,14 @@ import ast
 import json
 import os
 import re
-import site
 import subprocess
-import sys
 import tomllib
-import venv
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from helpers import EXAMPLES, ROOT
+from helpers import EXAMPLES, venv_with_this_environment
 from nb2pkg import runtime
 from nb2pkg.api import ConvertOptions, convert
 
@@ -119,12 +116,7 @@ def python(tmp_path_factory) -> Path:
     itself imports, as an empty namespace package).
     """
     home = tmp_path_factory.mktemp("venv-without-nb2pkg")
-    venv.create(home, with_pip=True)
-    python = home / "bin" / "python"
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    (Path(purelib) / "_tests_parent_environment.pth").write_text(
-        "\n".join(site.getsitepackages()) + "\n")
+    python = venv_with_this_environment(home)
     probe = subprocess.run([str(python), "-c", "import nb2pkg.api"], capture_output=True,
                            text=True, env=_env(), cwd=home)
     assert probe.returncode == 1 and "No module named 'nb2pkg" in probe.stderr, probe.stderr
