@@ -24,6 +24,7 @@ from .refactor.hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept, import_
 from .errors import Nb2pkgError
 from .refactor.naming import MAX_NAME, Namer, clashes, identifier, module_name, package_name
 from .refactor.rewrite import Replacement, RewriteError, rewrite_cell
+from .refactor.tidy import can_gather, import_cell, import_forms, names_read, statement_forms, without_names
 
 @dataclass(frozen=True)
 class ModulePlan:
@@ -164,7 +165,8 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
                 f"{clashes(plain)}", str(analysis.notebooks[0].notebook.path),
                 hint="pass --name to choose another name"))
     module_plans = _modules(analysis, package, modules, hoisted, extractions, imports, ctx)
-    notebook_plans = _notebooks(analysis, package, modules, hoisted, extractions, ctx, kernel)
+    notebook_plans = _notebooks(analysis, package, modules, hoisted, extractions, ctx, kernel,
+                                module_plans)
     depends, import_notices = dependencies(analysis, package, assets.module_names(),
                                            {n for m in assets.modules for n in m.imports})
     return PackagePlan(package, tuple(module_plans), tuple(notebook_plans), tuple(extractions),
@@ -335,15 +337,35 @@ def _merge_imports(lines: set[str]) -> tuple[str, ...]:
 
 def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: list[Hoisted],
                extractions: list[Extraction], ctx: ExtractContext,
-               kernel: str) -> list[NotebookPlan]:
+               kernel: str, module_plans: list[ModulePlan] = ()) -> list[NotebookPlan]:  # type: ignore[assignment]
     plans = []
     used_filenames: set[str] = set()
+    module_imports = {m.name: m.imports for m in module_plans}
     for nb, result in enumerate(analysis.notebooks):
+        parsed = {c.cell: c for c in result.cells}
+        target = import_cell(result.cells)
         replacements: dict[int, list[Replacement]] = {}
         by_cell: dict[int, list[Hoisted]] = {}
+        gathered: dict[str, list[str]] = {}  # module -> names imported in the import cell
+        moved: dict[int, list[Hoisted]] = {}
         for h in hoisted:
-            if h.notebook == nb:
+            if h.notebook != nb:
+                continue
+            line = parsed[h.cell].tree.body[h.index].lineno  # type: ignore[union-attr]
+            if target is not None and can_gather(parsed, target, h.cell, line, h.name):
+                gathered.setdefault(h.module, []).append(h.name)
+                moved.setdefault(h.cell, []).append(h)
+            else:
                 by_cell.setdefault(h.cell, []).append(h)
+        for cell, items in moved.items():
+            items.sort(key=lambda h: h.index)
+            # A cell left empty says where its definitions went.
+            emptied = len(items) == len(parsed[cell].tree.body) and cell not in by_cell  # type: ignore[union-attr]
+            note = "# {} moved into the package (imported above)".format(
+                ", ".join(f"`{h.name}`" for h in items)) if emptied else ""
+            for i, h in enumerate(items):
+                replacements.setdefault(cell, []).append(
+                    Replacement((), h.index, h.index + 1, note if i == 0 else ""))
         for cell, items in by_cell.items():
             items.sort(key=lambda h: h.index)
             per_module: dict[str, list[str]] = {}
@@ -355,6 +377,7 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
                 replacements.setdefault(cell, []).append(
                     Replacement((), h.index, h.index + 1, line if i == 0 else ""))
         imported: dict[str, list[str]] = {}
+        first_call = None
         for e in extractions:
             for call in e.calls:
                 o = call.occurrence
@@ -363,12 +386,41 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
                         Replacement(o.path, o.start, o.stop, call.statement))
                     if e.function not in imported.setdefault(e.module, []):
                         imported[e.module].append(e.function)
+                    first_call = o.cell if first_call is None else min(first_call, o.cell)
+
+        # Imports the refactoring left unused, which a package module this notebook imports
+        # makes too, go (see refactor/tidy.py).
+        used_modules = set(gathered) | {h.module for h in hoisted if h.notebook == nb} | set(imported)
+        provided = import_forms(line for m in used_modules for line in module_imports.get(m, ()))
+        sources = {i: (rewrite_cell(parsed[i].masked, r, ctx.cst_module((nb, i))) if r else None)
+                   for i, r in replacements.items()}
+        read, dynamic = names_read(sources.get(c.cell) or c.source for c in result.cells)
+        originally_read = set(result.flow.read_in)
+        import_edits: dict[tuple[int, int], str] = {}
+        for c in result.cells:
+            if dynamic or c.tree is None:
+                continue
+            for index, statement in enumerate(c.tree.body):
+                drop = {bound for form in statement_forms(statement) for bound in [form[2]]
+                        if form in provided and bound in originally_read and bound not in read}
+                if drop:
+                    import_edits[(c.cell, index)] = without_names(statement, drop)
+        for (cell, index), text in import_edits.items():
+            if (cell, index) != (target and (target.cell, target.index)):
+                replacements.setdefault(cell, []).append(Replacement((), index, index + 1, text))
+        if gathered and target is not None:
+            own = import_edits.get((target.cell, target.index))
+            if own is None:
+                own = _statement_source(ctx, nb, target.cell, target.index)
+            lines = [own] if own else []
+            lines += [f"from {package}.{m} import {', '.join(names)}" for m, names in gathered.items()]
+            replacements.setdefault(target.cell, []).append(
+                Replacement((), target.index, target.index + 1, "\n".join(lines)))
 
         node = copy.deepcopy(result.notebook.node)
         if result.notebook.kernel_name != kernel:
             node.metadata["kernelspec"] = {"name": kernel, "display_name": "Python 3 (ipykernel)" if kernel == DEFAULT_KERNEL else kernel,
                                            "language": "python"}
-        parsed = {c.cell: c for c in result.cells}
         for index, cell in enumerate(node.cells):
             cell.metadata["nb2pkg"] = {"source_cell": index}
             if index in replacements:
@@ -386,9 +438,12 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
             new = nbformat.v4.new_code_cell(source, metadata={"nb2pkg": {"generated": True},
                                                               "tags": ["nb2pkg-imports"]})
             new.pop("id", None)
-            first_code = next((i for i, c in enumerate(node.cells) if c.cell_type == "code"),
-                              len(node.cells))
-            node.cells.insert(first_code, new)
+            # Beside the notebook's own imports when they come before every call, else first.
+            at = next((i for i, c in enumerate(node.cells) if c.cell_type == "code"),
+                      len(node.cells))
+            if target is not None and first_call is not None and target.cell < first_call:
+                at = target.cell + 1
+            node.cells.insert(at, new)
             _renumber_ids(node)
         filename = result.notebook.path.name
         if filename.casefold() in used_filenames:  # Analysis.ipynb and analysis.ipynb collide on macOS

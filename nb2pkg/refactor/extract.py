@@ -536,6 +536,12 @@ def _local_stem(key: tuple[str, ...], siblings: list[tuple[str, ...]],
     stem = common_stem(list(key))
     if stem is not None:
         return stem
+    # A copy's own name, the most used first, unless it is made of the differing literals
+    # (north/south beside "north"/"south").
+    literal_words = {w for v in values_of for x in v for w in identifier(str(x).strip("'\"")).split("_")}
+    for name in sorted(set(key), key=lambda n: (-key.count(n), key.index(n))):
+        if not set(identifier(name).split("_")) & literal_words:
+            return name
     like = [literal_names[v] for v in values_of
             if [identifier(str(x).strip("'\"")) for x in v] == list(key)]
     if like and like[0] not in {"label", "value", "n", "text"}:

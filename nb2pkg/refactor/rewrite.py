@@ -39,8 +39,11 @@ def rewrite_cell(masked: Masked, replacements: list[Replacement],
             first, last = cst_span(statements, item.start, item.stop)
         except _Refuse as exc:
             raise RewriteError(str(exc)) from None
-        new = list(cst.parse_module(item.code).body) if item.code.strip() else []
-        leading = statements[first].leading_lines
+        parsed = cst.parse_module(item.code) if item.code.strip() else None
+        new = list(parsed.body) if parsed is not None else []
+        # A replacement of comments only ("# `f` moved into the package") keeps its lines.
+        notes = tuple(parsed.header) + tuple(parsed.footer) if parsed is not None and not new else ()
+        leading = (*statements[first].leading_lines, *notes)
         if new:
             new[0] = new[0].with_changes(leading_lines=(*leading, *new[0].leading_lines))
         elif last < len(statements):
@@ -49,7 +52,8 @@ def rewrite_cell(masked: Masked, replacements: list[Replacement],
                 leading_lines=(*leading, *statements[last].leading_lines))
         body = statements[:first] + new + statements[last:]
         if owner is module:
-            module = module.with_changes(body=body)
+            footer = (*leading, *module.footer) if not new and last == len(statements) else module.footer
+            module = module.with_changes(body=body, footer=footer)
         else:
             module = module.deep_replace(owner, owner.with_changes(body=body))  # type: ignore[assignment]
     code = module.code

@@ -8,7 +8,7 @@ import pytest
 @pytest.mark.parametrize(
     "module, names",
     [
-        ("two_notebooks_shared.common", ["clean", "summary"]),
+        ("two_notebooks_shared.common", ["clean", "compute_summary"]),
     ],
 )
 def test_module_provides_names(module, names):

@@ -8,8 +8,19 @@ def clean(rows):
     return [dict(r, name=r["name"].strip()) for r in rows if r["name"]]
 
 
-def summary(rows, group, label):
-    """Code repeated 3 times in the notebooks (first cell 7, first cell 8, second cell 3), extracted by nb2pkg."""
+def compute_summary(rows, group, label):
+    """Compute `mean_value` from `rows`, `group` and `label`.
+
+    Prints its results.
+
+    Args:
+        rows: Read only.
+        group: The notebook passes `"a"` or `"b"`.
+        label: The notebook passes `"group a"` or `"group b"`.
+
+    Returns:
+        `mean_value`.
+    """
     selected = [r for r in rows if r["group"] == group]
     values = [r["value"] for r in selected]
     mean_value = statistics.mean(values)

@@ -1,0 +1,124 @@
+"""Tidy a refactored notebook: the package's imports gathered where the notebook imports, and
+imports the refactoring left unused removed, each only when behaviour provably stays the same.
+
+- A moved definition's ``from pkg.module import name`` goes after the last top-level import of
+  the notebook's first importing cell (instead of where the definition was) when nothing between
+  there and the old place mentions the name: binding it earlier then changes nothing.
+- An import the original notebook read and the refactored one no longer reads (its uses moved
+  into the package) is removed when a package module the notebook imports makes the same import
+  (so the module and its side effects still load, from the package's import in the same or an
+  earlier cell) and no cell reaches names dynamically (``globals()``, ``%who``...).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from ..analysis.parse import ParsedCell, parse_cell
+
+
+@dataclass(frozen=True)
+class ImportCell:
+    cell: int  # index of the notebook's first cell with a top-level import
+    index: int  # top-level statement index of its last top-level import
+    end_line: int  # the line that import ends on
+
+
+def import_cell(cells: Sequence[ParsedCell]) -> ImportCell | None:
+    for cell in cells:
+        if cell.tree is None:
+            continue
+        found = [i for i, s in enumerate(cell.tree.body) if isinstance(s, (ast.Import, ast.ImportFrom))]
+        if found:
+            last = cell.tree.body[found[-1]]
+            return ImportCell(cell.cell, found[-1], last.end_lineno or last.lineno)
+    return None
+
+
+def _mentions(text: str, name: str) -> bool:
+    return re.search(rf"(?<![\w.]){re.escape(name)}\b", text) is not None
+
+
+def can_gather(cells: dict[int, ParsedCell], target: ImportCell, cell: int, line: int,
+               name: str) -> bool:
+    """May ``name``, defined at ``line`` of ``cell``, be imported at ``target`` instead?"""
+    if cell < target.cell:
+        return False
+    for index in range(target.cell, cell + 1):
+        parsed = cells.get(index)
+        if parsed is None:
+            continue
+        lines = parsed.source.splitlines()
+        if index == target.cell == cell:
+            if line <= target.end_line:
+                return False
+            text = "\n".join(lines[target.end_line:line - 1])
+        elif index == target.cell:
+            text = "\n".join(lines[target.end_line:])
+        elif index == cell:
+            text = "\n".join(lines[:line - 1])
+        else:
+            text = parsed.source
+        if _mentions(text, name):
+            return False
+    return True
+
+
+def names_read(sources: Iterable[str]) -> tuple[set[str], bool]:
+    """Every name the cells read (function bodies and magics included), and whether a cell
+    reaches names dynamically. A cell that does not parse counts as reading every word in it."""
+    read: set[str] = set()
+    dynamic = False
+    for source in sources:
+        cell = parse_cell(source)
+        if cell.tree is None or cell.io is None:
+            read |= set(re.findall(r"[A-Za-z_]\w*", source))
+            continue
+        dynamic = dynamic or bool(cell.io.dynamic)
+        for node in ast.walk(cell.tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                read.add(node.id)
+        for magic in cell.masked.magics:
+            read |= set(re.findall(r"[A-Za-z_]\w*", magic.text))
+            if magic.name in {"who", "whos", "who_ls", "reset", "store", "xdel", "run"}:
+                dynamic = True
+    return read, dynamic
+
+
+def import_forms(lines: Iterable[str]) -> set[tuple[str, str, str]]:
+    """(module, imported name or "", bound name) of import lines like a package module's."""
+    forms: set[tuple[str, str, str]] = set()
+    for line in lines:
+        try:
+            tree = ast.parse(line)
+        except SyntaxError:
+            continue
+        for statement in tree.body:
+            forms |= set(statement_forms(statement))
+    return forms
+
+
+def statement_forms(statement: ast.stmt) -> list[tuple[str, str, str]]:
+    if isinstance(statement, ast.Import):
+        return [(a.name, "", a.asname or a.name.split(".")[0]) for a in statement.names]
+    if isinstance(statement, ast.ImportFrom) and statement.level == 0 and statement.module \
+            and statement.module != "__future__":
+        return [(statement.module, a.name, a.asname or a.name) for a in statement.names
+                if a.name != "*"]
+    return []
+
+
+def without_names(statement: ast.stmt, drop: set[str]) -> str:
+    """The import statement without the aliases binding ``drop`` ("" when none is left)."""
+    assert isinstance(statement, (ast.Import, ast.ImportFrom))
+    kept = [a for a in statement.names if (a.asname or (a.name.split(".")[0] if isinstance(
+        statement, ast.Import) else a.name)) not in drop]
+    if not kept:
+        return ""
+    names = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in kept)
+    if isinstance(statement, ast.Import):
+        return f"import {names}"
+    return f"from {statement.module} import {names}"
