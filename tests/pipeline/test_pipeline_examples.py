@@ -28,7 +28,7 @@ NOTEBOOKS = sorted(p.stem for p in EXAMPLES.glob("*.ipynb"))
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory):
     out = tmp_path_factory.mktemp("examples") / "project"
-    convert(sorted(EXAMPLES.glob("*.ipynb")), out, ConvertOptions(name="examples", pipeline=True))
+    convert(sorted(EXAMPLES.glob("*.ipynb")), out, ConvertOptions(name="examples_nb", pipeline=True))
     first = run_pipeline(out / "pipeline.yaml", jobs=2)
     second = run_pipeline(out / "pipeline.yaml", jobs=2)
     with ThreadPoolExecutor(2) as pool:
@@ -112,4 +112,4 @@ def test_report_and_metrics_written(examples):
     project, first, _, _ = examples
     report = (project / "runs" / "report.md").read_text()
     assert "```mermaid" in report and "subgraph" in report
-    assert json.loads((project / "runs" / "metrics.json").read_text())["pipeline"] == "examples"
+    assert json.loads((project / "runs" / "metrics.json").read_text())["pipeline"] == "examples_nb"
