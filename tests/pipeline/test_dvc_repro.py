@@ -13,17 +13,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import site
 import subprocess
-import sys
 import time
-import venv
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import EXAMPLES, write_notebook
+from helpers import EXAMPLES, venv_with_this_environment, write_notebook
 from nb2pkg.api import ConvertOptions, convert
 from nb2pkg.pipeline.export import dvc_files
 from nb2pkg.pipeline.spec import load_pipeline
@@ -54,13 +51,7 @@ def python(tmp_path_factory, home) -> Path:
     site-packages) but not nb2pkg (the ``.pth`` of its editable install is not processed for
     folders added that way), and with the workflow's commands on PATH."""
     folder = tmp_path_factory.mktemp("venv-dvc")
-    venv.create(folder, with_pip=True)
-    python = folder / "bin" / "python"
-    purelib = subprocess.run([str(python), "-c",
-                              "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    (Path(purelib) / "_tests_parent_environment.pth").write_text(
-        "\n".join(site.getsitepackages()) + "\n")
+    python = venv_with_this_environment(folder)
     probe = subprocess.run([str(python), "-c", "import nb2pkg.api"], capture_output=True,
                            text=True, env=_env(python, home), cwd=folder)
     assert probe.returncode == 1 and "No module named 'nb2pkg." in probe.stderr, probe.stderr
