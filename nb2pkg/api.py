@@ -193,7 +193,7 @@ def _assets(analysis: Analysis, max_bytes: int, folder: Path | str | None = None
 
     data: dict[str, Any] = {}
     modules: dict[str, Any] = {}
-    outside: list[str] = []
+    outside: list[Any] = []  # assets.LeftOut
     for position, result in enumerate(analysis.notebooks):
         imported = {n for c in result.cells if c.tree is not None for n in imported_names(c.tree)}
         found = find_assets(result.notebook.path, file_uses(result.cells), imported, max_bytes,

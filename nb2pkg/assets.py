@@ -370,7 +370,9 @@ def _imports_of(contents: Contents) -> set[str]:
 def asset_files(assets: Assets) -> dict[str, bytes]:
     """The project files that carry the assets: relative path -> content (as read when found)."""
     files: dict[str, bytes] = {}
-    for item in [*assets.modules, *(d for d in assets.data if d.copied)]:
+    carried: list[DataFile | LocalModule] = [*assets.modules,
+                                             *(d for d in assets.data if d.copied)]
+    for item in carried:
         for inside, content in item.contents:
             files[f"{item.target}/{inside}" if inside else item.target] = content
     return files

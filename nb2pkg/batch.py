@@ -11,7 +11,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from .errors import Nb2pkgError, UnsupportedNotebook
 
@@ -59,7 +59,7 @@ def worst(results: Sequence[NotebookResult]) -> str:
 
 
 def run_parallel(function: Callable, items: Sequence, jobs: int, progress: Progress | None,
-                 label: Callable[[object], str]) -> list:
+                 label: Callable[[Any], str]) -> list:
     """``function`` over ``items`` in ``jobs`` processes (in this process when 1), in order."""
     say = progress or (lambda message: None)
     total = len(items)
@@ -90,7 +90,8 @@ def _read_and_analyze(path: Path):
 def analyze_many(paths: Sequence[Path], jobs: int = 1, progress: Progress | None = None):
     """Per-notebook analyses (position renumbered) and the failures, in input order."""
     outcomes = run_parallel(_read_and_analyze, list(paths), jobs, progress, str)
-    analyses, failures = [], []
+    analyses: list[Any] = []
+    failures: list[NotebookResult] = []
     for outcome in outcomes:
         if isinstance(outcome, NotebookResult):
             failures.append(outcome)
@@ -128,4 +129,5 @@ def convert_each(paths: Sequence[Path], output: Path, options, jobs: int = 1,
     check_output(output, options.force, paths)
     namer = Namer()
     jobs_list = [(p, output / namer.claim(package_name(p.stem)), options) for p in paths]
-    return run_parallel(_convert_one, jobs_list, jobs, progress, lambda job: str(job[0]))
+    return run_parallel(_convert_one, jobs_list, jobs, progress,
+                        lambda job: str(job[0]))

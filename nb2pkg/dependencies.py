@@ -70,7 +70,7 @@ def dependencies(analysis: Analysis, package: str, local: Iterable[str] = (),
 
     found: dict[str, Dependency] = {}
     findings: list[Finding] = []
-    for name, (where, cell) in sorted(imports.items()):
+    for name, (where, at_cell) in sorted(imports.items()):
         if name in skip or name in sys.stdlib_module_names or name in sys.builtin_module_names:
             continue
         distribution = providing_distribution(name)
@@ -78,7 +78,7 @@ def dependencies(analysis: Analysis, package: str, local: Iterable[str] = (),
             if where:
                 findings.append(Finding(
                     "unknown-import", f"no installed distribution provides `{name}`; it is not "
-                    "listed as a dependency", where, cell,
+                    "listed as a dependency", where, at_cell,
                     hint="install it and convert again, or add it to pyproject.toml yourself"))
             continue
         key = _key(distribution)
@@ -86,19 +86,19 @@ def dependencies(analysis: Analysis, package: str, local: Iterable[str] = (),
 
     from packaging.requirements import InvalidRequirement, Requirement
 
-    for text, where, cell in installs:
+    for text, where, install_cell in installs:
         try:
             requirement = Requirement(text)
         except InvalidRequirement:
             findings.append(Finding("pip-install-unparsed", f"`{text}` is not a requirement "
                                     "nb2pkg can read; it is not listed as a dependency", where,
-                                    cell, hint="add it to pyproject.toml yourself"))
+                                    install_cell, hint="add it to pyproject.toml yourself"))
             continue
         version = _version(requirement.name)
         if requirement.url or version is None:
             why = "names a URL" if requirement.url else "is not installed here"
             findings.append(Finding("pip-install-unparsed", f"`{text}` {why}; it is not listed "
-                                    "as a dependency", where, cell,
+                                    "as a dependency", where, install_cell,
                                     hint="install it and convert again, or add it yourself"))
             continue
         key = _key(requirement.name)

@@ -67,7 +67,7 @@ import bisect
 import re
 import zlib
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 __all__ = [
     "HELP_MAGICS",
@@ -199,6 +199,11 @@ _CELL_START_RE = re.compile(r"[ \t]*%%")
 # ``%%name?`` is help about the cell magic, not a cell magic (as in IPython).
 _CELL_HELP_RE = re.compile(r"%%\w+\?")
 _WORD_RE = re.compile(r"\S*")
+# These three match at every position (the token pattern ends in a catch-all, the other two
+# may match nothing): their ``match`` never returns None, which these aliases tell the checker.
+_token_at: Callable[..., re.Match[str]] = _TOKEN_RE.match  # type: ignore[assignment]
+_spaces_at: Callable[..., re.Match[str]] = _WS_RE.match  # type: ignore[assignment]
+_word_at: Callable[..., re.Match[str]] = _WORD_RE.match  # type: ignore[assignment]
 # a backslash continuation that is followed by another line
 _CONT_RE = re.compile(r"\\(?:\r\n|\r|\n)(?=[\s\S])")
 
@@ -235,10 +240,10 @@ _PLACEHOLDER_NAME_RE = re.compile(r"__nb2pkg_m[0-9]+_[0-9a-f]{8}__")
 def _next_token(src: str, pos: int, end: int) -> tuple[str, int, int] | None:
     """The next significant token at or after ``pos``: (kind, start, end) or None."""
     while pos < end:
-        m = _TOKEN_RE.match(src, pos, end)
+        m = _token_at(src, pos, end)
         kind = m.lastgroup
         if kind not in _SKIP:
-            return kind, m.start(), m.end()
+            return kind or "other", m.start(), m.end()
         pos = m.end()
     return None
 
@@ -255,7 +260,7 @@ def _logical_line_last(src: str, pos: int) -> tuple[re.Match[str] | None, int]:
     depth = 0
     last = None
     while pos < n:
-        m = _TOKEN_RE.match(src, pos)
+        m = _token_at(src, pos)
         kind = m.lastgroup
         pos = m.end()
         if kind == "nl":
@@ -326,7 +331,7 @@ def _first_word(text: str, *, skip_space: bool = False) -> str:
         text = _CONT_RE.sub(" ", text)
     if skip_space:
         text = text.lstrip()
-    return _WORD_RE.match(text).group()
+    return _word_at(text).group()
 
 
 def _capture_target(args: str) -> str | None:
@@ -402,7 +407,7 @@ class _Scanner:
         pos = 0
         cell_start = True  # next non-blank line may be a cell magic
         while pos < n:
-            first = _WS_RE.match(src, pos).end()
+            first = _spaces_at(src, pos).end()
             if first >= n or src[first] in "\r\n":
                 # blank line
                 eol = _EOL_RE.match(src, first)
@@ -424,7 +429,7 @@ class _Scanner:
                 eol = _EOL_RE.match(src, tok + 1)
                 if eol is None:
                     break
-                tok = _WS_RE.match(src, eol.end()).end()
+                tok = _spaces_at(src, eol.end()).end()
             if tok != first and tok < n and src[tok] not in "\r\n\\":
                 first = tok
             c = src[first]
@@ -514,7 +519,7 @@ class _Scanner:
         seen_eq = False
         last = None
         while pos < n:
-            m = _TOKEN_RE.match(src, pos)
+            m = _token_at(src, pos)
             kind = m.lastgroup
             pos = m.end()
             if kind == "nl":
@@ -547,14 +552,14 @@ class _Scanner:
             last = m
         if last is not None and last.group() == "?":
             q_end = last.end()
-            m = _help_target(src, first, q_end)
-            if m is not None:
+            target = _help_target(src, first, q_end)
+            if target is not None:
                 self.add(
                     first,
                     q_end,
                     "call",
                     "help",
-                    _help_method(m.group(1), m.group(2)),
+                    _help_method(target.group(1), target.group(2)),
                     first,
                     q_end,
                 )
@@ -711,7 +716,7 @@ def unmask(code: str, replacements: Iterable[tuple[str, str]]) -> str:
         if placeholder in code:
             code = code.replace(placeholder, original)
         else:
-            code = _loose_pattern(placeholder).sub(lambda _m, o=original: o, code)
+            code = _loose_pattern(placeholder).sub(lambda _m, o=original: o, code)  # type: ignore[misc]
     return code
 
 

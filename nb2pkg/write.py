@@ -369,7 +369,7 @@ def _swap_in(folder: _Folder, name: str, staging: str, replacing: bool, output: 
         kept = old is not None and not _put_back(folder, name, old)
         if isinstance(exc, FileExistsError) or (  # someone else created the output meanwhile
                 isinstance(exc, OSError) and exc.errno == errno.ENOTEMPTY):
-            where = f"; the previous output is kept in {os.path.basename(old)}" if kept else ""
+            where = f"; the previous output is kept in {os.path.basename(old or '')}" if kept else ""
             raise OutputExistsError(f"the output folder was created by someone else while nb2pkg "
                                     f"wrote it; nothing was replaced{where}", path=output,
                                     hint="look at it, then convert again") from None

@@ -216,7 +216,8 @@ def _paths(cells: tuple[ParsedCell, ...], walked: dict[int, _Walked], name: str)
         if cell.tree is None:
             continue
         for node in walked[cell.cell].strings:
-            if _USER_PATH.match(node.value) and "\n" not in node.value:
+            if isinstance(node.value, str) and _USER_PATH.match(node.value) \
+                    and "\n" not in node.value:
                 result.append(Finding("absolute-path", f"path {node.value!r} only exists on one "
                                       "machine", name, cell.cell, node.lineno,
                                       hint="make it a parameter or a path relative to the project"))

@@ -127,7 +127,7 @@ def run_conversion(request: ConvertRequest,
     from ..api import ConvertOptions, convert  # heavy (libcst, black): only when first used
     from ..write import confined_to
 
-    options = ConvertOptions(name=request.name, **request.options)
+    options = ConvertOptions(name=request.name, **request.options)  # type: ignore[arg-type]
     with private_copy(request) as copy:
         names = path_names(request, copy)
         say = (lambda message: progress(names.relative(message))) if progress else None
@@ -158,7 +158,7 @@ def _shown(error: Nb2pkgError, names: PathNames) -> str:
     through a link swapped in meanwhile: not named (nothing was written there)."""
     if error.path is not None:
         error = copy.copy(error)
-        shown = names.relative(error.path)
+        shown = names.relative(str(error.path))
         error.path = "(a path outside the Jupyter root)" if os.path.isabs(shown) else shown
     return names.relative(str(error))
 

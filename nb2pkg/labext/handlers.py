@@ -95,8 +95,8 @@ class ConvertHandler(_Handler):
     """``POST /nb2pkg/convert``. The body streams in, so that its size is checked against
     ``MAX_BODY_BYTES`` before it is read (413), not after tornado has buffered it whole."""
 
-    async def prepare(self) -> None:
-        await super().prepare()
+    async def prepare(self, **kwargs: Any) -> None:  # type: ignore[override]
+        await super().prepare(**kwargs)
         self._body = bytearray()
         self._too_large = False
         if self._finished:
@@ -106,7 +106,7 @@ class ConvertHandler(_Handler):
             self.refuse(RequestError(f"The request body is over {MAX_BODY_BYTES} bytes.", 413))
             return
         # Without a Content-Length (chunked), tornado itself stops reading past the limit.
-        self.request.connection.set_max_body_size(MAX_BODY_BYTES)
+        self.request.connection.set_max_body_size(MAX_BODY_BYTES)  # type: ignore[union-attr]
 
     def data_received(self, chunk: bytes) -> None:
         self._body += chunk

@@ -186,7 +186,7 @@ def parse_convert_request(body: bytes, root: str, allow_hidden: bool = True) -> 
     if job is not None and not (isinstance(job, str) and _JOB_ID.fullmatch(job)):
         raise RequestError("'job' must be up to 64 letters, digits or dashes.")
 
-    return ConvertRequest(notebook=notebook, notebook_path=_normalized(path), output=output,
+    return ConvertRequest(notebook=notebook, notebook_path=_normalized(str(path)), output=output,
                           name=name, options=dict(options), job=job, allow_hidden=allow_hidden)
 
 

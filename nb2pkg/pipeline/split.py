@@ -122,10 +122,10 @@ def _groups(node: Any, single_stage: bool) -> tuple[int | None, list[tuple[str, 
     found: list[tuple[int, int, str]] = []
     for position, cell in enumerate(cells):
         if cell.cell_type == "markdown":
-            for level, title in headings(cell.source):
-                all_levels.append(level)
-                found.append((position, level, title))
-    level = None if single_stage else stage_level(all_levels)
+            for depth, title in headings(cell.source):
+                all_levels.append(depth)
+                found.append((position, depth, title))
+    level: int | None = None if single_stage else stage_level(all_levels)
     if level is not None:
         for position, heading_level, title in found:
             if heading_level == level and position not in marks:

@@ -84,7 +84,7 @@ def pipeline_files(plan: Any, single_stage: bool = False) -> dict[str, str | byt
     context = pipeline_context(pipeline)
     files[PIPELINE_FILE] = env.get_template("pipeline/pipeline.yaml.j2").render(**context)
     files[WORKFLOW_FILE] = env.get_template("pipeline/workflow.yml.j2").render(**context)
-    files.update(dvc_files(files[PIPELINE_FILE]))
+    files.update(dvc_files(str(files[PIPELINE_FILE])))
     return files
 
 
@@ -246,11 +246,12 @@ def pipeline_context(pipeline: PipelinePlan) -> dict[str, Any]:
     written = [o for _, outs in files.values() for o in outs]  # a stage-written module is no dep
     stages = []
     for position, split in enumerate(pipeline.splits):
-        previous = None
+        previous: str | None = None
         for stage in split.stages:
             deps, outs = files[stage.name]
             pairs = [(v, pipeline.parameter_names[(split.module, v)]) for v in stage.parameters]
-            needs = [previous] if previous and previous not in {p for _, p in stage.inputs} else []
+            needs: list[str] = (
+                [previous] if previous and previous not in {p for _, p in stage.inputs} else [])
             stages.append({
                 "name": stage.name, "title": stage.title, "notebook": stage_path(stage),
                 "needs": needs,

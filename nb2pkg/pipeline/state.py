@@ -404,7 +404,7 @@ if os.name == "nt":  # pragma: no cover - not exercised on the POSIX test machin
     def _try_lock(handle: Any) -> bool:
         handle.seek(0)
         try:
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
         except OSError:
             return False
         return True
@@ -412,7 +412,7 @@ if os.name == "nt":  # pragma: no cover - not exercised on the POSIX test machin
     def _unlock(handle: Any) -> None:
         handle.seek(0)
         try:
-            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
         except OSError:
             pass
 else:
