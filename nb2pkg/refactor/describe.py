@@ -182,10 +182,10 @@ def _summary(facts: Facts, calls: list[str]) -> str:
     verb = _verb(facts, calls)
     if facts.returns_display:
         return f"The value the notebook displays, computed{source}."
+    if verb == "plot":
+        return f"Draw the figure{source}." if params else "Draw the figure."
     if facts.returns:
         return f"Compute {_join([f'`{r}`' for r in facts.returns])}{source}."
-    if verb == "plot":
-        return f"Plot{source.replace(' from', '')}." if params else "Draw the figure."
     if verb == "report":
         return f"Print what is computed{source}."
     changed = [f"`{p}`" for p, _, original in facts.params if original in facts.mutated]
