@@ -282,7 +282,12 @@ def _modules(analysis: Analysis, package: str, modules: list[str], hoisted: list
     for module in names:
         items = [h for h in hoisted if h.module == module]
         if module == "common":  # one copy of each shared definition
-            items = [h for h in items if not (h.name in seen_shared or seen_shared.add(h.name))]
+            unique = []
+            for h in items:
+                if h.name not in seen_shared:
+                    seen_shared.add(h.name)
+                    unique.append(h)
+            items = unique
         items.sort(key=lambda h: (h.kind != "constant", h.notebook, h.cell, h.index))
         functions = [e for e in extractions if e.module == module]
         needed: set[str] = set()
@@ -326,7 +331,7 @@ def _merge_imports(lines: set[str]) -> tuple[str, ...]:
     merged = plain + [f"from {module} import {', '.join(sorted(set(items)))}"
                       for module, items in names.items()]
 
-    def order(line: str) -> tuple[int, str]:
+    def order(line: str) -> tuple[int, str, str]:
         module = line.split()[1]
         top = module.split(".")[0]
         group = 2 if module.startswith(".") else 0 if top in sys.stdlib_module_names else 1

@@ -240,11 +240,11 @@ def find_clones(cells: list[ParsedCell] | tuple[ParsedCell, ...], min_statements
         pending += [(group, length + 1) for group in following.values() if len(group) > 1]
 
     candidates: list[_Candidate] = []
-    for members, length in raw:
-        members = _left_maximal(lists, members)
-        if members is None:
+    for found, length in raw:
+        maximal = _left_maximal(lists, found)
+        if maximal is None:
             continue
-        members = _without_overlaps(members, length)
+        members = _without_overlaps(maximal, length)
         if len(members) < 2:
             continue
         candidate = _group(lists, members, length, min_statements, min_lines)

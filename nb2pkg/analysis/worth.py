@@ -142,4 +142,4 @@ def plot_split(statements: list[ast.stmt]) -> list[tuple[int, int, str]]:
     for before, after in zip(parts, parts[1:]):
         before[1] = after[0]
     parts[-1][1] = len(statements)
-    return [tuple(p) for p in parts]  # type: ignore[misc]
+    return [tuple(p) for p in parts]

@@ -95,7 +95,7 @@ class ConvertHandler(_Handler):
     """``POST /nb2pkg/convert``. The body streams in, so that its size is checked against
     ``MAX_BODY_BYTES`` before it is read (413), not after tornado has buffered it whole."""
 
-    async def prepare(self, **kwargs: Any) -> None:  # type: ignore[override]
+    async def prepare(self, **kwargs: Any) -> None:
         await super().prepare(**kwargs)
         self._body = bytearray()
         self._too_large = False

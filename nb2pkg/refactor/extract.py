@@ -336,7 +336,7 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     for values, nodes in container_params.items():
         wanted = _literal_name(nodes[0], "container", None, parents)
         literal_names[values] = namer.claim(_renamed(override, wanted))
-    values_of = {**literal_params, **container_params}
+    values_of: dict[tuple[str, ...], list] = {**literal_params, **container_params}
     by_first: dict[str, list[tuple[str, ...]]] = {}
     for key in name_classes:
         by_first.setdefault(key[0], []).append(key)
@@ -349,8 +349,8 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     varying: set[str] = set()  # words that differ between the copies (north, south; not total)
     for key in [*name_classes, *literal_params, *container_params]:
         if len(set(key)) > 1:
-            words = [set(identifier(str(value)).split("_")) for value in key]
-            varying |= set().union(*words) - set.intersection(*words)
+            words: list[set[str]] = [set(identifier(str(value)).split("_")) for value in key]
+            varying |= set[str]().union(*words) - words[0].intersection(*words[1:])
     # A comment or section title names the function only when every copy has it.
     titles = {ctx.section_title(o.notebook, o.cell) if ctx.section_title is not None else None
               for o in occurrences}
@@ -415,7 +415,7 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     definition = cst.FunctionDef(
         name=cst.Name(function),
         params=cst.Parameters([cst.Param(cst.Name(p)) for p in params]),
-        body=cst.IndentedBlock(statements),
+        body=cst.IndentedBlock(statements),  # type: ignore[arg-type]
     )
     source = cst.Module(body=[definition]).code
     _check_free_names(source, set(kept))
@@ -736,7 +736,7 @@ def _literal_name(node: ast.AST, kind: str, value: object, parents: dict[int, as
 def _leading_comment(ctx: ExtractContext, o: Occurrence) -> str | None:
     """The comment lines just above the block (a comment inside it describes only a part)."""
     lines = ctx.cells[(o.notebook, o.cell)].masked.code.splitlines()
-    above = []
+    above: list[str] = []
     index = o.first_line - 2
     while 0 <= index < len(lines) and lines[index].strip().startswith("#"):
         above.insert(0, lines[index].strip().lstrip("#").strip())
@@ -768,7 +768,7 @@ def cst_statement_list(module: cst.Module, path: tuple[tuple[int, str], ...]) ->
             target = node.body  # type: ignore[attr-defined]
         if not isinstance(target, cst.IndentedBlock):
             raise _Refuse("sits in a one-line block")
-        owner, statements = target, list(target.body)
+        owner, statements = target, list(target.body)  # type: ignore[arg-type]
     return owner, statements
 
 
@@ -828,9 +828,9 @@ def _cst_block(ctx: ExtractContext, o: Occurrence, block: list[ast.stmt], leaves
         elif isinstance(node, (cst.List, cst.Set, cst.Dict)) and not node.lpar:
             index[("container", start.line, start.column)] = node
     swap: dict[cst.CSTNode, cst.CSTNode] = {}
-    for node, name in containers:
-        line = node.lineno
-        column = len(lines[line - 1].encode()[:node.col_offset].decode("utf-8", "ignore"))
+    for container, name in containers:
+        line = container.lineno
+        column = len(lines[line - 1].encode()[:container.col_offset].decode("utf-8", "ignore"))
         target = index.get(("container", line, column))
         if target is None:
             raise _Refuse("could not locate a differing part of the copies in the source")
@@ -859,7 +859,7 @@ def _cst_block(ctx: ExtractContext, o: Occurrence, block: list[ast.stmt], leaves
                 raise _Refuse("an f-string whose parts nb2pkg cannot line up")
 
     class Swap(cst.CSTTransformer):
-        def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode):  # type: ignore[override]
+        def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode):
             if original in fstring_parts:  # text parts become {parameter}; names inside renamed
                 new_parts: list = []
                 for i, part in enumerate(updated.parts):  # type: ignore[attr-defined]
@@ -897,7 +897,7 @@ def _derived_strings(literal_params: Mapping[tuple[str, ...], list[int]],
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             continue
         if all(isinstance(d, str) for d in decoded):
-            strings[values] = decoded  # type: ignore[assignment]
+            strings[values] = decoded
     found = {}
     for values, texts in strings.items():
         if values not in candidates:

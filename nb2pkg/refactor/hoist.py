@@ -175,7 +175,8 @@ def plan_hoisting(notebooks: list[Notebook], parsed: list[tuple[ParsedCell, ...]
 def _blocker(statement: ast.stmt, name: str, flow: DataFlow, cell: ParsedCell) -> str | None:
     if len(flow.defined_in.get(name, ())) > 1:
         return "defined in more than one cell; which definition runs depends on the order"
-    bindings = sum(1 for s in cell.tree.body if name in block_io([s]).writes)  # type: ignore[union-attr]
+    assert cell.tree is not None  # opaque cells hold no definitions
+    bindings = sum(1 for s in cell.tree.body if name in block_io([s]).writes)
     if bindings > 1:
         return "bound more than once in its cell"
     for node in ast.walk(statement):
@@ -223,7 +224,7 @@ def _shared(candidates, alive, needs, imports: ImportTable) -> set[tuple[int, st
     for nb, cell, index, name, kind, statement in candidates:
         if (nb, name) in alive:
             by_text.setdefault((name, ast.dump(statement)), []).append(nb)
-    shared = set()
+    shared: set[tuple[int, str]] = set()
     for (name, _), notebooks in by_text.items():
         if len(set(notebooks)) < 2:
             continue
