@@ -247,7 +247,7 @@ def test_convert_writes_only_a_pipeline_that_run_accepts(tmp_path: Path) -> None
                        "codes = {1: 'a'}"):
         assert assignment in kept
     assert {"z", "seen"} <= set(pipeline.stages[0].outputs)  # carried as artifacts instead
-    assert main(["export", "dvc", "--check", str(out / "pipeline.yaml")]) == 0  # dvc.yaml agrees
+    assert main(["export", "dvc", str(out / "pipeline.yaml"), "--check"]) == 0  # dvc.yaml agrees
 
 
 def _closed_stdout(*args: str) -> subprocess.CompletedProcess:
