@@ -65,7 +65,7 @@ def _sync_regions(base: Sequence[Any], ours: Sequence[Any], theirs: Sequence[Any
     """Runs of ``base`` that both sides kept unchanged, with where they are in each side; the
     last is the empty run at the ends (the classic diff3 synchronization)."""
     def blocks(other: Sequence[Any]) -> list[tuple[int, int, int]]:
-        matcher = SequenceMatcher(None, base, other, autojunk=False)  # type: ignore[arg-type]
+        matcher = SequenceMatcher(None, base, other, autojunk=False)
         return [(m.a, m.b, m.size) for m in matcher.get_matching_blocks() if m.size]
 
     with_ours, with_theirs = blocks(ours), blocks(theirs)
@@ -286,7 +286,7 @@ def _merge_fields(base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, 
         elif special and key in special and missing not in (b, o, t):
             value = special[key](b, o, t)
         elif all(isinstance(v, dict) for v in (b, o, t)):
-            value = _merge_fields(b, o, t, use_git)  # type: ignore[arg-type]
+            value = _merge_fields(b, o, t, use_git)
             if value is None:
                 return None
         else:

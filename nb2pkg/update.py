@@ -487,6 +487,9 @@ def _differences(project: Path, manifest: Manifest, files: Files) -> list[Differ
             found.append(Difference(relative, "added"))
         elif _sha(new) != old:
             base = _base(project, manifest, relative)
+            if relative.endswith(".ipynb") and base is not None and \
+                    _without_outputs(base) == _without_outputs(_bytes(new)):
+                continue  # the notebook was run again: outputs are not generated code
             texts = (_text(base) if base is not None else None, _text(_bytes(new)))
             diff = ""
             if texts[0] is not None and texts[1] is not None:
@@ -495,6 +498,20 @@ def _differences(project: Path, manifest: Manifest, files: Files) -> list[Differ
                     f"a/{relative}", f"b/{relative}", n=2))
             found.append(Difference(relative, "changed", diff))
     return found
+
+
+def _without_outputs(content: bytes) -> Any:
+    """A notebook without what running it changes (outputs, execution counts and times)."""
+    try:
+        node = json.loads(content)
+        for cell in node["cells"]:
+            cell.pop("outputs", None)
+            cell.pop("execution_count", None)
+            if isinstance(cell.get("metadata"), dict):
+                cell["metadata"].pop("execution", None)
+        return node
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return content
 
 
 def find_projects(folder: Path | str) -> list[Path]:
