@@ -137,14 +137,19 @@ def _plain(value: Any) -> Any:
 
 def read_manifest(project: Path) -> Manifest:
     """The manifest of a converted project; ``NotConvertedError`` when there is none."""
-    from .notebook import read_regular_file
-
     path = Path(project, MANIFEST)
-    if not os.path.lexists(path):
+    data = _read(project, MANIFEST)
+    if data is None:
         raise NotConvertedError("not a project nb2pkg converted (no .nb2pkg/manifest.json)",
                                 path=project, hint="convert the notebook into it first, or "
                                 "convert again with --force (this replaces hand edits)")
-    data = read_regular_file(path, NotConvertedError, "manifest")
+    if not isinstance(data, bytes):
+        raise NotConvertedError("the manifest is not a regular file", path=path,
+                                hint="restore it from version control")
+    return parse_manifest(data, path)
+
+
+def parse_manifest(data: bytes, path: Path | str = MANIFEST) -> Manifest:
     try:
         raw = json.loads(data.decode("utf-8"))
         if raw.get("format") != FORMAT:
@@ -155,7 +160,7 @@ def read_manifest(project: Path) -> Manifest:
                         dict(raw["options"]),
                         {str(k): str(v["sha256"]) for k, v in entries.items()},
                         frozenset(k for k, v in entries.items() if v.get("base")))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise NotConvertedError(f"the manifest cannot be read ({exc})", path=path,
                                 hint="restore it from version control") from None
 
@@ -181,11 +186,22 @@ _SPECIAL = object()  # something other than a regular file at a generated path: 
 
 def _read(project: Path, relative: str) -> bytes | None | object:
     """The bytes of a project file; None when missing; ``_SPECIAL`` for a link, a folder, ...
-    Opened without following links (a link is the user's, never merged through)."""
+    Opened without following links (a link is the user's, never merged through); under
+    ``write.confined_to(root)`` (the lab) walked from that root, so a folder on the way
+    swapped for a link cannot lead out of it."""
     from .beneath import open_beneath
+    from .write import confinement
 
+    root = confinement()
+    if root is None:
+        root, parts = os.path.realpath(project), relative.split("/")
+    else:
+        parts = [*os.path.relpath(os.path.abspath(project), root).split(os.sep),
+                 *relative.split("/")]
+        if parts[0] == os.pardir:
+            return _SPECIAL
     try:
-        fd, _ = open_beneath(os.path.realpath(project), relative.split("/"))
+        fd, _ = open_beneath(root, parts)
     except FileNotFoundError:
         return None
     except OSError:  # a link on the way or at the name, a file where a folder is expected
@@ -253,20 +269,33 @@ class _Plan:
 def update(project: Path | str, notebooks: Sequence[Path | str] = (), *,
            progress: Progress | None = None, dry_run: bool = False,
            use_git: bool | None = None, confine_to: Path | str | None = None,
-           source_folder: Path | str | None = None, allow_hidden: bool = True) -> UpdateReport:
+           source_folder: Path | str | None = None, allow_hidden: bool = True,
+           _confine_assets: Path | str | None = None) -> UpdateReport:
     """Convert the notebooks again (those of the manifest unless ``notebooks`` are given) and
     merge the result into ``project`` (see the module's docstring). Conflicts are written with
-    markers (or both versions kept) and listed in the report; they raise nothing."""
+    markers (or both versions kept) and listed in the report; they raise nothing.
+
+    ``confine_to`` (the lab: the server root): the project is read and written only beneath it
+    (``write.confined_to``), and no data file or module is carried from outside it;
+    ``source_folder`` and ``allow_hidden`` as for ``api.convert``."""
     from .api import render_project
     from .write import write_update
 
+    if confine_to is not None:
+        from .write import confined_to
+
+        with confined_to(confine_to):
+            return update(project, notebooks, progress=progress, dry_run=dry_run,
+                          use_git=use_git, source_folder=source_folder,
+                          allow_hidden=allow_hidden, _confine_assets=confine_to)
     say = progress or (lambda message: None)
     project = Path(project)
     manifest = read_manifest(project)
     paths = _notebooks(project, manifest, notebooks)
     options = _options(manifest)
     plan, theirs, _, failures = render_project(paths, options, say, source_folder=source_folder,
-                                               confine_to=confine_to, allow_hidden=allow_hidden)
+                                               confine_to=_confine_assets,
+                                               allow_hidden=allow_hidden)
     say(f"merging {len(theirs)} generated files with {project}")
     merged = merge_project(project, manifest, theirs, use_git)
     # Recorded-value files update did not regenerate stay in the base as they were.
@@ -294,13 +323,7 @@ def update(project: Path | str, notebooks: Sequence[Path | str] = (), *,
         return (relative in written or relative in merged.removed
                 or relative == STATE or relative.startswith(STATE + "/"))
 
-    if confine_to is not None:
-        from .write import confined_to
-
-        with confined_to(confine_to):
-            write_update(written, project, leave, PREVIOUS)
-    else:
-        write_update(written, project, leave, PREVIOUS)
+    write_update(written, project, leave, PREVIOUS)
     say(f"updated {project}; the project as it was is in {project / PREVIOUS}")
     return report
 

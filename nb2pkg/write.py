@@ -118,6 +118,12 @@ def confined_to(root: Path | str) -> Iterator[None]:
         _CONFINEMENT.reset(token)
 
 
+def confinement() -> str | None:
+    """The root ``confined_to`` set for this context, if any (``nb2pkg.update`` reads the
+    project beneath it too)."""
+    return _CONFINEMENT.get()
+
+
 @dataclass(frozen=True)
 class _Folder:
     """The folder that holds the output, opened once: no later step looks its path up again."""
