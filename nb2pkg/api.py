@@ -131,10 +131,7 @@ def convert(paths: Sequence[Path | str], output: Path | str,
     (or through a link leading out of it); without ``allow_hidden``, none with a name starting
     with ``.`` on its way.
     """
-    from .analysis import combine
-    from .generate import render
     from .write import check_output, write_project
-    from .plan import PlanOptions, plan_package
 
     say = progress or (lambda message: None)
     output = Path(output)
@@ -142,26 +139,10 @@ def convert(paths: Sequence[Path | str], output: Path | str,
         raise Nb2pkgError("no notebooks given", hint="pass one or more .ipynb files")
     if not options.dry_run:
         check_output(output, options.force, [Path(p) for p in paths])
-    with gc_paused():
-        analyses, failures = _read(paths, jobs, say)
-        if source_folder is not None and len(analyses) + len(failures) > 1:
-            raise Nb2pkgError("a source folder is for one notebook; "
-                              f"{len(analyses) + len(failures)} were given",
-                              hint="convert a notebook read from elsewhere on its own")
-        analysis = combine(analyses, options.min_clone_statements, options.min_clone_lines)
-        say(f"planning package ({len(analysis.clones)} clone groups)")
-        assets = _assets(analysis, options.max_data_bytes, source_folder, confine_to,
-                         allow_hidden)
-        plan = plan_package(analysis, PlanOptions(name=options.name, extract=options.extract,
-                                                  min_statements=options.min_clone_statements,
-                                                  overrides=options.names), assets)
-        extra = {}
-        if options.pipeline:
-            from .pipeline.stages import pipeline_files
-
-            say("splitting notebooks into pipeline stages")
-            extra = pipeline_files(plan, single_stage=options.single_stage)
-        files = render(plan, extra)
+    plan, files, extra, failures = render_project(paths, options, say, jobs,
+                                                  source_folder=source_folder,
+                                                  confine_to=confine_to,
+                                                  allow_hidden=allow_hidden)
     if options.dry_run:
         return ConvertReport(plan.name, str(output), tuple(sorted(files)), True, plan,
                              failures=tuple(failures))
@@ -176,11 +157,51 @@ def convert(paths: Sequence[Path | str], output: Path | str,
             return ConvertReport(plan.name, str(output), (), False, plan, verification,
                                  tuple(failures))
         if options.record:
+            from .generate import render
+
             files = render(plan, extra, calls=verification.calls)
-    written = write_project(files, output, options.force)
+    from .update import BASE, baseline_files
+
+    # What update and check merge with and compare to: .nb2pkg/ (docs/update.md). Its copies
+    # of the files are not listed as written files.
+    written = [f for f in write_project({**files, **baseline_files(plan, files, options, output,
+                                                                  source_folder)},
+                                        output, options.force) if not f.startswith(BASE + "/")]
     say(f"wrote {len(written)} files to {output}")
     return ConvertReport(plan.name, str(output), tuple(written), False, plan, verification,
                          tuple(failures))
+
+
+def render_project(paths: Sequence[Path | str], options: ConvertOptions, say: Progress,
+                   jobs: int = 1, *, source_folder: Path | str | None = None,
+                   confine_to: Path | str | None = None, allow_hidden: bool = True):
+    """read → analyze → plan → render: the plan, every file (relative path → content), the
+    pipeline's files among them, and the notebooks that could not be read. Writes nothing."""
+    from .analysis import combine
+    from .generate import render
+    from .plan import PlanOptions, plan_package
+
+    with gc_paused():
+        analyses, failures = _read(paths, jobs, say)
+        if source_folder is not None and len(analyses) + len(failures) > 1:
+            raise Nb2pkgError("a source folder is for one notebook; "
+                              f"{len(analyses) + len(failures)} were given",
+                              hint="convert a notebook read from elsewhere on its own")
+        analysis = combine(analyses, options.min_clone_statements, options.min_clone_lines)
+        say(f"planning package ({len(analysis.clones)} clone groups)")
+        assets = _assets(analysis, options.max_data_bytes, source_folder, confine_to,
+                         allow_hidden)
+        plan = plan_package(analysis, PlanOptions(name=options.name, extract=options.extract,
+                                                  min_statements=options.min_clone_statements,
+                                                  overrides=options.names), assets)
+        extra: dict[str, str | bytes] = {}
+        if options.pipeline:
+            from .pipeline.stages import pipeline_files
+
+            say("splitting notebooks into pipeline stages")
+            extra = pipeline_files(plan, single_stage=options.single_stage)
+        files = render(plan, extra)
+    return plan, files, extra, failures
 
 
 def _assets(analysis: Analysis, max_bytes: int, folder: Path | str | None = None,

@@ -24,6 +24,8 @@ Turn Jupyter notebooks into an installable, tested Python package and a papermil
   nb2pkg analyze NB...            report cells, dataflow, repeated code and hygiene findings
   nb2pkg convert NB... -o DIR     write a package: modules, refactored notebooks, tests
   nb2pkg verify NB... DIR         run originals and refactored notebooks, compare outputs
+  nb2pkg update [NB...] DIR       convert again into DIR, keeping hand edits (three-way merge)
+  nb2pkg check [NB...] [DIR]      exit 1 when DIR is out of date with its notebooks
   nb2pkg run [pipeline.yaml]      run the notebook pipeline (unchanged stages are skipped)
   nb2pkg export dvc [pipeline.yaml]   write dvc.yaml and params.yaml
 
@@ -110,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not refresh DIR/tests/data/recorded (the recorded-value tests)")
     verify.add_argument("--json", action="store_true")
     COMMANDS.update(add_pipeline_commands(sub))
+    from .update_cli import add_commands as add_update_commands
+
+    COMMANDS.update(add_update_commands(sub))
     return parser
 
 

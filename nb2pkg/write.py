@@ -21,7 +21,7 @@ from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 try:
     import fcntl
@@ -118,6 +118,12 @@ def confined_to(root: Path | str) -> Iterator[None]:
         _CONFINEMENT.reset(token)
 
 
+def confinement() -> str | None:
+    """The root ``confined_to`` set for this context, if any (``nb2pkg.update`` reads the
+    project beneath it too)."""
+    return _CONFINEMENT.get()
+
+
 @dataclass(frozen=True)
 class _Folder:
     """The folder that holds the output, opened once: no later step looks its path up again."""
@@ -144,6 +150,73 @@ def write_project(files: Files, output: Path, force: bool = False) -> list[str]:
         staging = _stage(folder, name, files, output)
         _swap_in(folder, name, staging, replacing, output)
     return sorted(files)
+
+
+def write_update(files: Files, output: Path, leave: Callable[[str], bool],
+                 keep_previous: str) -> list[str]:
+    """Replace the existing project ``output`` by ``files`` plus every file of it for which
+    ``leave(relative path)`` is false (carried unchanged: links stay links), atomically and
+    under the lock, as ``write_project`` does. The project as it was is not removed: it moves to
+    ``output/keep_previous`` (replacing the copy an earlier update kept there).
+
+    Killed between the renames, the previous project stays beside the output in its
+    ``.<name>.nb2pkg-old-XXXXXXXX`` folder (``_recover`` keeps it: it never matches the marker).
+    """
+    output = Path(output)
+    recover_output(output)
+    with _output_folder(output, create=False) as (folder, name), _locked(folder, name, output):
+        _recover(folder, name)
+        if not _existing_output(folder, name, output, True):
+            raise OutputWriteError("the project folder is gone", path=output,
+                                   hint="restore it, then update again")
+        staging = _stage(folder, name, files, output)
+        try:
+            _carry(folder, name, staging, leave)
+        except BaseException as exc:
+            _remove_tree(folder.fd, os.path.basename(staging))
+            if isinstance(exc, OSError):
+                raise _write_error(exc, output) from None
+            raise
+        _swap_in(folder, name, staging, True, output, keep_previous)
+    return sorted(files)
+
+
+def _carry(folder: _Folder, name: str, staging: str, leave: Callable[[str], bool]) -> None:
+    """Copy what the project holds besides the generated files into ``staging``, walking it
+    with ``O_NOFOLLOW`` from the folder held open (a link is copied as a link, never followed)."""
+    top = os.open(name, _DIRECTORY | _NO_FOLLOW, dir_fd=folder.fd)
+    try:
+        _carry_folder(top, "", staging, leave)
+    finally:
+        os.close(top)
+
+
+def _carry_folder(fd: int, prefix: str, staging: str, leave: Callable[[str], bool]) -> None:
+    for entry in sorted(os.scandir(fd), key=lambda e: e.name):
+        relative = prefix + entry.name
+        if leave(relative):
+            continue
+        info = os.stat(entry.name, dir_fd=fd, follow_symlinks=False)
+        target = os.path.join(staging, relative)
+        if stat.S_ISDIR(info.st_mode):
+            os.makedirs(target, exist_ok=True)
+            inner = os.open(entry.name, _DIRECTORY | _NO_FOLLOW, dir_fd=fd)
+            try:
+                _carry_folder(inner, relative + "/", staging, leave)
+            finally:
+                os.close(inner)
+            os.chmod(target, stat.S_IMODE(info.st_mode) | 0o700)
+        elif stat.S_ISLNK(info.st_mode):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.symlink(os.readlink(entry.name, dir_fd=fd), target)
+        elif stat.S_ISREG(info.st_mode):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            source = os.open(entry.name, os.O_RDONLY | _NO_FOLLOW, dir_fd=fd)
+            with open(source, "rb") as reading, open(target, "xb") as writing:
+                shutil.copyfileobj(reading, writing)
+            os.chmod(target, stat.S_IMODE(info.st_mode))
+            os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+        # FIFOs, sockets, devices: not copied (they stay in the previous project's copy)
 
 
 def recover_output(output: Path) -> None:
@@ -348,15 +421,17 @@ def _stage(folder: _Folder, name: str, files: Files, output: Path) -> str:
     return staging
 
 
-def _swap_in(folder: _Folder, name: str, staging: str, replacing: bool, output: Path) -> None:
-    """Move the staging folder to the output's name, the previous output (if any) aside first."""
+def _swap_in(folder: _Folder, name: str, staging: str, replacing: bool, output: Path,
+             keep_previous: str | None = None) -> None:
+    """Move the staging folder to the output's name, the previous output (if any) aside first;
+    with ``keep_previous``, the previous output then moves to that path inside the new one."""
     target = os.path.join(folder.path, name)
     old: str | None = None
     try:
         _check_beneath_root(folder, output)
         if replacing:
             old = tempfile.mkdtemp(prefix=f".{name}.nb2pkg-old-", dir=folder.path)
-            _record_replacement(old, staging)
+            _record_replacement(old, staging, keep=keep_previous is not None)
             os.rename(target, os.path.join(old, name))
             # --force consents to replacing whatever is at the name: a plain rename, which fails
             # only on a folder someone filled since. A kill right here leaves the name free and
@@ -376,17 +451,40 @@ def _swap_in(folder: _Folder, name: str, staging: str, replacing: bool, output: 
         if isinstance(exc, OSError):
             raise _write_error(exc, output) from None
         raise
-    if old is not None:
+    if old is not None and keep_previous is not None:
+        _keep_previous(folder, name, old, keep_previous)
+    elif old is not None:
         _remove_tree(folder.fd, os.path.basename(old))
 
 
-def _record_replacement(old: str, staging: str) -> None:
-    """Note in ``old`` which folder replaces the output, for _restore after a kill."""
+def _keep_previous(folder: _Folder, name: str, old: str, keep: str) -> None:
+    """Move the replaced project from ``old`` to ``keep`` inside the new one; the copy an
+    earlier update kept there goes (it is the project two updates ago)."""
+    previous = os.path.join(old, name)
+    with suppress(OSError):  # the older backup inside the previous project
+        inner = os.open(os.path.join(previous, os.path.dirname(keep)), _DIRECTORY | _NO_FOLLOW)
+        try:
+            _remove_tree(inner, os.path.basename(keep))
+        finally:
+            os.close(inner)
+    target = os.path.join(folder.path, name, keep)
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.rename(previous, target)
+    except OSError:  # the previous project stays where it is, beside the output: never lost
+        return
+    _remove_tree(folder.fd, os.path.basename(old))
+
+
+def _record_replacement(old: str, staging: str, keep: bool = False) -> None:
+    """Note in ``old`` which folder replaces the output, for _restore after a kill. An update
+    (``keep``) writes a record _restore never matches, so a kill before the previous project
+    reached its place inside the new one leaves it beside, never removed."""
     new = os.stat(staging)
     fd = os.open(os.path.join(old, _MARKER), os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW,
                  0o600)
     try:
-        os.write(fd, f"{new.st_dev}:{new.st_ino}".encode())
+        os.write(fd, f"{'kept:' if keep else ''}{new.st_dev}:{new.st_ino}".encode())
     finally:
         os.close(fd)
 

@@ -1,13 +1,13 @@
 import { Dialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { IConvertOptions, IConvertSummary } from './request';
+import { IConvertOptions, IConvertSummary, IUpdateSummary } from './request';
 
 /** What the user chose in the convert dialog. */
 export interface IFormValues {
   name: string;
   output: string;
-  options: Omit<IConvertOptions, 'force'>;
+  options: Omit<IConvertOptions, 'force' | 'update'>;
 }
 
 const OPTION_LABELS: [keyof IFormValues['options'], string, string][] = [
@@ -325,6 +325,49 @@ export function summaryBody(summary: IConvertSummary): Widget {
     element('h3', {}, 'Verification'),
     ...verification(summary.verification),
     files
+  );
+  return body;
+}
+
+/** The body of the result dialog of an update: conflicts first, then what changed. */
+export function updateBody(summary: IUpdateSummary): Widget {
+  const body = new Widget();
+  body.addClass('jp-nb2pkg-summary');
+  const conflicts = summary.files.filter(file => file.action === 'conflict');
+  const others = summary.files.filter(file => file.action !== 'conflict');
+  const line = (file: IUpdateSummary['files'][number]) =>
+    element(
+      'li',
+      {},
+      element('code', {}, file.path),
+      ` ${file.action}: ${file.detail}`
+    );
+  body.node.append(
+    element(
+      'p',
+      {},
+      'Package ',
+      element('code', {}, summary.package),
+      ' in ',
+      element('code', {}, summary.lab.output + '/'),
+      ' updated from the notebook; the project as it was is in ',
+      element('code', {}, `${summary.lab.output}/${summary.previous}/`),
+      '.'
+    ),
+    element('h3', {}, `Conflicts (${conflicts.length})`),
+    conflicts.length
+      ? element('ul', {}, ...conflicts.map(line))
+      : element(
+          'p',
+          { className: 'jp-nb2pkg-muted' },
+          'None: your edits and the notebook merged.'
+        ),
+    element(
+      'details',
+      {},
+      element('summary', {}, `Other changes (${others.length})`),
+      element('ul', {}, ...others.map(line))
+    )
   );
   return body;
 }

@@ -6,8 +6,22 @@ import { UUID } from '@lumino/coreutils';
 import { DisposableDelegate, IDisposable } from '@lumino/disposable';
 import { Widget } from '@lumino/widgets';
 
-import { ConvertForm, IFormValues, ProgressBody, summaryBody } from './dialogs';
-import { ApiError, convert, defaults, IConvertSummary, progress } from './request';
+import {
+  ConvertForm,
+  IFormValues,
+  ProgressBody,
+  summaryBody,
+  updateBody
+} from './dialogs';
+import {
+  ApiError,
+  convert,
+  defaults,
+  IConvertSummary,
+  IUpdateSummary,
+  progress,
+  update
+} from './request';
 
 /** Name of the toolbar item: the button is `[data-jp-item-name="nb2pkg-convert"] button`. */
 export const TOOLBAR_ITEM = 'nb2pkg-convert';
@@ -115,6 +129,52 @@ async function showSummary(
   }
 }
 
+/**
+ * The folder holds an earlier conversion of this notebook (the server said so): offer
+ * 'Update package'. True when the user chose it, false for a new conversion, null to cancel.
+ */
+async function offerUpdate(output: string): Promise<boolean | null> {
+  const body = new Widget();
+  const text = document.createElement('p');
+  text.textContent =
+    `"${output}" holds an earlier conversion of this notebook. Updating it converts again ` +
+    "and merges: your edits to the package stay, the notebook's changes come in, conflicts " +
+    'are marked, and the project as it was is kept.';
+  body.node.append(text);
+  const result = await showDialog({
+    title: TITLE,
+    body,
+    buttons: [
+      Dialog.cancelButton(),
+      Dialog.okButton({ label: 'Convert anew…', displayType: 'default' }),
+      Dialog.okButton({ label: 'Update package' })
+    ]
+  });
+  if (!result.button.accept) {
+    return null;
+  }
+  return result.button.label === 'Update package';
+}
+
+async function showUpdateSummary(
+  app: JupyterFrontEnd,
+  summary: IUpdateSummary
+): Promise<void> {
+  const result = await showDialog({
+    title: summary.conflicts.length
+      ? `Package ${summary.package} updated with ${summary.conflicts.length} conflict(s)`
+      : `Package ${summary.package} updated`,
+    body: updateBody(summary),
+    buttons: [
+      Dialog.cancelButton({ label: 'Close' }),
+      Dialog.okButton({ label: 'Open folder' })
+    ]
+  });
+  if (result.button.accept) {
+    await app.commands.execute('filebrowser:go-to-path', { path: summary.lab.output });
+  }
+}
+
 /** The whole flow behind the toolbar button, for one notebook. */
 export async function convertNotebook(
   app: JupyterFrontEnd,
@@ -137,6 +197,19 @@ export async function convertNotebook(
   try {
     // The server suggests name and folder by the rules the command line uses.
     const suggested = await defaults(settings, path);
+    if (suggested.update) {
+      const chosen = await offerUpdate(suggested.output);
+      if (chosen === null) {
+        return;
+      }
+      if (chosen) {
+        const job = UUID.uuid4();
+        const request = { path, output: suggested.output, name: suggested.name, job };
+        const summary = await withProgress(app, job, update(settings, request));
+        await showUpdateSummary(app, summary);
+        return;
+      }
+    }
     values = {
       name: suggested.name,
       output: suggested.output,

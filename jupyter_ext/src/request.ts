@@ -7,6 +7,8 @@ export interface IConvertOptions {
   pipeline: boolean;
   verify: boolean;
   force: boolean;
+  /** Update the earlier conversion in the output folder (`nb2pkg update`) instead. */
+  update?: boolean;
 }
 
 export interface IConvertRequest {
@@ -40,6 +42,19 @@ export interface IConvertSummary {
   };
 }
 
+/** `UpdateReport.to_dict()` plus the lab's paths: the answer when `options.update` is set. */
+export interface IUpdateSummary {
+  package: string;
+  /** Where the project as it was is kept, relative to the project. */
+  previous: string;
+  files: { path: string; action: string; detail: string; copy: string | null }[];
+  conflicts: string[];
+  lab: {
+    output: string;
+    readme: string | null;
+  };
+}
+
 export interface IProgress {
   messages: string[];
 }
@@ -50,6 +65,8 @@ export interface IDefaults {
   name: string;
   /** Output folder relative to the server root. */
   output: string;
+  /** The output folder holds an earlier conversion of this notebook: offer an update. */
+  update: boolean;
 }
 
 /** A refusal or failure reported by the server, carrying its readable message. */
@@ -134,4 +151,15 @@ export function defaults(
   path: string
 ): Promise<IDefaults> {
   return requestAPI<IDefaults>(settings, `defaults?path=${encodeURIComponent(path)}`);
+}
+
+/** `POST /nb2pkg/convert` with `options.update`: merge into the earlier conversion. */
+export function update(
+  settings: ServerConnection.ISettings,
+  request: Omit<IConvertRequest, 'options'>
+): Promise<IUpdateSummary> {
+  return requestAPI<IUpdateSummary>(settings, 'convert', {
+    method: 'POST',
+    body: JSON.stringify({ ...request, options: { update: true } })
+  });
 }

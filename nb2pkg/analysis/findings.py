@@ -21,6 +21,22 @@ class Finding:
     hint: str | None = None
 
 
+# How much a finding matters, for `nb2pkg check --severity`: "error" is code that fails or
+# cannot be converted, "warning" a result that differs elsewhere (another machine, another
+# run), "info" tidiness. Codes not listed (new ones) count as warnings.
+SEVERITY = {
+    "unparseable-cell": "error", "use-before-define": "error",
+    "hidden-state": "warning", "absolute-path": "warning", "unseeded-random": "warning",
+    "unknown-import": "warning", "pip-install-unparsed": "warning",
+    "unused-import": "info", "redefined": "info", "untagged-parameters": "info",
+    "pip-install": "info", "kernel-replaced": "info", "package-renamed": "info",
+}
+
+
+def severity_of(code: str) -> str:
+    return SEVERITY.get(code, "warning")
+
+
 # Sampling functions whose results change from run to run unless a seed is set first.
 _NUMPY_RANDOM = {"rand", "randn", "randint", "random", "random_sample", "choice", "shuffle",
                  "permutation", "normal", "uniform", "binomial", "poisson", "exponential", "beta",

@@ -127,6 +127,8 @@ def run_conversion(request: ConvertRequest,
     from ..api import ConvertOptions, convert  # heavy (libcst, black): only when first used
     from ..write import confined_to
 
+    if request.options.get("update"):
+        return run_update(request, progress)
     options = ConvertOptions(name=request.name, **request.options)  # type: ignore[arg-type]
     with private_copy(request) as copy:
         names = path_names(request, copy)
@@ -149,6 +151,37 @@ def run_conversion(request: ConvertRequest,
     summary["lab"] = {
         "output": request.output.relative,
         "readme": f"{request.output.relative}/README.md" if "README.md" in report.files else None,
+    }
+    return summary
+
+
+def run_update(request: ConvertRequest,
+               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """``nb2pkg update`` of the output folder from the notebook: ``UpdateReport.to_dict()``
+    with root-relative paths, plus the lab's paths. Refused (409, field ``output``) unless the
+    folder holds an earlier conversion of this notebook. Reads and writes stay beneath the root
+    (``update(confine_to=root)``); the project as it was is kept in its ``.nb2pkg/previous``."""
+    from ..update import update
+    from .request import holds_conversion_of
+
+    if not holds_conversion_of(request.output, request.notebook):
+        raise RequestError(f"'{request.output.relative}' holds no earlier conversion of this "
+                           "notebook to update.", status=409, field="output")
+    with private_copy(request) as copy:
+        names = path_names(request, copy)
+        say = (lambda message: progress(names.relative(message))) if progress else None
+        try:
+            report = _in_own_event_loop(lambda: update(
+                request.output.absolute, [copy], progress=say,
+                confine_to=request.output.root, source_folder=request.folder.absolute,
+                allow_hidden=request.allow_hidden))
+        except Nb2pkgError as error:
+            raise RequestError(_shown(error, names), status=422) from None
+        summary = names.everywhere(report.to_dict())
+    summary["lab"] = {
+        "output": request.output.relative,
+        "readme": f"{request.output.relative}/README.md"
+        if os.path.isfile(request.output.absolute / "README.md") else None,
     }
     return summary
 

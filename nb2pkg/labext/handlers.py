@@ -26,7 +26,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from .request import (MAX_BODY_BYTES, RequestError, check_notebook, defaults,
-                      parse_convert_request)
+                      holds_conversion_of, parse_convert_request, resolve_inside)
 
 _BOARD_SETTING = "nb2pkg_progress"
 _UNEXPECTED = ("nb2pkg failed unexpectedly while converting the notebook; "
@@ -139,16 +139,23 @@ class ConvertHandler(_Handler):
 
 
 class DefaultsHandler(_Handler):
-    """``GET /nb2pkg/defaults?path=<notebook>``: the name and folder the form suggests, by the
-    rules the CLI uses (nb2pkg.refactor.naming.package_name), so the two never disagree."""
+    """``GET /nb2pkg/defaults?path=<notebook>[&output=<folder>]``: the name and folder the form
+    suggests, by the rules the CLI uses (nb2pkg.refactor.naming.package_name), so the two never
+    disagree; ``update``: the folder (``output``, else the suggested one) holds an earlier
+    conversion of this notebook, so the lab offers "Update package"."""
 
     @tornado.web.authenticated
     @authorized  # "read" on "contents"
     def get(self) -> None:
         path = self.get_query_argument("path", "")
         try:
-            check_notebook(self.root, path, self.allow_hidden)
-            self.reply(200, defaults(path))
+            notebook = check_notebook(self.root, path, self.allow_hidden)
+            answer: dict[str, Any] = dict(defaults(path))
+            output = self.get_query_argument("output", "") or answer["output"]
+            folder = resolve_inside(self.root, output, "output folder", self.allow_hidden,
+                                    field="output")
+            answer["update"] = bool(folder.parts) and holds_conversion_of(folder, notebook)
+            self.reply(200, answer)
         except RequestError as error:
             self.refuse(error)
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-OPTION_NAMES = ("extract", "pipeline", "verify", "force")
+OPTION_NAMES = ("extract", "pipeline", "verify", "force", "update")
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024  # .nb2pkg/manifest.json: hashes of a project's files
 MAX_BODY_BYTES = 64 * 1024  # a request is a few paths and flags: anything bigger is refused (413)
 MAX_PATH_BYTES = 4096  # PATH_MAX on Linux
 MAX_NAME_BYTES = 255  # one file or folder name (NAME_MAX)
@@ -215,6 +216,34 @@ def defaults(notebook_path: str) -> dict[str, str]:
     folder, file_name = os.path.split(_normalized(notebook_path))
     stem = file_name[:-len(".ipynb")] if file_name.endswith(".ipynb") else file_name
     return {"name": package_name(stem), "output": "/".join(filter(None, [folder, f"{stem}_pkg"]))}
+
+
+def holds_conversion_of(output: RootPath, notebook: RootPath) -> bool:
+    """Whether ``output`` holds an earlier conversion of ``notebook``: its
+    ``.nb2pkg/manifest.json`` (read beneath the root, following no link) names the notebook.
+    The lab then offers "Update package" (``nb2pkg update``) instead of replacing the folder."""
+    import stat
+
+    from ..beneath import open_beneath
+    from ..update import MANIFEST, NotConvertedError, parse_manifest
+
+    try:
+        fd, _ = open_beneath(output.root, (*output.parts, *MANIFEST.split("/")))
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size > MAX_MANIFEST_BYTES:
+            return False
+        os.set_blocking(fd, True)
+        data = os.read(fd, MAX_MANIFEST_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        manifest = parse_manifest(data)
+    except NotConvertedError:
+        return False
+    return any(os.path.normpath(os.path.join(output.absolute, p)) == str(notebook.absolute)
+               for p in manifest.notebooks)
 
 
 def _normalized(path: str) -> str:

@@ -328,4 +328,4 @@ def test_defaults_follow_the_command_line(jupyter_server, server_workdir, notebo
             " ", "%20").replace("Ü", "%C3%9C"))
         cli = convert([path], folder / "unused", ConvertOptions(dry_run=True)).package
         assert answer.status == 200, answer
-        assert answer.data == {"name": cli, "output": f"{rel}/{stem}_pkg"}, stem
+        assert answer.data == {"name": cli, "output": f"{rel}/{stem}_pkg", "update": False}, stem

@@ -191,3 +191,45 @@ def test_modules_outside_the_root_are_not_carried(lab_server, workdir: tuple[Pat
     assert "`linked.csv`: **not carried**: it is a symbolic link leading out of" in report
     assert "`.env`: **not carried**: it is hidden" in report
     assert str(lab_server.root) not in report and str(beyond) not in report
+
+
+def test_an_earlier_conversion_is_offered_for_update_and_updated(
+        lab_server, workdir: tuple[Path, str], demo_notebook) -> None:
+    """`update` in the defaults when the folder holds a conversion of this notebook; the update
+    option merges (hand edits kept, the notebook's changes in, the previous project kept)."""
+    import nbformat
+
+    folder, rel = workdir
+    notebook = demo_notebook(folder / "demo.ipynb")
+    other = demo_notebook(folder / "other.ipynb")
+    defaults = lab_server.request("GET", f"defaults?path={rel}/demo.ipynb")
+    assert defaults.status == 200 and defaults.data["update"] is False
+    assert lab_server.convert(path=f"{rel}/demo.ipynb", output=f"{rel}/demo_pkg").status == 200
+    defaults = lab_server.request("GET", f"defaults?path={rel}/demo.ipynb")
+    assert defaults.data["update"] is True, defaults
+    # Another notebook, or this one with another folder named: no update offered.
+    assert lab_server.request("GET", f"defaults?path={rel}/other.ipynb&output={rel}/demo_pkg"
+                              ).data["update"] is False
+    assert lab_server.request("GET", f"defaults?path={rel}/demo.ipynb&output={rel}/elsewhere"
+                              ).data["update"] is False
+    answer = lab_server.convert(path=f"{rel}/other.ipynb", output=f"{rel}/demo_pkg",
+                                options={"update": True})
+    assert_refused(answer, 409, "holds no earlier conversion")
+    assert other.exists()
+
+    project = folder / "demo_pkg"
+    (project / "tests" / "test_mine.py").write_text("def test_mine():\n    assert True\n")
+    readme = project / "README.md"
+    readme.write_text(readme.read_text() + "\nEdited in the lab.\n")
+    node = nbformat.read(notebook, as_version=4)
+    node.cells.append(nbformat.v4.new_code_cell("print('added in the notebook')"))
+    nbformat.write(node, notebook)
+    answer = lab_server.convert(path=f"{rel}/demo.ipynb", output=f"{rel}/demo_pkg",
+                                options={"update": True})
+    assert answer.status == 200, answer
+    assert answer.data["conflicts"] == [] and answer.data["lab"]["output"] == f"{rel}/demo_pkg"
+    assert str(lab_server.root) not in str(answer.data)
+    assert (project / "tests" / "test_mine.py").exists()
+    assert "Edited in the lab." in readme.read_text()
+    assert "added in the notebook" in (project / "notebooks" / "demo.ipynb").read_text()
+    assert (project / ".nb2pkg" / "previous" / "tests" / "test_mine.py").exists()

@@ -62,8 +62,10 @@ def test_write_interrupted_after_each_file(tmp_path: Path, monkeypatch: pytest.M
                                            failure: BaseException, previous: bool) -> None:
     notebook = repeated_notebook(tmp_path / "in" / "sales.ipynb")
     out = tmp_path / "out" / "pkg"
-    complete = convert([notebook], tmp_path / "reference").files
-    reference = tree_digest(tmp_path / "reference")
+    # At the output's depth: .nb2pkg/manifest.json names the notebook relative to the project.
+    convert([notebook], tmp_path / "reference" / "pkg")
+    reference = tree_digest(tmp_path / "reference" / "pkg")
+    complete = list(reference)  # every file is written once, .nb2pkg/base/ copies included
     left: set[str] = set()
     for fail_at in range(len(complete) + 1):
         if previous and not out.exists():
