@@ -19,7 +19,9 @@ def probe(kernel: str) -> dict[str, Any]:
     if importlib.util.find_spec("nb2pkg") is not None:
         import nb2pkg
 
-        info["nb2pkg"] = getattr(nb2pkg, "__version__", "?")
+        # A folder named nb2pkg without the package (data files of a removed install) imports
+        # as an empty namespace package: that is no nb2pkg.
+        info["nb2pkg"] = getattr(nb2pkg, "__version__", None)
     try:
         from jupyter_client.kernelspec import KernelSpecManager
 

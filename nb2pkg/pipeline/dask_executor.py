@@ -78,10 +78,11 @@ class DaskExecutor:
         try:
             if scheduler is None:
                 # Processes, not threads: kernels and papermill keep per-process state. The
-                # library never prints: no dashboard, distributed's own logs only for errors.
+                # library never prints: distributed's own logs only for errors. Everything on
+                # the loopback interface (the dashboard on a free port: 8787 may be taken).
                 self._cluster = distributed.LocalCluster(
                     n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address=None, silence_logs=logging.ERROR)
+                    dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
                 self.client = distributed.Client(self._cluster, set_as_default=False)
             else:
                 self.client = distributed.Client(scheduler, timeout=connect_timeout,
@@ -104,8 +105,10 @@ class DaskExecutor:
                                 hint="start workers (dask worker ADDRESS) and run again")
         for worker, info in sorted(answers.items()):
             problem = hint = None
-            if info["nb2pkg"] is None or not info["papermill"] or not info["ipykernel"]:
-                problem = "nb2pkg, papermill or ipykernel is not installed"
+            missing = [name for name in ("nb2pkg", "papermill", "ipykernel") if not info[name]]
+            if missing:
+                problem = f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} " \
+                          "not installed"
                 hint = "pip install 'nb2pkg[dask]' in the workers' environment"
             elif info["nb2pkg"] != __version__:
                 problem = f"it has nb2pkg {info['nb2pkg']}, this is {__version__}"
