@@ -133,31 +133,34 @@ def run_pipeline(path: Path | str, *, overrides: Sequence[tuple[str, str]] = (),
     # dvc.yaml is made from pipeline.yaml: one that differs runs something else under `dvc repro`.
     warnings = tuple(w for w in [dvc_mismatch(pipeline)] if w)
     owned = executor is None or isinstance(executor, str)
+    engine: Executor
     if executor is None or isinstance(executor, str):
         from .registry import EXECUTORS, ExecutorOptions, load
 
         factory = load(EXECUTORS, executor or "local")
-        executor = factory(ExecutorOptions(jobs=jobs, scheduler=scheduler, prestart=prestart,
-                                           progress=say))
+        engine = factory(ExecutorOptions(jobs=jobs, scheduler=scheduler, prestart=prestart,
+                                         progress=say))
     elif scheduler is not None:
         raise PipelineError("a scheduler address goes with an executor name, not an Executor")
+    else:
+        engine = executor
     from .report import write_outputs
 
     try:
         if jobs is None:
-            jobs = max(1, int(getattr(executor, "slots", 1)))
-        executor.check(pipeline.kernel)
+            jobs = max(1, int(getattr(engine, "slots", 1)))
+        engine.check(pipeline.kernel)
         with RunLock(pipeline, wait=wait, progress=say):
             state = State(pipeline, verify=force)
             (pipeline.root / pipeline.runs).mkdir(parents=True, exist_ok=True)
-            runs = _Scheduler(pipeline, values, state, executor, selected, forced, jobs,
+            runs = _Scheduler(pipeline, values, state, engine, selected, forced, jobs,
                               say).run()
             result = RunResult(pipeline, tuple(runs), values, time.perf_counter() - started,
                                warnings=warnings)
             return write_outputs(result, baseline=baseline, metrics=metrics, report=report)
     finally:
         if owned:
-            executor.close()
+            engine.close()
 
 
 def _check_data(pipeline: Pipeline, selected: set[str]) -> None:
