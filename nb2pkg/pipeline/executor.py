@@ -104,6 +104,9 @@ class Executor(Protocol):
 
 def make_local_executor(options: Any) -> "LocalExecutor":
     """The ``local`` entry of the executor registry (``registry.ExecutorOptions``)."""
+    if options.scheduler is not None:
+        raise PipelineError("--scheduler names the scheduler of a cluster; the local executor "
+                            "has none", hint="add --executor dask, or drop --scheduler")
     prestart = options.prestart if options.prestart is not None else (options.jobs or 1) + 2
     return LocalExecutor(prestart=prestart, progress=options.progress)
 

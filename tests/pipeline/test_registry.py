@@ -101,3 +101,8 @@ def test_the_local_executor_loads_no_plugin_and_no_dask():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=str(ROOT), check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_scheduler_without_a_cluster_executor_is_refused(pipeline):
+    with pytest.raises(PipelineError, match="add --executor dask, or drop --scheduler"):
+        run_pipeline(pipeline, scheduler="tcp://127.0.0.1:8786")
