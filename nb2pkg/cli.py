@@ -28,6 +28,7 @@ Turn Jupyter notebooks into an installable, tested Python package and a papermil
   nb2pkg check [NB...] [DIR]      exit 1 when DIR is out of date with its notebooks
   nb2pkg run [pipeline.yaml]      run the notebook pipeline (unchanged stages are skipped)
   nb2pkg export dvc [pipeline.yaml]   write dvc.yaml and params.yaml
+  nb2pkg export airflow [pipeline.yaml]   write an Airflow DAG of the pipeline
 
 Converting never executes notebook code; only verify (and convert --verify) does.
 """

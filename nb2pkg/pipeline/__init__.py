@@ -9,8 +9,11 @@ Modules, one job each:
 * ``state``     content hashes, the state file that lets ``run`` skip unchanged stages, the run lock
 * ``runner``    scheduling: dependency order, skipping, resuming, results
 * ``executor``  execution: the ``Executor`` protocol and the local papermill implementation
+* ``registry``  executors and exporters by name (built-in ones, plugins through entry points)
+* ``dask_executor`` stages as ``dask.distributed`` tasks (``--executor dask``)
 * ``report``    ``metrics.json`` and the Markdown run report
 * ``export``    ``dvc.yaml`` and ``params.yaml``
+* ``airflow``   an Airflow DAG file of papermill tasks
 * ``cli``       the ``run`` and ``export`` commands (the only module here that prints)
 
 This package's ``__init__`` stays empty of imports: ``nb2pkg run`` imports it and must not pay for

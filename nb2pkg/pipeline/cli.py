@@ -32,6 +32,10 @@ Export the pipeline for another tool.
   nb2pkg export dvc [pipeline.yaml] [-o DIR] [--force]   dvc.yaml and params.yaml (DVC stages
                                                         that run papermill; no nb2pkg needed)
   nb2pkg export dvc [pipeline.yaml] --check              does dvc.yaml match pipeline.yaml?
+  nb2pkg export airflow [pipeline.yaml] [-o DIR]         <pipeline>_dag.py: an Airflow DAG, one
+                                                        task per stage running papermill
+  nb2pkg export NAME ...                                 an exporter a plugin registers (entry
+                                                        points group nb2pkg.exporters)
 
 Existing files are not replaced without --force; --force keeps the values in params.yaml.
 `nb2pkg convert` writes both already; export again after editing pipeline.yaml.
@@ -57,8 +61,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[
                           "needs that are out of date (repeatable)")
     run.add_argument("--only", action="store_true",
                      help="with --stage: run only the named stages, not the stages they need")
-    run.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                     help="stages to run at the same time (default: 1)")
+    run.add_argument("-j", "--jobs", type=int, metavar="N",
+                     help="stages to run at the same time (default: 1; with --executor dask, "
+                          "one per worker thread, and without --scheduler the number of local "
+                          "workers, default 2)")
+    run.add_argument("--executor", default="local", metavar="NAME",
+                     help="where stages run: local (default), dask (needs nb2pkg[dask]), or an "
+                          "executor a plugin registers (entry points group nb2pkg.executors)")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="with --executor dask: the scheduler of a running cluster "
+                          "(tcp://host:8786); default: a LocalCluster on this machine")
     run.add_argument("--force", action="store_true",
                      help="run the selected stages even if they are up to date")
     run.add_argument("--baseline", type=Path, metavar="METRICS",
@@ -73,10 +85,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
 
-    export = subparsers.add_parser("export", help="export the pipeline for another tool (dvc)",
-                                   description=EXPORT_DESCRIPTION,
+    export = subparsers.add_parser("export", help="export the pipeline for another tool "
+                                   "(dvc, airflow)", description=EXPORT_DESCRIPTION,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    export.add_argument("format", choices=["dvc"], help="what to export to")
+    export.add_argument("format", metavar="FORMAT",
+                        help="what to export to: dvc, airflow, or a plugin's exporter")
     export.add_argument("pipeline", nargs="?", type=Path, default=Path("pipeline.yaml"),
                         help="the pipeline file (default: pipeline.yaml)")
     export.add_argument("-o", "--output", type=Path, metavar="DIR",
@@ -87,6 +100,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[
     export.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 naming the first stage where the dvc.yaml "
                              "beside the pipeline differs from what pipeline.yaml makes")
+    export.add_argument("--python", metavar="PATH",
+                        help="airflow: the Python that runs papermill and the kernels, with the "
+                             "notebooks' libraries (default: the one running nb2pkg)")
     return {"run": cmd_run, "export": cmd_export}
 
 
@@ -107,6 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.pipeline, overrides=[tuple(p) for p in args.parameter],
         parameter_files=args.parameters_file, stages=args.stage, only=args.only, jobs=args.jobs,
         force=args.force, baseline=args.baseline, metrics=args.metrics, report=args.report,
+        executor=args.executor, scheduler=args.scheduler,
         wait=args.wait, progress=_progress(not (args.quiet or args.json)))
     for warning in result.warnings:
         print(f"nb2pkg: warning: {warning}", file=sys.stderr)
@@ -138,23 +155,33 @@ def format_result(result) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import dvc_mismatch, write_dvc
+    from ..errors import PipelineError
+    from .registry import EXPORTERS, ExportOptions, load
 
     if args.check:
-        from ..errors import PipelineError
-        from .spec import load_pipeline
-
-        if args.output is not None:
-            raise PipelineError("--check compares the dvc.yaml beside the pipeline; drop -o")
-        pipeline = load_pipeline(args.pipeline)
-        problem = dvc_mismatch(pipeline)
-        if problem is None and not (pipeline.root / "dvc.yaml").exists():
-            problem = f"{pipeline.root / 'dvc.yaml'}: no such file (run `nb2pkg export dvc`)"
-        if problem:
-            print(f"nb2pkg: error: {problem}", file=sys.stderr)
-            return 1
-        print(f"{pipeline.root / 'dvc.yaml'} matches {pipeline.path.name}")
-        return 0
-    for path in write_dvc(args.pipeline, args.output, force=args.force):
+        if args.format != "dvc":
+            raise PipelineError(f"--check compares dvc.yaml; export {args.format} has no --check")
+        return _check_dvc(args)
+    export = load(EXPORTERS, args.format)
+    for path in export(args.pipeline, ExportOptions(output=args.output, force=args.force,
+                                                    python=args.python)):
         print(f"wrote {path}")
+    return 0
+
+
+def _check_dvc(args: argparse.Namespace) -> int:
+    from ..errors import PipelineError
+    from .export import dvc_mismatch
+    from .spec import load_pipeline
+
+    if args.output is not None:
+        raise PipelineError("--check compares the dvc.yaml beside the pipeline; drop -o")
+    pipeline = load_pipeline(args.pipeline)
+    problem = dvc_mismatch(pipeline)
+    if problem is None and not (pipeline.root / "dvc.yaml").exists():
+        problem = f"{pipeline.root / 'dvc.yaml'}: no such file (run `nb2pkg export dvc`)"
+    if problem:
+        print(f"nb2pkg: error: {problem}", file=sys.stderr)
+        return 1
+    print(f"{pipeline.root / 'dvc.yaml'} matches {pipeline.path.name}")
     return 0

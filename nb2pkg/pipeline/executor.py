@@ -102,6 +102,15 @@ class Executor(Protocol):
         """Stop everything still running or prepared."""
 
 
+def make_local_executor(options: Any) -> "LocalExecutor":
+    """The ``local`` entry of the executor registry (``registry.ExecutorOptions``)."""
+    if options.scheduler is not None:
+        raise PipelineError("--scheduler names the scheduler of a cluster; the local executor "
+                            "has none", hint="add --executor dask, or drop --scheduler")
+    prestart = options.prestart if options.prestart is not None else (options.jobs or 1) + 2
+    return LocalExecutor(prestart=prestart, progress=options.progress)
+
+
 class LocalExecutor:
     """papermill on local kernels, one thread per stage; kernels started ahead by ``prepare``."""
 
@@ -226,7 +235,8 @@ class _Slot:
                                   f"{_first_line(startup_error)}",
                                   hint="the kernel did not start; see " + str(self.job.log))
             else:
-                outcome = _execute(km, self.job, self.owner, started)
+                outcome = _execute(km, self.job, self.owner.startup_timeout,
+                                   self.owner.progress, started)
             self.future.set_result(outcome)
         except BaseException as exc:  # never leave the runner waiting
             if not self.future.done():
@@ -354,13 +364,46 @@ def warmup_source(notebook: Path) -> str:
     return ""
 
 
-def _execute(km: Any, job: StageJob, owner: LocalExecutor, started: float) -> StageOutcome:
+def run_stage(job: StageJob, *, startup_timeout: int = 60, progress: Progress | None = None,
+              on_kernel: Callable[[Any], None] | None = None) -> StageOutcome:
+    """Run ``job`` to the end on a fresh kernel, in the calling thread; never raises.
+
+    What executors that run stages elsewhere call there (``dask_executor`` on a worker): the
+    kernel start, papermill and the cell-level failure report are the local executor's own.
+    ``on_kernel(km)`` gets the kernel manager once the kernel runs, so that another thread can
+    stop the stage with ``kill_kernel(km)``.
+    """
+    started = time.perf_counter()
+    km = None
+    try:
+        try:
+            km = _ready_kernel(job, startup_timeout, warm=lambda: False)
+        except Exception as exc:
+            return _failed(job, started, f"{type(exc).__name__}: {_first_line(exc)}",
+                           hint="the kernel did not start; see " + str(job.log))
+        if on_kernel is not None:
+            on_kernel(km)
+        return _execute(km, job, startup_timeout, progress or (lambda message: None), started)
+    except BaseException as exc:  # the caller is waiting for an outcome
+        return _failed(job, started, f"{type(exc).__name__}: {_first_line(exc)}")
+    finally:
+        _stop_kernel(km)
+        _close_event_loop()
+
+
+def kill_kernel(km: Any) -> None:
+    """Kill the kernel of a running stage (from another thread): its ``run_stage`` then
+    reports a dead kernel and returns."""
+    _kill(km)
+
+
+def _execute(km: Any, job: StageJob, startup_timeout: int, say: Progress,
+             started: float) -> StageOutcome:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     job.output.parent.mkdir(parents=True, exist_ok=True)
     last = [started]
-    say = owner.progress
 
     def on_cell_start(cell: Any = None, cell_index: int = 0, **_: Any) -> None:
         now = time.perf_counter()
@@ -372,7 +415,7 @@ def _execute(km: Any, job: StageJob, owner: LocalExecutor, started: float) -> St
         papermill.execute_notebook(
             str(job.notebook), str(job.output), parameters=dict(job.parameters),
             kernel_name=job.kernel, progress_bar=False, log_output=False, km=km,
-            start_timeout=owner.startup_timeout, execution_timeout=job.timeout,
+            start_timeout=startup_timeout, execution_timeout=job.timeout,
             on_cell_start=on_cell_start)
     except PapermillExecutionError as exc:
         return _cell_failure(job, started, exc)

@@ -69,6 +69,11 @@ def render_dvc(pipeline: Pipeline, folder: Path | None = None) -> dict[str, str]
     return files
 
 
+def export_dvc(pipeline_path: Path | str, options: Any) -> list[Path]:
+    """The ``dvc`` entry of the exporter registry (``registry.ExportOptions``)."""
+    return write_dvc(pipeline_path, options.output, force=options.force)
+
+
 def write_dvc(pipeline_path: Path | str, output: Path | str | None = None, *,
               force: bool = False) -> list[Path]:
     """Write ``dvc.yaml`` and the parameters files; return their paths.

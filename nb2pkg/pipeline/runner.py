@@ -90,16 +90,19 @@ def select_stages(pipeline: Pipeline, names: Iterable[str]) -> list[str]:
 
 def run_pipeline(path: Path | str, *, overrides: Sequence[tuple[str, str]] = (),
                  parameter_files: Sequence[Path | str] = (), stages: Sequence[str] = (),
-                 only: bool = False, jobs: int = 1, force: bool = False,
+                 only: bool = False, jobs: int | None = None, force: bool = False,
                  baseline: Path | str | None = None, metrics: Path | str | None = None,
-                 report: Path | str | None = None, executor: Executor | None = None,
-                 prestart: int | None = None, wait: bool = False,
+                 report: Path | str | None = None, executor: Executor | str | None = None,
+                 scheduler: str | None = None, prestart: int | None = None, wait: bool = False,
                  progress: Progress | None = None) -> RunResult:
     """Run the pipeline at ``path``; see ``nb2pkg run --help`` and docs/pipeline.md.
 
     ``stages`` selects stages (or notebooks) and, unless ``only``, the stages they need;
-    ``force`` runs the selected stages even when up to date. ``prestart`` is how many kernels
-    the local executor may start ahead of time (default ``jobs + 2``; 0 turns it off).
+    ``force`` runs the selected stages even when up to date. ``executor`` is an ``Executor``
+    (left open) or the name of one in the registry (``"local"``, the default, ``"dask"``, or a
+    plugin's; made here with ``scheduler`` and closed at the end). ``jobs``: stages at a time
+    (default: the executor's ``slots``, else 1). ``prestart`` is how many kernels the local
+    executor may start ahead of time (default ``jobs + 2``; 0 turns it off).
     ``wait``: when another run of this pipeline holds its lock, wait for it instead of raising.
     Raises ``PipelineError`` for bad input; a failing stage is reported in the result.
     """
@@ -111,7 +114,7 @@ def run_pipeline(path: Path | str, *, overrides: Sequence[tuple[str, str]] = (),
         with lock:
             user_progress(message)
 
-    if jobs < 1:
+    if jobs is not None and jobs < 1:
         raise PipelineError("--jobs must be at least 1")
     pipeline = load_pipeline(path)
     values = resolve_parameters(pipeline, overrides, parameter_files)
@@ -129,27 +132,35 @@ def run_pipeline(path: Path | str, *, overrides: Sequence[tuple[str, str]] = (),
 
     # dvc.yaml is made from pipeline.yaml: one that differs runs something else under `dvc repro`.
     warnings = tuple(w for w in [dvc_mismatch(pipeline)] if w)
-    owned = executor is None
-    if executor is None:
-        from .executor import LocalExecutor
+    owned = executor is None or isinstance(executor, str)
+    engine: Executor
+    if executor is None or isinstance(executor, str):
+        from .registry import EXECUTORS, ExecutorOptions, load
 
-        executor = LocalExecutor(prestart=prestart if prestart is not None else jobs + 2,
-                                 progress=say)
+        factory = load(EXECUTORS, executor or "local")
+        engine = factory(ExecutorOptions(jobs=jobs, scheduler=scheduler, prestart=prestart,
+                                         progress=say))
+    elif scheduler is not None:
+        raise PipelineError("a scheduler address goes with an executor name, not an Executor")
+    else:
+        engine = executor
     from .report import write_outputs
 
     try:
-        executor.check(pipeline.kernel)
+        if jobs is None:
+            jobs = max(1, int(getattr(engine, "slots", 1)))
+        engine.check(pipeline.kernel)
         with RunLock(pipeline, wait=wait, progress=say):
             state = State(pipeline, verify=force)
             (pipeline.root / pipeline.runs).mkdir(parents=True, exist_ok=True)
-            scheduler = _Scheduler(pipeline, values, state, executor, selected, forced, jobs, say)
-            runs = scheduler.run()
+            runs = _Scheduler(pipeline, values, state, engine, selected, forced, jobs,
+                              say).run()
             result = RunResult(pipeline, tuple(runs), values, time.perf_counter() - started,
                                warnings=warnings)
             return write_outputs(result, baseline=baseline, metrics=metrics, report=report)
     finally:
         if owned:
-            executor.close()
+            engine.close()
 
 
 def _check_data(pipeline: Pipeline, selected: set[str]) -> None:

@@ -41,6 +41,18 @@ def executed(path: Path) -> bool:
 
 
 @pytest.mark.kernel
+@pytest.mark.slow
+def test_dask_quick_runs_both_executors(tmp_path):
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    result = quick("bench_dask.py", tmp_path)
+    measured = result["pipelines"]["sales_report"]
+    # Each timed run was checked for its executed notebooks and artifacts (bench_pipeline.timed).
+    assert measured["stages"] > 1 and set(measured["seconds"]) == {"local", "dask"}
+    assert measured["ratio_dask_to_local"] == measured["median"]["dask"] / measured["median"]["local"]
+    assert result["geometric_mean_ratio"] > 0
+
+
+@pytest.mark.kernel
 def test_pipeline_quick_runs_every_stage_on_a_kernel(tmp_path):
     work = tmp_path / "work"
     result = quick("bench_pipeline.py", tmp_path, "--keep", str(work))

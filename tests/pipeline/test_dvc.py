@@ -149,7 +149,7 @@ def test_run_warns_when_dvc_yaml_no_longer_matches_pipeline_yaml(pipeline, capsy
 
     real = runner_module.run_pipeline
     monkeypatch.setattr(runner_module, "run_pipeline", lambda *a, **k: real(
-        *a, **k, executor=FakeExecutor(pipeline.read_text())))
+        *a, **{**k, "executor": FakeExecutor(pipeline.read_text())}))
     assert main(["run", str(pipeline), "-q"]) == 0
     assert capsys.readouterr().err == f"nb2pkg: warning: {warning}\n"
     assert main(["export", "dvc", str(pipeline), "--check"]) == 1
