@@ -210,7 +210,7 @@ def _assets(analysis: Analysis, max_bytes: int, folder: Path | str | None = None
     that two notebooks map to different files)."""
     from .analysis.files import file_uses
     from .assets import Assets, find_assets
-    from .dependencies import imported_names
+    from .analysis.parse import imported_names
 
     data: dict[str, Any] = {}
     modules: dict[str, Any] = {}
@@ -222,10 +222,12 @@ def _assets(analysis: Analysis, max_bytes: int, folder: Path | str | None = None
                             allow_hidden=allow_hidden)
         for item in found.data:
             known = data.get(item.target)
-            if known is not None and known.source == item.source:  # one file, several readers
-                item = replace(known, read_by=known.read_by + item.read_by,
-                               written_by=known.written_by + item.written_by)
-            data[item.target] = known if known is not None and known.source != item.source else item
+            if known is None:
+                data[item.target] = item
+            elif known.source == item.source:  # one file, several readers
+                data[item.target] = replace(known, read_by=known.read_by + item.read_by,
+                                            written_by=known.written_by + item.written_by)
+            # else: another notebook's file holds that path already, and keeps it
         for module in found.modules:
             modules.setdefault(module.name, module)
         outside += found.outside

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .analysis.files import FileUses
+from .analysis.parse import imported_names
 from .beneath import NO_FOLLOW, NON_BLOCK, Hidden, Outside, open_beneath
 from .errors import Nb2pkgError
 
@@ -356,14 +357,9 @@ def _imports_of(contents: Contents) -> set[str]:
         if path and not path.endswith(".py"):
             continue
         try:
-            tree = ast.parse(content)
+            names.update(imported_names(ast.parse(content)))
         except (SyntaxError, ValueError):
             continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names.update(a.name.split(".")[0] for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names.add(node.module.split(".")[0])
     return names
 
 

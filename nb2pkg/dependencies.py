@@ -9,7 +9,6 @@ notebook are carried into the project instead (``nb2pkg.assets``).
 
 from __future__ import annotations
 
-import ast
 import shlex
 import sys
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from .analysis import Analysis, Finding
+from .analysis.parse import imported_names
 
 
 @dataclass(frozen=True)
@@ -179,16 +179,6 @@ def _distribution(name: str):
         return metadata.distribution(name)
     except (metadata.PackageNotFoundError, ValueError):
         return None
-
-
-def imported_names(tree: ast.Module) -> list[str]:
-    names = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [alias.name.split(".")[0] for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.append(node.module.split(".")[0])
-    return names
 
 
 def _pip_requirements(magic: str, folder: Path) -> list[str]:

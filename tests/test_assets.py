@@ -86,7 +86,7 @@ def notebook_at(path: Path, *cells: str) -> Path:
 def found(notebook: Path, **options) -> Assets:
     from nb2pkg.analysis import analyze_notebook
     from nb2pkg.analysis.files import file_uses
-    from nb2pkg.dependencies import imported_names
+    from nb2pkg.analysis.parse import imported_names
     from nb2pkg.notebook import read_notebook
 
     result = analyze_notebook(read_notebook(notebook))

@@ -15,21 +15,14 @@ import nbformat
 import pytest
 
 from nb2pkg.cli import main
-from test_update import git, notebook
+from test_update import converted_repository, git, notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    git(tmp_path, "init", "-q")
-    git(tmp_path, "config", "user.email", "t@example.com")
-    git(tmp_path, "config", "user.name", "t")
-    (tmp_path / "demo.ipynb").write_text(notebook(), encoding="utf-8")
-    assert main(["convert", str(tmp_path / "demo.ipynb"), "-o", str(tmp_path / "proj")]) == 0
-    git(tmp_path, "add", "-A")
-    git(tmp_path, "commit", "-qm", "convert")
-    return tmp_path
+    return converted_repository(tmp_path)
 
 
 def test_a_fresh_conversion_is_up_to_date(repo: Path, capsys) -> None:

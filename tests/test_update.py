@@ -61,6 +61,10 @@ def git(repo: Path, *args: str) -> str:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
+    return converted_repository(tmp_path)
+
+
+def converted_repository(tmp_path: Path) -> Path:
     """A git repository holding demo.ipynb and its conversion in proj/, committed."""
     git(tmp_path, "init", "-q")
     git(tmp_path, "config", "user.email", "t@example.com")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..notebook import Notebook
 from .dataflow import BUILTIN_NAMES, DataFlow
-from .parse import ParsedCell
+from .parse import ParsedCell, dotted_name
 
 
 @dataclass(frozen=True)
@@ -155,16 +155,6 @@ def _use_before_define(flow: DataFlow, cells: tuple[ParsedCell, ...], name: str)
     return result
 
 
-def _dotted(node: ast.expr) -> str:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-    return ".".join(reversed(parts))
-
-
 @dataclass
 class _Walked:
     """What the node-level findings need from one cell, gathered in a single walk of its tree."""
@@ -199,7 +189,7 @@ def _randomness(cells: tuple[ParsedCell, ...], walked: dict[int, _Walked],
         if cell.tree is None:
             continue
         for node in walked[cell.cell].calls:
-            dotted = _dotted(node.func)
+            dotted = dotted_name(node.func)
             head, _, last = dotted.rpartition(".")
             if last == "seed" or last == "manual_seed":
                 seeded = True

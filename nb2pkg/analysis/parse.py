@@ -58,3 +58,26 @@ def parse_cell(source: str, notebook: int = 0, cell: int = 0) -> ParsedCell:
 def parse_notebook(notebook: Notebook, position: int = 0) -> tuple[ParsedCell, ...]:
     """Parse every code cell of ``notebook``; markdown and raw cells are skipped."""
     return tuple(parse_cell(c.source, position, c.index) for c in notebook.cells if c.is_code)
+
+
+def imported_names(tree: ast.AST) -> list[str]:
+    """Top-level names of the absolute imports anywhere in ``tree``, in order (with repeats)."""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module.split(".")[0])
+    return names
+
+
+def dotted_name(node: ast.expr) -> str:
+    """``a.b.c`` for an attribute chain on a name; the attributes alone on anything else
+    (``f().b`` -> ``b``); "" for neither."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return ".".join(reversed(parts))

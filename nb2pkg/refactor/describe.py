@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..analysis.parse import dotted_name
 from ..analysis.worth import PLOT_METHODS, kinds
 from .naming import identifier, words_of_comment
 
@@ -68,21 +69,10 @@ def _calls(block: Sequence[ast.stmt]) -> list[str]:
     for statement in block:
         for node in ast.walk(statement):
             if isinstance(node, ast.Call):
-                name = _dotted(node.func)
+                name = dotted_name(node.func)
                 if name:
                     found.setdefault(name, None)
     return list(found)
-
-
-def _dotted(node: ast.expr) -> str | None:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return ".".join(reversed(parts)) if parts else None
 
 
 def _verb(facts: Facts, calls: list[str]) -> str:
