@@ -220,12 +220,39 @@ def _requirements_file(folder: Path, name: str) -> list[str]:
 
 def providing_distribution(import_name: str) -> str | None:
     """The installed distribution whose files provide the top-level ``import_name``."""
+    # Most imports are named like their distribution (pandas, numpy): checking that one
+    # distribution's files spares the scan of every installed one (~0.15 s), and gives the same
+    # answer, since the scan prefers the distribution named alike too.
+    alike = _provided_by_namesake(import_name)
+    if alike is not None:
+        return alike
     providers = _top_level_providers().get(import_name)
     if not providers:
         return None
     # Several distributions can ship one name (namespace packages): prefer the one named alike.
     same = [d for d in providers if _key(d) == _key(import_name)]
     return (same or sorted(providers))[0]
+
+
+def _provided_by_namesake(import_name: str) -> str | None:
+    """The name of the distribution called ``import_name`` if it provides that module."""
+    import importlib.metadata as metadata
+    import inspect
+
+    try:
+        distribution = metadata.distribution(import_name)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+    declared = (distribution.read_text("top_level.txt") or "").split()
+    if declared:
+        provides = import_name in declared
+    else:  # the file list, as text: building a path object per file costs more than the scan
+        listed = distribution.read_text("RECORD") or distribution.read_text("SOURCES.txt") or ""
+        package = import_name + "/"
+        provides = any(path.startswith(package) or ("/" not in path and
+                                                    inspect.getmodulename(path) == import_name)
+                       for path in (line.split(",", 1)[0] for line in listed.splitlines()))
+    return distribution.metadata["Name"] or import_name if provides else None
 
 
 @lru_cache(maxsize=1)
