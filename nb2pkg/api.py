@@ -139,27 +139,29 @@ def convert(paths: Sequence[Path | str], output: Path | str,
         raise Nb2pkgError("no notebooks given", hint="pass one or more .ipynb files")
     if not options.dry_run:
         check_output(output, options.force, [Path(p) for p in paths])
-    plan, files, extra, failures = render_project(paths, options, say, jobs,
-                                                  source_folder=source_folder,
-                                                  confine_to=confine_to,
-                                                  allow_hidden=allow_hidden)
+    plan, failures = plan_project(paths, options, say, jobs, source_folder=source_folder,
+                                  confine_to=confine_to, allow_hidden=allow_hidden)
+    from .generate import render, render_rest, render_runnable
+
     if options.dry_run:
-        return ConvertReport(plan.name, str(output), tuple(sorted(files)), True, plan,
+        return ConvertReport(plan.name, str(output), tuple(sorted(render(plan))), True, plan,
                              failures=tuple(failures))
     verification = None
     if options.verify:
         from .verify import verify_project
 
+        runnable = render_runnable(plan)
         say("verifying: executing original and refactored notebooks")
-        verification = verify_project(plan, files, progress=say, record=options.record,
+        verification = verify_project(plan, runnable, progress=say, record=options.record,
                                       cwd=source_folder)
         if not verification.equivalent:  # never leave a package that prints something else
             return ConvertReport(plan.name, str(output), (), False, plan, verification,
                                  tuple(failures))
         if options.record:
-            from .generate import render
-
-            files = render(plan, extra, calls=verification.calls)
+            plan = replace(plan, recorded=tuple(verification.calls))
+        files = {**runnable, **render_rest(plan)}
+    else:
+        files = render(plan)
     from .update import BASE, baseline_files
 
     # What update and check merge with and compare to: .nb2pkg/ (docs/update.md). Its copies
@@ -172,13 +174,12 @@ def convert(paths: Sequence[Path | str], output: Path | str,
                          tuple(failures))
 
 
-def render_project(paths: Sequence[Path | str], options: ConvertOptions, say: Progress,
-                   jobs: int = 1, *, source_folder: Path | str | None = None,
-                   confine_to: Path | str | None = None, allow_hidden: bool = True):
-    """read → analyze → plan → render: the plan, every file (relative path → content), the
-    pipeline's files among them, and the notebooks that could not be read. Writes nothing."""
+def plan_project(paths: Sequence[Path | str], options: ConvertOptions, say: Progress,
+                 jobs: int = 1, *, source_folder: Path | str | None = None,
+                 confine_to: Path | str | None = None, allow_hidden: bool = True):
+    """read → analyze → plan: the ``PackagePlan`` (the whole output, as data) and the notebooks
+    that could not be read. Writes nothing; ``generate.render`` turns the plan into files."""
     from .analysis import combine
-    from .generate import render
     from .plan import PlanOptions, plan_package
 
     with gc_paused():
@@ -193,15 +194,23 @@ def render_project(paths: Sequence[Path | str], options: ConvertOptions, say: Pr
                          allow_hidden)
         plan = plan_package(analysis, PlanOptions(name=options.name, extract=options.extract,
                                                   min_statements=options.min_clone_statements,
-                                                  overrides=options.names), assets)
-        extra: dict[str, str | bytes] = {}
-        if options.pipeline:
-            from .pipeline.stages import pipeline_files
+                                                  overrides=options.names,
+                                                  pipeline=options.pipeline,
+                                                  single_stage=options.single_stage), assets)
+    return plan, failures
 
-            say("splitting notebooks into pipeline stages")
-            extra = pipeline_files(plan, single_stage=options.single_stage)
-        files = render(plan, extra)
-    return plan, files, extra, failures
+
+def render_project(paths: Sequence[Path | str], options: ConvertOptions, say: Progress,
+                   jobs: int = 1, *, source_folder: Path | str | None = None,
+                   confine_to: Path | str | None = None, allow_hidden: bool = True):
+    """read → analyze → plan → render: the plan, every file (relative path → content) and the
+    notebooks that could not be read. Writes nothing."""
+    from .generate import render
+
+    plan, failures = plan_project(paths, options, say, jobs, source_folder=source_folder,
+                                  confine_to=confine_to, allow_hidden=allow_hidden)
+    with gc_paused():
+        return plan, render(plan), failures
 
 
 def _assets(analysis: Analysis, max_bytes: int, folder: Path | str | None = None,

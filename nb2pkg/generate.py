@@ -27,36 +27,92 @@ def format_python(source: str) -> str:
         return source
 
 
-def render(plan: PackagePlan, extra: Files | None = None,
-           calls: Sequence[Any] | None = None) -> dict[str, str | bytes]:
-    """Every file of the generated project, by relative POSIX path.
+def render(plan: PackagePlan) -> dict[str, str | bytes]:
+    """Every file of the generated project, by relative POSIX path."""
+    return {**render_runnable(plan), **render_rest(plan)}
 
-    ``calls`` are the package function calls recorded by a verification run: they become
-    ``tests/data/recorded/`` and ``tests/test_recorded.py``, and their coverage goes in REPORT.md.
+
+def render_runnable(plan: PackagePlan) -> dict[str, str | bytes]:
+    """The files that run: the package, the refactored notebooks and the data they read.
+
+    ``nb2pkg.verify`` runs these before the rest is rendered from what it found
+    (``plan.recorded``), so that ``convert --verify`` renders each file once.
     """
     import nbformat
 
     from .assets import asset_files
+
+    context = _context(plan)
+    files: dict[str, str | bytes] = {
+        f"src/{plan.name}/__init__.py": format_python(_template("project/__init__.py.j2", context)),
+    }
+    for module in plan.modules:
+        files[f"src/{plan.name}/{module.name}.py"] = format_python(
+            _template("project/module.py.j2", context, module=module))
+    for notebook in plan.notebooks:
+        files[f"notebooks/{notebook.filename}"] = nbformat.writes(notebook.node) + "\n"
+    files.update(asset_files(plan.assets))
+    if plan.pipeline is not None:
+        from .pipeline.split import STAGE_IO
+
+        # The stage notebooks' own module for loading and saving values: no nb2pkg needed.
+        files[f"src/{plan.name}/{STAGE_IO}.py"] = runtime_module("stage_io")
+    return files
+
+
+def render_rest(plan: PackagePlan) -> dict[str, str | bytes]:
+    """Everything ``render_runnable`` leaves out: project metadata, README and REPORT, tests
+    (with the recorded calls of ``plan.recorded``), the pipeline files."""
+    calls = plan.recorded
+    context = _context(plan)
+    files: dict[str, str | bytes] = {
+        "pyproject.toml": _template("project/pyproject.toml.j2", context),
+        "README.md": _template("project/README.md.j2", context),
+        "REPORT.md": _template("project/REPORT.md.j2", context),
+        "tests/test_package.py": format_python(_template("project/tests/test_package.py.j2",
+                                                         context)),
+        "tests/test_notebooks.py": format_python(_template("project/tests/test_notebooks.py.j2",
+                                                           context)),
+        "tests/_notebook_outputs.py": runtime_module("notebook_outputs"),
+        "constraints.txt": _template("project/constraints.txt.j2", context,
+                                     constraints=_constraints(plan, calls or ())),
+        ".gitignore": _template("project/gitignore.j2", context),
+    }
+    for notebook in plan.notebooks:
+        files[f"tests/originals/{notebook.filename}"] = Path(notebook.original).read_bytes()
+    if calls is not None:
+        files.update(recorded_test_files(calls))
+    if plan.pipeline is not None:
+        from .pipeline.stages import pipeline_files
+
+        files.update(pipeline_files(plan))
+    return files
+
+
+def _template(name: str, context: Mapping[str, Any], **more: Any) -> str:
+    return environment().get_template(name).render(**context, **more)
+
+
+def _context(plan: PackagePlan) -> dict[str, Any]:
+    """What the project templates get."""
     from .record import coverage
 
-    env = environment()
+    calls = plan.recorded
     # File names only: a generated package must not carry the author's folders.
     sources = [a.notebook.path.name for a in plan.analysis.notebooks]
-    notebook_names = [a.notebook.path.name for a in plan.analysis.notebooks]
-    module_names = {m.name: _public_names(plan, m.name) for m in plan.modules}
-    context = dict(
+    return dict(
         package=plan.name,
         distribution=plan.name.replace("_", "-"),
         sources=sources,
-        notebook_names=notebook_names,
+        notebook_names=sources,
         modules=plan.modules,
-        module_names=module_names,
+        module_names={m.name: _public_names(plan, m.name) for m in plan.modules},
         notebooks=plan.notebooks,
         notebook_files=[n.filename for n in plan.notebooks],
         dependencies=plan.dependencies,
         test_requirements=_test_requirements(plan, calls or ()),
         # The project has a pipeline (stage notebooks, dvc.yaml): its tools are an extra.
-        pipeline="dvc.yaml" in (extra or {}),
+        pipeline=plan.pipeline is not None,
         pipeline_requirements=PIPELINE_REQUIREMENTS,
         python_min=f"{sys.version_info.major}.{sys.version_info.minor}",
         extractions=plan.extractions,
@@ -70,33 +126,6 @@ def render(plan: PackagePlan, extra: Files | None = None,
             [f"{plan.name}.{m.name}.{name}" for m in plan.modules
              for name in _public_names(plan, m.name, functions_only=True)], calls),
     )
-
-    def template(name: str, **more) -> str:
-        return env.get_template(name).render(**context, **more)
-
-    files: dict[str, str | bytes] = {
-        "pyproject.toml": template("project/pyproject.toml.j2"),
-        "README.md": template("project/README.md.j2"),
-        "REPORT.md": template("project/REPORT.md.j2"),
-        f"src/{plan.name}/__init__.py": format_python(template("project/__init__.py.j2")),
-        "tests/test_package.py": format_python(template("project/tests/test_package.py.j2")),
-        "tests/test_notebooks.py": format_python(template("project/tests/test_notebooks.py.j2")),
-        "tests/_notebook_outputs.py": runtime_module("notebook_outputs"),
-        "constraints.txt": template("project/constraints.txt.j2",
-                                    constraints=_constraints(plan, calls or ())),
-        ".gitignore": template("project/gitignore.j2"),
-    }
-    for module in plan.modules:
-        files[f"src/{plan.name}/{module.name}.py"] = format_python(
-            template("project/module.py.j2", module=module))
-    for notebook in plan.notebooks:
-        files[f"notebooks/{notebook.filename}"] = nbformat.writes(notebook.node) + "\n"
-        files[f"tests/originals/{notebook.filename}"] = Path(notebook.original).read_bytes()
-    files.update(asset_files(plan.assets))
-    if calls is not None:
-        files.update(recorded_test_files(calls))
-    files.update(extra or {})
-    return files
 
 
 # What each module of nb2pkg/runtime/ is for, in the project that carries a copy of it.

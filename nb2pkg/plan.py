@@ -1,6 +1,9 @@
-"""From an analysis to a ``PackagePlan``: modules, refactored notebooks and dependencies, as data.
+"""From an analysis to a ``PackagePlan``: the whole output of a conversion, as data.
 
-Nothing here touches the disk. ``generate`` renders the plan through the templates and writes it.
+Modules, refactored notebooks, the pipeline (stages with their inputs, outputs, parameters and
+data files), dependencies, the kernel, carried data files and, once verification recorded them,
+the recorded package calls. Nothing here touches the disk; ``generate`` renders the plan through
+the templates (every byte of every file comes from the plan) and ``write`` writes it.
 """
 
 from __future__ import annotations
@@ -9,8 +12,8 @@ import copy
 import keyword
 import re
 import sys
-from dataclasses import dataclass, field
-from typing import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Mapping
 
 import libcst as cst
 
@@ -25,6 +28,10 @@ from .errors import Nb2pkgError
 from .refactor.naming import MAX_NAME, Namer, clashes, identifier, module_name, package_name
 from .refactor.rewrite import Replacement, RewriteError, rewrite_cell
 from .refactor.tidy import can_gather, import_cell, import_forms, names_read, statement_forms, without_names
+
+if TYPE_CHECKING:
+    from .pipeline.stages import PipelinePlan
+
 
 @dataclass(frozen=True)
 class ModulePlan:
@@ -48,6 +55,8 @@ class PlanOptions:
     name: str | None = None
     extract: bool = True
     min_statements: int = 3
+    pipeline: bool = True  # stage notebooks, pipeline.yaml, dvc.yaml and the CI workflow
+    single_stage: bool = False  # one stage per notebook instead of one per section
     overrides: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
 
 
@@ -65,6 +74,10 @@ class PackagePlan:
     assets: Assets = Assets()  # data files and local modules carried into the project
     kernel: str = "python3"  # the one kernel the notebooks, stages, tests and CI run on
     notices: tuple[Finding, ...] = ()  # findings about this environment (kernels, imports)
+    pipeline: PipelinePlan | None = None  # None: no pipeline files (--no-pipeline)
+    # The package calls a verification recorded (runtime.recording): they become
+    # tests/test_recorded.py and its data. None: not verified, or not recorded.
+    recorded: tuple[Any, ...] | None = None
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -169,9 +182,14 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
                                 module_plans)
     depends, import_notices = dependencies(analysis, package, assets.module_names(),
                                            {n for m in assets.modules for n in m.imports})
-    return PackagePlan(package, tuple(module_plans), tuple(notebook_plans), tuple(extractions),
+    plan = PackagePlan(package, tuple(module_plans), tuple(notebook_plans), tuple(extractions),
                        tuple(refusals), tuple(hoisted), tuple(kept), tuple(depends), analysis,
                        assets, kernel, tuple(notices + import_notices))
+    if options.pipeline:  # the split reads the refactored notebooks planned above
+        from .pipeline.stages import plan_pipeline
+
+        plan = replace(plan, pipeline=plan_pipeline(plan, options.single_stage))
+    return plan
 
 
 def _without_local(table: ImportTable, local: frozenset[str]) -> ImportTable:

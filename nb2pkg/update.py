@@ -293,9 +293,9 @@ def update(project: Path | str, notebooks: Sequence[Path | str] = (), *,
     manifest = read_manifest(project)
     paths = _notebooks(project, manifest, notebooks)
     options = _options(manifest)
-    plan, theirs, _, failures = render_project(paths, options, say, source_folder=source_folder,
-                                               confine_to=_confine_assets,
-                                               allow_hidden=allow_hidden)
+    plan, theirs, failures = render_project(paths, options, say, source_folder=source_folder,
+                                            confine_to=_confine_assets,
+                                            allow_hidden=allow_hidden)
     say(f"merging {len(theirs)} generated files with {project}")
     merged = merge_project(project, manifest, theirs, use_git)
     # Recorded-value files update did not regenerate stay in the base as they were.
@@ -476,7 +476,7 @@ def check(project: Path | str, notebooks: Sequence[Path | str] = (), *,
         from .api import render_project
 
         say(f"converting {len(paths)} notebook(s) in memory to compare with {project}")
-        plan, files, _, _ = render_project(paths, _options(manifest), say)
+        plan, files, _ = render_project(paths, _options(manifest), say)
         differences = _differences(project, manifest, files)
         findings = list(plan.findings)
     elif severity != "none":

@@ -17,8 +17,8 @@ variable: ``params.yaml`` for parameters named like their variable (one notebook
 ``params/<notebook>.yaml`` for the ``<notebook>.<variable>`` parameters of a pipeline of several
 notebooks.
 
-``nb2pkg convert`` writes these files from the pipeline.yaml it writes, ``nb2pkg export dvc``
-from the pipeline.yaml on disk, and ``nb2pkg run`` compares the ``dvc.yaml`` beside the
+``nb2pkg convert`` writes these files from the pipeline record it planned (which the
+pipeline.yaml it writes loads back as), ``nb2pkg export dvc`` from the pipeline.yaml on disk, and ``nb2pkg run`` compares the ``dvc.yaml`` beside the
 pipeline with the one this module makes (``dvc_mismatch``): one implementation, one source of
 truth (pipeline.yaml). Existing files are replaced only when asked (``force``), atomically, and
 the parameter values already in a parameters file are kept.

@@ -60,7 +60,7 @@ class Stage:
 
 @dataclass(frozen=True)
 class Pipeline:
-    path: Path  # the pipeline.yaml, absolute
+    path: Path  # the pipeline.yaml: absolute once loaded, relative to the project in a plan
     name: str
     stages: tuple[Stage, ...]
     parameters: tuple[Parameter, ...] = ()

@@ -1,7 +1,7 @@
 """The pipeline files of a generated project: stage notebooks, ``pipeline.yaml``, the CI workflow.
 
-``pipeline_files(plan)`` is what ``nb2pkg.api.convert`` adds to the project. Which cells go where
-is decided in ``split``; this module only writes it down. Each stage notebook has, in order:
+``plan_pipeline`` decides the pipeline (part of the ``PackagePlan``; which cells go where is
+decided in ``split``); ``pipeline_files`` writes it down (``generate.render`` calls it). Each stage notebook has, in order:
 
 1. a cell tagged ``parameters``: the pipeline parameters it uses (the original assignments, so
    the same defaults) and where its inputs come from and its outputs go;
@@ -21,9 +21,10 @@ import json
 import posixpath
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
-from .spec import overlaps
+from .spec import Parameter, Pipeline, Stage, overlaps
 from .split import STAGE_IO, NotebookSplit, StagePlan, metric_cell_source, split_notebook
 
 PIPELINE_FILE = "pipeline.yaml"
@@ -36,16 +37,17 @@ RUNS_DIR = "runs"
 
 @dataclass(frozen=True)
 class PipelinePlan:
-    name: str
-    kernel: str
+    """Everything the pipeline files say, decided from the plan: how each notebook splits into
+    stages (``splits``, from which the stage notebooks are built) and ``spec``, the pipeline.yaml
+    as the typed record ``nb2pkg run`` loads (``dvc.yaml`` and the workflow come from it too)."""
+
     splits: tuple[NotebookSplit, ...]
-    parameter_names: Mapping[tuple[str, str], str]  # (module, variable) -> pipeline parameter
-    nodes: tuple[Any, ...] = ()  # the refactored notebook of each split
-    assets: Any = None  # nb2pkg.assets.Assets: data files and local modules
+    spec: Pipeline  # its path is relative to the project: the project is not written yet
+    titles: Mapping[str, str]  # stage name -> section title (a comment in pipeline.yaml)
 
 
 def plan_pipeline(plan: Any, single_stage: bool = False) -> PipelinePlan:
-    """Split every notebook of a ``PackagePlan`` into stages."""
+    """Split every notebook of a ``PackagePlan`` into stages, and describe the pipeline."""
     from ..refactor.naming import Namer, module_name
 
     taken: set[str] = set()
@@ -59,45 +61,59 @@ def plan_pipeline(plan: Any, single_stage: bool = False) -> PipelinePlan:
         splits.append(split_notebook(prefix, notebook.node,
                                      cell.index if cell is not None else None,
                                      single_stage=single_stage, taken_names=taken))
+    spec = _spec(plan, splits)
+    titles = {stage.name: stage.title for split in splits for stage in split.stages}
+    return PipelinePlan(tuple(splits), spec, titles)
+
+
+def _spec(plan: Any, splits: list[NotebookSplit]) -> Pipeline:
+    """pipeline.yaml as a record. The plan chose one kernel, checked against a strict pattern
+    (it reaches the workflow)."""
     several = len(splits) > 1
     names = {(s.module, p.name): (f"{s.module}.{p.name}" if several else p.name)
              for s in splits for p in s.parameters}
-    # The plan chose one kernel, checked against a strict pattern (it reaches the workflow).
-    return PipelinePlan(plan.name, plan.kernel, tuple(splits), names,
-                        tuple(n.node for n in plan.notebooks), plan.assets)
+    parameters = tuple(Parameter(names[(split.module, p.name)], p.type, _yaml_default(p.default))
+                       for split in splits for p in split.parameters)
+    files = _stage_files(splits, [n.node for n in plan.notebooks], plan.assets)
+    written = [o for _, outs in files.values() for o in outs]  # a stage-written module is no dep
+    stages = []
+    for split in splits:
+        previous: str | None = None
+        for stage in split.stages:
+            deps, outs = files[stage.name]
+            needs = ((previous,) if previous and previous not in {p for _, p in stage.inputs}
+                     else ())
+            stages.append(Stage(
+                name=stage.name, notebook=stage_path(stage), needs=needs,
+                parameters=tuple((v, names[(split.module, v)]) for v in stage.parameters),
+                inputs=tuple(stage.inputs), outputs=tuple(stage.outputs),
+                metrics=tuple(stage.metrics), deps=tuple(deps), outs=tuple(outs)))
+            previous = stage.name
+    return Pipeline(
+        path=Path(PIPELINE_FILE), name=plan.name, stages=tuple(stages),
+        parameters=parameters, kernel=plan.kernel, workdir=WORKDIR, python_path=("src",),
+        deps=("src", *(m.target for m in plan.assets.modules
+                       if not any(overlaps(m.target, o) for o in written))),
+        artifacts=ARTIFACTS_DIR, runs=RUNS_DIR)
 
 
-def pipeline_files(plan: Any, single_stage: bool = False) -> dict[str, str | bytes]:
-    """Every pipeline file of the generated project, by relative POSIX path."""
-    from ..generate import runtime_module
+def pipeline_files(plan: Any) -> dict[str, str | bytes]:
+    """Every pipeline file of the generated project (``plan.pipeline``), by relative POSIX path."""
+    from .export import render_dvc
 
-    pipeline = plan_pipeline(plan, single_stage)
+    pipeline: PipelinePlan = plan.pipeline
     files: dict[str, str | bytes] = {}
     for notebook, split in zip(plan.notebooks, pipeline.splits):
         for stage in split.stages:
             node = stage_notebook(notebook.node, split, stage, notebook.filename,
                                   package=plan.name)
             files[stage_path(stage)] = _dumps(node)
-    # The stage notebooks' own module for loading and saving values: no nb2pkg needed to run them.
-    files[f"src/{plan.name}/{STAGE_IO}.py"] = runtime_module("stage_io")
     env = template_environment()
     context = pipeline_context(pipeline)
     files[PIPELINE_FILE] = env.get_template("pipeline/pipeline.yaml.j2").render(**context)
     files[WORKFLOW_FILE] = env.get_template("pipeline/workflow.yml.j2").render(**context)
-    files.update(dvc_files(str(files[PIPELINE_FILE])))
-    return files
-
-
-def dvc_files(pipeline_yaml: str) -> dict[str, str]:
-    """``dvc.yaml``, the parameters files and what DVC needs beside them, made from the text of
-    the pipeline.yaml being written, by the code `nb2pkg export dvc` runs (one implementation)."""
-    from .export import render_dvc
-    from .spec import parse_pipeline
-
-    # Validated like any pipeline.yaml, without the disk (the project is not written yet).
-    files = dict(render_dvc(parse_pipeline(pipeline_yaml, f"/project/{PIPELINE_FILE}",
-                                           check_files=False)))
-    env = template_environment()
+    # dvc.yaml by the code `nb2pkg export dvc` runs on a pipeline.yaml (one implementation).
+    files.update(render_dvc(pipeline.spec))
     # papermill writes each executed notebook into runs/ and refuses a missing folder.
     files[f"{RUNS_DIR}/.gitignore"] = env.get_template("pipeline/runs.gitignore.j2").render()
     files[".dvcignore"] = env.get_template("pipeline/dvcignore.j2").render()
@@ -235,43 +251,31 @@ def _dumps(node: Any) -> str:
 
 # -- pipeline.yaml and the workflow -------------------------------------------------------------
 def pipeline_context(pipeline: PipelinePlan) -> dict[str, Any]:
-    """What the pipeline.yaml and workflow templates get."""
-    several = len(pipeline.splits) > 1
-    parameters = []
-    for split in pipeline.splits:
-        for p in split.parameters:
-            parameters.append({"name": pipeline.parameter_names[(split.module, p.name)],
-                               "type": p.type, "default": _yaml_default(p.default)})
-    files = _stage_files(pipeline)
-    written = [o for _, outs in files.values() for o in outs]  # a stage-written module is no dep
+    """What the pipeline.yaml and workflow templates get: the spec, written as pipeline.yaml
+    spells it (a pipeline of one notebook lists the parameters named like their variables)."""
+    spec = pipeline.spec
+    parameters = [{"name": p.name, "type": p.type, "default": p.default} for p in spec.parameters]
     stages = []
-    for position, split in enumerate(pipeline.splits):
-        previous: str | None = None
-        for stage in split.stages:
-            deps, outs = files[stage.name]
-            pairs = [(v, pipeline.parameter_names[(split.module, v)]) for v in stage.parameters]
-            needs: list[str] = (
-                [previous] if previous and previous not in {p for _, p in stage.inputs} else [])
-            stages.append({
-                "name": stage.name, "title": stage.title, "notebook": stage_path(stage),
-                "needs": needs,
-                "parameters": ([v for v, _ in pairs] if not several
-                               else {v: p for v, p in pairs}),
-                "inputs": dict(stage.inputs), "outputs": list(stage.outputs),
-                "metrics": list(stage.metrics), "deps": deps, "outs": outs,
-            })
-            previous = stage.name
-    return {"name": pipeline.name, "kernel": pipeline.kernel, "workdir": WORKDIR,
-            "artifacts": ARTIFACTS_DIR, "runs": RUNS_DIR, "python_path": ["src"],
-            "deps": ["src", *(m.target for m in pipeline.assets.modules
-                              if not any(overlaps(m.target, o) for o in written))],
-            "parameters": parameters, "stages": stages,
+    for stage in spec.stages:
+        plain = all(v == p for v, p in stage.parameters)
+        stages.append({
+            "name": stage.name, "title": pipeline.titles[stage.name], "notebook": stage.notebook,
+            "needs": list(stage.needs),
+            "parameters": ([v for v, _ in stage.parameters] if plain
+                           else dict(stage.parameters)),
+            "inputs": dict(stage.inputs), "outputs": list(stage.outputs),
+            "metrics": list(stage.metrics), "deps": list(stage.deps), "outs": list(stage.outs),
+        })
+    return {"name": spec.name, "kernel": spec.kernel, "workdir": spec.workdir,
+            "artifacts": spec.artifacts, "runs": spec.runs, "python_path": list(spec.python_path),
+            "deps": list(spec.deps), "parameters": parameters, "stages": stages,
             "pipeline_file": PIPELINE_FILE, "notebooks": [s.module for s in pipeline.splits],
             # CI uses the Python the notebooks were converted with.
             "python_version": f"{sys.version_info.major}.{sys.version_info.minor}"}
 
 
-def _stage_files(pipeline: PipelinePlan) -> dict[str, tuple[list[str], list[str]]]:
+def _stage_files(splits: list[NotebookSplit], nodes: list[Any], assets: Any
+                 ) -> dict[str, tuple[list[str], list[str]]]:
     """Per stage, the data files its cells read (``deps``) and write (``outs``), project-relative:
     the cache hashes them, so a changed file re-runs the stages that read it.
 
@@ -281,12 +285,12 @@ def _stage_files(pipeline: PipelinePlan) -> dict[str, tuple[list[str], list[str]
     still work: stages of one notebook run in notebook order.
     """
     order: list[tuple[str, set[tuple[int, int]]]] = []
-    for position, split in enumerate(pipeline.splits):
-        node = pipeline.nodes[position]
+    for position, split in enumerate(splits):
+        node = nodes[position]
         for stage in split.stages:
             order.append((stage.name, {(position, node.cells[i].metadata.get("nb2pkg", {})
                                         .get("source_cell")) for i in stage.cells}))
-    data = list(pipeline.assets.data) if pipeline.assets is not None else []
+    data = list(assets.data)
     writers = {d.target: [i for i, (_, cells) in enumerate(order) if cells & set(d.written_by)]
                for d in data}
     untracked = {t for t, w in writers.items() if len(w) > 1}
@@ -312,4 +316,5 @@ def template_environment():
     return environment()
 
 
-__all__ = ["pipeline_files", "plan_pipeline", "stage_notebook", "PIPELINE_FILE", "WORKFLOW_FILE"]
+__all__ = ["pipeline_files", "plan_pipeline", "stage_notebook", "PipelinePlan", "PIPELINE_FILE",
+           "WORKFLOW_FILE"]

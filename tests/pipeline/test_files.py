@@ -7,6 +7,7 @@ import os
 import shlex
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -178,3 +179,50 @@ def test_convert_writes_the_dvc_files_export_would_write(two_notebooks, capsys):
     assert "matches pipeline.yaml" in capsys.readouterr().out
     assert (two_notebooks / "runs" / ".gitignore").exists()  # papermill needs the folder
     assert "__pycache__/" in (two_notebooks / ".dvcignore").read_text().splitlines()
+
+
+def test_the_plan_holds_the_pipeline_that_pipeline_yaml_writes_down(tmp_path):
+    """One source of truth: the stages, parameters and data files are decided in the plan
+    (``PackagePlan.pipeline.spec``); the pipeline.yaml written from it loads back as the same
+    record, and dvc.yaml is made from that record, not from the text."""
+    from nb2pkg.api import plan_project
+    from nb2pkg.generate import render
+    from nb2pkg.pipeline.export import render_dvc
+    from nb2pkg.pipeline.spec import parse_pipeline
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "data.csv").write_text("x\n1\n2\n")
+    notebook = write_notebook(tmp_path / "in" / "flow.ipynb", [
+        ("code", "rate = 0.5", ["parameters"]),
+        ("markdown", "## Load"), "rows = open('data.csv').read().splitlines()[1:]",
+        ("markdown", "## Score"), "total = sum(int(r) for r in rows) * rate\nprint(total)",
+        ("markdown", "## Save"), "open('total.txt', 'w').write(str(total))"])
+    plan, _ = plan_project([notebook], ConvertOptions(), lambda message: None)
+    spec = plan.pipeline.spec
+    assert [s.name for s in spec.stages] == ["flow-load", "flow-score", "flow-save"]
+    assert spec.stage("flow-load").deps == ("notebooks/data.csv",)  # project-relative
+    assert spec.stage("flow-save").outs == ("notebooks/total.txt",)
+    assert spec.stage("flow-score").inputs == (("rows", "flow-load"),)
+    assert spec.stage("flow-score").parameters == (("rate", "rate"),)
+    files = render(plan)
+    loaded = parse_pipeline(files["pipeline.yaml"], spec.path, check_files=False)
+    assert replace(loaded, path=spec.path) == spec  # loading makes the path absolute
+    for name, text in render_dvc(spec).items():
+        assert files[name] == text
+
+
+def test_verify_renders_the_runnable_files_once_and_the_rest_after(tmp_path):
+    """`convert --verify` runs `render_runnable` (what verification executes), then renders
+    the rest once with what it recorded: the two parts never overlap and together are the
+    project."""
+    from nb2pkg.api import plan_project
+    from nb2pkg.generate import render, render_rest, render_runnable
+
+    notebook = write_notebook(tmp_path / "nb.ipynb", [
+        "import math", "def area(r):\n    return math.pi * r * r", "print(area(2))"])
+    plan, _ = plan_project([notebook], ConvertOptions(), lambda message: None)
+    runnable, rest = render_runnable(plan), render_rest(plan)
+    assert not set(runnable) & set(rest)
+    assert {**runnable, **rest} == render(plan)
+    assert {"src/nb/core.py", "notebooks/nb.ipynb", "src/nb/_stage_io.py"} <= set(runnable)
+    assert {"pyproject.toml", "REPORT.md", "pipeline.yaml", "dvc.yaml"} <= set(rest)
