@@ -171,3 +171,42 @@ def test_dialog_suggests_the_command_lines_name(page, lab_server, workdir, noteb
         assert form.locator('input[name="output"]').input_value() == f"{rel}/{stem}_pkg"
         form.get_by_role("button", name="Cancel").click()
         page.locator(DIALOG).wait_for(state="detached")
+
+
+def test_update_package_keeps_the_users_edits_and_brings_the_notebooks_changes(
+        page, lab_server, workdir, notebook) -> None:
+    """Converting again into a folder that holds this notebook's conversion offers "Update
+    package": the user's edit of the project stays, the notebook's new code comes in, and the
+    project as it was is kept."""
+    folder, rel = workdir
+    path = notebook(folder / "grow.ipynb", "def double(v):\n    return v * 2", "print(double(3))")
+    open_notebook(page, lab_server, f"{rel}/grow.ipynb")
+    page.locator(BUTTON).click()
+    form = dialog(page)
+    form.get_by_text("Convert to package").wait_for()
+    form.get_by_role("button", name="Convert", exact=True).click()
+    assert "Package grow created" in result_text(page)
+    dialog(page).get_by_role("button", name="Close").click()
+    page.locator(DIALOG).wait_for(state="detached")
+
+    project = folder / "grow_pkg"
+    readme = project / "README.md"
+    readme.write_text(readme.read_text() + "\nNotes kept by the team.\n")  # the user's edit
+    node = nbformat.read(path, as_version=4)  # the notebook moves on
+    node.cells.insert(1, nbformat.v4.new_code_cell("def triple(v):\n    return v * 3"))
+    nbformat.write(node, str(path))
+
+    open_notebook(page, lab_server, f"{rel}/grow.ipynb")  # the lab shows the notebook as it is now
+    page.locator(BUTTON).click()
+    offer = dialog(page)
+    offer.get_by_text("holds an earlier conversion of this notebook").wait_for()
+    offer.get_by_role("button", name="Update package").click()
+    done = page.locator(DIALOG).filter(has_text=re.compile(r"Package grow updated"))
+    done.wait_for()
+    text = done.inner_text()
+    assert "Conflicts (0)" in text, text
+    assert readme.read_text().endswith("Notes kept by the team.\n")
+    assert "def triple(v):" in (project / "src" / "grow" / "core.py").read_text()
+    assert "def triple" not in (project / ".nb2pkg" / "previous" / "src" / "grow"
+                                / "core.py").read_text()
+    done.get_by_role("button", name="Close").click()
