@@ -11,7 +11,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .errors import Nb2pkgError, UnsupportedNotebook
 
@@ -31,22 +31,43 @@ class NotebookResult:
                 "output": self.output}
 
 
+# Folders whose notebooks are never the user's own: tools' copies and caches, installed packages.
+_NOT_SEARCHED = {"site-packages", "node_modules", "__pycache__"}
+
+
 def expand(paths: Iterable[Path | str]) -> list[Path]:
-    """Notebook paths, with folders replaced by the notebooks under them (sorted, no checkpoints)."""
+    """Notebook paths, with folders replaced by the notebooks under them (sorted).
+
+    A folder search leaves out hidden folders (``.ipynb_checkpoints``, ``.git``, ``.venv``),
+    installed packages and generated projects (a folder holding ``.nb2pkg/``: converting the
+    folder again must not take in the notebooks of its own earlier output).
+    """
     found: list[Path] = []
-    for path in map(Path, paths):
+    for text in paths:
+        if not str(text).strip():
+            raise Nb2pkgError("an empty path was given", hint="pass .ipynb files or folders "
+                              "holding them (`.` for the current folder)")
+        path = Path(text)
         if path.is_dir():
-            # Anything named *.ipynb that is not a folder is kept, so that a FIFO, a symlink
-            # loop or a dangling link is reported as a failed notebook instead of vanishing
-            # (reading refuses them without blocking). rglob does not follow symlinked folders.
-            inside = sorted(p for p in path.rglob("*.ipynb")
-                            if ".ipynb_checkpoints" not in p.parts and not p.is_dir())
+            inside = sorted(_notebooks_under(path))
             # A folder named x.ipynb holding no notebooks was meant as one: reading says it is a
             # folder, rather than "no notebooks found".
             found += inside or ([path] if path.suffix == ".ipynb" else [])
         else:
             found.append(path)
     return list(dict.fromkeys(found))
+
+
+def _notebooks_under(folder: Path) -> Iterator[Path]:
+    # Anything named *.ipynb that is not a folder is kept, so that a FIFO, a symlink loop or a
+    # dangling link is reported as a failed notebook instead of vanishing (reading refuses them
+    # without blocking). Linked folders are not followed.
+    for parent, folders, files in os.walk(folder):
+        if ".nb2pkg" in folders and parent != str(folder):
+            folders.clear()  # a generated project inside the folder searched
+            continue
+        folders[:] = [f for f in folders if not f.startswith(".") and f not in _NOT_SEARCHED]
+        yield from (Path(parent, name) for name in files if name.endswith(".ipynb"))
 
 
 def failure(path: Path | str, error: Exception) -> NotebookResult:

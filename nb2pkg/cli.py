@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
+from .cliargs import given_path
 from .errors import Nb2pkgError
 from .pipeline.cli import add_commands as add_pipeline_commands
 
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Analyse notebooks without running them: per-cell "
                              "names defined and used, where each name comes from, sections, the "
                              "parameters cell, repeated code and hygiene findings.")
-    analyze.add_argument("notebooks", nargs="+", type=Path, metavar="NB",
+    analyze.add_argument("notebooks", nargs="+", type=given_path, metavar="NB",
                          help="notebooks (or folders of notebooks) to analyse together")
     analyze.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                          help="read and analyse N notebooks in parallel (default 1)")
@@ -66,13 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "becomes functions; the notebooks import them; tests check the "
                              "package and that each notebook prints what the original printed. "
                              "The input notebooks are never modified.")
-    convert.add_argument("notebooks", nargs="+", type=Path, metavar="NB",
+    convert.add_argument("notebooks", nargs="+", type=given_path, metavar="NB",
                          help="notebooks or folders; together they make one package")
     convert.add_argument("--each", action="store_true",
                          help="one package per notebook, in DIR/<name> (batch conversion)")
     convert.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                          help="work on N notebooks in parallel (default 1)")
-    convert.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
+    convert.add_argument("-o", "--output", type=given_path, required=True, metavar="DIR",
                          help="folder to create (refused if it exists, unless --force)")
     convert.add_argument("--name", help="package name (default: from the first notebook's name)")
     convert.add_argument("--force", action="store_true", help="replace an existing output folder")
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="one pipeline stage per notebook (when values cannot cross sections)")
     convert.add_argument("--no-record", dest="record", action="store_false",
                          help="with --verify: do not record package calls as regression tests")
-    convert.add_argument("--names", type=Path, metavar="FILE",
+    convert.add_argument("--names", type=given_path, metavar="FILE",
                          help="JSON or YAML mapping of clone group id (C1, ...; REPORT.md "
                               "lists them) to {name: function name, params: {generated: "
                               "wanted}}, or to skip to leave that group alone")
@@ -107,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "regression tests. Exit status 0 when equivalent, 1 when not, 2 when "
                             "the original notebook itself fails here (a missing package or data "
                             "file): two failures are never called equivalent.")
-    verify.add_argument("paths", nargs="+", type=Path, metavar="NB... DIR")
+    verify.add_argument("paths", nargs="+", type=given_path, metavar="NB... DIR")
     verify.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
     verify.add_argument("--no-record", dest="record", action="store_false",
                         help="do not refresh DIR/tests/data/recorded (the recorded-value tests)")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from .cliargs import given_path
 from .errors import Nb2pkgError
 
 
@@ -27,7 +28,7 @@ def add_commands(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
         "the notebook's version beside yours as NAME.nb2pkg-new.EXT) and listed; exit status "
         "1 then. The project as it was is kept in DIR/.nb2pkg/previous. Without NB, the "
         "notebooks of the last conversion.")
-    update.add_argument("paths", nargs="+", type=Path, metavar="[NB...] DIR")
+    update.add_argument("paths", nargs="+", type=given_path, metavar="[NB...] DIR")
     update.add_argument("--dry-run", action="store_true",
                         help="say what would be merged, write nothing")
     update.add_argument("--no-git", dest="git", action="store_false",
@@ -42,7 +43,7 @@ def add_commands(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
         "differs. Files that depend on the environment (pyproject.toml, constraints.txt, "
         "REPORT.md, the CI workflow, tests/originals) are not compared. Without DIR, every "
         "project under the current folder (for pre-commit).")
-    check.add_argument("paths", nargs="*", type=Path, metavar="[NB...] [DIR]")
+    check.add_argument("paths", nargs="*", type=given_path, metavar="[NB...] [DIR]")
     check.add_argument("--severity", choices=("none", "info", "warning", "error"),
                        default="none", help="also fail on findings at or above this level "
                        "(error: cells that do not parse, names used before definition; "

@@ -96,3 +96,44 @@ def test_a_fifo_or_symlink_loop_in_a_folder_fails_alone(tmp_path: Path) -> None:
         else:
             assert status["sales_report.ipynb"][0] == "converted"
             assert (tmp_path / "out" / "sales_report" / "pyproject.toml").exists()
+
+
+def test_a_folder_search_leaves_out_tools_copies_and_earlier_outputs(tmp_path: Path) -> None:
+    """`nb2pkg convert .` in a project folder: the notebooks of .git, a virtualenv's installed
+    packages and the package an earlier conversion wrote there are not the user's notebooks."""
+    from nb2pkg.batch import expand
+
+    folder = tmp_path / "work"
+    own = [folder / "analysis.ipynb", folder / "sub" / "more.ipynb"]
+    others = [folder / ".git" / "x.ipynb", folder / "venv" / "lib" / "site-packages" / "p" / "x.ipynb",
+              folder / "node_modules" / "x.ipynb", folder / "analysis_pkg" / "notebooks" / "analysis.ipynb",
+              folder / "analysis_pkg" / "stages" / "analysis" / "01_load.ipynb"]
+    for path in own + others:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(EXAMPLES / "sales_report.ipynb", path)
+    (folder / "analysis_pkg" / ".nb2pkg").mkdir()
+    assert expand([folder]) == sorted(own)
+    # The folder named is searched even when it is a generated project itself.
+    assert expand([folder / "analysis_pkg"]) == sorted(others[3:])
+
+
+def test_an_empty_path_is_bad_input_not_the_current_folder(tmp_path: Path) -> None:
+    """Path("") is "." : a script passing an unset variable converted every notebook under the
+    working folder (or, as -o "" with --force, would have replaced it)."""
+    from nb2pkg.batch import expand
+    from nb2pkg.errors import Nb2pkgError
+
+    shutil.copy(EXAMPLES / "sales_report.ipynb", tmp_path / "mine.ipynb")
+    for args in (["convert", "", "-o", "out"], ["convert", "mine.ipynb", "-o", "", "--force"],
+                 ["analyze", ""], ["run", ""], ["update", ""]):
+        result = subprocess.run([sys.executable, "-m", "nb2pkg", *args], capture_output=True,
+                                text=True, cwd=tmp_path, timeout=60)
+        assert result.returncode == 2, (args, result)
+        assert "an empty path was given" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.ipynb"]
+    try:  # the library refuses it too
+        expand([""])
+    except Nb2pkgError as error:
+        assert "an empty path" in str(error)
+    else:
+        raise AssertionError("expand('') searched the current folder")

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from ..cliargs import given_path
+
 RUN_DESCRIPTION = """\
 Run a notebook pipeline (pipeline.yaml, written by `nb2pkg convert`) with papermill.
 
@@ -49,12 +51,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[
     run = subparsers.add_parser("run", help="run a notebook pipeline (pipeline.yaml) with papermill",
                                 description=RUN_DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("pipeline", nargs="?", type=Path, default=Path("pipeline.yaml"),
+    run.add_argument("pipeline", nargs="?", type=given_path, default=Path("pipeline.yaml"),
                      help="the pipeline file (default: pipeline.yaml)")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"),
                      help="set a parameter; VALUE is cast to the parameter's type (repeatable)")
-    run.add_argument("-f", "--parameters-file", action="append", default=[], type=Path,
+    run.add_argument("-f", "--parameters-file", action="append", default=[], type=given_path,
                      metavar="FILE", help="YAML file of parameter values (repeatable; -p wins)")
     run.add_argument("--stage", action="append", default=[], metavar="NAME",
                      help="run this stage (or all stages of this notebook) and the stages it "
@@ -73,11 +75,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[
                           "(tcp://host:8786); default: a LocalCluster on this machine")
     run.add_argument("--force", action="store_true",
                      help="run the selected stages even if they are up to date")
-    run.add_argument("--baseline", type=Path, metavar="METRICS",
+    run.add_argument("--baseline", type=given_path, metavar="METRICS",
                      help="metrics.json of an earlier run to compare the metrics with")
-    run.add_argument("--metrics", type=Path, metavar="FILE",
+    run.add_argument("--metrics", type=given_path, metavar="FILE",
                      help="where to write metrics.json (default: RUNS/metrics.json)")
-    run.add_argument("--report", type=Path, metavar="FILE",
+    run.add_argument("--report", type=given_path, metavar="FILE",
                      help="where to write the Markdown report (default: RUNS/report.md)")
     run.add_argument("--wait", action="store_true",
                      help="when another run of this pipeline is running, wait for it to finish "
@@ -90,9 +92,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     export.add_argument("format", metavar="FORMAT",
                         help="what to export to: dvc, airflow, or a plugin's exporter")
-    export.add_argument("pipeline", nargs="?", type=Path, default=Path("pipeline.yaml"),
+    export.add_argument("pipeline", nargs="?", type=given_path, default=Path("pipeline.yaml"),
                         help="the pipeline file (default: pipeline.yaml)")
-    export.add_argument("-o", "--output", type=Path, metavar="DIR",
+    export.add_argument("-o", "--output", type=given_path, metavar="DIR",
                         help="folder for dvc.yaml and params.yaml (default: the pipeline's)")
     export.add_argument("--force", action="store_true",
                         help="replace an existing dvc.yaml and parameters files (their values "
