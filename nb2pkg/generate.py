@@ -113,6 +113,8 @@ def _context(plan: PackagePlan) -> dict[str, Any]:
         test_requirements=_test_requirements(plan, calls or ()),
         # The project has a pipeline (stage notebooks, dvc.yaml): its tools are an extra.
         pipeline=plan.pipeline is not None,
+        # How to run a stage by hand (README): the first stage's papermill call.
+        first_stage=None if plan.pipeline is None else _first_stage(plan.pipeline.spec),
         pipeline_requirements=PIPELINE_REQUIREMENTS,
         python_min=f"{sys.version_info.major}.{sys.version_info.minor}",
         extractions=plan.extractions,
@@ -187,6 +189,13 @@ def _test_requirements(plan: PackagePlan, calls: Sequence[Any]) -> list[str]:
 
     have = {canonicalize_name(d.name) for d in plan.dependencies}
     return [r for r in test_requirements(calls) if canonicalize_name(r) not in have]
+
+
+def _first_stage(spec: Any) -> dict[str, Any]:
+    from .pipeline.export import stage_command
+
+    stage = spec.stages[0]
+    return {"command": stage_command(spec, stage), "parameters": bool(spec.parameters)}
 
 
 def _public_names(plan: PackagePlan, module: str, functions_only: bool = False) -> list[str]:

@@ -120,3 +120,21 @@ def test_kernel_name_never_reaches_the_workflow(tmp_path: Path, kernel: str) -> 
     assert refactored.metadata.kernelspec.name == "python3"
     report = (project / "REPORT.md").read_text(encoding="utf-8")
     assert "kernel-replaced" in report
+
+
+def test_the_readme_shows_the_first_stage_command_dvc_runs(tmp_path: Path) -> None:
+    """The README's "runs by hand" example is the first stage's real papermill call, the one
+    dvc.yaml runs (not a placeholder to fill in)."""
+    import re
+    import shlex
+
+    import yaml
+
+    from helpers import EXAMPLES
+
+    out = tmp_path / "pkg"
+    convert([EXAMPLES / "sales_report.ipynb"], out)
+    readme = (out / "README.md").read_text()
+    (shown,) = re.findall(r"```bash\n(python -m papermill [^\n]*)\n```", readme)
+    first = next(iter(yaml.safe_load((out / "dvc.yaml").read_text())["stages"].values()))
+    assert shlex.split(shown) == shlex.split(first["cmd"])

@@ -182,10 +182,7 @@ def dvc_context(pipeline: Pipeline, folder: Path) -> dict[str, Any]:
         # order: sections may talk through files no analysis saw); DVC orders by deps only.
         deps += [f"{pipeline.artifacts}/{upstream}"
                  for upstream in dict.fromkeys([*(p for _, p in stage.inputs), *stage.needs])]
-        params: dict[str, list[str]] = {}
-        for variable, parameter in stage.parameters:
-            name = _group_file(stage, variable, parameter)
-            params.setdefault(located[name], []).append(variable)
+        params = _stage_params(stage, located)
         stages.append({
             "name": stage.name,
             "cmd": " ".join(shlex.quote(part) for part in papermill_command(
@@ -206,6 +203,20 @@ def dvc_context(pipeline: Pipeline, folder: Path) -> dict[str, Any]:
         parameter_groups.append({"name": name, "parameters_yaml": _dump(values) if values else ""})
     return {"name": pipeline.name, "stages": stages, "metrics": metrics,
             "parameter_files": parameter_groups}
+
+
+def _stage_params(stage: Stage, located: Mapping[str, str]) -> dict[str, list[str]]:
+    """The parameters files ``stage`` reads (as ``located``), each with the variables it takes."""
+    params: dict[str, list[str]] = {}
+    for variable, parameter in stage.parameters:
+        params.setdefault(located[_group_file(stage, variable, parameter)], []).append(variable)
+    return params
+
+
+def stage_command(pipeline: Pipeline, stage: Stage) -> list[str]:
+    """The papermill call of ``stage`` as dvc.yaml has it, run from the pipeline's folder."""
+    return papermill_command(pipeline, stage, list(_stage_params(
+        stage, {name: name for name in parameter_files(pipeline)})))
 
 
 def papermill_command(pipeline: Pipeline, stage: Stage, parameter_files: list[str]) -> list[str]:
