@@ -174,6 +174,34 @@ def convert(paths: Sequence[Path | str], output: Path | str,
                          tuple(failures))
 
 
+def _convert_one(job: tuple[Path, Path, ConvertOptions]) -> Any:
+    """One notebook of ``convert_each``: its ``batch.NotebookResult`` (in a worker process)."""
+    from .batch import NotebookResult, failure
+
+    path, output, options = job
+    try:
+        report = convert([path], output, options)
+    except Nb2pkgError as error:
+        return failure(path, error)
+    if report.verification is not None and not report.verification.equivalent:
+        return NotebookResult(str(path), "failed", "verification found different outputs")
+    return NotebookResult(str(path), "converted", output=str(output))
+
+
+def convert_each(paths: Sequence[Path], output: Path, options: ConvertOptions, jobs: int = 1,
+                 progress: Progress | None = None) -> list[Any]:
+    """One package per notebook, under ``output/<notebook name>``."""
+    from .batch import run_parallel
+    from .refactor.naming import Namer, package_name
+    from .write import check_output
+
+    check_output(output, options.force, paths)
+    namer = Namer()
+    jobs_list = [(p, output / namer.claim(package_name(p.stem)), options) for p in paths]
+    return run_parallel(_convert_one, jobs_list, jobs, progress,
+                        lambda job: str(job[0]))
+
+
 def plan_project(paths: Sequence[Path | str], options: ConvertOptions, say: Progress,
                  jobs: int = 1, *, source_folder: Path | str | None = None,
                  confine_to: Path | str | None = None, allow_hidden: bool = True):

@@ -126,29 +126,3 @@ def _renumber(result, position: int):
     if position == 0:
         return result
     return replace(result, cells=tuple(replace(c, notebook=position) for c in result.cells))
-
-
-def _convert_one(job: tuple[Path, Path, object]) -> NotebookResult:
-    from .api import convert
-
-    path, output, options = job
-    try:
-        report = convert([path], output, options)  # type: ignore[arg-type]
-    except Nb2pkgError as error:
-        return failure(path, error)
-    if report.verification is not None and not report.verification.equivalent:
-        return NotebookResult(str(path), "failed", "verification found different outputs")
-    return NotebookResult(str(path), "converted", output=str(output))
-
-
-def convert_each(paths: Sequence[Path], output: Path, options, jobs: int = 1,
-                 progress: Progress | None = None) -> list[NotebookResult]:
-    """One package per notebook, under ``output/<notebook name>``."""
-    from .write import check_output
-    from .refactor.naming import Namer, package_name
-
-    check_output(output, options.force, paths)
-    namer = Namer()
-    jobs_list = [(p, output / namer.claim(package_name(p.stem)), options) for p in paths]
-    return run_parallel(_convert_one, jobs_list, jobs, progress,
-                        lambda job: str(job[0]))

@@ -258,7 +258,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _convert_each(args: argparse.Namespace, options) -> int:
-    from .batch import convert_each, expand
+    from .api import convert_each
+    from .batch import expand
 
     results = convert_each(expand(args.notebooks), args.output, options, args.jobs,
                            _progress(not args.json))
