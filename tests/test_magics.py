@@ -6,7 +6,6 @@ import ast
 import re
 import subprocess
 import sys
-import time
 import warnings
 
 import hypothesmith
@@ -571,42 +570,30 @@ def test_fast_path_returns_input_unchanged():
     assert m.code is src and m.replacements == () and m.magics == ()
 
 
-def test_typical_cell_is_fast():
-    for src in (TYPICAL, TYPICAL.replace("%", "pct").replace("!=", "<")):
-        mask(src)
-        n = 2000
-        t0 = time.perf_counter()
-        for _ in range(n):
-            mask(src)
-        per_call = (time.perf_counter() - t0) / n
-        assert per_call < 50e-6, per_call  # well below in practice (~1-10 us)
-
-
-def test_many_magics_scale_linearly():
+# Speed is measured in bench/, not here. These inputs made earlier versions quadratic (minutes
+# for one cell): the timeout turns such a regression into a failure instead of a hang.
+@pytest.mark.timeout(60)
+def test_many_magics_are_all_found():
     src = "".join(f"!pip install pkg{i}\nx{i} = f({i})\n" for i in range(500))
-    t0 = time.perf_counter()
     m = check(src)
-    assert time.perf_counter() - t0 < 1.0
-    assert len(m.magics) == 500
+    assert [magic.text for magic in m.magics] == [f"!pip install pkg{i}" for i in range(500)]
 
 
-def test_unclosed_brackets_in_many_magics_stay_linear():
+@pytest.mark.timeout(60)
+def test_unclosed_brackets_in_many_magics_stay_magics():
     src = "".join(f"!echo ({i}\n" for i in range(2000))
-    t0 = time.perf_counter()
     m = check(src, parse=True)
-    assert time.perf_counter() - t0 < 1.0
-    assert len(m.magics) == 2000
+    assert len(m.magics) == 2000 and all(magic.kind == "shell" for magic in m.magics)
 
 
-def test_pathological_help_lines_stay_fast():
+@pytest.mark.timeout(60)
+def test_pathological_help_lines_round_trip():
     for src in (
         'x = "' + "A" * 50_000 + '"?',
         "A" * 50_000 + "-?",
         "x." * 20_000 + "y?",
     ):
-        t0 = time.perf_counter()
         check(src, parse=None)
-        assert time.perf_counter() - t0 < 0.5
 
 
 def test_import_does_not_import_ipython():

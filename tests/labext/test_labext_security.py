@@ -282,7 +282,7 @@ def test_a_huge_body_is_refused_from_its_header(jupyter_server) -> None:
     connection.close()
     grown = rss_kb(jupyter_server.pid) - before
     print(f"\n300 MB body: 413 after {elapsed:.2f} s, server RSS grew {grown} kB")
-    assert elapsed < 10 and grown < 50_000
+    assert grown < 50_000  # not read: the body never reached memory
 
 
 def test_answers_name_no_server_path(jupyter_server, server_workdir, notebook) -> None:

@@ -105,7 +105,6 @@ def test_second_run_executes_no_stage(examples):
     assert second.ok
     assert second.count("ran") == 0
     assert second.count("skipped") == len(first.stages)
-    assert second.seconds < first.seconds / 5
 
 
 def test_report_and_metrics_written(examples):

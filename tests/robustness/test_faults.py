@@ -298,6 +298,7 @@ def test_huge_outputs_convert_in_bounded_memory(tmp_path: Path) -> None:
 
 # -- (e) many cells ------------------------------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # a hang guard; speed is measured in bench/
 def test_three_thousand_cells(tmp_path: Path) -> None:
     cells: list = ["import math\nRATE = 3"]
     for i in range(3000):
@@ -324,4 +325,3 @@ def test_three_thousand_cells(tmp_path: Path) -> None:
     print(f"\n3,001 cells: converted in {seconds:.1f} s ({len(report['extracted'])} functions "
           f"extracted, {len(report['hoisted'])} definitions moved)")
     assert report["extracted"] and report["hoisted"]
-    assert seconds < 30
