@@ -51,6 +51,10 @@ class StageJob:
     # Stages of this run that must finish first: with a shared kernel, the local executor runs
     # this stage on the kernel of one of them (docs/pipeline.md); other executors ignore it.
     upstream: tuple[str, ...] = ()
+    # Modules that loading its inputs will import (pandas for a DataFrame, as the providers'
+    # artifact indexes say): a kernel started ahead imports them too. A hint only, so it does
+    # not count when a prepared kernel is matched with the job submitted.
+    warm: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -406,7 +410,9 @@ def _ready_kernel(job: StageJob, timeout: int, warm: Callable[[], bool]) -> Any:
                 if attempt + 1 == START_ATTEMPTS:
                     raise
                 continue
-            code = warmup_source(job.notebook) if warm() else ""
+            code = (warmup_source(job.notebook) + "".join(
+                f"\ntry:\n    __import__({module!r})\nexcept Exception:\n    pass"
+                for module in job.warm if module.isidentifier())) if warm() else ""
             if code:
                 try:
                     run_sync(client.execute_interactive)(code, silent=True, store_history=False,

@@ -157,7 +157,7 @@ def run_pipeline(path: Path | str, *, overrides: Sequence[tuple[str, str]] = (),
                                warnings=warnings)
             result = write_outputs(result, baseline=baseline, metrics=metrics, report=report,
                                    cache=state.cache)
-            state.save_cache()
+            state.save_if_changed()
             return result
     finally:
         engine.close()
@@ -294,6 +294,7 @@ class _Scheduler:
         self.status: dict[str, StageRun] = {}
         self.running: dict[Future, tuple[Stage, Fingerprint, str]] = {}
         self.prepared: set[str] = set()
+        self.old_values: dict[str, Mapping[str, Any]] = {}  # a stage's outputs at its last run
 
     @property
     def jobs(self) -> int:
@@ -363,6 +364,7 @@ class _Scheduler:
         folder = self.pipeline.artifact_dir(stage.name)
         import shutil
 
+        self.old_values[stage.name] = (load_index(folder) or {}).get("values", {})
         shutil.rmtree(folder, ignore_errors=True)  # no stale outputs survive a new run
         _ignore_in_git(folder.parent)
         self.state.forget(stage.name)
@@ -412,7 +414,27 @@ class _Scheduler:
             python_path=tuple((pipeline.root / p).resolve() for p in pipeline.python_path),
             kernel=pipeline.kernel,
             timeout=stage.timeout or pipeline.timeout, log=runs / "logs" / f"{stage.name}.log",
-            upstream=tuple(u for u in stage.upstream if u in self.selected))
+            upstream=tuple(u for u in stage.upstream if u in self.selected),
+            warm=self._input_modules(stage))
+
+    def _input_modules(self, stage: Stage) -> tuple[str, ...]:
+        """The packages loading the stage's inputs imports, as the providers' indexes say (or
+        said, for a provider running now): a hint for kernels started ahead."""
+        modules: list[str] = []
+        for name, provider in stage.inputs:
+            index = load_index(self.pipeline.artifact_dir(provider))
+            values = index.get("values", {}) if index else self.old_values.get(provider, {})
+            entry = values.get(name)
+            if not isinstance(entry, dict):
+                continue
+            # "pandas.DataFrame"; a builtin type has no dot; a module value names itself
+            dotted = entry.get("type")
+            if entry.get("format") == "module":
+                dotted = f"{entry.get('module')}."
+            top = dotted.split(".")[0] if isinstance(dotted, str) and "." in dotted else None
+            if top and top.isidentifier() and top != "__main__" and top not in modules:
+                modules.append(top)
+        return tuple(modules)
 
     def _finish(self, future: Future) -> None:
         stage, fingerprint, reason = self.running.pop(future)

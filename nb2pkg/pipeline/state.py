@@ -166,6 +166,7 @@ class State:
         # dvc.yaml comparison, the report of a run with nothing to do. Written by ``save``.
         self.cache: dict[str, Any] = {}
         self._saved_cache: dict[str, Any] = {}
+        self._hashed = False  # a file was hashed since the state was read or saved
         data = self._read()
         if data is None:
             return
@@ -231,6 +232,7 @@ class State:
         if STAT_CACHE:
             with self._lock:
                 self._files[key] = [*now, value, hashed_at]
+                self._hashed = True
         return value
 
     def tree_hash(self, path: Path) -> str:
@@ -334,9 +336,12 @@ class State:
         value = self._stages.get(stage, {}).get("seconds")
         return float(value) if isinstance(value, (int, float)) else None
 
-    def save_cache(self) -> None:
-        """Write the state file if ``cache`` changed since it was read or saved."""
-        if self.cache != self._saved_cache:
+    def save_if_changed(self) -> None:
+        """Write the state file if ``cache`` changed, or a file was hashed, since it was read or
+        saved. (A run with nothing to do that had to hash files -- the artifacts of the run
+        before, written too shortly before they were hashed to be trusted then -- records the
+        hashes, so that the next one reads no file again.)"""
+        if self.cache != self._saved_cache or self._hashed:
             self.save()
 
     def save(self) -> None:
@@ -347,6 +352,7 @@ class State:
                     "files": {k: self._files[k] for k in sorted(live)},
                     "cache": dict(sorted(self.cache.items()))}
             self._saved_cache = dict(self.cache)
+            self._hashed = False
             text = json.dumps(data, indent=1) + "\n"
             try:
                 _write_atomic(self.path, text)

@@ -115,3 +115,30 @@ def test_an_edited_dvc_file_is_compared_again(ran):
     dvc.write_text(dvc.read_text().replace("nb-grow:", "nb-grown:"))
     warnings = run_pipeline(ran / "pipeline.yaml").warnings
     assert len(warnings) == 1 and "does not match pipeline.yaml" in warnings[0]
+
+
+def test_hashes_worked_out_by_a_run_with_nothing_to_do_are_kept(ran, monkeypatch):
+    import time
+
+    from nb2pkg.pipeline import state as state_module
+
+    # Files hashed less than RACY_NS after they were written are hashed again by the next run.
+    monkeypatch.setattr(state_module, "RACY_NS", 300_000_000)
+    pipeline = ran / "pipeline.yaml"
+    run_pipeline(pipeline, executor=FakeExecutor(pipeline.read_text()), force=True)
+    time.sleep(0.4)
+    hashed: list[str] = []
+    real_open = Path.open
+
+    def counting_open(self, mode="r", *args, **kwargs):
+        # files of the project hashed for the state (dvc.yaml is read whole for its digest)
+        if mode == "rb" and self.is_relative_to(ran) and self.name != "dvc.yaml":
+            hashed.append(self.name)
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    assert run_pipeline(pipeline).count("skipped") == 3
+    assert hashed  # the artifacts of the forced run: too fresh to trust when it hashed them
+    hashed.clear()
+    assert run_pipeline(pipeline).count("skipped") == 3
+    assert hashed == []  # the run before recorded their hashes
