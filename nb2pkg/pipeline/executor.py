@@ -126,7 +126,8 @@ class LocalExecutor:
     ``reset``), its figures closed and its working directory set back. Imports stay loaded, so
     the stage skips the kernel start and most of its setup cell. A failed stage's kernel is
     stopped. Stages still load their inputs from the artifacts and save their outputs there, so
-    a later run that resumes at any stage, on a fresh kernel, computes what this one did.
+    a later run that resumes at any stage, on a fresh kernel, starts from the values this one
+    saved (what else a shared kernel carries over: docs/pipeline.md).
     """
 
     def __init__(self, *, prestart: int = 1, startup_timeout: int = 60,

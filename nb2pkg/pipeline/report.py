@@ -222,7 +222,8 @@ def _report_key(result: Any, report_path: Path, baseline: Mapping[str, Any] | No
 
     from .state import code_stamp, template_file
 
-    stamp = code_stamp(Path(__file__), template_file("pipeline/report.md.j2"))
+    stamp = code_stamp(Path(__file__), Path(__file__).parent.parent / "templating.py",
+                       template_file("pipeline/report.md.j2"))
     if stamp is None or not result.pipeline.digest:
         return None
     shown = [stamp, result.pipeline.digest, str(result.pipeline.path), str(report_path),

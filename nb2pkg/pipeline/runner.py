@@ -175,21 +175,20 @@ def _dvc_mismatch(pipeline: Pipeline, cache: Mapping[str, Any],
     import hashlib
     import os
 
-    from ..errors import PipelineError as Problem
-
     dvc = pipeline.root / "dvc.yaml"
     if not os.path.lexists(dvc):
         return None
     key: str | None = None
+    here = Path(__file__).parent
     try:
-        stamp = code_stamp(Path(__file__).with_name("export.py"),
+        stamp = code_stamp(here / "export.py", here / "spec.py", here.parent / "templating.py",
                            template_file("pipeline/dvc.yaml.j2"),
                            template_file("pipeline/params.yaml.j2"))
-        if stamp and pipeline.digest and dvc.is_file():
+        if stamp and pipeline.digest and dvc.is_file():  # (never read a FIFO)
             key = hashlib.sha256("\0".join([stamp, pipeline.digest, str(pipeline.root),
                                              hashlib.sha256(dvc.read_bytes()).hexdigest()])
                                  .encode()).hexdigest()
-    except (OSError, Problem):
+    except OSError:
         key = None
     if key is not None and cache.get(DVC_KEY) == key:
         return None
