@@ -98,6 +98,27 @@ def test_a_failing_middle_stage_stops_the_shared_kernel_and_the_next_run_resumes
     assert printed(out, "nb-show") == "42\n"  # x came from nb-make's artifacts
 
 
+@pytest.mark.kernel
+def test_two_notebooks_side_by_side_keep_a_kernel_each(tmp_path):
+    from helpers import write_notebook
+
+    from nb2pkg.api import ConvertOptions, convert
+
+    notebooks = [write_notebook(tmp_path / "input" / f"{name}.ipynb", [
+        ("markdown", "## One"), f"value = {start}", PID,
+        ("markdown", "## Two"), "value += 1\nprint('value', value)", PID])
+        for name, start in (("left", 10), ("right", 20))]
+    out = tmp_path / "project"
+    convert(notebooks, out, ConvertOptions(pipeline=True, extract=False))
+    code, _, ran = run_json(out, "--shared-kernel", "--jobs", "2")
+    assert code == 0 and sorted(ran) == ["left-one", "left-two", "right-one", "right-two"]
+    pids = {stage: [line for line in printed(out, stage).splitlines() if line.startswith("pid ")]
+            for stage in ran}
+    assert pids["left-one"] == pids["left-two"] and pids["right-one"] == pids["right-two"]
+    assert pids["left-one"] != pids["right-one"]  # a kernel per notebook, never swapped
+    assert "value 11" in printed(out, "left-two") and "value 21" in printed(out, "right-two")
+
+
 def test_shared_kernel_is_refused_with_another_executor(tmp_path):
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text("version: 1\nname: x\nstages: []\n")
