@@ -188,11 +188,19 @@ def parse_pipeline(text: str, path: Path | str, *, check_files: bool = True,
     root_node, data = parse_yaml(text, path)
     lines = _Lines(root_node)
     digest = schema_digest(text)
-    if digest != valid:
+    checked = digest != valid
+    if checked:
         _validate_schema(data, path, lines)
-    pipeline = dataclasses.replace(_build(data, path, lines), digest=digest)
-    _check_references(pipeline, lines)
-    pipeline = _check_data_files(pipeline, lines)
+    try:
+        pipeline = dataclasses.replace(_build(data, path, lines), digest=digest)
+        _check_references(pipeline, lines)
+        pipeline = _check_data_files(pipeline, lines)
+    except PipelineError:
+        raise
+    except Exception:
+        if not checked:  # a state file whose cache says valid when it is not: the schema says why
+            _validate_schema(data, path, lines)
+        raise
     if check_files:
         if not (pipeline.root / pipeline.workdir).is_dir():
             raise _error(path, lines, ["workdir"], f"folder {pipeline.workdir} does not exist",

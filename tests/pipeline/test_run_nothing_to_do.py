@@ -142,3 +142,21 @@ def test_hashes_worked_out_by_a_run_with_nothing_to_do_are_kept(ran, monkeypatch
     hashed.clear()
     assert run_pipeline(pipeline).count("skipped") == 3
     assert hashed == []  # the run before recorded their hashes
+
+
+def test_a_cache_that_calls_an_invalid_pipeline_valid_is_not_believed(ran, capsys):
+    from nb2pkg.cli import main
+    from nb2pkg.pipeline.spec import schema_digest
+
+    pipeline = ran / "pipeline.yaml"
+    assert main(["run", str(pipeline), "-q"]) == 0
+    broken = pipeline.read_text().replace("notebook: stages/", "notebook_file: stages/", 1)
+    pipeline.write_text(broken)
+    state = ran / "pipeline.state.json"
+    data = json.loads(state.read_text())
+    data["cache"]["schema"] = schema_digest(broken)  # as if this text had passed the schema
+    state.write_text(json.dumps(data))
+    assert main(["run", str(pipeline), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"nb2pkg: error: {pipeline}: line ") and "'notebook' is required" in err
+    assert "Traceback" not in err
