@@ -1,15 +1,20 @@
-"""Wall time of the split pipeline (``nb2pkg run``) against one papermill run of the original.
+"""Wall and CPU time of the split pipeline (``nb2pkg run``) against one papermill run of the original.
 
     python bench/bench_pipeline.py              # 4 example notebooks x 5 rounds, --jobs 1 and 2
     python bench/bench_pipeline.py --quick      # 1 notebook x 1 round, no warm-up (~30-60 s)
     python bench/bench_pipeline.py --rounds 3 --jobs 2 --notebook sales_report
+    python bench/bench_pipeline.py --before /tmp/old-checkout   # also time another nb2pkg
 
 Each example notebook is converted (with its pipeline) into a temporary folder. Then, round by
-round and alternating which goes first, two commands run as a user runs them, each in a fresh
+round and alternating which goes first, these commands run as a user runs them, each in a fresh
 process:
 
 * ``papermill NB OUT -k python3 --cwd <the notebook's folder>``        (the original, one kernel)
 * ``python -m nb2pkg run pipeline.yaml --force --jobs J``   (every stage, each on its own kernel)
+* the same with ``--shared-kernel`` (the stages of a notebook on one kernel; ``--no-shared``
+  leaves it out)
+* with ``--before DIR``: the default run again with the nb2pkg of the checkout ``DIR`` (another
+  version, timed in the same rounds, so under the same load)
 
 Every timed command must exit 0 and write what it is expected to write, or the benchmark stops
 with an error: papermill's output notebook, and every stage's executed notebook
@@ -17,14 +22,18 @@ with an error: papermill's output notebook, and every stage's executed notebook
 executed. The run with nothing to do must rewrite ``runs/metrics.json`` and no stage notebook. A
 command that "succeeds" in 0.08 s without running anything would otherwise be timed.
 
+Commands run with bytecode caching on (``PYTHONDONTWRITEBYTECODE`` dropped, the caches under a
+``PYTHONPYCACHEPREFIX`` in the scratch folder, filled by the warm-up run), as for an installed
+nb2pkg: otherwise every run would compile nb2pkg and the generated package again.
+
 ``--force`` makes every round execute every stage (otherwise the second round would skip them
 all). Reported: median wall time of each, their ratio per notebook and the geometric mean of the
-ratios, the CPU time ratio (less sensitive to other load on the machine), and the time of a run
-with nothing to do (every stage up to date). The goal is a wall-time ratio of at most 1.25: kernel
-start-up and imports are paid per stage, which is why the runner starts the next stages' kernels
-(and their imports) while the current stage runs.
+ratios, the same for CPU time (user + system of the command and the kernels it waited for: less
+sensitive to other load on the machine, which is recorded per round), and the time of a run with
+nothing to do (every stage up to date). The goal is a wall-time ratio of at most 1.25.
 The result goes to ``bench/results/pipeline-<timestamp>.json`` (and ``pipeline-latest.json``).
 """
+
 
 from __future__ import annotations
 
@@ -53,23 +62,31 @@ GOAL_RATIO = 1.25
 NB2PKG = [sys.executable, "-m", "nb2pkg"]
 
 
-def _env() -> dict[str, str]:
+PYCACHE: Path | None = None  # set by main(): where the timed commands keep their bytecode
+
+
+def _env(checkout: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = os.pathsep.join([str(checkout or REPO),
+                                         *filter(None, [env.get("PYTHONPATH")])])
+    if PYCACHE is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
     return env
 
 
 def timed(command: list[str], cwd: Path, writes: list[Path] = (),
-          keeps: list[Path] = ()) -> tuple[float, float]:
+          keeps: list[Path] = (), checkout: Path | None = None) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the process and the kernels it started and waited for).
 
     Fails the benchmark when ``command`` exits non-zero, does not rewrite every file of
-    ``writes`` or rewrites one of ``keeps``.
+    ``writes`` or rewrites one of ``keeps``. ``checkout``: the nb2pkg to run (default this one).
     """
     written, kept = snapshot(writes), snapshot(keeps)
     before = _children_cpu()
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=str(cwd), env=_env(), capture_output=True, text=True)
+    done = subprocess.run(command, cwd=str(cwd), env=_env(checkout), capture_output=True,
+                          text=True)
     seconds = time.perf_counter() - started
     text = " ".join(command[2:] if command[:2] == [sys.executable, "-m"] else command)
     if done.returncode != 0:
@@ -139,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
                              "folder, removed at the end)")
     parser.add_argument("--results", type=Path, metavar="DIR",
                         help="folder of the result files (default: bench/results)")
+    parser.add_argument("--no-shared", dest="shared", action="store_false",
+                        help="do not time --shared-kernel")
+    parser.add_argument("--before", type=Path, metavar="CHECKOUT",
+                        help="also time the default run with the nb2pkg of this checkout")
     args = parser.parse_args(argv)
     wait_for_idle(args.wait_idle)
     host = machine()  # the load average at the start
@@ -155,7 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         args.keep.mkdir(parents=True, exist_ok=True)
     scratch = args.keep.resolve() if args.keep else Path(
         tempfile.mkdtemp(prefix="nb2pkg-bench-pipeline-"))
+    global PYCACHE
+    PYCACHE = scratch / ".pycache"
+    before_checkout = args.before.resolve() if args.before else None
+    if args.quick:
+        args.shared = False
     rows, results = [], {}
+    labels: list[str] = []
     try:
         for name in names:
             notebook = EXAMPLES / f"{name}.ipynb"
@@ -166,29 +193,42 @@ def main(argv: list[str] | None = None) -> int:
             run_writes = executed + [project / "artifacts" / stage / "index.json"
                                      for stage in stages]
             papermill_out = scratch / f"{name}.out.ipynb"
-            times: dict[str, list[float]] = {"papermill": []}
-            times.update({f"jobs {j}": [] for j in jobs})
-            cpu: dict[str, list[float]] = {label: [] for label in times}
-            commands = {"papermill": (papermill + [str(notebook), str(papermill_out),
-                                                   "--cwd", str(EXAMPLES)], EXAMPLES,
-                                      [papermill_out], [papermill_out])}
+            run = NB2PKG + ["run", "pipeline.yaml", "--force", "-q", "--jobs"]
+            commands: dict[str, tuple] = {"papermill": (
+                papermill + [str(notebook), str(papermill_out), "--cwd", str(EXAMPLES)],
+                EXAMPLES, [papermill_out], [papermill_out], None)}
             for j in jobs:
-                commands[f"jobs {j}"] = (NB2PKG + ["run", "pipeline.yaml", "--force", "-q",
-                                                   "--jobs", str(j)], project, run_writes,
-                                         executed)
-            if not args.quick:  # warm the file caches, build the state
-                timed(*commands[f"jobs {jobs[-1]}"][:3])
+                commands[f"jobs {j}"] = (run + [str(j)], project, run_writes, executed, None)
+            for j in jobs if args.shared else []:
+                commands[f"shared {j}"] = (run + [str(j), "--shared-kernel"], project,
+                                           run_writes, executed, None)
+            for j in jobs if before_checkout else []:
+                commands[f"before jobs {j}"] = (run + [str(j)], project, run_writes, executed,
+                                                before_checkout)
+            labels = list(commands)
+            times: dict[str, list[float]] = {label: [] for label in commands}
+            cpu: dict[str, list[float]] = {label: [] for label in commands}
+            loads: list[float] = []
+            if not args.quick:  # warm the file and bytecode caches, build the state
+                for label in (f"jobs {jobs[-1]}", f"before jobs {jobs[-1]}"):
+                    if label in commands:
+                        command, cwd, writes, _, checkout = commands[label]
+                        timed(command, cwd, writes, checkout=checkout)
+                timed(*commands["papermill"][:3])
             for index in range(rounds):
                 order = list(commands) if index % 2 == 0 else list(reversed(commands))
                 for label in order:
-                    command, cwd, writes, notebooks = commands[label]
-                    wall, used = timed(command, cwd, writes)
+                    command, cwd, writes, notebooks, checkout = commands[label]
+                    wall, used = timed(command, cwd, writes, checkout=checkout)
                     for path in notebooks:
                         require_executed(path)
                     times[label].append(wall)
                     cpu[label].append(used)
-                print(f"{name} round {index + 1}/{rounds}: " + ", ".join(
-                    f"{label} {times[label][-1]:.2f} s" for label in commands), file=sys.stderr)
+                if hasattr(os, "getloadavg"):
+                    loads.append(os.getloadavg()[0])
+                print(f"{name} round {index + 1}/{rounds} (load {loads[-1] if loads else '-'}): "
+                      + ", ".join(f"{label} {times[label][-1]:.2f} s" for label in commands),
+                      file=sys.stderr)
             # Every stage is up to date now: the run rewrites metrics.json, no stage notebook.
             noop, _ = timed(NB2PKG + ["run", "pipeline.yaml", "-q"], project,
                             writes=[project / "runs" / "metrics.json"], keeps=executed)
@@ -196,36 +236,47 @@ def main(argv: list[str] | None = None) -> int:
             cpu_medians = {label: median(values) for label, values in cpu.items()}
             results[name] = {"stages": len(stages), "stage_names": stages, "seconds": times,
                              "median": medians, "cpu_seconds": cpu, "median_cpu": cpu_medians,
+                             "ratio": {label: medians[label] / medians["papermill"]
+                                       for label in labels[1:]},
+                             "cpu_ratio": {label: cpu_medians[label] / cpu_medians["papermill"]
+                                           for label in labels[1:]},
+                             "load_average_per_round": loads,
                              "nothing_to_do_seconds": noop,
                              "checked": "exit status 0; executed notebooks and artifact "
                                         "indexes rewritten by each run, every code cell "
                                         "executed"}
-            rows.append([name, len(stages), medians["papermill"],
-                         *[medians[f"jobs {j}"] for j in jobs],
-                         *[medians[f"jobs {j}"] / medians["papermill"] for j in jobs],
-                         cpu_medians[f"jobs {jobs[-1]}"] / cpu_medians["papermill"], noop])
+            rows.append([name, len(stages), medians["papermill"], cpu_medians["papermill"],
+                         *[f"{results[name]['ratio'][label]:.2f} / "
+                           f"{results[name]['cpu_ratio'][label]:.2f}" for label in labels[1:]],
+                         noop])
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
-    geo = {j: math.exp(sum(math.log(results[n]["median"][f"jobs {j}"] / results[n]["median"]["papermill"])
-                           for n in names) / len(names)) for j in jobs}
-    geo_cpu = math.exp(sum(math.log(results[n]["median_cpu"][f"jobs {jobs[-1]}"]
-                                    / results[n]["median_cpu"]["papermill"])
-                           for n in names) / len(names))
-    headers = ["notebook", "stages", "papermill s", *[f"run -j{j} s" for j in jobs],
-               *[f"ratio -j{j}" for j in jobs], f"CPU ratio -j{jobs[-1]}", "no-op run s"]
+
+    def geometric(key: str, label: str) -> float:
+        return math.exp(sum(math.log(results[n][key][label]) for n in names) / len(names))
+
+    geo = {label: geometric("ratio", label) for label in labels[1:]}
+    geo_cpu = {label: geometric("cpu_ratio", label) for label in labels[1:]}
+    headers = ["notebook", "stages", "papermill wall s", "papermill CPU s",
+               *[f"{label} wall / CPU ratio" for label in labels[1:]], "no-op run s"]
+    rows.append(["**geometric mean**", "", "", "",
+                 *[f"**{geo[label]:.2f}** / {geo_cpu[label]:.2f}" for label in labels[1:]], ""])
     print(table(headers, rows))
-    for j in jobs:
+    for label in labels[1:]:
         verdict = ("quick mode: one run, not a measurement of the goal" if args.quick else
-                   ("meets" if geo[j] <= GOAL_RATIO else "misses") + f" the goal of <= {GOAL_RATIO}")
-        print(f"geometric mean ratio, --jobs {j}: {geo[j]:.2f} ({verdict})")
+                   ("meets" if geo[label] <= GOAL_RATIO else "misses")
+                   + f" the goal of <= {GOAL_RATIO}")
+        print(f"geometric mean ratio, {label}: wall {geo[label]:.2f} ({verdict}), "
+              f"CPU {geo_cpu[label]:.2f}")
     path = write_result("pipeline", {
         "benchmark": "pipeline", "when": started, "quick": args.quick, "machine": host,
         "busy_warning": busy,
         "versions": versions("nb2pkg", "papermill", "nbclient", "ipykernel", "jupyter_client"),
-        "rounds": rounds, "jobs": jobs, "warm_up_run": not args.quick, "goal_ratio": GOAL_RATIO,
-        "notebooks": results, "geometric_mean_ratio": {str(j): geo[j] for j in jobs},
-        "geometric_mean_cpu_ratio": {str(jobs[-1]): geo_cpu}}, args.results)
+        "rounds": rounds, "jobs": jobs, "labels": labels, "before": str(before_checkout or ""),
+        "warm_up_run": not args.quick, "goal_ratio": GOAL_RATIO, "bytecode_cache": True,
+        "notebooks": results, "geometric_mean_ratio": geo,
+        "geometric_mean_cpu_ratio": geo_cpu}, args.results)
     print(f"result: {shown(path)}")
     return 0
 

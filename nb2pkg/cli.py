@@ -18,6 +18,7 @@ from . import __version__
 from .cliargs import given_path
 from .errors import Nb2pkgError
 from .pipeline.cli import add_commands as add_pipeline_commands
+from .pipeline.cli import cmd_run, run_parser
 
 DESCRIPTION = """\
 Turn Jupyter notebooks into an installable, tested Python package and a papermill pipeline.
@@ -129,10 +130,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # encoding refuses: show them escaped rather than end in a UnicodeEncodeError traceback.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # `nb2pkg run` builds its own parser only: a run with nothing to do should cost little more
+    # than starting Python (docs/bench.md), and the other commands' parsers import more.
+    run_only = argv[:1] == ["run"]
+    parser = run_parser() if run_only else build_parser()
     try:
         try:
-            args = parser.parse_args(argv)
+            args = parser.parse_args(argv[1:] if run_only else argv)
         except SystemExit:  # --help and --version printed: the reader may have left already
             sys.stdout.flush()
             raise
@@ -140,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             sys.stdout.flush()
             return 2
-        status = COMMANDS[args.command](args)
+        status = cmd_run(args) if run_only else COMMANDS[args.command](args)
         # Flush here, not at exit: a reader that left (`| head -1`) raises BrokenPipeError
         # below instead of "Exception ignored ... BrokenPipeError" and exit status 120.
         sys.stdout.flush()

@@ -51,6 +51,39 @@ def add_commands(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[
     run = subparsers.add_parser("run", help="run a notebook pipeline (pipeline.yaml) with papermill",
                                 description=RUN_DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    _run_arguments(run)
+    export = subparsers.add_parser("export", help="export the pipeline for another tool "
+                                   "(dvc, airflow)", description=EXPORT_DESCRIPTION,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    export.add_argument("format", metavar="FORMAT",
+                        help="what to export to: dvc, airflow, or a plugin's exporter")
+    export.add_argument("pipeline", nargs="?", type=given_path, default=Path("pipeline.yaml"),
+                        help="the pipeline file (default: pipeline.yaml)")
+    export.add_argument("-o", "--output", type=given_path, metavar="DIR",
+                        help="folder for dvc.yaml and params.yaml (default: the pipeline's)")
+    export.add_argument("--force", action="store_true",
+                        help="replace an existing dvc.yaml and parameters files (their values "
+                             "are kept)")
+    export.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 naming the first stage where the dvc.yaml "
+                             "beside the pipeline differs from what pipeline.yaml makes")
+    export.add_argument("--python", metavar="PATH",
+                        help="airflow: the Python that runs papermill and the kernels, with the "
+                             "notebooks' libraries (default: the one running nb2pkg)")
+    return {"run": cmd_run, "export": cmd_export}
+
+
+def run_parser() -> argparse.ArgumentParser:
+    """The parser of ``nb2pkg run`` alone: ``nb2pkg.cli`` uses it for ``run`` instead of building
+    every command's parser (a run with nothing to do should cost little more than Python)."""
+    parser = argparse.ArgumentParser(prog="nb2pkg run", description=RUN_DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _run_arguments(parser)
+    parser.set_defaults(command="run")
+    return parser
+
+
+def _run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("pipeline", nargs="?", type=given_path, default=Path("pipeline.yaml"),
                      help="the pipeline file (default: pipeline.yaml)")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
@@ -75,6 +108,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[
                           "(tcp://host:8786); default: a LocalCluster on this machine")
     run.add_argument("--force", action="store_true",
                      help="run the selected stages even if they are up to date")
+    run.add_argument("--shared-kernel", action="store_true",
+                     help="run each stage on the kernel of the stage before it (same notebook) "
+                          "instead of a fresh one: faster, less isolated (docs/pipeline.md)")
     run.add_argument("--baseline", type=given_path, metavar="METRICS",
                      help="metrics.json of an earlier run to compare the metrics with")
     run.add_argument("--metrics", type=given_path, metavar="FILE",
@@ -86,26 +122,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[
                           "(default: refuse)")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
-
-    export = subparsers.add_parser("export", help="export the pipeline for another tool "
-                                   "(dvc, airflow)", description=EXPORT_DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    export.add_argument("format", metavar="FORMAT",
-                        help="what to export to: dvc, airflow, or a plugin's exporter")
-    export.add_argument("pipeline", nargs="?", type=given_path, default=Path("pipeline.yaml"),
-                        help="the pipeline file (default: pipeline.yaml)")
-    export.add_argument("-o", "--output", type=given_path, metavar="DIR",
-                        help="folder for dvc.yaml and params.yaml (default: the pipeline's)")
-    export.add_argument("--force", action="store_true",
-                        help="replace an existing dvc.yaml and parameters files (their values "
-                             "are kept)")
-    export.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 naming the first stage where the dvc.yaml "
-                             "beside the pipeline differs from what pipeline.yaml makes")
-    export.add_argument("--python", metavar="PATH",
-                        help="airflow: the Python that runs papermill and the kernels, with the "
-                             "notebooks' libraries (default: the one running nb2pkg)")
-    return {"run": cmd_run, "export": cmd_export}
 
 
 def _progress(enabled: bool):
@@ -125,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.pipeline, overrides=[tuple(p) for p in args.parameter],
         parameter_files=args.parameters_file, stages=args.stage, only=args.only, jobs=args.jobs,
         force=args.force, baseline=args.baseline, metrics=args.metrics, report=args.report,
-        executor=args.executor, scheduler=args.scheduler,
+        executor=args.executor, scheduler=args.scheduler, shared_kernel=args.shared_kernel,
         wait=args.wait, progress=_progress(not (args.quiet or args.json)))
     for warning in result.warnings:
         print(f"nb2pkg: warning: {warning}", file=sys.stderr)

@@ -20,18 +20,17 @@ starting is started again, for the TCP case).
 
 from __future__ import annotations
 
-import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from ..errors import PipelineError
+
+if TYPE_CHECKING:  # imported where used: a run with nothing to do loads none of this
+    from concurrent.futures import Future
 
 Progress = Callable[[str], None]
 CELL_PROGRESS_EVERY = 3.0  # seconds between "stage X: cell N" messages
@@ -49,6 +48,13 @@ class StageJob:
     kernel: str = "python3"
     timeout: int | None = None  # seconds per cell
     log: Path | None = None  # the kernel's own stdout/stderr
+    # Stages of this run that must finish first: with a shared kernel, the local executor runs
+    # this stage on the kernel of one of them (docs/pipeline.md); other executors ignore it.
+    upstream: tuple[str, ...] = ()
+    # Modules that loading its inputs will import (pandas for a DataFrame, as the providers'
+    # artifact indexes say): a kernel started ahead imports them too. A hint only, so it does
+    # not count when a prepared kernel is matched with the job submitted.
+    warm: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -108,18 +114,34 @@ def make_local_executor(options: Any) -> "LocalExecutor":
         raise PipelineError("--scheduler names the scheduler of a cluster; the local executor "
                             "has none", hint="add --executor dask, or drop --scheduler")
     prestart = options.prestart if options.prestart is not None else (options.jobs or 1) + 2
-    return LocalExecutor(prestart=prestart, progress=options.progress)
+    return LocalExecutor(prestart=prestart, progress=options.progress,
+                         shared_kernel=getattr(options, "shared_kernel", False))
 
 
 class LocalExecutor:
-    """papermill on local kernels, one thread per stage; kernels started ahead by ``prepare``."""
+    """papermill on local kernels, one thread per stage; kernels started ahead by ``prepare``.
+
+    ``shared_kernel=True``: a stage runs on the kernel of a stage it follows (``job.upstream``)
+    once that one finished successfully, after the kernel's variables were deleted (IPython's
+    ``reset``), its figures closed and its working directory set back. Imports stay loaded, so
+    the stage skips the kernel start and most of its setup cell. A failed stage's kernel is
+    stopped. Stages still load their inputs from the artifacts and save their outputs there, so
+    a later run that resumes at any stage, on a fresh kernel, starts from the values this one
+    saved (what else a shared kernel carries over: docs/pipeline.md).
+    """
 
     def __init__(self, *, prestart: int = 1, startup_timeout: int = 60,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, shared_kernel: bool = False) -> None:
+        import logging
+
         self.prestart = prestart
         self.startup_timeout = startup_timeout
         self.progress = progress or (lambda message: None)
+        self.shared_kernel = shared_kernel
         self._slots: dict[str, _Slot] = {}
+        self._lock = threading.Lock()
+        self._parked: dict[str, _Slot] = {}  # finished stage -> its kernel, idle (shared only)
+        self._claims: dict[str, str] = {}  # parked or running stage -> stage that will take it
         # papermill logs warnings (e.g. about black); with no handler configured, Python's
         # last-resort handler would print them. The library never prints.
         logging.getLogger("papermill").addHandler(logging.NullHandler())
@@ -137,8 +159,20 @@ class LocalExecutor:
                                      "set `kernel:` in pipeline.yaml") from None
 
     def prepare(self, job: StageJob) -> bool:
-        if job.stage in self._slots:
+        if job.stage in self._slots or job.stage in self._claims.values():
             return True
+        if self.shared_kernel:
+            # It will run on the kernel of the stage it follows (one that has a kernel, or will
+            # take one the same way): nothing to start.
+            takers = set(self._claims.values())
+            for upstream in job.upstream:
+                if upstream in self._claims:
+                    continue
+                slot = self._parked.get(upstream) or self._slots.get(upstream)
+                if upstream in takers or (slot is not None and slot.alive and slot.fits(job)
+                                          and slot.job.stage == upstream):
+                    self._claims[upstream] = job.stage
+                    return True
         waiting = sum(1 for slot in self._slots.values() if not slot.submitted and slot.alive)
         if waiting >= self.prestart:
             return False
@@ -150,21 +184,58 @@ class LocalExecutor:
         if slot is not None and (slot.job != job or slot.submitted):
             slot.cancel()
             slot = None
+        if slot is None and self.shared_kernel:
+            slot = self._take_parked(job)
         if slot is None:
             slot = self._slots[job.stage] = _Slot(job, self, ahead=False)
         slot.go()
         return slot.future
 
+    def _take_parked(self, job: StageJob) -> "_Slot | None":
+        with self._lock:
+            for upstream in job.upstream:
+                slot = self._parked.get(upstream)
+                if (slot is None or not slot.fits(job)
+                        or self._claims.get(upstream, job.stage) != job.stage):
+                    continue
+                del self._parked[upstream]
+                self._claims.pop(upstream, None)
+                slot.take(job)
+                self._slots[job.stage] = slot
+                return slot
+        return None
+
+    def _park(self, slot: "_Slot") -> None:
+        """Called from ``slot``'s thread: its stage succeeded and the kernel waits for the next."""
+        evicted = []
+        with self._lock:
+            self._parked[slot.job.stage] = slot
+            # An idle kernel holds memory: keep as many as could start ahead, the newest.
+            while len(self._parked) > max(1, self.prestart):
+                oldest = next(iter(self._parked))
+                evicted.append(self._parked.pop(oldest))
+                self._claims.pop(oldest, None)
+        for other in evicted:
+            other.cancel()
+
     def release(self, stage: str) -> None:
+        for upstream, taker in list(self._claims.items()):
+            if taker == stage:
+                del self._claims[upstream]
         slot = self._slots.get(stage)
         if slot is not None and not slot.submitted:
             slot.cancel()
             del self._slots[stage]
 
     def close(self) -> None:
-        for slot in list(self._slots.values()):
+        with self._lock:
+            slots = list({id(s): s for s in [*self._slots.values(), *self._parked.values()]}
+                         .values())
+            self._parked.clear()
+            self._claims.clear()
+        for slot in slots:
             slot.cancel()
-        for slot in list(self._slots.values()):
+        for slot in slots:
             slot.thread.join(timeout=10)
         self._slots.clear()
 
@@ -190,10 +261,13 @@ def _kernel_manager_class() -> type:
 
 
 class _Slot:
-    """One stage on one kernel, in its own thread (its own event loop: kernel manager, warm-up
-    client and papermill's client all live in that loop)."""
+    """One kernel in its own thread (its own event loop: kernel manager, warm-up client and
+    papermill's client all live in that loop), running one stage, or with a shared kernel one
+    stage after another (``take``)."""
 
     def __init__(self, job: StageJob, owner: LocalExecutor, ahead: bool = True) -> None:
+        from concurrent.futures import Future
+
         self.job = job
         self.owner = owner
         self.ahead = ahead
@@ -201,14 +275,29 @@ class _Slot:
         self.submitted = False
         self.alive = True
         self._go = threading.Event()
+        self._has_job = False
         self._cancelled = False
         self._km: Any = None
         self.thread = threading.Thread(target=self._run, name=f"nb2pkg-{job.stage}", daemon=True)
         self.thread.start()
 
+    def fits(self, job: StageJob) -> bool:
+        """Whether ``job`` may run on this slot's kernel (same kernel, folder and path)."""
+        return (job.kernel, job.cwd, job.python_path) == (
+            self.job.kernel, self.job.cwd, self.job.python_path)
+
     def go(self) -> None:
         self.submitted = True
+        self._has_job = True
         self._go.set()
+
+    def take(self, job: StageJob) -> None:
+        """Run ``job`` next on this (parked) kernel."""
+        from concurrent.futures import Future
+
+        self.job = job
+        self.future = Future()
+        self.go()
 
     def cancel(self) -> None:
         self._cancelled = True
@@ -225,27 +314,79 @@ class _Slot:
                                           warm=lambda: self.ahead and not self._go.is_set())
         except Exception as exc:  # reported when the stage is submitted
             startup_error = exc
-        self._go.wait()
+        reused = False
         try:
-            if self._cancelled and not self.submitted:
-                return
-            started = time.perf_counter()
-            if startup_error is not None:
-                outcome = _failed(self.job, started, f"{type(startup_error).__name__}: "
-                                  f"{_first_line(startup_error)}",
-                                  hint="the kernel did not start; see " + str(self.job.log))
-            else:
-                outcome = _execute(km, self.job, self.owner.startup_timeout,
-                                   self.owner.progress, started)
-            self.future.set_result(outcome)
-        except BaseException as exc:  # never leave the runner waiting
-            if not self.future.done():
-                self.future.set_result(_failed(self.job, time.perf_counter(),
-                                               f"{type(exc).__name__}: {_first_line(exc)}"))
+            while True:
+                self._go.wait()
+                self._go.clear()
+                if not self._has_job:
+                    return  # cancelled while waiting (prepared, or parked)
+                self._has_job = False
+                job, future = self.job, self.future
+                try:
+                    started = time.perf_counter()
+                    if startup_error is not None:
+                        outcome = _failed(job, started, f"{type(startup_error).__name__}: "
+                                          f"{_first_line(startup_error)}",
+                                          hint="the kernel did not start; see " + str(job.log))
+                    else:
+                        if reused:
+                            km = self._km = _reset_kernel(km, job, self.owner.startup_timeout)
+                        outcome = _execute(km, job, self.owner.startup_timeout,
+                                           self.owner.progress, started)
+                except BaseException as exc:  # never leave the runner waiting
+                    outcome = _failed(job, time.perf_counter(),
+                                      f"{type(exc).__name__}: {_first_line(exc)}")
+                park = self.owner.shared_kernel and outcome.ok and not self._cancelled
+                if park:  # before the result: the runner submits the next stage right after
+                    self.owner._park(self)
+                    reused = True
+                future.set_result(outcome)
+                if not park:
+                    return
         finally:
             self.alive = False
+            if not self.future.done():
+                self.future.set_result(_failed(self.job, time.perf_counter(), "the kernel was "
+                                               "stopped before the stage ran"))
             _stop_kernel(km)
             _close_event_loop()
+
+
+def _reset_source(cwd: Path) -> str:
+    # What a fresh kernel would not have: the variables of the stage before (IPython's reset,
+    # which keeps imported modules loaded), its open figures, a changed working directory.
+    return ("import os, sys\n"
+            f"os.chdir({str(cwd)!r})\n"
+            "if 'matplotlib.pyplot' in sys.modules:\n"
+            "    sys.modules['matplotlib.pyplot'].close('all')\n"
+            "get_ipython().reset(new_session=True)\n")
+
+
+def _reset_kernel(km: Any, job: StageJob, timeout: int) -> Any:
+    """The kernel of the stage before, reset for ``job``; a fresh one if it died meanwhile."""
+    from jupyter_core.utils import run_sync
+
+    # papermill leaves the channels of its client open (it did not make the kernel manager):
+    # closed here, or they would queue every message the kernel sends from now on.
+    for old in km.nb2pkg_clients:
+        old.stop_channels()
+    km.nb2pkg_clients.clear()
+    client = km.client()
+    client.start_channels()
+    try:
+        if run_sync(km.is_alive)():
+            reply = run_sync(client.execute_interactive)(
+                _reset_source(job.cwd), silent=True, store_history=False, timeout=timeout,
+                output_hook=lambda msg: None)
+            if reply.get("content", {}).get("status") == "ok":
+                return km
+    except Exception:  # a kernel that does not answer is replaced
+        pass
+    finally:
+        client.stop_channels()
+    _stop_kernel(km)
+    return _ready_kernel(job, timeout, warm=lambda: False)
 
 
 def _ready_kernel(job: StageJob, timeout: int, warm: Callable[[], bool]) -> Any:
@@ -270,7 +411,9 @@ def _ready_kernel(job: StageJob, timeout: int, warm: Callable[[], bool]) -> Any:
                 if attempt + 1 == START_ATTEMPTS:
                     raise
                 continue
-            code = warmup_source(job.notebook) if warm() else ""
+            code = (warmup_source(job.notebook) + "".join(
+                f"\ntry:\n    __import__({module!r})\nexcept Exception:\n    pass"
+                for module in job.warm if module.isidentifier())) if warm() else ""
             if code:
                 try:
                     run_sync(client.execute_interactive)(code, silent=True, store_history=False,
@@ -291,6 +434,8 @@ def _start_kernel(job: StageJob, append_log: bool = False) -> Any:
     paths = [str(p) for p in job.python_path] + [p for p in [env.get("PYTHONPATH")] if p]
     if paths:
         env["PYTHONPATH"] = os.pathsep.join(paths)
+    import tempfile
+
     options: dict[str, Any] = {}
     folder = None
     if os.name == "posix":
@@ -332,6 +477,8 @@ def _stop_kernel(km: Any) -> None:
     except Exception:  # pragma: no cover - the process is gone already
         pass
     if km.nb2pkg_folder:
+        import shutil
+
         shutil.rmtree(km.nb2pkg_folder, ignore_errors=True)
 
 

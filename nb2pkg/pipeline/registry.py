@@ -44,6 +44,7 @@ class ExecutorOptions:
     scheduler: str | None = None  # --scheduler: the address of an engine already running
     prestart: int | None = None  # kernels the local executor may start ahead
     progress: Callable[[str], None] | None = None
+    shared_kernel: bool = False  # --shared-kernel (the local executor's; refused for others)
 
 
 @dataclass(frozen=True)

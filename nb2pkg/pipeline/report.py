@@ -129,7 +129,8 @@ def _reduced_edges(stages: Any) -> list[tuple[str, str]]:
 
 
 def render_report(result: Any, report_path: Path, baseline: Mapping[str, Any] | None,
-                  baseline_name: str | None) -> str:
+                  baseline_name: str | None, *, seconds: str | None = None) -> str:
+    """The Markdown report; ``seconds`` replaces the run's time (a mark, for the cache)."""
     # Not through .stages, which imports the splitter: `nb2pkg run` must not load it.
     from ..templating import environment as template_environment
 
@@ -149,7 +150,8 @@ def render_report(result: Any, report_path: Path, baseline: Mapping[str, Any] | 
                "notebook": relative(s.notebook)} for s in result.stages]
     current = {s.name: dict(s.metrics) for s in result.stages if s.metrics}
     context = {
-        "name": pipeline.name, "ok": result.ok, "seconds": f"{result.seconds:.1f}",
+        "name": pipeline.name, "ok": result.ok,
+        "seconds": seconds if seconds is not None else _seconds(result),
         "counts": {k: result.count(k) for k in ("ran", "skipped", "failed", "not run")},
         "failures": [str(f) for f in result.failures],
         "parameters": [{"name": k, "value": _show(v), "changed": v != defaults.get(k)}
@@ -161,8 +163,15 @@ def render_report(result: Any, report_path: Path, baseline: Mapping[str, Any] | 
 
 
 def write_outputs(result: Any, *, baseline: Path | str | None = None,
-                  metrics: Path | str | None = None, report: Path | str | None = None) -> Any:
-    """Write ``metrics.json`` and the report (default: in the pipeline's runs folder)."""
+                  metrics: Path | str | None = None, report: Path | str | None = None,
+                  cache: dict[str, Any] | None = None) -> Any:
+    """Write ``metrics.json`` and the report (default: in the pipeline's runs folder).
+
+    ``cache`` (the state file's): the report of a run with nothing to do is taken from it when
+    everything it shows but the run's time is what the cached text shows, so that such a run
+    needs no Jinja; after a successful run of every stage, the report the next run with nothing
+    to do will write is rendered ahead into it (Jinja is loaded then anyway).
+    """
     from .runner import METRICS_FILE, REPORT_FILE
 
     pipeline = result.pipeline
@@ -170,13 +179,77 @@ def write_outputs(result: Any, *, baseline: Path | str | None = None,
     metrics_path = Path(metrics) if metrics else runs / METRICS_FILE
     report_path = Path(report) if report else runs / REPORT_FILE
     compared = load_baseline(baseline) if baseline else None
+    name = str(baseline) if baseline else None
     for path in (metrics_path, report_path):
         path.parent.mkdir(parents=True, exist_ok=True)
     _write(metrics_path, json.dumps(metrics_document(result), indent=2, default=str) + "\n")
-    _write(report_path, render_report(result, report_path, compared,
-                                      str(baseline) if baseline else None))
+    key = _report_key(result, report_path, compared, name) if cache is not None else None
+    entry = (cache or {}).get(REPORT_KEY)
+    if key is not None and isinstance(entry, dict) and entry.get("key") == key and isinstance(
+            entry.get("text"), str):
+        text = entry["text"].replace(SECONDS_MARK, _seconds(result))
+    else:
+        marked = render_report(result, report_path, compared, name, seconds=SECONDS_MARK)
+        text = marked.replace(SECONDS_MARK, _seconds(result))
+        if cache is not None:
+            upcoming = _next_run_with_nothing_to_do(result)
+            if upcoming is not None and upcoming is not result:
+                key = _report_key(upcoming, report_path, compared, name)
+                marked = render_report(upcoming, report_path, compared, name,
+                                       seconds=SECONDS_MARK)
+            if key is not None and upcoming is not None and marked.count(SECONDS_MARK) == 1:
+                cache[REPORT_KEY] = {"key": key, "text": marked}
+    _write(report_path, text)
     return dataclasses.replace(result, metrics_path=str(metrics_path),
                                report_path=str(report_path))
+
+
+REPORT_KEY = "report"  # cache: {"key": digest of what the report shows, "text": with the mark}
+# Stands for the run's time in a cached report: letters only, so the `md` filter the template
+# applies to the time leaves it as it is (as it leaves the digits and the point of a time).
+SECONDS_MARK = "NbpkgSecondsOfTheRunQx7"
+
+
+def _seconds(result: Any) -> str:
+    return f"{result.seconds:.1f}"
+
+
+def _report_key(result: Any, report_path: Path, baseline: Mapping[str, Any] | None,
+                baseline_name: str | None) -> str | None:
+    """A digest of everything the report shows but the run's time, and of the code that writes
+    it; None when it cannot be made (a pipeline not read from a file)."""
+    import hashlib
+
+    from .state import code_stamp, template_file
+
+    stamp = code_stamp(Path(__file__), Path(__file__).parent.parent / "templating.py",
+                       template_file("pipeline/report.md.j2"))
+    if stamp is None or not result.pipeline.digest:
+        return None
+    shown = [stamp, result.pipeline.digest, str(result.pipeline.path), str(report_path),
+             [[s.name, s.status, s.reason, s.seconds, s.notebook, dict(s.metrics),
+               str(s.failure) if s.failure else None] for s in result.stages],
+             dict(result.parameters), baseline, baseline_name]
+    text = json.dumps(shown, sort_keys=True, default=repr, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _next_run_with_nothing_to_do(result: Any) -> Any:
+    """The result the next run would have if nothing changed (``result`` itself when nothing
+    ran), or None when that cannot be told: a stage failed, or not every stage took part."""
+    if not result.ok or {s.name for s in result.stages} != {
+            s.name for s in result.pipeline.stages}:
+        return None
+    if all(s.status == "skipped" for s in result.stages):
+        return result
+    # As the runner reports a stage that is up to date: the time the state file recorded.
+    stages = tuple(dataclasses.replace(s, status="skipped", reason="up to date",
+                                       seconds=None if s.seconds is None else
+                                       float(round(s.seconds, 3)),
+                                       notebook=s.notebook if s.notebook and os.path.exists(
+                                           s.notebook) else None)
+                   if s.status == "ran" else s for s in result.stages)
+    return dataclasses.replace(result, stages=stages)
 
 
 def _write(path: Path, text: str) -> None:

@@ -13,18 +13,19 @@ Progress goes to the ``progress`` callback, from the calling thread and from exe
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import PipelineError
 from .executor import Executor, StageFailure, StageJob, StageOutcome
 from .spec import Pipeline, Stage, load_pipeline, resolve_parameters, stage_parameters
-from .state import Fingerprint, RunLock, State, load_index
+from .state import Fingerprint, RunLock, State, code_stamp, load_index, read_cache, template_file
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 Progress = Callable[[str], None]
 METRICS_FILE = "metrics.json"
@@ -93,7 +94,8 @@ def run_pipeline(path: Path | str, *, overrides: Sequence[tuple[str, str]] = (),
                  only: bool = False, jobs: int | None = None, force: bool = False,
                  baseline: Path | str | None = None, metrics: Path | str | None = None,
                  report: Path | str | None = None, executor: Executor | str | None = None,
-                 scheduler: str | None = None, prestart: int | None = None, wait: bool = False,
+                 scheduler: str | None = None, prestart: int | None = None,
+                 shared_kernel: bool = False, wait: bool = False,
                  progress: Progress | None = None) -> RunResult:
     """Run the pipeline at ``path``; see ``nb2pkg run --help`` and docs/pipeline.md.
 
@@ -102,9 +104,14 @@ def run_pipeline(path: Path | str, *, overrides: Sequence[tuple[str, str]] = (),
     (left open) or the name of one in the registry (``"local"``, the default, ``"dask"``, or a
     plugin's; made here with ``scheduler`` and closed at the end). ``jobs``: stages at a time
     (default: the executor's ``slots``, else 1). ``prestart`` is how many kernels the local
-    executor may start ahead of time (default ``jobs + 2``; 0 turns it off).
+    executor may start ahead of time (default ``jobs + 2``; 0 turns it off). ``shared_kernel``:
+    the local executor runs a stage on the kernel of the stage before it (docs/pipeline.md).
     ``wait``: when another run of this pipeline holds its lock, wait for it instead of raising.
     Raises ``PipelineError`` for bad input; a failing stage is reported in the result.
+
+    A run with nothing to do imports no kernel machinery, jsonschema or Jinja: the executor is
+    made (and the kernel checked) when a stage first has to run, and the answers that cost
+    most are remembered in the state file's cache under digests of what they depend on.
     """
     started = time.perf_counter()
     lock = threading.Lock()
@@ -116,7 +123,12 @@ def run_pipeline(path: Path | str, *, overrides: Sequence[tuple[str, str]] = (),
 
     if jobs is not None and jobs < 1:
         raise PipelineError("--jobs must be at least 1")
-    pipeline = load_pipeline(path)
+    if shared_kernel and not (executor is None or executor == "local"):
+        raise PipelineError("--shared-kernel is an option of the local executor",
+                            hint="drop --shared-kernel, or --executor")
+    cache = read_cache(path)
+    pipeline = load_pipeline(path, valid=cache.get(VALID_KEY))
+    learned = {VALID_KEY: pipeline.digest}  # it passed: the next run need not check the schema
     values = resolve_parameters(pipeline, overrides, parameter_files)
     targets = select_stages(pipeline, stages) if stages else [s.name for s in pipeline.stages]
     selected = set(targets) if only else pipeline.upstream_closure(targets)
@@ -128,39 +140,115 @@ def run_pipeline(path: Path | str, *, overrides: Sequence[tuple[str, str]] = (),
                     raise PipelineError(f"stage {name} needs {upstream}, which has not run",
                                         path=pipeline.path, hint="run without --only first")
     _check_data(pipeline, selected)
-    from .export import dvc_mismatch
-
     # dvc.yaml is made from pipeline.yaml: one that differs runs something else under `dvc repro`.
-    warnings = tuple(w for w in [dvc_mismatch(pipeline)] if w)
-    owned = executor is None or isinstance(executor, str)
-    engine: Executor
-    if executor is None or isinstance(executor, str):
-        from .registry import EXECUTORS, ExecutorOptions, load
-
-        factory = load(EXECUTORS, executor or "local")
-        engine = factory(ExecutorOptions(jobs=jobs, scheduler=scheduler, prestart=prestart,
-                                         progress=say))
-    elif scheduler is not None:
+    warnings = tuple(w for w in [_dvc_mismatch(pipeline, cache, learned)] if w)
+    if executor is not None and not isinstance(executor, str) and scheduler is not None:
         raise PipelineError("a scheduler address goes with an executor name, not an Executor")
-    else:
-        engine = executor
+    engine = _Engine(executor, pipeline.kernel, jobs, scheduler, prestart, shared_kernel, say)
     from .report import write_outputs
 
     try:
-        if jobs is None:
-            jobs = max(1, int(getattr(engine, "slots", 1)))
-        engine.check(pipeline.kernel)
         with RunLock(pipeline, wait=wait, progress=say):
             state = State(pipeline, verify=force)
+            state.cache.update(learned)
             (pipeline.root / pipeline.runs).mkdir(parents=True, exist_ok=True)
-            runs = _Scheduler(pipeline, values, state, engine, selected, forced, jobs,
-                              say).run()
+            runs = _Scheduler(pipeline, values, state, engine, selected, forced, say).run()
             result = RunResult(pipeline, tuple(runs), values, time.perf_counter() - started,
                                warnings=warnings)
-            return write_outputs(result, baseline=baseline, metrics=metrics, report=report)
+            result = write_outputs(result, baseline=baseline, metrics=metrics, report=report,
+                                   cache=state.cache)
+            state.save_if_changed()
+            return result
     finally:
-        if owned:
-            engine.close()
+        engine.close()
+
+
+VALID_KEY = "schema"  # cache: the digest of the pipeline text that last passed the JSON Schema
+DVC_KEY = "dvc"  # cache: the digest of what made the dvc.yaml comparison find no difference
+
+
+def _dvc_mismatch(pipeline: Pipeline, cache: Mapping[str, Any],
+                  learned: dict[str, Any]) -> str | None:
+    """``export.dvc_mismatch``, skipped when the pipeline text, dvc.yaml and the code that
+    renders it are those of a comparison that found them matching (rendering dvc.yaml needs
+    Jinja)."""
+    import hashlib
+    import os
+
+    dvc = pipeline.root / "dvc.yaml"
+    if not os.path.lexists(dvc):
+        return None
+    key: str | None = None
+    here = Path(__file__).parent
+    try:
+        stamp = code_stamp(here / "export.py", here / "spec.py", here.parent / "templating.py",
+                           template_file("pipeline/dvc.yaml.j2"),
+                           template_file("pipeline/params.yaml.j2"))
+        if stamp and pipeline.digest and dvc.is_file():  # (never read a FIFO)
+            key = hashlib.sha256("\0".join([stamp, pipeline.digest, str(pipeline.root),
+                                             hashlib.sha256(dvc.read_bytes()).hexdigest()])
+                                 .encode()).hexdigest()
+    except OSError:
+        key = None
+    if key is not None and cache.get(DVC_KEY) == key:
+        return None
+    from .export import dvc_mismatch
+
+    problem = dvc_mismatch(pipeline)
+    if problem is None and key is not None:
+        learned[DVC_KEY] = key
+    return problem
+
+
+class _Engine:
+    """The executor of a run, made when a stage first has to run (a run with nothing to do
+    imports no kernel machinery, and a missing kernel matters only then). Owns what it makes."""
+
+    def __init__(self, executor: Executor | str | None, kernel: str, jobs: int | None,
+                 scheduler: str | None, prestart: int | None, shared_kernel: bool,
+                 say: Progress) -> None:
+        self.given = executor if executor is not None and not isinstance(executor, str) else None
+        self.name = executor if isinstance(executor, str) else "local"
+        self.kernel = kernel
+        self.requested_jobs = jobs
+        self.scheduler = scheduler
+        self.prestart = prestart
+        self.shared_kernel = shared_kernel
+        self.say = say
+        self._engine: Executor | None = None
+        self._jobs: int | None = None
+
+    def get(self) -> Executor:
+        if self._engine is None:
+            if self.given is not None:
+                engine = self.given
+            else:
+                from .registry import EXECUTORS, ExecutorOptions, load
+
+                factory = load(EXECUTORS, self.name)
+                engine = factory(ExecutorOptions(
+                    jobs=self.requested_jobs, scheduler=self.scheduler, prestart=self.prestart,
+                    progress=self.say, shared_kernel=self.shared_kernel))
+            self._engine = engine
+            engine.check(self.kernel)
+        return self._engine
+
+    @property
+    def jobs(self) -> int:
+        if self._jobs is None:
+            self._jobs = (self.requested_jobs if self.requested_jobs is not None
+                          else max(1, int(getattr(self.get(), "slots", 1))))
+        return self._jobs
+
+    def close(self) -> None:
+        """Close the executor made here (one given by the caller stays open)."""
+        if self._engine is not None and self.given is None:
+            self._engine.close()
+
+    def stop(self) -> None:
+        """Close the executor, also one given by the caller (the run is being abandoned)."""
+        if self._engine is not None:
+            self._engine.close()
 
 
 def _check_data(pipeline: Pipeline, selected: set[str]) -> None:
@@ -194,19 +282,22 @@ def _has_outputs(pipeline: Pipeline, stage: str) -> bool:
 
 class _Scheduler:
     def __init__(self, pipeline: Pipeline, values: Mapping[str, Any], state: State,
-                 executor: Executor, selected: set[str], forced: set[str], jobs: int,
-                 say: Progress) -> None:
+                 engine: _Engine, selected: set[str], forced: set[str], say: Progress) -> None:
         self.pipeline = pipeline
         self.values = values
         self.state = state
-        self.executor = executor
+        self.engine = engine
         self.selected = selected
         self.forced = forced
-        self.jobs = jobs
         self.say = say
         self.status: dict[str, StageRun] = {}
         self.running: dict[Future, tuple[Stage, Fingerprint, str]] = {}
         self.prepared: set[str] = set()
+        self.old_values: dict[str, Mapping[str, Any]] = {}  # a stage's outputs at its last run
+
+    @property
+    def jobs(self) -> int:
+        return self.engine.jobs
 
     def run(self) -> list[StageRun]:
         pending = [s for s in self.pipeline.stages if s.name in self.selected]
@@ -217,6 +308,8 @@ class _Scheduler:
                         pending.remove(stage)
                 self._prepare(pending)
                 if self.running:
+                    from concurrent.futures import FIRST_COMPLETED, wait
+
                     done, _ = wait(list(self.running), return_when=FIRST_COMPLETED)
                     for future in done:
                         self._finish(future)
@@ -224,7 +317,7 @@ class _Scheduler:
                     raise PipelineError(f"stage {pending[0].name} cannot start",
                                         path=self.pipeline.path)
         except BaseException:
-            self.executor.close()
+            self.engine.stop()  # Ctrl-C, an error: no kernel outlives the run
             raise
         return [self.status[s.name] for s in self.pipeline.stages if s.name in self.status]
 
@@ -266,13 +359,17 @@ class _Scheduler:
             return True
         if len(self.running) >= self.jobs:
             return False
+        executor = self.engine.get()  # before anything changes: a missing kernel stops the run
         folder = self.pipeline.artifact_dir(stage.name)
+        import shutil
+
+        self.old_values[stage.name] = (load_index(folder) or {}).get("values", {})
         shutil.rmtree(folder, ignore_errors=True)  # no stale outputs survive a new run
         _ignore_in_git(folder.parent)
         self.state.forget(stage.name)
         job = self._job(stage)
         self.prepared.discard(stage.name)
-        future = self.executor.submit(job)
+        future = executor.submit(job)
         self.running[future] = (stage, fingerprint, reason)
         self.say(f"{stage.name}: running ({reason})")
         return True
@@ -291,14 +388,14 @@ class _Scheduler:
                 continue
             if all(u in done for u in ups) and len(self.running) < self.jobs:
                 continue  # it is decided right away (run or skipped) at the next dispatch
-            if not self.executor.prepare(self._job(stage)):
+            if not self.engine.get().prepare(self._job(stage)):
                 return
             self.prepared.add(stage.name)
             ahead.add(stage.name)
 
     def _release(self, stage: Stage) -> None:
         if stage.name in self.prepared:
-            self.executor.release(stage.name)
+            self.engine.get().release(stage.name)
             self.prepared.discard(stage.name)
 
     def _job(self, stage: Stage) -> StageJob:
@@ -315,7 +412,28 @@ class _Scheduler:
             cwd=(pipeline.root / pipeline.workdir).resolve(),
             python_path=tuple((pipeline.root / p).resolve() for p in pipeline.python_path),
             kernel=pipeline.kernel,
-            timeout=stage.timeout or pipeline.timeout, log=runs / "logs" / f"{stage.name}.log")
+            timeout=stage.timeout or pipeline.timeout, log=runs / "logs" / f"{stage.name}.log",
+            upstream=tuple(u for u in stage.upstream if u in self.selected),
+            warm=self._input_modules(stage))
+
+    def _input_modules(self, stage: Stage) -> tuple[str, ...]:
+        """The packages loading the stage's inputs imports, as the providers' indexes say (or
+        said, for a provider running now): a hint for kernels started ahead."""
+        modules: list[str] = []
+        for name, provider in stage.inputs:
+            index = load_index(self.pipeline.artifact_dir(provider))
+            values = index.get("values", {}) if index else self.old_values.get(provider, {})
+            entry = values.get(name)
+            if not isinstance(entry, dict):
+                continue
+            # "pandas.DataFrame"; a builtin type has no dot; a module value names itself
+            dotted = entry.get("type")
+            if entry.get("format") == "module":
+                dotted = f"{entry.get('module')}."
+            top = dotted.split(".")[0] if isinstance(dotted, str) and "." in dotted else None
+            if top and top.isidentifier() and top != "__main__" and top not in modules:
+                modules.append(top)
+        return tuple(modules)
 
     def _finish(self, future: Future) -> None:
         stage, fingerprint, reason = self.running.pop(future)

@@ -72,6 +72,9 @@ class Pipeline:
     runs: str = "runs"
     timeout: int | None = None
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # ``schema_digest`` of the text it was read from ("" when built otherwise): the key under
+    # which a run remembers that this text passed the JSON Schema (``load_pipeline(valid=...)``)
+    digest: str = field(default="", compare=False, repr=False)
 
     @property
     def root(self) -> Path:
@@ -119,18 +122,53 @@ def schema() -> dict[str, Any]:
     return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 
 
-def load_pipeline(path: Path | str, *, check_files: bool = True) -> Pipeline:
-    """Read and validate ``pipeline.yaml``; raise ``PipelineError`` naming line and field."""
+def schema_digest(text: str) -> str:
+    """A digest of ``text`` and of the JSON Schema it is validated against: equal digests, equal
+    verdicts."""
+    import hashlib
+
+    sha = hashlib.sha256(SCHEMA_FILE.read_bytes())
+    sha.update(b"\0" + text.encode("utf-8", "surrogatepass"))
+    return sha.hexdigest()
+
+
+def load_pipeline(path: Path | str, *, check_files: bool = True,
+                  valid: str | None = None) -> Pipeline:
+    """Read and validate ``pipeline.yaml``; raise ``PipelineError`` naming line and field.
+
+    ``valid``: the ``digest`` of a pipeline that passed the JSON Schema before. When the file
+    still has that digest, the schema is not checked again (jsonschema costs more than the rest
+    of a run with nothing to do); the other checks always run.
+    """
     path = Path(path).absolute()
-    return parse_pipeline(read_text_file(path, "pipeline file"), path, check_files=check_files)
+    return parse_pipeline(read_text_file(path, "pipeline file"), path, check_files=check_files,
+                          valid=valid)
 
 
 def read_text_file(path: Path, what: str) -> str:
     """The UTF-8 text of a file a user names; ``PipelineError`` in one line otherwise. Never
     blocks (a FIFO), and a folder, a device or a missing file is said so."""
-    from ..notebook import read_regular_file
+    import os
+    import stat
 
-    data = read_regular_file(path, PipelineError, what)
+    data: bytes | None = None
+    try:  # the usual case, without importing nb2pkg.notebook (its errors are made there)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError:
+        fd = -1
+    if fd >= 0:
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                with os.fdopen(fd, "rb", closefd=False) as file:
+                    data = file.read()
+        except OSError:
+            data = None
+        finally:
+            os.close(fd)
+    if data is None:  # the one-line error: missing, a folder, a FIFO, a link loop, no permission
+        from ..notebook import read_regular_file
+
+        data = read_regular_file(path, PipelineError, what)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -138,19 +176,31 @@ def read_text_file(path: Path, what: str) -> str:
                             path=path) from None
 
 
-def parse_pipeline(text: str, path: Path | str, *, check_files: bool = True) -> Pipeline:
+def parse_pipeline(text: str, path: Path | str, *, check_files: bool = True,
+                   valid: str | None = None) -> Pipeline:
     """Validate the text of a pipeline file that is (or will be) at ``path``.
 
     ``check_files=False`` skips the checks that look at the disk (the workdir and the stage
-    notebooks exist): ``nb2pkg convert`` uses it before the project is written.
+    notebooks exist): ``nb2pkg convert`` uses it before the project is written. ``valid``: see
+    ``load_pipeline``.
     """
     path = Path(path).absolute()
     root_node, data = parse_yaml(text, path)
     lines = _Lines(root_node)
-    _validate_schema(data, path, lines)
-    pipeline = _build(data, path, lines)
-    _check_references(pipeline, lines)
-    pipeline = _check_data_files(pipeline, lines)
+    digest = schema_digest(text)
+    checked = digest != valid
+    if checked:
+        _validate_schema(data, path, lines)
+    try:
+        pipeline = dataclasses.replace(_build(data, path, lines), digest=digest)
+        _check_references(pipeline, lines)
+        pipeline = _check_data_files(pipeline, lines)
+    except PipelineError:
+        raise
+    except Exception:
+        if not checked:  # a state file whose cache says valid when it is not: the schema says why
+            _validate_schema(data, path, lines)
+        raise
     if check_files:
         if not (pipeline.root / pipeline.workdir).is_dir():
             raise _error(path, lines, ["workdir"], f"folder {pipeline.workdir} does not exist",
@@ -169,8 +219,14 @@ def parse_yaml(text: str, path: Path | str) -> tuple[Any, Any]:
     line when it is not valid YAML or nests too deeply to read."""
     import yaml
 
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            return _parse_yaml(fast, text)
+        except (yaml.YAMLError, RecursionError):
+            pass  # the pure-Python parser below says what is wrong, in its own words
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
+        return _parse_yaml(yaml.SafeLoader, text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -180,6 +236,16 @@ def parse_yaml(text: str, path: Path | str) -> tuple[Any, Any]:
     except RecursionError:  # PyYAML's composer recurses once per level of nesting
         raise PipelineError("not readable: nested thousands of levels deep", path=path,
                             hint="such a file is a few levels deep; check what wrote it") from None
+
+
+def _parse_yaml(loader_class: Any, text: str) -> tuple[Any, Any]:
+    # One parse: the node tree, then the data made from it (what ``yaml.safe_load`` does).
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
 
 
 def _validate_schema(data: Any, path: Path, lines: "_Lines") -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,7 +28,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import PipelineError
-from .artifacts import INDEX
 from .spec import Pipeline, Stage
 
 STATE_VERSION = 2
@@ -41,6 +39,9 @@ STAT_CACHE = os.name != "nt"  # st_ctime is the creation time on Windows, not a 
 IGNORED_PARTS = frozenset({"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".git"})
 IGNORED_SUFFIXES = (".pyc", ".pyo", ".partial")
 FIX = "delete it: every stage then runs again"
+# ``artifacts.INDEX`` (a test checks they agree), not imported from there: that module is the
+# stage notebooks' (pickle and all), and a run with nothing to do only reads the index.
+INDEX = "index.json"
 
 # The shape of the state file. Checked on load, so that a damaged or foreign file is a one-line
 # error instead of a traceback deep in the runner.
@@ -66,8 +67,44 @@ STATE_SCHEMA = {
         "files": {"type": "object"}}}
 
 
-def state_path(pipeline: Pipeline) -> Path:
-    return pipeline.path.with_name(f"{pipeline.path.stem}.state.json")
+def state_path(pipeline: Pipeline | Path) -> Path:
+    path = pipeline.path if isinstance(pipeline, Pipeline) else Path(pipeline).absolute()
+    return path.with_name(f"{path.stem}.state.json")
+
+
+def read_cache(pipeline_path: Path | str) -> dict[str, Any]:
+    """The ``cache`` of the state file beside ``pipeline_path`` ({} when there is none, or it
+    cannot be read): answers worked out by earlier runs, each stored under a key that is a digest
+    of everything the answer depends on, so an entry can be trusted without the run lock and
+    before the pipeline file is validated (``State.cache`` is the same, read under the lock)."""
+    try:
+        data = json.loads(state_path(Path(pipeline_path)).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    cache = data.get("cache") if isinstance(data, dict) else None
+    return dict(cache) if isinstance(cache, dict) else {}
+
+
+def code_stamp(*files: Path) -> str | None:
+    """A digest of the files of nb2pkg whose code decides a cached answer (None when one is
+    missing: then nothing is cached). Part of cache keys, so that another nb2pkg (or an edited
+    checkout) never reuses an answer the old code gave."""
+    sha = hashlib.sha256()
+    for file in files:
+        try:
+            sha.update(file.read_bytes())
+        except OSError:
+            return None
+        sha.update(b"\0")
+    return sha.hexdigest()
+
+
+def template_file(name: str) -> Path:
+    """A file of nb2pkg's ``templates/`` (``templating.templates_dir()``, which this does not
+    import: a run with nothing to do avoids ``importlib.resources`` and Jinja)."""
+    package = Path(__file__).resolve().parent.parent
+    packaged = package / "templates" / name
+    return packaged if packaged.is_file() else package.parent / "templates" / name
 
 
 def lock_path(pipeline: Pipeline) -> Path:
@@ -125,10 +162,19 @@ class State:
         #                                           sha256, when hashed (ns)]
         self._stages: dict[str, dict[str, Any]] = {}
         self._deps: str | None = None
+        # Answers of earlier runs by digest (``read_cache``): the pipeline file's validation, the
+        # dvc.yaml comparison, the report of a run with nothing to do. Written by ``save``.
+        self.cache: dict[str, Any] = {}
+        self._saved_cache: dict[str, Any] = {}
+        self._hashed = False  # a file was hashed since the state was read or saved
         data = self._read()
         if data is None:
             return
         self._stages = dict(data["stages"])
+        cache = data.get("cache")
+        if isinstance(cache, dict):
+            self.cache = dict(cache)
+            self._saved_cache = dict(cache)
         if data["version"] == STATE_VERSION and STAT_CACHE and not verify:
             self._files = {k: v for k, v in data.get("files", {}).items()
                            if _valid_file_entry(v)}
@@ -147,6 +193,8 @@ class State:
         except ValueError as exc:
             raise PipelineError(f"the state file is not valid JSON ({exc})", path=self.path,
                                 hint=FIX) from None
+        if _plainly_valid(data):
+            return data  # the common case, without importing jsonschema (0.1-0.5 s)
         import jsonschema
 
         error = jsonschema.exceptions.best_match(
@@ -184,6 +232,7 @@ class State:
         if STAT_CACHE:
             with self._lock:
                 self._files[key] = [*now, value, hashed_at]
+                self._hashed = True
         return value
 
     def tree_hash(self, path: Path) -> str:
@@ -287,12 +336,23 @@ class State:
         value = self._stages.get(stage, {}).get("seconds")
         return float(value) if isinstance(value, (int, float)) else None
 
+    def save_if_changed(self) -> None:
+        """Write the state file if ``cache`` changed, or a file was hashed, since it was read or
+        saved. (A run with nothing to do that had to hash files -- the artifacts of the run
+        before, written too shortly before they were hashed to be trusted then -- records the
+        hashes, so that the next one reads no file again.)"""
+        if self.cache != self._saved_cache or self._hashed:
+            self.save()
+
     def save(self) -> None:
         with self._lock:
             live = {k for k in self._files if (self.pipeline.root / k).exists()}
             data = {"version": STATE_VERSION, "pipeline": self.pipeline.name,
                     "stages": dict(sorted(self._stages.items())),
-                    "files": {k: self._files[k] for k in sorted(live)}}
+                    "files": {k: self._files[k] for k in sorted(live)},
+                    "cache": dict(sorted(self.cache.items()))}
+            self._saved_cache = dict(self.cache)
+            self._hashed = False
             text = json.dumps(data, indent=1) + "\n"
             try:
                 _write_atomic(self.path, text)
@@ -300,6 +360,43 @@ class State:
                 raise PipelineError(f"cannot write the state file: {exc.strerror or exc}",
                                     path=self.path,
                                     hint="the pipeline's folder must be writable") from None
+
+
+def _plainly_valid(data: Any) -> bool:
+    """True only for data that ``STATE_SCHEMA`` accepts (checked by hand, as state files written
+    by nb2pkg look). Anything else goes to jsonschema, which accepts it or says what is wrong."""
+
+    def text(value: Any) -> bool:
+        return isinstance(value, str)
+
+    def mapping_of(value: Any, check: Callable[[Any], bool]) -> bool:
+        return isinstance(value, dict) and all(check(v) for v in value.values())
+
+    def entry(value: Any) -> bool:
+        if not isinstance(value, dict) or not text(value.get("outputs")):
+            return False
+        fingerprint = value.get("fingerprint")
+        if not isinstance(fingerprint, dict):
+            return False
+        for key in ("notebook", "parameters", "deps", "kernel"):
+            if key in fingerprint and not text(fingerprint[key]):
+                return False
+        if "inputs" in fingerprint and not mapping_of(fingerprint["inputs"],
+                                                      lambda v: v is None or text(v)):
+            return False
+        if "files" in fingerprint and not mapping_of(fingerprint["files"], text):
+            return False
+        if "outs" in value and not mapping_of(value["outs"], text):
+            return False
+        seconds = value.get("seconds")
+        return seconds is None or (isinstance(seconds, (int, float))
+                                   and not isinstance(seconds, bool))
+
+    return (isinstance(data, dict) and type(data.get("version")) is int
+            and data["version"] in READABLE_VERSIONS
+            and ("pipeline" not in data or text(data["pipeline"]))
+            and ("files" not in data or isinstance(data["files"], dict))
+            and mapping_of(data.get("stages"), entry))
 
 
 def _valid_file_entry(value: Any) -> bool:
@@ -315,6 +412,8 @@ def partial_path(path: Path) -> Path:
     temporary file, and the last rename wins whole. (Not ``tempfile.mkstemp``: its files are
     private, and the renamed file should get the usual permissions.)
     """
+    import secrets  # here, not at the top: a run with nothing to do rarely writes a file
+
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
 
 

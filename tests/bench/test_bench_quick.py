@@ -137,3 +137,18 @@ def test_results_keep_the_load_average_taken_at_the_start(tmp_path):
     machine = json.loads(path.read_text())["machine"]
     assert machine["load_average_at_start"] == [9.0, 9.0, 9.0]
     assert len(machine["load_average_at_end"]) == 3
+
+
+@pytest.mark.kernel
+def test_run_quick_times_a_run_with_nothing_to_do_after_a_real_one(tmp_path):
+    result = quick("bench_run.py", tmp_path)
+    measured = result["notebooks"]["sales_report"]
+    # Each timed run was checked (bench_pipeline.timed): the first wrote every executed stage
+    # notebook; each run with nothing to do rewrote metrics.json and report.md and no notebook.
+    assert measured["stages"] > 1
+    assert set(measured["wall"]) == {"python -c pass", "import yaml", "nothing to do"}
+    assert all(len(runs) == 3 for runs in measured["wall"].values())
+    noop = measured["median_wall"]["nothing to do"]
+    assert measured["first_run"]["wall"] > noop > 0
+    assert measured["nothing_to_do_over_first_run"] == noop / measured["first_run"]["wall"]
+    assert result["machine"]["load_average_at_start"] is not None

@@ -121,3 +121,28 @@ def test_report_and_metrics_files(pipeline):
     assert "stage b1, cell 3" in report
     assert json.loads((pipeline.parent / "runs" / "metrics.json").read_text())["stages"] == {}
     assert result.report_path.endswith("report.md")
+
+
+def test_a_kernel_started_ahead_is_told_what_loading_the_inputs_will_import(pipeline):
+    from fractions import Fraction
+
+    from nb2pkg.pipeline.artifacts import save_outputs
+
+    class Recording(FakeExecutor):
+        def __init__(self, text):
+            super().__init__(text, seconds=0.3)
+            self.jobs = {}
+
+        def prepare(self, job):
+            self.jobs[job.stage] = job
+            return super().prepare(job)
+
+    run(pipeline, FakeExecutor(PIPELINE))
+    # a1's last outputs hold a Fraction: a2 (prepared while a1 runs again, its artifacts
+    # deleted) will unpickle one, and its kernel started ahead imports `fractions` too.
+    save_outputs(str(pipeline.parent / "artifacts" / "a1"), ["x"], {"x": Fraction(1, 3)},
+                 stage="a1")
+    executor = Recording(PIPELINE)
+    result = run(pipeline, executor, jobs=1)
+    assert statuses(result)["a1"] == "ran"
+    assert executor.jobs["a2"].warm == ("fractions",)

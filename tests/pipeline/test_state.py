@@ -280,3 +280,34 @@ def test_export_into_a_folder_that_is_a_file_is_a_one_line_error(pipeline, capsy
     assert main(["export", "dvc", str(pipeline), "-o", str(blocker / "dvc")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot create the folder" in err
+
+
+@pytest.mark.parametrize("text", [
+    "[]", '{"version": 2, "stages": []}', '{"version": 2, "stages": {"a1": "done"}}',
+    '{"version": 2, "stages": {"a1": {"fingerprint": [], "outputs": "x"}}}',
+    '{"version": 2, "stages": {"a1": {"fingerprint": {}, "outputs": "x", "seconds": "1"}}}',
+    '{"version": 2, "stages": {"a1": {"fingerprint": {}}}}',
+    '{"version": 2, "stages": {"a1": {"fingerprint": {"inputs": {"x": 1}}, "outputs": "x"}}}',
+    '{"version": 2, "stages": {"a1": {"fingerprint": {}, "outputs": "x", "outs": {"o": 1}}}}',
+    '{"version": 2, "stages": {}, "files": []}', '{"version": 2, "pipeline": 3, "stages": {}}',
+    '{"stages": {}}', '{"version": 7, "stages": {}}', '{"version": true, "stages": {}}',
+])
+def test_the_quick_state_check_accepts_nothing_the_schema_refuses(text):
+    import jsonschema
+
+    data = json.loads(text)
+    assert list(jsonschema.Draft202012Validator(state_module.STATE_SCHEMA).iter_errors(data))
+    assert not state_module._plainly_valid(data)
+
+
+def test_state_files_the_runner_writes_pass_the_quick_check(pipeline):
+    run(pipeline)
+    data = json.loads(state_file(pipeline).read_text())
+    assert data["stages"] and data["cache"]  # a state file as runs leave it
+    assert state_module._plainly_valid(data)  # read without jsonschema
+
+
+def test_the_runner_reads_the_index_file_the_stages_write():
+    from nb2pkg.pipeline import artifacts
+
+    assert state_module.INDEX == artifacts.INDEX
