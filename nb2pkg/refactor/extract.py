@@ -326,7 +326,9 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     local: dict[tuple[str, ...], str] = {}
     for key in name_classes:  # unchanged names first: they keep their spelling
         if len(set(key)) == 1 and key[0] not in kept:
-            local[key] = namer.claim(key[0])
+            # ... but a notebook constant's (CHURN_THRESHOLD) is a plain parameter inside.
+            local[key] = namer.claim(key[0].lower() if len(key[0]) > 1 and key[0].isupper()
+                                     else key[0])
     parents = _parents(blocks[0])
     literal_names = {}
     for values, positions in literal_params.items():
