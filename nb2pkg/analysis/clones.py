@@ -165,9 +165,14 @@ def shape(statements: list[ast.stmt]) -> _Shape:
 
 
 def _is_call_to(statement: ast.stmt, names: frozenset[str]) -> bool:
-    value = getattr(statement, "value", None)
-    return (isinstance(statement, (ast.Expr, ast.Assign)) and isinstance(value, ast.Call)
-            and isinstance(value.func, ast.Name) and value.func.id in names)
+    """A call of one of ``names`` (``x = f(...)``), or ``if f(...): break`` (``continue``)."""
+    value: object = None
+    if isinstance(statement, ast.If) and not statement.orelse and len(statement.body) == 1 \
+            and isinstance(statement.body[0], (ast.Break, ast.Continue)):
+        value = statement.test
+    elif isinstance(statement, (ast.Expr, ast.Assign)):
+        value = statement.value
+    return isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in names
 
 
 def _fingerprint(cell: ParsedCell, statement: ast.stmt) -> tuple[int, int]:
@@ -321,7 +326,11 @@ def _surely_refused(lists: list[list[_Stmt]], candidate: _Candidate, min_stateme
     if not first or not consistent:
         return True
     nodes = [e.node for e in first]
-    if data_only(nodes) or block_io(nodes).unsafe_reasons:
+    reasons = block_io(nodes).unsafe_reasons
+    # A `break` or `continue` alone becomes `if f(...): break` (refactor/extract.py).
+    escapes_only = len(reasons) == 1 and reasons[0] in ("`break` leaves the block",
+                                                        "`continue` leaves the block")
+    if data_only(nodes) or (reasons and not escapes_only):
         return True
     if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
            for statement in nodes for n in ast.walk(statement)):
