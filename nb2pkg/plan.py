@@ -101,15 +101,20 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
     files and local modules found beside the notebooks (``nb2pkg.assets``)."""
     package = choose_package_name(analysis, options.name)
     modules = module_names(analysis, package)
-    imports = _without_local(import_table([a.cells for a in analysis.notebooks],
-                                          [a.flow for a in analysis.notebooks]), assets.module_names())
-    # Functions reading notebook variables take them as parameters (the notebooks rewritten).
-    lifting = lift_variables(analysis, imports, modules)
-    analysis = lifting.analysis
     notebooks = [a.notebook for a in analysis.notebooks]
     parsed = [a.cells for a in analysis.notebooks]
     flows = [a.flow for a in analysis.notebooks]
-    hoisted, kept = lifting.annotate(*plan_hoisting(notebooks, parsed, flows, imports, modules))
+    imports = _without_local(import_table(parsed, flows), assets.module_names())
+    hoisting = plan_hoisting(notebooks, parsed, flows, imports, modules)
+    # Functions reading notebook variables take them as parameters (the notebooks rewritten).
+    lifting = lift_variables(analysis, imports, hoisting)
+    if lifting.lifted:
+        analysis = lifting.analysis
+        notebooks = [a.notebook for a in analysis.notebooks]
+        parsed = [a.cells for a in analysis.notebooks]
+        flows = [a.flow for a in analysis.notebooks]
+        hoisting = plan_hoisting(notebooks, parsed, flows, imports, modules)
+    hoisted, kept = lifting.annotate(*hoisting)
     hoisted = [h for h in hoisted if _own_line(analysis, h)]
     hoisted_names = {(h.notebook, h.name): h for h in hoisted}
 

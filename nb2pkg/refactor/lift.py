@@ -40,13 +40,14 @@ from typing import Iterator, Mapping
 
 import libcst as cst
 
-from ..analysis import Analysis, NotebookAnalysis, analyze_notebook, combine
-from ..analysis.dataflow import BUILTIN_NAMES
-from ..analysis.parse import ParsedCell
+from ..analysis import Analysis, NotebookAnalysis, combine
+from ..analysis.clones import _fingerprint, statement_list
+from ..analysis.dataflow import BUILTIN_NAMES, dataflow
+from ..analysis.parse import ParsedCell, parse_cell
 from ..analysis.scope import block_io
 from ..magics import is_placeholder_name, unmask
 from ..notebook import Notebook
-from .hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept, plan_hoisting
+from .hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept
 from .naming import Namer
 
 # Calls that can rebind notebook variables from inside a function while another one runs.
@@ -55,6 +56,8 @@ _REBINDING_CALLS = frozenset({"exec", "eval", "globals", "get_ipython"})
 _LATER = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.GeneratorExp, ast.ClassDef)
 _SCOPES = (*_LATER, ast.ListComp, ast.SetComp, ast.DictComp)
 _MAX_DEFAULT = 40  # characters: a longer literal is no help in a signature
+# Cells without these words hold nothing _notebook_wide_blockers looks for (a cheap first look).
+_BLOCKER_WORDS = re.compile(r"\b(?:global|nonlocal|del|exec|eval|globals|get_ipython)\b")
 
 
 @dataclass(frozen=True)
@@ -108,13 +111,12 @@ class _Function:
         return self.node.name
 
 
-def lift_variables(analysis: Analysis, imports: ImportTable, modules: list[str]) -> Lifting:
+def lift_variables(analysis: Analysis, imports: ImportTable,
+                   hoisting: tuple[list[Hoisted], list[Kept]]) -> Lifting:
     """Rewrite the notebooks so that functions reading notebook variables take them as
-    parameters (see the module docstring); the analysis of the rewritten notebooks."""
-    notebooks = [a.notebook for a in analysis.notebooks]
-    parsed = [a.cells for a in analysis.notebooks]
-    flows = [a.flow for a in analysis.notebooks]
-    hoisted, kept = plan_hoisting(notebooks, parsed, flows, imports, modules)
+    parameters (see the module docstring); the analysis of the rewritten notebooks.
+    ``hoisting`` is what ``plan_hoisting`` decided for ``analysis``."""
+    hoisted, kept = hoisting
     moving = {(h.notebook, h.name) for h in hoisted}
     refused: dict[tuple[int, str], str] = {}
     lifted: list[Lifted] = []
@@ -132,20 +134,44 @@ def lift_variables(analysis: Analysis, imports: ImportTable, modules: list[str])
             lifted += items
     if not lifted:
         return Lifting(analysis, (), refused)
-    new = combine(rewritten, analysis.min_statements, analysis.min_lines)
+    if _same_clones(analysis.clones, rewritten):
+        new = replace(analysis, notebooks=tuple(rewritten))
+    else:  # a call that now differs from its copies: find the groups again
+        new = combine(rewritten, analysis.min_statements, analysis.min_lines)
     return Lifting(new, tuple(lifted), refused)
 
 
 def _reanalysed(result: NotebookAnalysis, sources: dict[int, str], position: int) -> NotebookAnalysis:
-    """The analysis of ``result``'s notebook with some cells' sources replaced; its findings
-    stay those of the notebook as written (they are about the user's code)."""
+    """The analysis of ``result``'s notebook with some cells' sources replaced (those parsed
+    again); its findings stay those of the notebook as written (they are about the user's
+    code)."""
     node = copy.deepcopy(result.notebook.node)
     for index, source in sources.items():
         node.cells[index].source = source
     cells = tuple(replace(c, source=sources[c.index]) if c.index in sources else c
                   for c in result.notebook.cells)
     notebook: Notebook = replace(result.notebook, cells=cells, node=node)
-    return replace(analyze_notebook(notebook, position), findings=result.findings)
+    parsed = tuple(parse_cell(sources[c.cell], position, c.cell) if c.cell in sources else c
+                   for c in result.cells)
+    return replace(result, notebook=notebook, cells=parsed, flow=dataflow(parsed))
+
+
+def _same_clones(groups, rewritten: list[NotebookAnalysis]) -> bool:
+    """Are the clone groups still groups of the rewritten cells (every copy's statements of
+    one shape)? The rewrite adds the same arguments to every call of a function, so they are,
+    unless a copy called a lifted function where another called something else."""
+    cells = {(c.notebook, c.cell): c for result in rewritten for c in result.cells}
+    for group in groups:
+        shapes = set()
+        for o in group.occurrences:
+            cell = cells[(o.notebook, o.cell)]
+            if cell.tree is None:
+                return False
+            body = statement_list(cell.tree, o.path)[o.start:o.stop]
+            shapes.add(tuple(_fingerprint(cell, s)[0] for s in body))
+        if len(shapes) > 1:
+            return False
+    return True
 
 
 class _Refused(Exception):
@@ -181,8 +207,10 @@ def _lift_notebook(nb: int, result: NotebookAnalysis, candidates: set[str], impo
             why[name] = str(exc)
             del functions[name]
 
-    bindings = _bindings(cells)
+    wanted = {v for f in functions.values() for v in f.variables}
+    bindings = _bindings(cells, wanted)
     notebook_wide = _notebook_wide_blockers(cells)
+    every_reference = _references(cells, set(functions))
     while True:  # refusing one may refuse those that call it
         for name, f in list(functions.items()):
             stuck = sorted(f.calls - set(functions))
@@ -191,7 +219,7 @@ def _lift_notebook(nb: int, result: NotebookAnalysis, candidates: set[str], impo
                              f"notebook variables")
                 del functions[name]
         variables = _closure(functions)
-        references = _references(cells, set(functions))
+        references = {name: every_reference.get(name, []) for name in functions}
         failed = {}
         for name, f in functions.items():
             try:
@@ -266,8 +294,11 @@ class _Reference:
 
 def _references(cells: list[ParsedCell], names: set[str]) -> dict[str, list[_Reference]]:
     found: dict[str, list[_Reference]] = {}
+    if not names:
+        return found
+    mentioned = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(names))) + r")\b")
     for cell in cells:
-        if cell.tree is None:
+        if cell.tree is None or not mentioned.search(cell.masked.code):  # (a cheap first look)
             continue
         for top, statement in enumerate(cell.tree.body):
             for node, parent, scopes in _walk(statement, None, ()):
@@ -315,11 +346,11 @@ class _Binding:
     definite: bool
 
 
-def _bindings(cells: list[ParsedCell]) -> dict[str, list[_Binding]]:
-    """Top-level statements binding each name, in notebook order."""
+def _bindings(cells: list[ParsedCell], names: set[str]) -> dict[str, list[_Binding]]:
+    """Top-level statements binding each of ``names``, in notebook order."""
     found: dict[str, list[_Binding]] = {}
     for cell in cells:
-        if cell.tree is None:
+        if cell.tree is None or cell.io is None or not (names & (cell.io.writes | cell.io.deletes)):
             continue
         for index, statement in enumerate(cell.tree.body):
             io = block_io([statement])
@@ -333,7 +364,7 @@ def _notebook_wide_blockers(cells: list[ParsedCell]) -> dict[str, str]:
     """Name -> why a function reading it cannot take it as a parameter ("*": any name)."""
     blockers: dict[str, str] = {}
     for cell in cells:
-        if cell.tree is None:
+        if cell.tree is None or not _BLOCKER_WORDS.search(cell.masked.code):
             continue
         for node in ast.walk(cell.tree):
             if isinstance(node, (ast.Global, ast.Nonlocal)):
@@ -479,58 +510,73 @@ def _rewrite(nb: int, cells: list[ParsedCell], functions: dict[str, _Function],
             LiftedParameter(v, namer.claim(v.lower() if len(v) > 1 and v.isupper() else v),
                             _default(f, bindings.get(v, []), cells, v))
             for v in variables[name]]
-    touched = {ref.cell for name in functions for ref in references.get(name, [])}
-    touched |= {f.cell.cell for f in functions.values()}
+    # The top-level statements to rewrite, by cell: those calling a lifted function or
+    # defining one (libcst visits only those: visiting whole cells is the slow part).
+    touched: dict[int, set[int]] = {}
+    for name in functions:
+        for ref in references.get(name, []):
+            touched.setdefault(ref.cell, set()).add(ref.top)
+    for f in functions.values():
+        touched.setdefault(f.cell.cell, set()).add(f.index)
     sources: dict[int, str] = {}
     for cell in cells:
         if cell.cell not in touched:
             continue
-        module = cst.parse_module(cell.masked.code)
-        module = module.visit(_PassVariables(parameters))
-        module = module.visit(_TakeParameters(
-            {f.name: parameters[f.name] for f in functions.values() if f.cell.cell == cell.cell}))
-        sources[cell.cell] = unmask(module.code, cell.masked.replacements)
+        transformer = _Lift(parameters, {f.name for f in functions.values()
+                                         if f.cell.cell == cell.cell})
+        sources[cell.cell] = unmask(_rewritten(cell, touched[cell.cell], transformer),
+                                    cell.masked.replacements)
     lifted = tuple(Lifted(nb, f.cell.cell, name, tuple(parameters[name]),
                           sum(1 for r in references.get(name, []) if r.call is not None))
                    for name, f in functions.items())
     return sources, lifted
 
 
-class _PassVariables(cst.CSTTransformer):
-    """``f(a)`` -> ``f(a, parameter=VARIABLE)`` for every lifted ``f``, on the same line."""
+def _rewritten(cell: ParsedCell, tops: set[int], transformer: cst.CSTTransformer) -> str:
+    """The cell's masked code with the top-level statements ``tops`` transformed. Each is
+    parsed with libcst on its own lines (parsing whole cells is the slow part), unless it
+    shares a line with another statement; then the whole cell is."""
+    assert cell.tree is not None
+    body = cell.tree.body
+    lines = cell.masked.code.splitlines(keepends=True)
+    spans = []
+    for top in sorted(tops, reverse=True):
+        statement = body[top]
+        first = min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", [])])
+        last = statement.end_lineno or statement.lineno
+        shared = (top > 0 and (body[top - 1].end_lineno or 0) >= first) or (
+            top + 1 < len(body) and body[top + 1].lineno <= last)
+        if shared:
+            module = cst.parse_module(cell.masked.code)
+            return module.visit(transformer).code
+        spans.append((first, last))
+    for first, last in spans:  # later statements first: earlier line numbers stay valid
+        text = "".join(lines[first - 1:last])
+        lines[first - 1:last] = [cst.parse_module(text).visit(transformer).code]
+    return "".join(lines)
 
-    def __init__(self, parameters: dict[str, list[LiftedParameter]]) -> None:
+
+class _Lift(cst.CSTTransformer):
+    """One cell: every call of a lifted function ``f(a)`` -> ``f(a, parameter=VARIABLE)`` (on
+    the same line), and the definitions of the lifted functions ``defined`` here take the
+    variables as parameters, read by their new names inside (attribute names and keywords are
+    not variables and stay)."""
+
+    def __init__(self, parameters: dict[str, list[LiftedParameter]], defined: set[str]) -> None:
         super().__init__()
         self.parameters = parameters
+        self.defined = defined
+        self.depth = 0  # of definitions: only top-level ones are the notebook's functions
+        self.current: dict[str, str] = {}  # variable -> parameter inside a lifted definition
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
         if not (isinstance(updated.func, cst.Name) and updated.func.value in self.parameters):
             return updated
-        added = [cst.Arg(value=cst.Name(p.variable), keyword=cst.Name(p.parameter),
+        added = [cst.Arg(value=cst.Name(self.current.get(p.variable, p.variable)),
+                         keyword=cst.Name(p.parameter),
                          equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
                  for p in self.parameters[updated.func.value]]
         return updated.with_changes(args=_appended(list(updated.args), added))
-
-
-def _appended(items: list, added: list) -> list:
-    """``items`` then ``added`` on the last item's line: a trailing comma (and the line break
-    after it) moves to the end, so no line is added and none moves."""
-    if items and isinstance(items[-1].comma, cst.Comma):
-        added[-1] = added[-1].with_changes(comma=items[-1].comma)
-        items[-1] = items[-1].with_changes(
-            comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-    return items + added
-
-
-class _TakeParameters(cst.CSTTransformer):
-    """The definitions of lifted functions: the variables become parameters, read by their new
-    names inside (attribute names and keywords are not variables and stay)."""
-
-    def __init__(self, parameters: dict[str, list[LiftedParameter]]) -> None:
-        super().__init__()
-        self.parameters = parameters
-        self.depth = 0
-        self.current: dict[str, str] | None = None
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         self.depth += 1
@@ -541,7 +587,7 @@ class _TakeParameters(cst.CSTTransformer):
         return updated
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        if self.depth == 0 and node.name.value in self.parameters:
+        if self.depth == 0 and node.name.value in self.defined:
             self.current = {p.variable: p.parameter for p in self.parameters[node.name.value]}
         self.depth += 1
         return True
@@ -549,15 +595,15 @@ class _TakeParameters(cst.CSTTransformer):
     def leave_FunctionDef(self, original: cst.FunctionDef,
                           updated: cst.FunctionDef) -> cst.FunctionDef:
         self.depth -= 1
-        if self.depth or original.name.value not in self.parameters:
+        if self.depth or original.name.value not in self.defined:
             return updated
-        self.current = None
+        self.current = {}
         return updated.with_changes(
             name=original.name,
             params=_with_parameters(updated.params, self.parameters[original.name.value]))
 
     def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.Name:
-        if self.current and updated.value in self.current:
+        if updated.value in self.current:
             return updated.with_changes(value=self.current[updated.value])
         return updated
 
@@ -566,6 +612,16 @@ class _TakeParameters(cst.CSTTransformer):
 
     def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
         return updated.with_changes(keyword=original.keyword)
+
+
+def _appended(items: list, added: list) -> list:
+    """``items`` then ``added`` on the last item's line: a trailing comma (and the line break
+    after it) moves to the end, so no line is added and none moves."""
+    if items and isinstance(items[-1].comma, cst.Comma):
+        added[-1] = added[-1].with_changes(comma=items[-1].comma)
+        items[-1] = items[-1].with_changes(
+            comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+    return items + added
 
 
 def _with_parameters(params: cst.Parameters, lifted: list[LiftedParameter]) -> cst.Parameters:
