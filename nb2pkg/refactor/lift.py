@@ -431,8 +431,10 @@ def _check(f: _Function, variables: dict[str, list[str]], references: list[_Refe
         if isinstance(owner, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
                 g.node is owner for g in functions.values()):
             continue  # inside a lifted function: it passes its own parameter
+        top = next(c for c in cells if c.cell == ref.cell).tree.body[ref.top]  # type: ignore[union-attr]
         for variable in mine:
-            if not _bound_before(bindings.get(variable, []), ref.cell, ref.top):
+            if not (_bound_before(bindings.get(variable, []), ref.cell, ref.top)
+                    or _bound_by_loop(top, variable, ref.node)):
                 raise _Refused(f"is called in cell {ref.cell} line {ref.node.lineno}, where "
                                f"`{variable}` may not be bound yet")
 
@@ -455,6 +457,13 @@ def _read_later(f: _Function, variables: dict[str, list[str]],
         elif node.id in functions and isinstance(parent, ast.Call):
             found |= set(variables[node.id])
     return found
+
+
+def _bound_by_loop(statement: ast.stmt, name: str, node: ast.AST) -> bool:
+    """Is ``node`` in the body of the loop ``statement``, whose target binds ``name``?"""
+    return isinstance(statement, (ast.For, ast.AsyncFor)) and name in {
+        n.id for n in ast.walk(statement.target) if isinstance(n, ast.Name)} and any(
+        n is node for child in statement.body for n in ast.walk(child))
 
 
 def _plain_assignment(statement: ast.stmt, name: str) -> bool:
