@@ -181,7 +181,7 @@ class _Refused(Exception):
 def _lift_notebook(nb: int, result: NotebookAnalysis, candidates: set[str], imports: ImportTable,
                    moving: set[tuple[int, str]]):
     """(cell sources, Lifted records) or None, and the reasons of the candidates refused."""
-    cells = [c for c in result.cells]
+    cells = list(result.cells)
     flow = result.flow
     why: dict[str, str] = {}
     defined_by_def = {name for c in cells if c.io is not None for name in c.io.defines}
