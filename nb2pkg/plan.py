@@ -24,6 +24,7 @@ from .analysis.dataflow import BUILTIN_NAMES
 from .magics import is_placeholder_name
 from .refactor.extract import ExtractContext, Extraction, Refusal, _Refuse, cst_span, cst_statement_list, extract_parts
 from .refactor.hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept, import_table, plan_hoisting
+from .refactor.lift import lift_variables
 from .errors import Nb2pkgError
 from .refactor.naming import MAX_NAME, Namer, clashes, identifier, module_name, package_name
 from .refactor.rewrite import Replacement, RewriteError, rewrite_cell
@@ -117,7 +118,16 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
     parsed = [a.cells for a in analysis.notebooks]
     flows = [a.flow for a in analysis.notebooks]
     imports = _without_local(import_table(parsed, flows), assets.module_names())
-    hoisted, kept = plan_hoisting(notebooks, parsed, flows, imports, modules)
+    hoisting = plan_hoisting(notebooks, parsed, flows, imports, modules)
+    # Functions reading notebook variables take them as parameters (the notebooks rewritten).
+    lifting = lift_variables(analysis, imports, hoisting)
+    if lifting.lifted:
+        analysis = lifting.analysis
+        notebooks = [a.notebook for a in analysis.notebooks]
+        parsed = [a.cells for a in analysis.notebooks]
+        flows = [a.flow for a in analysis.notebooks]
+        hoisting = plan_hoisting(notebooks, parsed, flows, imports, modules)
+    hoisted, kept = lifting.annotate(*hoisting)
     hoisted = [h for h in hoisted if _own_line(analysis, h)]
     hoisted_names = {(h.notebook, h.name): h for h in hoisted}
 

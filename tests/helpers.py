@@ -32,10 +32,12 @@ def write_notebook(path: Path, cells: list, **metadata) -> Path:
 
 
 def parse_case(text: str) -> dict[str, list]:
-    """Split a case file into sections: "cells" (input), "function", "after", "refused".
+    """Split a case file into sections: "cells" (input), "function", "after", "refused",
+    "module" (the definitions moved into the package), "kept" (`name: part of the reason`).
 
-    Markers: `%% code` / `%% markdown` start a cell; `== function`, `== after`, `== refused`
-    start the expected parts. Lines starting with `##` before the first marker are a description.
+    Markers: `%% code` / `%% markdown` start a cell; `== function`, `== after`, `== refused`,
+    `== module`, `== kept` start the expected parts. Lines starting with `##` before the first
+    marker are a description.
     """
     parts: dict[str, list] = {"cells": []}
     section = "cells"
@@ -53,7 +55,7 @@ def parse_case(text: str) -> dict[str, list]:
             current = None
             section = line[3:].strip()
             parts.setdefault(section, [])
-            if section in ("function", "refused"):
+            if section in ("function", "refused", "module", "kept"):
                 current, kind = [], "code"
             continue
         if line.startswith("%% "):

@@ -25,6 +25,9 @@ class NotebookAnalysis:
 class Analysis:
     notebooks: tuple[NotebookAnalysis, ...]
     clones: tuple[CloneGroup, ...]
+    # The clone size limits used, so that a rewrite of the notebooks can be analysed alike.
+    min_statements: int = 3
+    min_lines: int = 3
 
 
 def analyze(notebooks: list[Notebook] | tuple[Notebook, ...], min_statements: int = 3,
@@ -55,7 +58,7 @@ def combine(results: list[NotebookAnalysis], min_statements: int = 3,
     every_cell = [cell for result in results for cell in result.cells]
     clones = find_clones(every_cell, min_statements, min_lines,
                          _extracted_functions([r.notebook for r in results]))
-    return Analysis(tuple(results), tuple(clones))
+    return Analysis(tuple(results), tuple(clones), min_statements, min_lines)
 
 
 def _extracted_functions(notebooks) -> frozenset[str]:

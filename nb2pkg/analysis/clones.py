@@ -165,9 +165,14 @@ def shape(statements: list[ast.stmt]) -> _Shape:
 
 
 def _is_call_to(statement: ast.stmt, names: frozenset[str]) -> bool:
-    value = getattr(statement, "value", None)
-    return (isinstance(statement, (ast.Expr, ast.Assign)) and isinstance(value, ast.Call)
-            and isinstance(value.func, ast.Name) and value.func.id in names)
+    """A call of one of ``names`` (``x = f(...)``), or ``if f(...): break`` (``continue``)."""
+    value: object = None
+    if isinstance(statement, ast.If) and not statement.orelse and len(statement.body) == 1 \
+            and isinstance(statement.body[0], (ast.Break, ast.Continue)):
+        value = statement.test
+    elif isinstance(statement, (ast.Expr, ast.Assign)):
+        value = statement.value
+    return isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in names
 
 
 def _fingerprint(cell: ParsedCell, statement: ast.stmt) -> tuple[int, int]:
@@ -252,7 +257,7 @@ def find_clones(cells: list[ParsedCell] | tuple[ParsedCell, ...], min_statements
             candidates.append(candidate)
     # Groups that extraction cannot take go last, so they never hide a smaller group it can.
     candidates.sort(key=lambda c: (_surely_refused(lists, c, min_statements), _priority(c.group)))
-    groups = _merge_overlapping(lists, candidates)
+    groups = _merge_overlapping(lists, candidates, min_statements, min_lines)
     groups.sort(key=_priority)
     return [CloneGroup(f"C{i}", g.kind, g.statements, g.lines, g.occurrences, g.consistent)
             for i, g in enumerate(groups, 1)]
@@ -321,7 +326,11 @@ def _surely_refused(lists: list[list[_Stmt]], candidate: _Candidate, min_stateme
     if not first or not consistent:
         return True
     nodes = [e.node for e in first]
-    if data_only(nodes) or block_io(nodes).unsafe_reasons:
+    reasons = block_io(nodes).unsafe_reasons
+    # A `break` or `continue` alone becomes `if f(...): break` (refactor/extract.py).
+    escapes_only = len(reasons) == 1 and reasons[0] in ("`break` leaves the block",
+                                                        "`continue` leaves the block")
+    if data_only(nodes) or (reasons and not escapes_only):
         return True
     if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
            for statement in nodes for n in ast.walk(statement)):
@@ -329,14 +338,17 @@ def _surely_refused(lists: list[list[_Stmt]], candidate: _Candidate, min_stateme
     return any(leaf.kind == "name" and is_placeholder_name(str(leaf.value)) for leaf in leaves[0])
 
 
-def _merge_overlapping(lists: list[list[_Stmt]], candidates: list[_Candidate]) -> list[CloneGroup]:
+def _merge_overlapping(lists: list[list[_Stmt]], candidates: list[_Candidate],
+                       min_statements: int = 3, min_lines: int = 3) -> list[CloneGroup]:
     """One group per repeated pattern: no statement is in two reported groups.
 
     Maximal repeats of one pattern overlap (a block pasted in several cells, each copy extended
     differently, yields the shared run plus every longer run shared by fewer copies). Candidates
     come in priority order (groups extraction would refuse last); each keeps the copies that
     overlap no copy of a group kept before it, and is dropped when fewer than two copies are
-    left. That is the choice ``plan`` makes when extracting, so the report shows what would be
+    left, unless the part of it that no kept group claims is still a group (a run of six
+    statements pasted twice whose first three are a group of six copies: its last three).
+    That is the choice ``plan`` makes when extracting, so the report shows what would be
     extracted, once. Linear: every statement of every candidate copy is looked at once, plus
     the depth of its statement list.
     """
@@ -344,22 +356,25 @@ def _merge_overlapping(lists: list[list[_Stmt]], candidates: list[_Candidate]) -
     enclosing: set[tuple[int, Path, int]] = set()  # statements with a kept copy nested inside
     cell_keys: dict[tuple[int, int], int] = {}
     kept_groups: list[CloneGroup] = []
+
+    def free(copy: _Copy, offsets: range) -> bool:
+        list_id, start = copy.member
+        entry = lists[list_id][start]
+        cell = cell_keys.setdefault((entry.cell.notebook, entry.cell.cell), len(cell_keys))
+        path = entry.path
+        if any((cell, path, start + i) in claimed or (cell, path, start + i) in enclosing
+               for i in offsets):
+            return False
+        return not any((cell, path[:depth], path[depth][0]) in claimed for depth in range(len(path)))
+
     for candidate in candidates:
         length = candidate.length
-        kept: list[_Copy] = []
-        for copy in candidate.copies:
-            list_id, start = copy.member
-            entry = lists[list_id][start]
-            cell = cell_keys.setdefault((entry.cell.notebook, entry.cell.cell), len(cell_keys))
-            path = entry.path
-            if any((cell, path, i) in claimed or (cell, path, i) in enclosing
-                   for i in range(start, start + length)):
-                continue
-            if any((cell, path[:depth], path[depth][0]) in claimed for depth in range(len(path))):
-                continue
-            kept.append(copy)
+        kept = [copy for copy in candidate.copies if free(copy, range(length))]
         if len(kept) < 2:
-            continue
+            rest = _remainder(lists, candidate, free, min_statements, min_lines)
+            if rest is None:
+                continue
+            candidate, length, kept = rest, rest.length, rest.copies
         group = candidate.group
         if len(kept) < len(candidate.copies):
             group = _make_group(candidate.weight, candidate.lines, kept)
@@ -372,6 +387,39 @@ def _merge_overlapping(lists: list[list[_Stmt]], candidates: list[_Candidate]) -
             enclosing.update((cell, path[:depth], path[depth][0]) for depth in range(len(path)))
         kept_groups.append(group)
     return kept_groups
+
+
+def _remainder(lists: list[list[_Stmt]], candidate: _Candidate, free, min_statements: int,
+               min_lines: int) -> _Candidate | None:
+    """The longest run of ``candidate``'s statements that at least two of its copies still
+    have unclaimed, as a candidate of those copies; None when it is too small or would be
+    refused anyway (it must not take statements from a group extraction could use)."""
+    runs: list[tuple[int, int, int]] = []  # (copy, first offset, end offset) of unclaimed runs
+    for index, copy in enumerate(candidate.copies):
+        if not free(copy, range(0)):  # nested in a claimed statement
+            continue
+        first = None
+        for offset in range(candidate.length + 1):
+            if offset < candidate.length and free(copy, range(offset, offset + 1)):
+                first = offset if first is None else first
+            elif first is not None:
+                runs.append((index, first, offset))
+                first = None
+    best: tuple[int, int] | None = None
+    for i, (copy_a, a0, a1) in enumerate(runs):  # the longest stretch two copies share
+        for copy_b, b0, b1 in runs[i + 1:]:
+            a, b = max(a0, b0), min(a1, b1)
+            if copy_a != copy_b and b - a > (best[1] - best[0] if best else 0):
+                best = (a, b)
+    if best is None or best[1] - best[0] == candidate.length:
+        return None
+    a, b = best
+    copies = [c for c in candidate.copies if free(c, range(a, b))]
+    found = _group(lists, [(c.member[0], c.member[1] + a) for c in copies], b - a,
+                   min_statements, min_lines)
+    if found is None or _surely_refused(lists, found, min_statements):
+        return None
+    return found
 
 
 def _left_maximal(lists: list[list[_Stmt]], members: list[tuple[int, int]]) -> list[tuple[int, int]] | None:

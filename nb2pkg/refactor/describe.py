@@ -52,6 +52,7 @@ class Facts:
     # (parameter, the argument of each copy, its name in the first copy or None for a literal)
     params: Sequence[tuple[str, Sequence[str], str | None]]
     mutated: frozenset[str]  # names (of the first copy) the block changes in place
+    escape: str | None = None  # "break"/"continue": the function returns whether the loop does
 
 
 def _words(text: str | None, facts: Facts) -> list[str]:
@@ -142,7 +143,11 @@ def docstring(facts: Facts, name: str) -> str:
         for param, arguments, original in facts.params:
             lines.append(f"    {param}: {_describe_param(arguments, original, facts)}")
         lines.append("")
-    if facts.returns or facts.returns_display:
+    if facts.escape is not None:
+        lines += ["Returns:", "    True where the notebook's loop "
+                  + ("stops (`break`)." if facts.escape == "break"
+                     else "goes on to its next round (`continue`)."), ""]
+    elif facts.returns or facts.returns_display:
         lines.append("Returns:")
         if facts.returns_display:
             lines.append("    The value the notebook displays.")

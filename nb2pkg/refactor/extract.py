@@ -242,8 +242,11 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
              for o, b, end in zip(occurrences, blocks, ends)]
 
     ios = [block_io(b) for b in blocks]
+    # A `break` or `continue` leaving the block (of one kind, the same in every copy) becomes
+    # `return True`; the call says `if f(...): break` (see _loop_escape).
+    escape = _loop_escape(ios, blocks)
     for io in ios:
-        if io.unsafe_reasons:
+        if io.unsafe_reasons and escape is None:
             raise _Refuse("not safe to move into a function: " + "; ".join(io.unsafe_reasons))
     for block in blocks:
         for node in ast.walk(ast.Module(body=block, type_ignores=[])):
@@ -289,6 +292,9 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
             inputs.append(key)
         if needed:
             outputs.append(key)
+    if escape is not None and (outputs or shown is not None):
+        raise _Refuse(f"not safe to move into a function: `{escape}` leaves the block, and the "
+                      "notebook uses what the block assigns after it")
     if shown is not None and outputs:
         raise _Refuse("too small once the displayed last expression stays in the cell (and "
                       "the notebook uses its variables later, so the function cannot return "
@@ -326,7 +332,9 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     local: dict[tuple[str, ...], str] = {}
     for key in name_classes:  # unchanged names first: they keep their spelling
         if len(set(key)) == 1 and key[0] not in kept:
-            local[key] = namer.claim(key[0])
+            # ... but a notebook constant's (CHURN_THRESHOLD) is a plain parameter inside.
+            local[key] = namer.claim(key[0].lower() if len(key[0]) > 1 and key[0].isupper()
+                                     else key[0])
     parents = _parents(blocks[0])
     literal_names = {}
     for values, positions in literal_params.items():
@@ -366,7 +374,7 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
         returns_display=shown is not None,
         params=[(local[k], k, k[0]) for k in inputs]
         + [(literal_names[v], v, None) for v in [*literal_params, *container_params]],
-        mutated=changed_in_place(blocks[0]))
+        mutated=changed_in_place(blocks[0]), escape=escape)
     wanted = str(override.get("name") or function_name(facts))
     if wanted in inner:
         wanted = f"{'plot' if wanted != 'plot' else 'draw'}_{wanted}"
@@ -390,7 +398,7 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     params = [local[k] for k in inputs] + list(literal_names.values())
     returned = [local[k] for k in outputs]
     # The function's statements: the block's, and the `return` when it returns something.
-    statements_count = shape(blocks[0]).weight + bool(returned and shown is None)
+    statements_count = shape(blocks[0]).weight + bool((returned or escape) and shown is None)
     literal_count = len(literal_names)
     if len(params) > statements_count + 1:
         raise _Refuse(f"would take {len(params)} parameters for {statements_count} statements: "
@@ -402,6 +410,9 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     body = _cst_block(ctx, occurrences[0], blocks[0], leaves[0], replacements, swapped)
     statements = list(body)
     statements[0] = statements[0].with_changes(leading_lines=())
+    if escape is not None:  # leaving the loop: the function says so
+        statements = [s.visit(_EscapeToReturn()) for s in statements]  # type: ignore[misc]
+        statements.append(cst.SimpleStatementLine([cst.Return(cst.Name("False"))]))
     if shown is not None:  # the displayed value is what the function returns
         last = statements[-1]
         assert isinstance(last, cst.SimpleStatementLine) and isinstance(last.body[-1], cst.Expr)
@@ -429,12 +440,66 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
         call = f"{function}({arguments})"
         targets = [k[i] for k in outputs]
         statement = f"{', '.join(targets)} = {call}" if targets else call
+        if escape is not None:
+            statement = f"if {call}:\n    {escape}"
         calls.append(CallSite(occurrence, statement + (";" if quiet[i] else "")))
     return Extraction(group.id, function, module, source, tuple(parameters), tuple(returned),
                       tuple(calls), tuple(sorted(set(kept))))
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _loop_escape(ios: list, blocks: list[list[ast.stmt]]) -> str | None:
+    """"break" or "continue" when that is the only reason the copies cannot move as they are
+    (the same in every copy, and not in a loop's `else:` inside the block, where it would
+    leave the block's own loop)."""
+    kinds = {tuple(io.unsafe_reasons) for io in ios}
+    if len(kinds) != 1:
+        return None
+    (reasons,) = kinds
+    escapes = [kind for kind in ("break", "continue") if f"`{kind}` leaves the block" in reasons]
+    if len(escapes) != 1 or len(reasons) != 1:
+        return None
+    for block in blocks:
+        for node in ast.walk(ast.Module(body=block, type_ignores=[])):
+            if isinstance(node, (ast.For, ast.AsyncFor, ast.While)) and any(
+                    isinstance(n, (ast.Break, ast.Continue)) for e in node.orelse for n in ast.walk(e)):
+                return None
+    return escapes[0]
+
+
+class _EscapeToReturn(cst.CSTTransformer):
+    """`break`/`continue` of the notebook's loop (outside any loop of the block) -> `return True`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loops = 0
+
+    def visit_For(self, node: cst.For) -> bool:
+        self.loops += 1
+        return True
+
+    def leave_For(self, original: cst.For, updated: cst.For) -> cst.For:
+        self.loops -= 1
+        return updated
+
+    def visit_While(self, node: cst.While) -> bool:
+        self.loops += 1
+        return True
+
+    def leave_While(self, original: cst.While, updated: cst.While) -> cst.While:
+        self.loops -= 1
+        return updated
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False  # (none in a copied block: refused earlier)
+
+    def leave_Break(self, original: cst.Break, updated: cst.Break) -> cst.BaseSmallStatement:
+        return cst.Return(cst.Name("True")) if not self.loops else updated
+
+    def leave_Continue(self, original: cst.Continue, updated: cst.Continue) -> cst.BaseSmallStatement:
+        return cst.Return(cst.Name("True")) if not self.loops else updated
+
+
 def _displayed(ctx: ExtractContext, o: Occurrence, statement: ast.stmt) -> bool:
     """Would IPython display this cell-ending statement's value? Not after a trailing `;`, nor
     for ``print(...)`` or pyplot's ``show()``, which return None (``clones.displays`` is the

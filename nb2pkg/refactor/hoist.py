@@ -30,6 +30,7 @@ class Hoisted:
     kind: str  # "function", "class" or "constant"
     module: str  # module key (a notebook's module, or "common")
     reads: frozenset[str]  # module-level names it needs (imports, other hoisted names)
+    note: str = ""  # what changed on the way (refactor/lift.py: variables became parameters)
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,10 @@ def rewrite_cell(masked: Masked, replacements: list[Replacement],
                 leading_lines=(*leading, *statements[last].leading_lines))
         body = statements[:first] + new + statements[last:]
         if owner is module:
-            footer = (*leading, *module.footer) if not new and last == len(statements) else module.footer
+            # Deleting the last statements: their comments stay, the blank lines above them go
+            # (a cell does not end in blank lines).
+            footer = (*[line for line in leading if line.comment is not None], *module.footer) \
+                if not new and last == len(statements) else module.footer
             module = module.with_changes(body=body, footer=footer)
         else:
             module = module.deep_replace(owner, owner.with_changes(body=body))  # type: ignore[assignment]

@@ -93,12 +93,33 @@ def test_grouping_scales_linearly_with_repeats() -> None:
 
 def test_a_prefix_pasted_everywhere_is_one_group_however_copies_pair_up() -> None:
     # 1,000 cells open with the same 3 lines; each pair of cells then shares 3 more lines of its
-    # own. Every pair is also a maximal repeat overlapping the prefix: 501 raw groups, 1 reported.
+    # own. Every pair is also a maximal repeat overlapping the prefix: 501 raw groups. The prefix
+    # is one group; what each pair shares beyond it is a group of its own (those 3 lines).
     prefix = "fig, axes = plt.subplots(1, 1)\naxes.plot(m, a, c='k')\naxes.plot(m, b, c='b')\n"
     sources = [prefix + "".join(f"axes.set_{word}{i // 2}('x')\n" for word in ("a", "b", "c"))
                for i in range(1000)]
-    (group,) = find_clones(cells(*sources))
+    group, *pairs = find_clones(cells(*sources))
     assert group.statements == 3 and len(group.occurrences) == 1000
+    assert len(pairs) == 500
+    assert all(p.statements == 3 and [(o.cell, o.start) for o in p.occurrences]
+               == [(2 * k, 3), (2 * k + 1, 3)] for k, p in enumerate(
+                   sorted(pairs, key=lambda p: p.occurrences[0].cell)))
+
+
+def test_what_a_larger_group_leaves_is_a_group_when_extraction_could_take_it() -> None:
+    # Cells 1 and 2 share 6 lines, the first 3 of which 4 cells share: the 3-line group comes
+    # first (12 copied statements against 12, more copies; `;` keeps the cells quiet) and the
+    # last 3 lines of cells 1 and 2 are a group of their own. Left over lines that extraction
+    # would refuse (constants only) are no group: they must not take statements from one it
+    # could use.
+    shared = "fig, axes = plt.subplots(1, 1)\naxes.plot(m, a, c='k');\naxes.plot(m, b, c='b');\n"
+    labels = "axes.set_xlabel('Month')\naxes.set_ylabel('Dollars')\naxes.set_title('Paid')\n"
+    found = find_clones(cells(shared, shared + labels, shared + labels, shared))
+    assert [(g.statements, [(o.cell, o.start) for o in g.occurrences]) for g in found] == [
+        (3, [(0, 0), (1, 0), (2, 0), (3, 0)]), (3, [(1, 3), (2, 3)])]
+    data = "a = 1\nb = 2\nc = 3\n"
+    found = find_clones(cells(shared, shared + data, shared + data, shared))
+    assert [(g.statements, len(g.occurrences)) for g in found] == [(3, 4)]
 
 
 def test_merging_keeps_what_extraction_can_take(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 @pytest.mark.parametrize(
     "module, names",
     [
-        ("magics_and_opaque.magics", ["SCALE", "scaled"]),
+        ("magics_and_opaque.magics", ["SCALE", "by_factor", "scaled"]),
     ],
 )
 def test_module_provides_names(module, names):

@@ -5,3 +5,7 @@ SCALE = 3
 
 def scaled(x):
     return x * SCALE
+
+
+def by_factor(x, factor=2):
+    return x * factor
