@@ -105,6 +105,8 @@ class ExtractContext:
     # Reads and writes of the statements after a block, by (cell, path, stop): the liveness
     # check asks for every name the block writes, in every copy.
     _rest_io: dict[tuple[CellKey, tuple, int], BlockIO] = field(default_factory=dict)
+    _later: dict[int, tuple[dict[str, list[int]], dict[str, list[int]], list[int]]] = field(
+        default_factory=dict)
 
     def cst_module(self, key: CellKey) -> cst.Module:
         """The cell's masked code parsed with libcst (once)."""
@@ -158,6 +160,36 @@ class ExtractContext:
             dynamic = any(io is not None and io.dynamic for io in ios)
             self._notebook_facts[notebook] = (keys, deferred, dynamic)
         return self._notebook_facts[notebook]
+
+
+    def cell_events(self, notebook: int) -> tuple[dict[str, list[int]], dict[str, list[int]],
+                                                  list[int]]:
+        """Per name, the positions (in ``notebook_facts`` keys) of the cells that read it and of
+        those that surely bind it; and the positions of the cells read only as text (opaque,
+        or holding magics). Built once per notebook, so the liveness check looks a name up
+        instead of passing over every later cell for every name."""
+        if notebook not in self._later:
+            keys = self.notebook_facts(notebook)[0]
+            reads: dict[str, list[int]] = {}
+            writes: dict[str, list[int]] = {}
+            textual: list[int] = []
+            for position, key in enumerate(keys):
+                cell = self.cells[key]
+                if cell.io is None or cell.masked.magics:
+                    textual.append(position)
+                if cell.io is None:
+                    continue
+                for name in set(cell.io.reads):
+                    reads.setdefault(name, []).append(position)
+                for name in cell.io.definite_writes:
+                    writes.setdefault(name, []).append(position)
+            self._later[notebook] = (reads, writes, textual)
+        return self._later[notebook]
+
+
+def _first_from(positions: list[int], start: int) -> int | None:
+    i = bisect.bisect_left(positions, start)
+    return positions[i] if i < len(positions) else None
 
 
 def _deeper_than(tree: ast.AST, levels: int) -> bool:
@@ -671,18 +703,21 @@ def _live_after(ctx: ExtractContext, o: Occurrence, name: str) -> bool:
                    and not o.first_line <= n.lineno <= o.last_line for n in ast.walk(parent)):
                 return True
         stop = index + 1
-    # Only the cells after this one (keys are sorted): not a pass over the whole notebook.
-    for i in range(bisect.bisect_right(keys, key), len(keys)):
-        cell = ctx.cells[keys[i]]
-        if cell.io is None:
-            if name in cell.source:
-                return True
-            continue
-        if name in cell.io.reads or any(name in m.text for m in cell.masked.magics):
+    # The later cells in order: the first that reads the name (as code, or as text in an
+    # opaque cell or a magic) before or in the first cell that surely binds it.
+    start = bisect.bisect_right(keys, key)
+    reads, writes, textual = ctx.cell_events(o.notebook)
+    read = _first_from(reads.get(name, []), start)
+    write = _first_from(writes.get(name, []), start)
+    limit = min((p for p in (read, write) if p is not None), default=len(keys))
+    for position in textual[bisect.bisect_left(textual, start):]:
+        if position > limit:
+            break
+        cell = ctx.cells[keys[position]]
+        if (name in cell.source if cell.io is None
+                else any(name in m.text for m in cell.masked.magics)):
             return True
-        if name in cell.io.definite_writes:
-            return False
-    return False
+    return read is not None and (write is None or read <= write)
 
 
 def _bound_outside(ctx: ExtractContext, occurrences: list[Occurrence], o: Occurrence,
