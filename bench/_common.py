@@ -161,6 +161,40 @@ def require_written(before: dict[Path, tuple[int, int] | None], command: str) ->
                               + (f" (and {len(stale) - 3} more)" if len(stale) > 3 else ""))
 
 
+def figure(name: str, measured: float, unit: str, limit: float | None) -> dict:
+    """One measured figure and its goal ("at most ``limit``"; None: reported, no goal).
+
+    Every script puts its list in its result file under ``figures``; ``run_all.py`` prints them
+    all in one table.
+    """
+    met = None if limit is None or measured != measured else measured <= limit
+    return {"figure": name, "measured": measured, "unit": unit,
+            "goal": None if limit is None else f"<= {limit:g}{unit and ' ' + unit}",
+            "limit": limit, "met": met}
+
+
+def figure_table(figures: list[dict], quick: bool = False) -> str:
+    """The figures as a table: measured, goal, met or missed (not judged in quick mode)."""
+    def verdict(f: dict) -> str:
+        if f.get("met") is None:
+            return ""
+        if quick:
+            return "(quick: not judged)"
+        return "met" if f["met"] else "MISSED"
+
+    return table(["figure", "measured", "goal", "verdict"],
+                 [[f["figure"], f"{f['measured']:.3f}{f['unit'] and ' ' + f['unit']}",
+                   f.get("goal") or "-", verdict(f)] for f in figures])
+
+
+def load_note() -> str:
+    """The load average now, as text (for result tables)."""
+    if not hasattr(os, "getloadavg"):
+        return "load average: unknown"
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1/5/15 min) on {os.cpu_count()} CPUs"
+
+
 def now_iso() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import shlex
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -255,14 +254,119 @@ def _provided_by_namesake(import_name: str) -> str | None:
     return distribution.metadata["Name"] or import_name if provides else None
 
 
-@lru_cache(maxsize=1)
 def _top_level_providers() -> Mapping[str, list[str]]:
+    """``importlib.metadata.packages_distributions()``, cached per environment.
+
+    The scan reads the file list of every installed distribution (0.12 s here, on every
+    conversion that imports a module not named like its distribution: sklearn, yaml, PIL). The
+    table is kept in memory and in the user's cache folder under a key of what the scan reads:
+    the interpreter, ``sys.path``, and the name and modification time of every distribution's
+    metadata folder on it. Installing, upgrading, reinstalling or uninstalling anything adds,
+    replaces or removes such a folder, so the key changes and the table is scanned again: it is
+    never stale, in a long-running process (the lab's server) either.
+    """
     import importlib.metadata as metadata
 
+    key = _environment_key()
+    if _providers_memo and _providers_memo[0] == key:
+        return _providers_memo[1]
+    table = _read_providers_cache(key)
+    if table is None:
+        try:
+            table = {name: list(dists) for name, dists in metadata.packages_distributions().items()}
+        except Exception:  # a broken environment must not stop a conversion
+            return {}
+        _write_providers_cache(key, table)
+    _providers_memo[:] = [key, table]
+    return table
+
+
+_providers_memo: list = []  # [key, table] of the last environment seen in this process
+# Metadata folders of installed distributions (importlib.metadata finds them by these suffixes).
+_METADATA_SUFFIXES = (".dist-info", ".egg-info")
+
+
+def _environment_key() -> str:
+    """A digest of everything ``packages_distributions()`` reads to find distributions."""
+    import hashlib
+    import os
+
+    parts: list[object] = [sys.version, sys.prefix]
+    for entry in sys.path:
+        folder = entry or "."
+        try:
+            with os.scandir(folder) as found:
+                names = sorted(e.name for e in found if e.name.endswith(_METADATA_SUFFIXES))
+            # A reinstall of the same version writes the folder anew: its time changes.
+            parts.append([entry, [(n, os.stat(os.path.join(folder, n)).st_mtime_ns)
+                                  for n in names]])
+        except OSError:  # missing, a file (a zip archive), unreadable
+            try:
+                parts.append([entry, os.stat(folder).st_mtime_ns])
+            except OSError:
+                parts.append([entry, None])
+    return hashlib.sha256(repr(parts).encode("utf-8", "backslashreplace")).hexdigest()
+
+
+def _cache_file() -> Path | None:
+    """Where this environment's table is kept: ``$NB2PKG_CACHE_DIR``, else the user's cache
+    folder (``$XDG_CACHE_HOME/nb2pkg``, ``~/.cache/nb2pkg``, ``%LOCALAPPDATA%/nb2pkg``)."""
+    import hashlib
+    import os
+
+    folder = os.environ.get("NB2PKG_CACHE_DIR")
+    if not folder:
+        base = (os.environ.get("LOCALAPPDATA") if sys.platform == "win32"
+                else os.environ.get("XDG_CACHE_HOME"))
+        if not base:
+            try:
+                base = str(Path.home() / ".cache")
+            except RuntimeError:  # no home folder: no cache, the scan runs each time
+                return None
+        folder = os.path.join(base, "nb2pkg")
+    environment = hashlib.sha256(f"{sys.prefix}\0{sys.executable}".encode(
+        "utf-8", "backslashreplace")).hexdigest()[:16]
+    return Path(folder) / f"distributions-{environment}.json"
+
+
+def _read_providers_cache(key: str) -> dict[str, list[str]] | None:
+    import json
+
+    path = _cache_file()
     try:
-        return metadata.packages_distributions()
-    except Exception:  # a broken environment must not stop a conversion
-        return {}
+        data = json.loads(path.read_text(encoding="utf-8")) if path else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("key") != key:
+        return None
+    table = data.get("providers")
+    if not isinstance(table, dict) or not all(
+            isinstance(v, list) and all(isinstance(d, str) for d in v) for v in table.values()):
+        return None  # damaged or written by something else: scan again
+    return table
+
+
+def _write_providers_cache(key: str, table: Mapping[str, list[str]]) -> None:
+    """Write the table atomically; a cache that cannot be written is no error."""
+    import json
+    import os
+    import tempfile
+
+    path = _cache_file()
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".distributions-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump({"key": key, "providers": table}, handle)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except OSError:
+        pass
 
 
 def _version(distribution: str) -> str | None:

@@ -4,6 +4,7 @@ names; requirement specifiers kept; local modules and unknown imports never list
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import tomllib
 from pathlib import Path
 
@@ -89,3 +90,88 @@ def test_a_converted_project_has_lower_bounds_and_a_constraints_file(tmp_path: P
     lines = [line for line in (tmp_path / "out" / "constraints.txt").read_text().splitlines()
              if line and not line.startswith("#")]
     assert lines == [f"PyYAML=={version}"]
+
+
+# -- import name -> distribution table, cached per environment -----------------------------------
+def _providing(site: Path, name: str, version: str, modules: list[str]) -> Path:
+    _fake_distribution(site, name, version)
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    (info / "top_level.txt").write_text("\n".join(modules) + "\n")
+    return info
+
+
+@pytest.fixture
+def providers(tmp_path, monkeypatch):
+    """A fresh cache folder and a site folder on sys.path; the in-process memo cleared."""
+    from nb2pkg import dependencies
+
+    monkeypatch.setenv("NB2PKG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(dependencies, "_providers_memo", [])
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    return site
+
+
+def test_the_import_table_follows_installs_upgrades_and_uninstalls(providers):
+    import shutil
+
+    from nb2pkg.dependencies import providing_distribution
+
+    first = _providing(providers, "nb-fake-dist", "1.0", ["nbfakemod"])
+    assert providing_distribution("nbfakemod") == "nb-fake-dist"  # not named alike: the table
+    _providing(providers, "nb-other-dist", "2.0", ["nbothermod"])  # installed since
+    assert providing_distribution("nbothermod") == "nb-other-dist"
+    shutil.rmtree(first)  # uninstalled
+    assert providing_distribution("nbfakemod") is None
+    _providing(providers, "nb-fake-dist", "1.1", ["nbrenamedmod"])  # an upgrade renames its module
+    assert providing_distribution("nbrenamedmod") == "nb-fake-dist"
+    assert providing_distribution("nbfakemod") is None
+
+
+def test_the_import_table_is_read_back_from_the_cache_until_the_environment_changes(
+        providers, monkeypatch):
+    import importlib.metadata as metadata
+
+    from nb2pkg import dependencies
+
+    _providing(providers, "nb-fake-dist", "1.0", ["nbfakemod"])
+    assert dependencies.providing_distribution("nbfakemod") == "nb-fake-dist"
+    (cached,) = (Path(dependencies._cache_file()).parent).glob("distributions-*.json")
+
+    scans = []
+
+    def no_scan():
+        scans.append(1)
+        raise RuntimeError("no scan possible")
+
+    # A new process (memo empty) that cannot scan: the answer comes from the cache file.
+    monkeypatch.setattr(dependencies, "_providers_memo", [])
+    monkeypatch.setattr(metadata, "packages_distributions", no_scan)
+    assert dependencies.providing_distribution("nbfakemod") == "nb-fake-dist"
+    assert scans == [] and cached.is_file()
+    # A reinstall of the same version writes its metadata folder anew: scanned again (and a
+    # failing scan is no answer, never the stale one).
+    info = providers / "nb_fake_dist-1.0.dist-info"
+    stat = info.stat()
+    os.utime(info, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    monkeypatch.setattr(dependencies, "_providers_memo", [])
+    assert dependencies.providing_distribution("nbfakemod") is None
+    assert scans == [1]
+
+
+def test_a_damaged_or_unwritable_cache_costs_a_scan_not_a_conversion(providers, monkeypatch,
+                                                                      tmp_path):
+    from nb2pkg import dependencies
+
+    _providing(providers, "nb-fake-dist", "1.0", ["nbfakemod"])
+    assert dependencies.providing_distribution("nbfakemod") == "nb-fake-dist"
+    path = dependencies._cache_file()
+    path.write_text('{"key": "x", "providers": {"nbfakemod": "not a list"}}')
+    monkeypatch.setattr(dependencies, "_providers_memo", [])
+    assert dependencies.providing_distribution("nbfakemod") == "nb-fake-dist"
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("NB2PKG_CACHE_DIR", str(blocker / "cache"))
+    monkeypatch.setattr(dependencies, "_providers_memo", [])
+    assert dependencies.providing_distribution("nbfakemod") == "nb-fake-dist"

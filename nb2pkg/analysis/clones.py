@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from ..magics import is_placeholder_name
-from .parse import ParsedCell
+from .parse import ParsedCell, walk
 from .scope import block_io
 from .worth import data_only
 
@@ -502,7 +502,7 @@ def bound_names(statements: list[ast.stmt]) -> frozenset[str]:
     targets, ``as`` names, lambda arguments, imports, match captures included)."""
     found: set[str] = set()
     for statement in statements:
-        for node in ast.walk(statement):
+        for node in walk(statement):
             if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
                 found.add(node.id)
             elif isinstance(node, ast.arg):

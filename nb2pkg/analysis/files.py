@@ -13,7 +13,7 @@ import ast
 import re
 from dataclasses import dataclass
 
-from .parse import ParsedCell
+from .parse import ParsedCell, walk
 
 # Methods and functions that create the file named by their first argument.
 WRITERS = frozenset({
@@ -52,7 +52,7 @@ def file_uses(cells: tuple[ParsedCell, ...]) -> FileUses:
         if cell.tree is None:
             continue
         writes_at: set[int] = set()
-        for node in ast.walk(cell.tree):
+        for node in walk(cell.tree):
             if isinstance(node, ast.Call):
                 name = _called_name(node.func)
                 first = node.args[0] if node.args else None
@@ -65,13 +65,13 @@ def file_uses(cells: tuple[ParsedCell, ...]) -> FileUses:
                 if first is not None and (name in WRITERS or (name == "open" and _write_mode(node))):
                     writes_at.add(id(first))
         seen: set[int] = set()
-        for node in ast.walk(cell.tree):
+        for node in walk(cell.tree):
             if id(node) in seen or not isinstance(node, (ast.Constant, ast.Call, ast.BinOp)):
                 continue
             text = _literal_path(node)
             if text is None or not _PATH_LIKE.match(text):
                 continue
-            seen.update(id(n) for n in ast.walk(node))
+            seen.update(id(n) for n in walk(node))
             paths.append(PathUse(text, cell.cell, getattr(node, "lineno", 1), id(node) in writes_at))
     return FileUses(tuple(paths), tuple(dict.fromkeys(sys_paths)))
 

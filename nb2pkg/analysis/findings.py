@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..notebook import Notebook
 from .dataflow import BUILTIN_NAMES, DataFlow
-from .parse import ParsedCell, dotted_name
+from .parse import ParsedCell, dotted_name, walk
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ class _Walked:
 def _walk(tree: ast.Module) -> _Walked:
     walked = _Walked([], [], {})
     last_load = walked.last_load
-    for node in ast.walk(tree):
+    for node in walk(tree):
         kind = type(node)
         if kind is ast.Name:
             if type(node.ctx) is ast.Load:  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ safe is refused with a reason, and the code is left alone.
 from __future__ import annotations
 
 import ast
+import bisect
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
 
@@ -20,8 +21,8 @@ from ..analysis.clones import (CloneGroup, Leaf, Occurrence, bound_names, ends_q
                                renaming_clash, shape, statement_list)
 from ..analysis.worth import data_only, is_data, literal_container, plot_split
 from ..analysis.dataflow import DataFlow
-from ..analysis.parse import ParsedCell
-from ..analysis.scope import block_io
+from ..analysis.parse import ParsedCell, walk
+from ..analysis.scope import BlockIO, block_io
 from ..magics import is_placeholder_name
 from .describe import Facts, changed_in_place, docstring, function_name
 from .naming import Namer, common_stem, identifier
@@ -30,6 +31,10 @@ CellKey = tuple[int, int]  # (notebook position, cell index)
 # libcst's code generation recurses a few frames per nesting level, so only a cell of at least
 # this many characters can nest deeply enough to exhaust Python's default recursion limit.
 DEEP_NESTING_CHARS = 500
+# ... and only a syntax tree deeper than this: the shallowest failure measured is a chain of
+# subscripts `a[a[...]]` at an ast depth of 169 (about 6 frames per level); below 40 levels code
+# generation cannot come near the limit, so the trial (12 % of a 600-cell conversion) is skipped.
+DEEP_NESTING_LEVELS = 40
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,11 @@ class ExtractContext:
         default_factory=dict)
     _stores: dict[CellKey, Mapping[str, tuple[int, ...]]] = field(default_factory=dict)
     _lines: dict[CellKey, list[bytes]] = field(default_factory=dict)
+    # Reads and writes of the statements after a block, by (cell, path, stop): the liveness
+    # check asks for every name the block writes, in every copy.
+    _rest_io: dict[tuple[CellKey, tuple, int], BlockIO] = field(default_factory=dict)
+    _later: dict[int, tuple[dict[str, list[int]], dict[str, list[int]], list[int]]] = field(
+        default_factory=dict)
 
     def cst_module(self, key: CellKey) -> cst.Module:
         """The cell's masked code parsed with libcst (once)."""
@@ -104,7 +114,9 @@ class ExtractContext:
             code = self.cells[key].masked.code
             try:
                 module = cst.parse_module(code)
-                if len(code) > DEEP_NESTING_CHARS:
+                tree = self.cells[key].tree
+                if len(code) > DEEP_NESTING_CHARS and (
+                        tree is None or _deeper_than(tree, DEEP_NESTING_LEVELS)):
                     module.code  # generating code recurses deeper than parsing: try it once
             except RecursionError:  # hundreds of terms in one expression: ast copes, libcst not
                 raise _Refuse("an expression is nested too deeply to rewrite") from None
@@ -127,7 +139,7 @@ class ExtractContext:
         if key not in self._stores:
             found: dict[str, list[int]] = {}
             tree = self.cells[key].tree
-            for node in ast.walk(tree) if tree is not None else ():
+            for node in walk(tree) if tree is not None else ():
                 if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
                     found.setdefault(node.id, []).append(node.lineno)
             self._stores[key] = {name: tuple(lines) for name, lines in found.items()}
@@ -148,6 +160,54 @@ class ExtractContext:
             dynamic = any(io is not None and io.dynamic for io in ios)
             self._notebook_facts[notebook] = (keys, deferred, dynamic)
         return self._notebook_facts[notebook]
+
+
+    def cell_events(self, notebook: int) -> tuple[dict[str, list[int]], dict[str, list[int]],
+                                                  list[int]]:
+        """Per name, the positions (in ``notebook_facts`` keys) of the cells that read it and of
+        those that surely bind it; and the positions of the cells read only as text (opaque,
+        or holding magics). Built once per notebook, so the liveness check looks a name up
+        instead of passing over every later cell for every name."""
+        if notebook not in self._later:
+            keys = self.notebook_facts(notebook)[0]
+            reads: dict[str, list[int]] = {}
+            writes: dict[str, list[int]] = {}
+            textual: list[int] = []
+            for position, key in enumerate(keys):
+                cell = self.cells[key]
+                if cell.io is None or cell.masked.magics:
+                    textual.append(position)
+                if cell.io is None:
+                    continue
+                for name in set(cell.io.reads):
+                    reads.setdefault(name, []).append(position)
+                for name in cell.io.definite_writes:
+                    writes.setdefault(name, []).append(position)
+            self._later[notebook] = (reads, writes, textual)
+        return self._later[notebook]
+
+
+def _first_from(positions: list[int], start: int) -> int | None:
+    i = bisect.bisect_left(positions, start)
+    return positions[i] if i < len(positions) else None
+
+
+def _deeper_than(tree: ast.AST, levels: int) -> bool:
+    """Does ``tree`` nest more than ``levels`` nodes deep? (Stops at the first such node.)"""
+    level = [tree]
+    for _ in range(levels):  # one list of nodes per level, as in parse.walk
+        below = []
+        for node in level:
+            for name in node._fields:
+                value = getattr(node, name, None)
+                if isinstance(value, list):
+                    below += [item for item in value if isinstance(item, ast.AST)]
+                elif isinstance(value, ast.AST):
+                    below.append(value)
+        if not below:
+            return False
+        level = below
+    return True
 
 
 class _Refuse(Exception):
@@ -249,7 +309,7 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
         if io.unsafe_reasons and escape is None:
             raise _Refuse("not safe to move into a function: " + "; ".join(io.unsafe_reasons))
     for block in blocks:
-        for node in ast.walk(ast.Module(body=block, type_ignores=[])):
+        for node in walk(ast.Module(body=block, type_ignores=[])):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 raise _Refuse("defines a function or class inside the copied block")
     leaves = [shape(b).leaves for b in blocks]
@@ -688,8 +748,11 @@ def _live_after(ctx: ExtractContext, o: Occurrence, name: str) -> bool:
     tree = ctx.cells[(o.notebook, o.cell)].tree
     assert tree is not None
     path, stop = o.path, o.stop
+    key = (o.notebook, o.cell)
     while True:
-        rest = block_io(statement_list(tree, path)[stop:])
+        rest = ctx._rest_io.get((key, path, stop))
+        if rest is None:
+            rest = ctx._rest_io[(key, path, stop)] = block_io(statement_list(tree, path)[stop:])
         if name in rest.reads:
             return True
         if name in rest.definite_writes:
@@ -705,19 +768,21 @@ def _live_after(ctx: ExtractContext, o: Occurrence, name: str) -> bool:
                    and not o.first_line <= n.lineno <= o.last_line for n in ast.walk(parent)):
                 return True
         stop = index + 1
-    for key in keys:
-        if key[1] <= o.cell:
-            continue
-        cell = ctx.cells[key]
-        if cell.io is None:
-            if name in cell.source:
-                return True
-            continue
-        if name in cell.io.reads or any(name in m.text for m in cell.masked.magics):
+    # The later cells in order: the first that reads the name (as code, or as text in an
+    # opaque cell or a magic) before or in the first cell that surely binds it.
+    start = bisect.bisect_right(keys, key)
+    reads, writes, textual = ctx.cell_events(o.notebook)
+    read = _first_from(reads.get(name, []), start)
+    write = _first_from(writes.get(name, []), start)
+    limit = min((p for p in (read, write) if p is not None), default=len(keys))
+    for position in textual[bisect.bisect_left(textual, start):]:
+        if position > limit:
+            break
+        cell = ctx.cells[keys[position]]
+        if (name in cell.source if cell.io is None
+                else any(name in m.text for m in cell.masked.magics)):
             return True
-        if name in cell.io.definite_writes:
-            return False
-    return False
+    return read is not None and (write is None or read <= write)
 
 
 def _bound_outside(ctx: ExtractContext, occurrences: list[Occurrence], o: Occurrence,
@@ -761,7 +826,7 @@ def _renamed(override: Mapping[str, object], wanted: str) -> str:
 def _parents(block: list[ast.stmt]) -> dict[int, ast.AST]:
     parents: dict[int, ast.AST] = {}
     for statement in block:
-        for node in ast.walk(statement):
+        for node in walk(statement):
             for child in ast.iter_child_nodes(node):
                 parents[id(child)] = node
     return parents

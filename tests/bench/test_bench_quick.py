@@ -77,10 +77,16 @@ def test_convert_quick_converts_for_real(tmp_path):
     assert (work / "nb2pkg_out" / "notebooks" / "synthetic_60.ipynb").is_file()
     assert (work / "nbconvert_out" / "sales_report.py").is_file()
     assert (work / "nbconvert_out" / "synthetic_60.py").is_file()
+    assert (work / "floor_out.py").is_file()  # the floor wrote its file too
     example = result["examples"]["sales_report.ipynb"]
     assert example["nb2pkg"]["wall"] > result["interpreter_startup"]
     assert example["in_process"]["stages"]["clone groups"] >= 0
     assert result["scaling"]["60"]["in_process"]["stages"]["extracted"] > 0
+    # The floor does a fraction of the work: the ratio is computed from the two medians.
+    assert example["floor_ratio_cpu"] == example["nb2pkg"]["cpu"] / example["floor"]["cpu"]
+    figures = {f["figure"]: f for f in result["figures"]}
+    floor = figures["convert / floor, sales_report.ipynb (cpu)"]
+    assert floor["measured"] == example["floor_ratio_cpu"] and floor["limit"] == 5.0
 
 
 def test_clones_quick_analyses_the_generated_notebooks(tmp_path):
@@ -128,6 +134,57 @@ def test_a_notebook_with_unexecuted_cells_fails_the_benchmark(tmp_path):
     bench_pipeline.require_executed(path)
 
 
+def test_the_floor_parses_every_code_cell_and_writes_them(tmp_path):
+    import ast
+
+    out = tmp_path / "floor.py"
+    notebook = ROOT / "examples" / "notebooks" / "sales_report.ipynb"
+    subprocess.run([sys.executable, str(BENCH / "_floor.py"), str(notebook), str(out)],
+                   check=True, timeout=60)
+    code_cells = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+    ast.parse(out.read_text())
+    first_line = "".join(code_cells[-1]["source"]).splitlines()[0]
+    assert first_line in out.read_text()  # the last cell's code is in the file
+
+
+@pytest.mark.slow
+def test_lab_quick_converts_through_a_real_server(tmp_path):
+    result = quick("bench_lab.py", tmp_path)
+    (round_,) = result["rounds"]
+    # Each conversion was checked for the project it wrote; the server did work for it.
+    assert round_["first"]["cpu"] > 0 and round_["warm"]["cpu"] > 0
+    assert result["ratio"] == result["first"]["wall"] / result["cli"]["wall"]
+    assert {f["limit"] for f in result["figures"]} == {1.5}
+
+
+def test_peers_quick_converts_the_peer_notebook(tmp_path):
+    # Quick mode installs nothing: the peers are timed only where already installed.
+    result = quick("bench_peers.py", tmp_path, "--venvs", str(tmp_path / "no-venvs"))
+    assert result["tools"]["nb2pkg"]["cpu"] > 0
+    assert all("not installed" in p["status"] for p in result["peers"].values())
+
+
+def test_the_peer_notebook_is_plain_python_with_parts_every_tool_accepts(tmp_path):
+    import ast
+
+    import bench_peers
+
+    path = bench_peers.peer_notebook(tmp_path / "peer.ipynb", 120, 0)
+    cells = json.loads(path.read_text())["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert len(code) == 120
+    headings = [c for c in cells if c["cell_type"] == "markdown"]
+    assert [h["source"] for h in headings] == ["## Part 1", "## Part 2", "## Part 3"]
+    tags = [t for c in code for t in c["metadata"].get("tags", [])]
+    assert tags == ["step:part1", "step:part2", "prev:part1", "step:part3", "prev:part2"]
+    for cell in code:
+        tree = ast.parse(cell["source"])  # no IPython syntax left
+        for node in ast.walk(tree):  # no function reads a global (soorgeon's rule)
+            if isinstance(node, ast.FunctionDef):
+                assert not bench_peers._free_reads(node), ast.unparse(node)
+                assert not any(isinstance(n, ast.Global) for n in ast.walk(node))
+
+
 def test_results_keep_the_load_average_taken_at_the_start(tmp_path):
     with pytest.raises(ValueError, match="machine"):
         _common.write_result("x", {"benchmark": "x"}, tmp_path)
@@ -152,3 +209,31 @@ def test_run_quick_times_a_run_with_nothing_to_do_after_a_real_one(tmp_path):
     assert measured["first_run"]["wall"] > noop > 0
     assert measured["nothing_to_do_over_first_run"] == noop / measured["first_run"]["wall"]
     assert result["machine"]["load_average_at_start"] is not None
+
+
+def test_run_all_quick_collects_every_figure(tmp_path):
+    results = tmp_path / "results"
+    # The cheapest script (bench_convert's --quick has its own test above).
+    done = subprocess.run([sys.executable, str(BENCH / "run_all.py"), "--quick", "--only",
+                           "peers", "--results", str(results)], capture_output=True,
+                          text=True, cwd=str(ROOT), timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads((results / "summary.json").read_text())
+    assert [r["script"] for r in summary["runs"]] == ["bench_peers.py"]
+    (written,) = summary["runs"][0]["results"]
+    assert Path(written).name == "peers-latest.json"
+    names = [f["figure"] for f in summary["figures"]]
+    assert names == [f["figure"] for f in json.loads(Path(written).read_text())["figures"]]
+    assert "nb2pkg cpu, 60 cells (peer notebook)" in done.stdout.split("issue 16 figures")[1]
+
+
+def test_run_all_reports_a_failing_script(tmp_path, monkeypatch):
+    import run_all
+
+    monkeypatch.setattr(run_all, "BENCH", tmp_path)
+    (tmp_path / "bench_convert.py").write_text("import sys; sys.exit(4)\n")
+    results = tmp_path / "results"
+    assert run_all.main(["--quick", "--results", str(results), "--only", "convert"]) == 1
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["runs"][0]["status"] == 4
+    assert summary["figures"][0]["measured"] == "FAILED (exit 4)"

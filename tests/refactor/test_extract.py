@@ -222,3 +222,23 @@ def test_the_names_file_says_skip(tmp_path: Path) -> None:
     names.write_text("C1: skip\nC2: false\nC3: tally\nC4: {name: skip}\n")
     assert _load_names(names) == {"C1": {"skip": True}, "C2": {"skip": True},
                                   "C3": {"name": "tally"}, "C4": {"name": "skip"}}
+
+
+def _depth(node) -> int:
+    import ast
+
+    return 1 + max((_depth(child) for child in ast.iter_child_nodes(node)), default=0)
+
+
+@pytest.mark.parametrize("code", ["x", "f(g(h(x)))", "a[" * 30 + "0" + "]" * 30,
+                                  "if x:\n    y = [1, {2: (3,)}]\n", "-" * 45 + "x"])
+def test_deeper_than_is_the_depth_of_the_syntax_tree(code: str) -> None:
+    # The libcst code-generation trial (deep nesting) is skipped for trees it calls shallow.
+    import ast
+
+    from nb2pkg.refactor.extract import _deeper_than
+
+    tree = ast.parse(code)
+    depth = _depth(tree)
+    assert [_deeper_than(tree, levels) for levels in range(1, 60)] == [
+        depth > levels for levels in range(1, 60)]
