@@ -285,6 +285,10 @@ def test_the_project_stands_alone(converted: Converted, python: Path, home: Path
     assert sorted(_ran_by_dvc(repro.stdout)) == sorted(dvc), repro.stdout[-3000:]
     again = _bash("dvc repro", project, python, home)
     assert again.returncode == 0 and _ran_by_dvc(again.stdout) == [], _failed("again", again)
+    # The job summary's graph is this pipeline's, once: DVC reads no other dvc.yaml (nb2pkg
+    # keeps a copy in .nb2pkg/base/, which .dvcignore leaves out).
+    nodes = re.findall(r'node\d+\["([^"]+)"\]', summary.read_text())
+    assert sorted(nodes) == sorted(dvc), summary.read_text()[:3000]
 
     readers = {name: [d for d in stage.get("deps", []) if isinstance(d, str)]
                for name, stage in dvc.items()}
