@@ -32,7 +32,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,11 +94,9 @@ def converted(request, tmp_path_factory) -> Converted:
     notebook = next(p for p in sorted(inputs.rglob("*.ipynb"))
                     if ".ipynb_checkpoints" not in p.parts)
     before = _tree_digest(inputs)
-    started = time.perf_counter()
     done = _nb2pkg("convert", str(notebook), "-o", str(base / "project"), "--verify", "--json",
                    cwd=base)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    _report(case, convert_verify_seconds=round(time.perf_counter() - started, 1))
     return Converted(case, base / "project", json.loads(done.stdout), before, inputs)
 
 
@@ -259,12 +256,9 @@ def test_the_project_stands_alone(converted: Converted, python: Path, home: Path
     assert f"```bash\n{install.replace('python -m pip', 'pip')}\n" in (project / "README.md").read_text()
     summary = tmp_path / "summary.md"
     done: dict[str, subprocess.CompletedProcess] = {}
-    seconds: dict[str, float] = {}
     for step in steps:
-        started = time.perf_counter()
         result = _bash(step["run"], project, python, home, GITHUB_STEP_SUMMARY=str(summary),
                        RUNNER_TEMP=str(tmp_path))
-        seconds[step["name"]] = round(time.perf_counter() - started, 1)
         done[step["name"]] = result
         if result.returncode != 0 and step["name"].startswith("Install") and "dvc" not in \
                 subprocess.run([str(python), "-m", "pip", "list"], text=True,
@@ -297,9 +291,7 @@ def test_the_project_stands_alone(converted: Converted, python: Path, home: Path
     if changed is not None:
         original = (project / changed).read_bytes()
         _append_blank_line(project / changed)
-        started = time.perf_counter()
         third = _bash("dvc repro", project, python, home)
-        seconds["dvc repro after a data change"] = round(time.perf_counter() - started, 1)
         assert third.returncode == 0, _failed("after a data change", third)
         rerun = _ran_by_dvc(third.stdout)
         direct = {name for name, deps in readers.items() if changed in deps}
@@ -312,13 +304,10 @@ def test_the_project_stands_alone(converted: Converted, python: Path, home: Path
     shutil.rmtree(project / "artifacts")
     for executed in (project / "runs").glob("*.ipynb"):
         executed.unlink()
-    started = time.perf_counter()
     for name, stage in dvc.items():
         assert stage["cmd"].startswith("python -m papermill "), stage["cmd"]
         alone = _bash(stage["cmd"], project, python, home)
         assert alone.returncode == 0, _failed(f"papermill {name}", alone)
         assert (project / "runs" / f"{name}.ipynb").is_file()
-    seconds["papermill, every stage"] = round(time.perf_counter() - started, 1)
     _report(converted.case, pytest_passed=passed, dvc_stages=len(dvc),
-            dvc_second_repro_ran=[], dvc_data_change=rerun, papermill_stages=len(dvc),
-            standalone_seconds=seconds)
+            dvc_second_repro_ran=[], dvc_data_change=rerun, papermill_stages=len(dvc))
