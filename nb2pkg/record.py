@@ -5,6 +5,10 @@ While verifying, the refactored notebook's kernel first runs ``setup_code``, whi
 reads that folder back and ties each call to the notebook cell it came from; ``test_data``
 turns the calls into the files of ``tests/data/recorded/`` in the generated project, in the
 format of ``nb2pkg.runtime.recorded`` (which the project carries as ``tests/_recorded.py``).
+
+Before they are written, ``nb2pkg.verify`` replays the stored calls once in a fresh process
+(``replay_code``, ``nb2pkg.runtime.recording.replay``) and marks with ``irreproducible`` those
+that do not give what was recorded: they get no test, and REPORT.md says why per function.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .runtime.recorded import DEFAULT_LIMIT, TAG, files_of, renamed
-from .runtime.recording import CALLS_FILE
+from .runtime.recording import CALLS_FILE, INTERPRETER_FILE
 
 RECORDED_DIR = "tests/data/recorded"
 
@@ -34,6 +38,12 @@ class RecordedCall:
     args_after: Any = field(default=None, repr=False)  # arguments after the call, when changed
     unrecordable: str | None = None  # why the inputs could not be recorded
     files: Mapping[str, bytes] = field(default_factory=dict, repr=False)  # arrays, frames
+    irreproducible: str | None = None  # why a replay from the arguments alone disagreed
+
+    @property
+    def tested(self) -> bool:
+        """Whether the call becomes a test: recordable, and it reproduced when replayed."""
+        return self.unrecordable is None and self.irreproducible is None
 
 
 def setup_code(functions: Sequence[str], folder: Path, limit: int = DEFAULT_LIMIT) -> str:
@@ -54,16 +64,38 @@ def setup_code(functions: Sequence[str], folder: Path, limit: int = DEFAULT_LIMI
             f"del __nb2pkg_sys, __nb2pkg_recording\n")
 
 
+def replay_code(paths_file: Path, output: Path) -> str:
+    """Python source (``python -c``) replaying the stored calls listed in ``paths_file`` (a
+    JSON list of their JSON files) and writing ``{path: why}`` of those that do not
+    reproduce to ``output``. nb2pkg is imported from where this process found it, as in
+    ``setup_code``; the package under test must be on the path (``PYTHONPATH``)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    return (f"import json, sys\n"
+            f"sys.path.insert(0, {root!r})\n"
+            f"from nb2pkg.runtime.notebook_outputs import normalize_text\n"
+            f"from nb2pkg.runtime.recording import replay\n"
+            f"sys.path.remove({root!r})\n"
+            f"with open({str(paths_file)!r}, encoding='utf-8') as handle:\n"
+            f"    paths = json.load(handle)\n"
+            f"replay(paths, normalize_text, {str(output)!r})\n")
+
+
+def interpreter(folder: Path) -> str | None:
+    """The Python the recording kernel ran (written by ``recording.install``)."""
+    path = Path(folder) / INTERPRETER_FILE
+    return path.read_text(encoding="utf-8").strip() if path.exists() else None
+
+
 def load(folder: Path, executed: Any, notebook: str) -> list[RecordedCall]:
     """The calls recorded in ``folder``; ``executed`` is the executed node (to map cells)."""
     path = Path(folder) / CALLS_FILE
     if not path.exists():
         return []
-    cells = {}
-    for index, cell in enumerate(executed.cells):
-        if cell.cell_type == "code" and cell.get("execution_count") is not None:
-            cells[cell.execution_count] = cell.get("metadata", {}).get("nb2pkg", {}).get(
-                "source_cell", index)
+    # The recorder numbers the cells in the order they ran (1: the first code cell run).
+    run = sorted((cell.execution_count, cell.get("metadata", {}).get("nb2pkg", {}).get(
+        "source_cell", index)) for index, cell in enumerate(executed.cells)
+        if cell.cell_type == "code" and cell.get("execution_count") is not None)
+    cells = {order: source for order, (_, source) in enumerate(run, start=1)}
     calls = []
     for line in path.read_text(encoding="utf-8").splitlines():
         data = json.loads(line)
@@ -74,7 +106,7 @@ def load(folder: Path, executed: Any, notebook: str) -> list[RecordedCall]:
             del data["result"]
         names = files_of([data.get(k) for k in ("args", "kwargs", "result", "args_after")])
         calls.append(RecordedCall(
-            function=data["function"], cell=cells.get(data.get("count")), notebook=notebook,
+            function=data["function"], cell=cells.get(data.get("cell_run")), notebook=notebook,
             args=data.get("args"), kwargs=data.get("kwargs"), result=data.get("result"),
             result_type=data.get("result_type"), printed=data.get("printed", ""),
             args_after=data.get("args_after"), unrecordable=data.get("unrecordable"),
@@ -88,6 +120,8 @@ class Coverage:
     value_tests: int  # calls whose result (and printing, and argument changes) are asserted
     type_tests: int  # calls whose result could only be checked for type and shape
     reason: str | None = None  # why a function has no test
+    dropped: int = 0  # calls left out because they did not reproduce from their arguments
+    dropped_reason: str | None = None  # why (the first of them)
 
 
 def coverage(functions: Sequence[str], calls: Sequence[RecordedCall]) -> list[Coverage]:
@@ -95,26 +129,39 @@ def coverage(functions: Sequence[str], calls: Sequence[RecordedCall]) -> list[Co
     result = []
     for function in functions:
         mine = [c for c in calls if c.function == function]
-        runnable = [c for c in mine if c.unrecordable is None]
-        values = sum(1 for c in runnable if c.result_type is None)
+        recordable = [c for c in mine if c.unrecordable is None]
+        tested = [c for c in recordable if c.tested]
+        dropped = [c.irreproducible for c in recordable if c.irreproducible is not None]
+        values = sum(1 for c in tested if c.result_type is None)
         reason = None
         if not mine:
             reason = "never called while the notebooks ran"
-        elif not runnable:
+        elif not recordable:
             reason = f"arguments could not be recorded ({mine[0].unrecordable})"
-        result.append(Coverage(function, values, len(runnable) - values, reason))
+        elif not tested:
+            reason = f"not reproducible from its arguments: {dropped[0]}"
+        result.append(Coverage(function, values, len(tested) - values, reason, len(dropped),
+                               dropped[0] if dropped else None))
     return result
 
 
 def test_data(calls: Sequence[RecordedCall]) -> dict[str, str | bytes]:
-    """The files of ``tests/data/recorded/``: for each runnable call, in a folder named after
-    its function (``core.clean_sales/``), ``<notebook>-cell<N>-<k>.json`` and the files its
-    values refer to, renamed after where they appear (``...-1.args-0.npy``, ``...-1.result.pkl``)."""
-    files: dict[str, str | bytes] = {}
+    """The files of ``tests/data/recorded/``: for each tested call (``RecordedCall.tested``),
+    in a folder named after its function (``core.clean_sales/``), ``<notebook>-cell<N>-<k>.json``
+    and the files its values refer to, renamed after where they appear (``...-1.args-0.npy``,
+    ``...-1.result.pkl``)."""
+    return {name: content for _, _, files in stored_calls(calls) for name, content in files.items()}
+
+
+def stored_calls(calls: Sequence[RecordedCall]
+                 ) -> list[tuple[RecordedCall, str, dict[str, str | bytes]]]:
+    """Each tested call, the path of its JSON file and its files (the JSON one included)."""
+    stored = []
     counts: dict[str, int] = {}
     for call in calls:
-        if call.unrecordable is not None:
+        if not call.tested:
             continue
+        files: dict[str, str | bytes] = {}
         folder = call.function.partition(".")[2]  # the package name is the same for all
         counts[folder] = counts.get(folder, 0) + 1
         stem = f"{Path(call.notebook).stem}-cell{call.cell}-{counts[folder]}"
@@ -135,8 +182,10 @@ def test_data(calls: Sequence[RecordedCall]) -> dict[str, str | bytes]:
                     files[f"{RECORDED_DIR}/{folder}/{names[name]}"] = call.files[name]
         entry = {key: renamed(value, names) if key in ("args", "kwargs", "result", "args_after")
                  else value for key, value in entry.items()}
-        files[f"{RECORDED_DIR}/{folder}/{stem}.json"] = json.dumps(entry, indent=1) + "\n"
-    return files
+        path = f"{RECORDED_DIR}/{folder}/{stem}.json"
+        files[path] = json.dumps(entry, indent=1) + "\n"
+        stored.append((call, path, files))
+    return stored
 
 
 def _files_by_place(data: Any, place: str) -> list[tuple[str, str]]:
@@ -162,8 +211,7 @@ def _word(key: str) -> str:
 
 def test_requirements(calls: Sequence[RecordedCall]) -> list[str]:
     """Distributions the generated tests need to read the recorded files."""
-    suffixes = {Path(name).suffix for call in calls if call.unrecordable is None
-                for name in call.files}
+    suffixes = {Path(name).suffix for call in calls if call.tested for name in call.files}
     needed = []
     if ".npy" in suffixes:
         needed.append("numpy")

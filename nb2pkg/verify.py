@@ -64,6 +64,7 @@ class NotebookVerification:
     varying: tuple[int, ...] = ()  # cells whose outputs differ between two runs of the original
     calls: tuple[Any, ...] = field(default=(), repr=False)  # record.RecordedCall, when recording
     comparison: Comparison = field(default=Comparison(), repr=False)
+    python: str | None = None  # the Python the recording kernel ran, when recording
 
     def describe(self, limit: int = 40) -> str:
         return notebook_outputs.describe(self.comparison, self.expected, self.actual,
@@ -102,7 +103,11 @@ class Verification:
 
     def to_dict(self) -> dict[str, Any]:
         return {"equivalent": self.equivalent, "notebooks": [n.to_dict() for n in self.notebooks],
-                "recorded_calls": len(self.calls)}
+                "recorded_calls": len(self.calls),
+                "irreproducible_calls": [
+                    {"function": c.function, "notebook": c.notebook, "cell": c.cell,
+                     "reason": c.irreproducible}
+                    for c in self.calls if c.irreproducible is not None]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,17 +155,20 @@ def verify_notebook(original: Path, refactored: Path, *, python_path: Sequence[P
                 setup=setup, progress=progress, original_label=label,
                 refactored_label=refactored_label)
         calls: tuple = ()
+        python = None
         if recording is not None:
-            from .record import load
+            from .record import interpreter, load
 
             calls = tuple(load(recording, result.executed, Path(refactored).name))
+            python = interpreter(recording)
     finally:
         if recording is not None:
             shutil.rmtree(recording, ignore_errors=True)
     comparison = result.comparison
     return NotebookVerification(result.original, result.refactored, comparison.equivalent,
                                 result.expected, result.actual, comparison.first_difference_cell,
-                                varying=comparison.varying, calls=calls, comparison=comparison)
+                                varying=comparison.varying, calls=calls, comparison=comparison,
+                                python=python)
 
 
 def package_functions(src: Path) -> list[str]:
@@ -194,7 +202,7 @@ def verify_paths(originals: Sequence[Path], project: Path, *, timeout: int = 600
         results.append(verify_notebook(
             Path(original), refactored, python_path=[project / "src"], timeout=timeout,
             progress=progress, record=package_functions(project / "src") if record else ()))
-    return Verification(tuple(results))
+    return keep_reproducible(Verification(tuple(results)), project, timeout=timeout)
 
 
 def verify_project(plan: Any, files: Mapping[str, str | bytes], *, timeout: int = 600,
@@ -219,9 +227,67 @@ def verify_project(plan: Any, files: Mapping[str, str | bytes], *, timeout: int 
             if not result.equivalent:
                 result = _with_suspects(plan, notebook, result)
             results.append(result)
-        return Verification(tuple(results))
+        return keep_reproducible(Verification(tuple(results)), scratch, timeout=timeout)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def keep_reproducible(verification: Verification, project: Path, *,
+                      timeout: int = 600) -> Verification:
+    """The verification with each recorded call that does not reproduce from its arguments
+    alone marked ``irreproducible`` (it gets no test; REPORT.md says why).
+
+    The calls are stored as the project will store them and replayed, all in one fresh
+    process of the kernel's Python, run from ``project`` with its ``src`` on the path, as the
+    generated tests run (``nb2pkg.runtime.recording.replay``: the generated test's own check).
+    A result derived from state the arguments do not carry (matplotlib's current figure, a
+    module-level counter) was right in the notebook and is not a regression test.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from .record import replay_code, stored_calls
+
+    stored = stored_calls(verification.calls)
+    if not stored or not verification.equivalent:  # no tests are written from a difference
+        return verification
+    python = next((n.python for n in verification.notebooks if n.python), None) or sys.executable
+    folder = Path(tempfile.mkdtemp(prefix="nb2pkg-replay-"))
+    try:
+        for _, relative, files in stored:
+            for name, content in files.items():
+                target = folder / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content if isinstance(content, bytes) else content.encode())
+        paths = sorted(str(folder / relative) for _, relative, _ in stored)  # the tests' order
+        (folder / "paths.json").write_text(json.dumps(paths), encoding="utf-8")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(Path(project) / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]),
+            "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
+        try:
+            done = subprocess.run([python, "-c", replay_code(folder / "paths.json",
+                                                             folder / "failures.json")],
+                                  cwd=project, env=env, capture_output=True, text=True,
+                                  timeout=timeout)
+            failures = (json.loads((folder / "failures.json").read_text(encoding="utf-8"))
+                        if done.returncode == 0 else None)
+            crash = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        except subprocess.TimeoutExpired:
+            failures, crash = None, f"the replay ran over {timeout} s"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    why = {}
+    for call, relative, _ in stored:
+        reason = (f"the replay process failed ({crash[:100]})" if failures is None
+                  else failures.get(str(folder / relative)))
+        if reason is not None:
+            why[id(call)] = reason
+    return Verification(tuple(
+        replace(n, calls=tuple(replace(c, irreproducible=why[id(c)]) if id(c) in why else c
+                               for c in n.calls))
+        for n in verification.notebooks))
 
 
 def _with_suspects(plan: Any, notebook: Any, result: NotebookVerification) -> NotebookVerification:

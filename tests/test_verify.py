@@ -16,9 +16,10 @@ import pytest
 
 from helpers import DATA, ROOT, write_notebook
 from nb2pkg.api import ConvertOptions, convert
-from nb2pkg.verify import (EnvironmentProblem, Output, compare, first_unexpected_error,
-                           normalize_text, outputs_of, package_functions, source_cells,
-                           split_stderr, verify_notebook, verify_paths)
+from nb2pkg.verify import (EnvironmentProblem, NotebookVerification, Output, Verification,
+                           compare, first_unexpected_error, keep_reproducible, normalize_text,
+                           outputs_of, package_functions, source_cells, split_stderr,
+                           verify_notebook, verify_paths)
 
 kernel = pytest.mark.kernel
 CASES = DATA / "verify"
@@ -178,6 +179,96 @@ def test_recorded_functions_are_the_public_ones_of_public_modules(tmp_path: Path
     assert package_functions(tmp_path) == ["pkg.core.total"]
 
 
+HIDDEN_STATE = """\
+import matplotlib.pyplot as plt
+
+ISSUED = []
+
+
+def double(x):
+    return 2 * x
+
+
+def next_ticket(prefix):
+    ISSUED.append(prefix)  # a module-level counter: the number depends on the calls before
+    return f"{prefix}-{len(ISSUED)}"
+
+
+def bottom_of_plot(values):
+    plt.plot(values)  # onto matplotlib's current figure, whatever it holds already
+    return round(float(plt.ylim()[0]), 3)
+
+
+def leave():
+    import os
+
+    os._exit(3)
+"""
+
+
+def _calls(function: str, *calls: tuple[list, object]):
+    from nb2pkg.record import RecordedCall
+    from nb2pkg.runtime.recorded import encode
+
+    made = []
+    for cell, (args, result) in enumerate(calls, start=2):
+        files: dict[str, bytes] = {}
+        made.append(RecordedCall(f"pkg.core.{function}", cell, "nb.ipynb", encode(args, files),
+                                 encode({}, files), encode(result, files), files=files))
+    return made
+
+
+def _replayed(tmp_path: Path, calls) -> tuple:
+    """The calls, marked by ``keep_reproducible`` against the package HIDDEN_STATE."""
+    (tmp_path / "src" / "pkg").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "src" / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "src" / "pkg" / "core.py").write_text(HIDDEN_STATE)
+    notebook = NotebookVerification("nb.ipynb", "nb.ipynb", True, (), (), calls=tuple(calls))
+    return keep_reproducible(Verification((notebook,)), tmp_path, timeout=60).calls
+
+
+def _why(calls) -> dict[str, list[str | None]]:
+    found: dict[str, list[str | None]] = {}
+    for call in calls:
+        found.setdefault(call.function.rpartition(".")[2], []).append(call.irreproducible)
+    return found
+
+
+def test_recorded_calls_that_do_not_reproduce_from_their_arguments_are_marked(tmp_path) -> None:
+    from nb2pkg.record import coverage, test_data
+
+    marked = _replayed(tmp_path, [
+        *_calls("double", ([4], 8), ([2.5], 5.0), ([1], 3)),  # the last one recorded wrong
+        # As the notebook saw them: "A-1" then "B-2". Replayed in that order they agree by
+        # coincidence; the second replay, in reverse order, gives "B-3" and "A-4".
+        *_calls("next_ticket", (["A"], "A-1"), (["B"], "B-2")),
+        # The notebook had drawn [100, 200] on the figure first: bottom -8.95.
+        *_calls("bottom_of_plot", ([[1, 2]], -8.95))])
+    again = "called a second time in one process, it gave another result"
+    alone = "called again from its recorded arguments, it gave another result"
+    assert _why(marked) == {
+        "double": [None, None, f"{alone} (2 != 3)"],
+        "next_ticket": [f"{again} ('A-4' != 'A-1')", f"{again} ('B-3' != 'B-2')"],
+        "bottom_of_plot": [f"{alone} (0.95 != -8.95)"]}
+    assert sorted(name.split("/")[3] for name in test_data(marked)) == [
+        "core.double", "core.double"]  # the two calls that reproduced, one JSON file each
+    report = {c.function.rpartition(".")[2]: c for c in coverage(
+        ["pkg.core.double", "pkg.core.next_ticket", "pkg.core.bottom_of_plot"], marked)}
+    # A function with calls kept and dropped keeps a test and says what was left out.
+    assert report["double"] == type(report["double"])("pkg.core.double", 2, 0, None, 1,
+                                                       f"{alone} (2 != 3)")
+    assert report["next_ticket"].reason == (
+        f"not reproducible from its arguments: {again} ('A-4' != 'A-1')")
+    assert report["bottom_of_plot"].reason == (
+        f"not reproducible from its arguments: {alone} (0.95 != -8.95)")
+
+
+def test_a_replay_that_kills_its_process_drops_every_call_and_says_so(tmp_path) -> None:
+    marked = _replayed(tmp_path, [*_calls("double", ([4], 8)), *_calls("leave", ([], None))])
+    assert _why(marked) == {"double": ["the replay process failed (exit status 3)"],
+                            "leave": ["the replay process failed (exit status 3)"]}
+
+
 # --- on a real kernel ----------------------------------------------------------------------
 
 
@@ -236,6 +327,42 @@ def test_convert_verify_refuses_to_write_a_package_that_prints_something_else(
     assert report.verification is not None and not report.verification.equivalent
     assert report.files == () and not (tmp_path / "out").exists()
     assert "extraction C1" in report.verification.describe()
+
+
+@kernel
+def test_convert_verify_keeps_only_the_recorded_calls_that_reproduce(tmp_path) -> None:
+    """tests/data/verify/hidden_state.ipynb: `next_ticket` counts its calls, `bottom_of_plot`
+    reads matplotlib's current figure; both printed the right thing in the notebook, neither
+    becomes a test. `double` does, and its test still catches a changed operator."""
+    out = tmp_path / "out"
+    report = convert([copy_case("hidden_state.ipynb", tmp_path / "in")], out,
+                     ConvertOptions(verify=True))
+    assert report.verification is not None and report.verification.equivalent
+    dropped = report.to_dict()["verification"]["irreproducible_calls"]
+    assert sorted((c["function"].rpartition(".")[2], c["cell"]) for c in dropped) == [
+        ("bottom_of_plot", 4), ("next_ticket", 3), ("next_ticket", 3)]
+    recorded = out / "tests" / "data" / "recorded"
+    assert sorted(p.relative_to(recorded).as_posix() for p in recorded.rglob("*.json")) == [
+        "core.double/hidden_state-cell2-1.json", "core.double/hidden_state-cell2-2.json"]
+    lines = {line.split("`")[1].rpartition(".")[2]: line
+             for line in (out / "REPORT.md").read_text().splitlines() if line.startswith("- `hidden")}
+    assert lines["double"].endswith(": 2 call(s) checked by value")
+    assert "no test (not reproducible from its arguments: called a second time in one process, " \
+        "it gave another result ('A-4' \\!= 'A-1'))" in lines["next_ticket"]
+    assert "no test (not reproducible from its arguments: called again from its recorded " \
+        "arguments, it gave another result (0.95 \\!= -8.95))" in lines["bottom_of_plot"]
+
+    def recorded_tests() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               "tests/test_recorded.py"], capture_output=True, text=True,
+                              cwd=out, env={**os.environ, "PYTHONPATH": str(out / "src")})
+
+    passed = recorded_tests()
+    assert passed.returncode == 0 and "2 passed" in passed.stdout, passed.stdout[-2000:]
+    module = module_with("return 2 * x", out)
+    module.write_text(module.read_text().replace("return 2 * x", "return 2 + x"))
+    caught = recorded_tests()
+    assert caught.returncode == 1 and "2 failed" in caught.stdout, caught.stdout[-2000:]
 
 
 READS_DATA = ["import csv",

@@ -341,6 +341,32 @@ def load_call(path: Path | str) -> Call:
 # -- comparing -------------------------------------------------------------------------
 
 
+def check_call(
+    call: Call,
+    result: Any,
+    printed: str,
+    normalize: Callable[[str], str] = lambda text: text,
+) -> None:
+    """Raise ``AssertionError`` unless a new run of ``call`` did what was recorded.
+
+    ``result`` and ``printed`` are what the new run returned and printed, and ``call.args``
+    its arguments after it: the result as recorded (or its type and shape, when only
+    those were stored), the same printed text once both are ``normalize``d, the same
+    changes to the arguments. The generated tests and nb2pkg (which replays each call once
+    before writing it, and drops those that do not reproduce) use this one check.
+    """
+    if call.result_type is None:
+        assert_same(result, call.result)
+    else:
+        assert describe(result) == call.result_type, (
+            describe(result),
+            call.result_type,
+        )
+    assert normalize(printed) == normalize(call.printed), (printed, call.printed)
+    if call.args_after is not None:
+        assert_same(call.args, call.args_after)
+
+
 def assert_same(actual: Any, expected: Any, rel: float = 1e-9) -> None:
     """Equal: exactly for integers and strings, within ``rel`` for floats.
 

@@ -5,6 +5,11 @@ were before the call), its result, what it printed and how it changed its argume
 ``calls.jsonl`` in a folder; arrays and pandas objects go beside it as files, in the
 format of ``recorded``. The notebook then imports the wrapped functions; its own output is
 unchanged (printing is teed, not captured). ``nb2pkg.record`` reads the folder back.
+
+``replay`` runs later, in a fresh process of the same Python (named in ``python.txt``):
+it calls each stored call again from its arguments alone, as the generated tests will, and
+says which do not give what was recorded (their result depends on something else: a
+module-level counter, matplotlib's current figure, unseeded randomness).
 """
 
 from __future__ import annotations
@@ -18,20 +23,32 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .recorded import DEFAULT_LIMIT, Unrecordable, describe, encode
+from .recorded import (
+    DEFAULT_LIMIT,
+    Unrecordable,
+    check_call,
+    describe,
+    encode,
+    load_call,
+)
 
 CALLS_FILE = "calls.jsonl"
+INTERPRETER_FILE = "python.txt"  # the kernel's Python: where the calls are replayed
 MAX_CALLS = 3  # distinct calls kept per function
 
 
 def install(functions: Sequence[str], folder: str, limit: int = DEFAULT_LIMIT) -> None:
     """Wrap each ``module.function`` in place; record into ``folder``."""
+    (Path(folder) / INTERPRETER_FILE).write_text(sys.executable, encoding="utf-8")
+    _count_cells()
     seen: dict[str, set[str]] = {}
     for dotted in functions:
         module_name, _, name = dotted.rpartition(".")
         module = importlib.import_module(module_name)
         original = getattr(module, name)
-        recorder = _recorder(original, dotted, Path(folder), limit, seen.setdefault(dotted, set()))
+        recorder = _recorder(
+            original, dotted, Path(folder), limit, seen.setdefault(dotted, set())
+        )
         setattr(module, name, recorder)
 
 
@@ -48,8 +65,9 @@ class _Tee(io.TextIOBase):
         self.target.flush()
 
 
-def _recorder(original: Callable, dotted: str, folder: Path, limit: int,
-              seen: set[str]) -> Callable:
+def _recorder(
+    original: Callable, dotted: str, folder: Path, limit: int, seen: set[str]
+) -> Callable:
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if len(seen) >= MAX_CALLS:
@@ -74,9 +92,11 @@ def _recorder(original: Callable, dotted: str, folder: Path, limit: int,
                 after = encode(list(args), files, limit)
                 if after != record["args"]:
                     record["args_after"] = after
-        record["count"] = _execution_count()
+        record["cell_run"] = _cells_run
         # Files are named by content, so equal arguments give equal keys.
-        key = json.dumps([record.get("args"), record.get("kwargs")], sort_keys=True, default=str)
+        key = json.dumps(
+            [record.get("args"), record.get("kwargs")], sort_keys=True, default=str
+        )
         if key not in seen:
             seen.add(key)
             for name, data in files.items():
@@ -88,11 +108,67 @@ def _recorder(original: Callable, dotted: str, folder: Path, limit: int,
     return wrapper
 
 
-def _execution_count() -> int | None:
-    """The execution count of the cell running now: ties the call to its cell."""
+_cells_run = (
+    0  # cells started since ``install``: the n-th is the notebook's n-th code cell run
+)
+
+
+def _count_cells() -> None:
+    """Count the cells the kernel starts from now on, to tie each call to its cell.
+
+    IPython's ``execution_count`` would not do: whether it has already moved on to the
+    next number while a cell runs differs between IPython versions (it has in IPython 9
+    with ipykernel 7). ``install`` runs in a cell of its own before the notebook's cells.
+    """
     try:
         import IPython
     except ImportError:  # pragma: no cover - recording only runs in a Jupyter kernel
-        return None
+        return
     shell = IPython.get_ipython()
-    return shell.execution_count if shell is not None else None
+    if shell is not None:
+        shell.events.register("pre_run_cell", _cell_started)
+
+
+def _cell_started(*_: Any) -> None:
+    global _cells_run
+    _cells_run += 1
+
+
+def replay(paths: Sequence[str], normalize: Callable[[str], str], output: str) -> None:
+    """Call each stored call (``paths``: its JSON files) again in this process and write
+    ``{path: why}`` for those that do not do what was recorded to ``output`` (JSON).
+
+    The check is the generated test's (``recorded.check_call``). The calls run in the
+    order the tests run them, then again in reverse: a result that depends on state the
+    arguments do not carry can agree once by coincidence of order, and then fails alone
+    (``pytest -k``) or after an edit. What they print is caught, as pytest would.
+    """
+    failures: dict[str, str] = {}
+    for again, path in [(False, p) for p in paths] + [
+        (True, p) for p in reversed(paths)
+    ]:
+        if path in failures:
+            continue
+        printed = io.StringIO()
+        try:
+            call = load_call(path)  # afresh: a call may change its arguments
+            with contextlib.redirect_stdout(printed):
+                result = call.target()(*call.args, **call.kwargs)
+            check_call(call, result, printed.getvalue(), normalize)
+        except (Exception, SystemExit) as exc:
+            failures[path] = _why(exc, again)
+    with open(output, "w", encoding="utf-8") as handle:
+        json.dump(failures, handle)
+
+
+def _why(exc: BaseException, again: bool) -> str:
+    """One short line: what went wrong on replay."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = lines[0][:100] if lines else ""
+    if isinstance(exc, AssertionError):
+        what = "gave another result" + (f" ({detail})" if detail else "")
+    else:
+        what = f"raised {type(exc).__name__}" + (f": {detail}" if detail else "")
+    if again:
+        return f"called a second time in one process, it {what}"
+    return f"called again from its recorded arguments, it {what}"
