@@ -89,3 +89,70 @@ def venv_with_this_environment(folder: Path) -> Path:
     (Path(purelib) / "_tests_parent_environment.pth").write_text(
         "\n".join(site.getsitepackages()) + "\n")
     return python
+
+
+def venv_without_nb2pkg(folder: Path, home: Path) -> Path:
+    """``venv_with_this_environment`` in ``folder``, checked: nb2pkg is not importable there."""
+    import subprocess
+
+    python = venv_with_this_environment(folder)
+    probe = subprocess.run([str(python), "-c", "import nb2pkg.api"], capture_output=True,
+                           text=True, env=standalone_env(python, home), cwd=folder)
+    assert probe.returncode == 1 and "No module named 'nb2pkg." in probe.stderr, probe.stderr
+    return python
+
+
+def standalone_env(python: Path, home: Path) -> dict[str, str]:
+    """The environment of a command run as on a fresh runner: the venv of ``python`` first on
+    PATH, a HOME of its own (kernels are registered with ``--user``), nothing of ours."""
+    import os
+
+    keep = {k: v for k, v in os.environ.items()
+            if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "JUPYTER_PATH",
+                         "JUPYTER_DATA_DIR", "MPLBACKEND")}
+    return {**keep, "PATH": f"{python.parent}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home),
+            "JUPYTER_DATA_DIR": str(home / "jupyter"), "VIRTUAL_ENV": str(python.parent.parent),
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def workflow_bash(script: str, project: Path, python: Path, home: Path, timeout: int = 1800,
+                  **env: str):
+    """``script`` as GitHub runs a ``run:`` step on Linux (bash --noprofile --norc -eo
+    pipefail), in ``project``, in ``standalone_env``."""
+    import subprocess
+
+    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                          capture_output=True, text=True, cwd=project, timeout=timeout,
+                          env={**standalone_env(python, home), **env})
+
+
+def dvc_ran_stages(output: str) -> list[str]:
+    """The stages ``dvc repro`` says it ran."""
+    import re
+
+    return re.findall(r"^Running stage '([^']+)':", output, re.M)
+
+
+def run_json(project: Path, *args: str):
+    """``nb2pkg run --json`` of ``project``'s pipeline in this process: exit code, the JSON
+    result, the names of the stages that ran."""
+    import contextlib
+    import io
+    import json
+
+    from nb2pkg.cli import main
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(["run", str(project / "pipeline.yaml"), "--json", *args])
+    result = json.loads(buffer.getvalue())
+    return code, result, [s["name"] for s in result["stages"] if s["status"] == "ran"]
+
+
+def printed(project: Path, stage: str) -> str:
+    """What the executed notebook of ``stage`` printed (its stream outputs)."""
+    import nbformat
+
+    node = nbformat.read(str(project / "runs" / f"{stage}.ipynb"), as_version=4)
+    return "".join(o.get("text", "") for c in node.cells for o in c.get("outputs", [])
+                   if o.get("output_type") == "stream")

@@ -10,8 +10,6 @@ a WebAssembly build) reports nothing on the workflow.
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import subprocess
 import time
@@ -20,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import EXAMPLES, venv_with_this_environment, write_notebook
+from helpers import (EXAMPLES, dvc_ran_stages, venv_without_nb2pkg, workflow_bash,
+                     write_notebook)
 from nb2pkg.api import ConvertOptions, convert
 from nb2pkg.pipeline.export import dvc_files
 from nb2pkg.pipeline.spec import load_pipeline
@@ -47,42 +46,15 @@ def home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def python(tmp_path_factory, home) -> Path:
-    """A virtual environment with this environment's packages (a ``.pth`` file naming its
-    site-packages) but not nb2pkg (the ``.pth`` of its editable install is not processed for
-    folders added that way), and with the workflow's commands on PATH."""
-    folder = tmp_path_factory.mktemp("venv-dvc")
-    python = venv_with_this_environment(folder)
-    probe = subprocess.run([str(python), "-c", "import nb2pkg.api"], capture_output=True,
-                           text=True, env=_env(python, home), cwd=folder)
-    assert probe.returncode == 1 and "No module named 'nb2pkg." in probe.stderr, probe.stderr
-    return python
-
-
-def _env(python: Path, home: Path) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items()
-            if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "JUPYTER_PATH",
-                         "JUPYTER_DATA_DIR")}
-    return {**keep, "PATH": f"{python.parent}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home),
-            "JUPYTER_DATA_DIR": str(home / "jupyter"), "VIRTUAL_ENV": str(python.parent.parent),
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    """A virtual environment with this environment's packages but not nb2pkg, and with the
+    workflow's commands on PATH."""
+    return venv_without_nb2pkg(tmp_path_factory.mktemp("venv-dvc"), home)
 
 
 def workflow_steps(project: Path) -> list[dict]:
     workflow = yaml.safe_load((project / ".github" / "workflows" / "pipeline.yml").read_text())
     (job,) = workflow["jobs"].values()
     return job["steps"]
-
-
-def bash(script: str, project: Path, python: Path, home: Path, **env: str
-         ) -> subprocess.CompletedProcess:
-    # As GitHub runs a `run:` step on Linux: bash --noprofile --norc -eo pipefail.
-    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-                          capture_output=True, text=True, cwd=project, timeout=1200,
-                          env={**_env(python, home), **env})
-
-
-def ran_stages(output: str) -> list[str]:
-    return re.findall(r"^Running stage '([^']+)':", output, re.M)
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +75,8 @@ def run_workflow(project: Path, python: Path, home: Path) -> dict[str, subproces
     for step in workflow_steps(project):
         if "run" not in step:
             continue
-        result = bash(step["run"], project, python, home, GITHUB_STEP_SUMMARY=str(summary),
-                      RUNNER_TEMP=str(project.parent))
+        result = workflow_bash(step["run"], project, python, home, timeout=1200,
+                               GITHUB_STEP_SUMMARY=str(summary), RUNNER_TEMP=str(project.parent))
         done[step["name"]] = result
         if result.returncode != 0 and step["name"].startswith("Install"):
             if "dvc" not in subprocess.run([str(python), "-m", "pip", "list"], text=True,
@@ -124,23 +96,23 @@ def test_the_workflow_runs_the_pipeline_with_dvc_and_standard_tools_only(reader,
     names = [s.name for s in pipeline.stages]
     assert names == ["reader-numbers", "reader-load", "reader-count", "reader-report"]
     (repro,) = [steps[s["name"]] for s in workflow_steps(reader) if "dvc repro" in s.get("run", "")]
-    assert sorted(ran_stages(repro.stdout)) == sorted(names), repro.stdout
+    assert sorted(dvc_ran_stages(repro.stdout)) == sorted(names), repro.stdout
     assert " passed" in steps["Test"].stdout
     assert "flowchart" in steps["summary"] or "graph" in steps["summary"], steps["summary"]
     executed = {p.stem for p in (reader / "runs").glob("*.ipynb")}
     assert executed == set(names)
     assert _stream(reader / "runs" / "reader-report.ipynb") == "6 2\n"
 
-    again = bash("dvc repro", reader, python, home)
-    assert again.returncode == 0 and ran_stages(again.stdout) == [], again.stdout
+    again = workflow_bash("dvc repro", reader, python, home)
+    assert again.returncode == 0 and dvc_ran_stages(again.stdout) == [], again.stdout
     assert "Data and pipelines are up to date" in again.stdout
 
     data = reader / "notebooks" / "data" / "x.csv"
     data.write_text(data.read_text() + "c,3\n")
-    changed = bash("dvc repro", reader, python, home)
+    changed = workflow_bash("dvc repro", reader, python, home)
     assert changed.returncode == 0, changed.stdout + changed.stderr
     # The readers of x.csv and the stage after them; not the stage before them.
-    assert ran_stages(changed.stdout) == ["reader-load", "reader-count", "reader-report"]
+    assert dvc_ran_stages(changed.stdout) == ["reader-load", "reader-count", "reader-report"]
     assert _stream(reader / "runs" / "reader-count.ipynb") == "3 3\n"
     assert _stream(reader / "runs" / "reader-report.ipynb") == "6 3\n"
     print(f"first workflow run {first:.1f} s")
@@ -161,8 +133,8 @@ def test_each_stage_notebook_runs_alone_with_papermill_in_order(reader, python, 
     assert params == {"factor": 2}
     (reader / "params.yaml").write_text("factor: 3\n")  # a value papermill passes, typed
     for stage in load_pipeline(reader / "pipeline.yaml").stages:
-        done = bash(f"python -m papermill {stage.notebook} runs/by-hand.ipynb --cwd notebooks "
-                    "-f params.yaml", reader, python, home)
+        done = workflow_bash(f"python -m papermill {stage.notebook} runs/by-hand.ipynb "
+                             "--cwd notebooks -f params.yaml", reader, python, home)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "unknown parameter" not in done.stderr
     assert _stream(reader / "runs" / "by-hand.ipynb") == "9 3\n"  # the report: 0 + 3 + 6
@@ -175,11 +147,11 @@ def test_a_bundled_example_runs_under_dvc(example, python, home, tmp_path):
     steps = run_workflow(project, python, home)
     names = [s.name for s in load_pipeline(project / "pipeline.yaml").stages]
     (repro,) = [steps[s["name"]] for s in workflow_steps(project) if "dvc repro" in s.get("run", "")]
-    assert sorted(ran_stages(repro.stdout)) == sorted(names)
+    assert sorted(dvc_ran_stages(repro.stdout)) == sorted(names)
     started = time.perf_counter()
-    again = bash("dvc repro", project, python, home)
+    again = workflow_bash("dvc repro", project, python, home)
     print(f"{example}: no-op dvc repro {time.perf_counter() - started:.1f} s")
-    assert again.returncode == 0 and ran_stages(again.stdout) == [], again.stdout
+    assert again.returncode == 0 and dvc_ran_stages(again.stdout) == [], again.stdout
     # The dvc.yaml on disk is the one pipeline.yaml makes (nb2pkg is not needed to run it).
     assert {n: (project / n).read_text() for n in dvc_files(project / "pipeline.yaml")} == \
         dvc_files(project / "pipeline.yaml")

@@ -11,6 +11,7 @@ import json
 import nbformat
 import pytest
 
+from helpers import printed, run_json
 from nb2pkg.cli import main
 
 pytestmark = pytest.mark.kernel
@@ -30,23 +31,6 @@ def run(project, *args, capsys=None):
 def ran(project):
     report = json.loads((project / "runs" / "last.json").read_text())
     return [s["name"] for s in report["stages"] if s["status"] == "ran"]
-
-
-def run_json(project, *args):
-    import contextlib
-    import io
-
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        code = main(["run", str(project / "pipeline.yaml"), "--json", *args])
-    result = json.loads(buffer.getvalue())
-    return code, result, [s["name"] for s in result["stages"] if s["status"] == "ran"]
-
-
-def printed(project, stage):
-    node = nbformat.read(str(project / "runs" / f"{stage}.ipynb"), as_version=4)
-    return "".join(o.get("text", "") for c in node.cells for o in c.get("outputs", [])
-                   if o.get("output_type") == "stream")
 
 
 def test_skip_when_unchanged_and_rerun_what_changed(project):

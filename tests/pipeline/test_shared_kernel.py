@@ -8,12 +8,11 @@ stage prints.
 
 from __future__ import annotations
 
-import json
 
 import nbformat
 import pytest
 
-from nb2pkg.cli import main
+from helpers import printed, run_json
 from nb2pkg.errors import PipelineError
 from nb2pkg.pipeline.runner import run_pipeline
 
@@ -24,23 +23,6 @@ CELLS = [("code", "n = 3", ["parameters"]),
          ("markdown", "## Make"), "rows = list(range(n))\n" + "globals()['hidden'] = 1", PID,
          ("markdown", "## Grow"), "rows.append(99)\nprint('hidden' in globals())", PID,
          ("markdown", "## Show"), "print(rows, len(rows))", PID]
-
-
-def run_json(project, *args):
-    import contextlib
-    import io
-
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        code = main(["run", str(project / "pipeline.yaml"), "--json", *args])
-    result = json.loads(buffer.getvalue())
-    return code, result, [s["name"] for s in result["stages"] if s["status"] == "ran"]
-
-
-def printed(project, stage):
-    node = nbformat.read(str(project / "runs" / f"{stage}.ipynb"), as_version=4)
-    return "".join(o.get("text", "") for c in node.cells for o in c.get("outputs", [])
-                   if o.get("output_type") == "stream")
 
 
 def outputs(project, stages):

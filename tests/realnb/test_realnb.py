@@ -38,7 +38,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import venv_with_this_environment
+from helpers import dvc_ran_stages, venv_without_nb2pkg, workflow_bash
 
 REALNB = Path(__file__).resolve().parents[3] / "shared" / "realnb"
 MANIFEST = REALNB / "MANIFEST.tsv"
@@ -207,36 +207,10 @@ def home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def python(tmp_path_factory, home) -> Path:
-    """A virtual environment with this environment's packages but not nb2pkg (see
-    ``helpers.venv_with_this_environment``), with the workflow's commands on PATH. The first
-    project's install brings DVC from PyPI into it; the others find it there."""
-    folder = tmp_path_factory.mktemp("venv-realnb")
-    python = venv_with_this_environment(folder)
-    probe = subprocess.run([str(python), "-c", "import nb2pkg.api"], capture_output=True,
-                           text=True, env=_env(python, home), cwd=folder)
-    assert probe.returncode == 1 and "No module named 'nb2pkg." in probe.stderr, probe.stderr
-    return python
-
-
-def _env(python: Path, home: Path) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items()
-            if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "JUPYTER_PATH",
-                         "JUPYTER_DATA_DIR", "MPLBACKEND")}
-    return {**keep, "PATH": f"{python.parent}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home),
-            "JUPYTER_DATA_DIR": str(home / "jupyter"), "VIRTUAL_ENV": str(python.parent.parent),
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-
-
-def _bash(script: str, project: Path, python: Path, home: Path, **env: str
-          ) -> subprocess.CompletedProcess:
-    # As GitHub runs a `run:` step on Linux: bash --noprofile --norc -eo pipefail.
-    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-                          capture_output=True, text=True, cwd=project, timeout=1800,
-                          env={**_env(python, home), **env})
-
-
-def _ran_by_dvc(output: str) -> list[str]:
-    return re.findall(r"^Running stage '([^']+)':", output, re.M)
+    """A virtual environment with this environment's packages but not nb2pkg, with the
+    workflow's commands on PATH. The first project's install brings DVC from PyPI into it; the
+    others find it there."""
+    return venv_without_nb2pkg(tmp_path_factory.mktemp("venv-realnb"), home)
 
 
 def _failed(step: str, result: subprocess.CompletedProcess) -> str:
@@ -257,8 +231,8 @@ def test_the_project_stands_alone(converted: Converted, python: Path, home: Path
     summary = tmp_path / "summary.md"
     done: dict[str, subprocess.CompletedProcess] = {}
     for step in steps:
-        result = _bash(step["run"], project, python, home, GITHUB_STEP_SUMMARY=str(summary),
-                       RUNNER_TEMP=str(tmp_path))
+        result = workflow_bash(step["run"], project, python, home,
+                               GITHUB_STEP_SUMMARY=str(summary), RUNNER_TEMP=str(tmp_path))
         done[step["name"]] = result
         if result.returncode != 0 and step["name"].startswith("Install") and "dvc" not in \
                 subprocess.run([str(python), "-m", "pip", "list"], text=True,
@@ -276,9 +250,9 @@ def test_the_project_stands_alone(converted: Converted, python: Path, home: Path
 
     dvc = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     repro = next(done[s["name"]] for s in steps if "dvc repro" in s["run"])
-    assert sorted(_ran_by_dvc(repro.stdout)) == sorted(dvc), repro.stdout[-3000:]
-    again = _bash("dvc repro", project, python, home)
-    assert again.returncode == 0 and _ran_by_dvc(again.stdout) == [], _failed("again", again)
+    assert sorted(dvc_ran_stages(repro.stdout)) == sorted(dvc), repro.stdout[-3000:]
+    again = workflow_bash("dvc repro", project, python, home)
+    assert again.returncode == 0 and dvc_ran_stages(again.stdout) == [], _failed("again", again)
     # The job summary's graph is this pipeline's, once: DVC reads no other dvc.yaml (nb2pkg
     # keeps a copy in .nb2pkg/base/, which .dvcignore leaves out).
     nodes = re.findall(r'node\d+\["([^"]+)"\]', summary.read_text())
@@ -291,9 +265,9 @@ def test_the_project_stands_alone(converted: Converted, python: Path, home: Path
     if changed is not None:
         original = (project / changed).read_bytes()
         _append_blank_line(project / changed)
-        third = _bash("dvc repro", project, python, home)
+        third = workflow_bash("dvc repro", project, python, home)
         assert third.returncode == 0, _failed("after a data change", third)
-        rerun = _ran_by_dvc(third.stdout)
+        rerun = dvc_ran_stages(third.stdout)
         direct = {name for name, deps in readers.items() if changed in deps}
         assert direct <= set(rerun) <= _downstream(_pipeline_stages(project), direct), \
             (changed, rerun, direct)
@@ -306,7 +280,7 @@ def test_the_project_stands_alone(converted: Converted, python: Path, home: Path
         executed.unlink()
     for name, stage in dvc.items():
         assert stage["cmd"].startswith("python -m papermill "), stage["cmd"]
-        alone = _bash(stage["cmd"], project, python, home)
+        alone = workflow_bash(stage["cmd"], project, python, home)
         assert alone.returncode == 0, _failed(f"papermill {name}", alone)
         assert (project / "runs" / f"{name}.ipynb").is_file()
     _report(converted.case, pytest_passed=passed, dvc_stages=len(dvc),
