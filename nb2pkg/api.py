@@ -162,7 +162,7 @@ def convert(paths: Sequence[Path | str], output: Path | str,
         files = {**runnable, **render_rest(plan)}
     else:
         files = render(plan)
-    from .update import BASE, baseline_files
+    from .baseline import BASE, baseline_files
 
     # What update and check merge with and compare to: .nb2pkg/ (docs/update.md). Its copies
     # of the files are not listed as written files.

@@ -1,7 +1,7 @@
 """Keep a converted project in step with its notebooks: ``update`` (a three-way merge) and
 ``check`` (is the project out of date?).
 
-Every conversion also writes ``.nb2pkg/`` into the project (``baseline_files``): a manifest
+Every conversion also writes ``.nb2pkg/`` into the project (``baseline.baseline_files``): a manifest
 (the notebooks, the options, a hash of every file written) and a copy of each text file as
 written (``.nb2pkg/base/``). That copy is the base of the next update's merge:
 
@@ -22,7 +22,6 @@ docs/update.md is the user's description.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 import posixpath
@@ -31,14 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from .baseline import (BASE, MANIFEST, PREVIOUS, STATE, Manifest, NotConvertedError, as_bytes,
+                       sha256_of, as_text, baseline_files, parse_manifest)
 from .errors import Nb2pkgError
 
-STATE = ".nb2pkg"
-MANIFEST = f"{STATE}/manifest.json"
-BASE = f"{STATE}/base"
-PREVIOUS = f"{STATE}/previous"
-FORMAT = 1
-BASE_LIMIT = 1024 * 1024  # larger files keep only their hash: merged whole, never line by line
 # Made by `verify` from a notebook run, not by converting: an update (which runs nothing)
 # leaves them as they are, however they were refreshed since.
 RECORDED = ("tests/data/recorded/", "tests/test_recorded.py", "tests/_recorded.py")
@@ -50,89 +45,6 @@ NEW_SUFFIX = ".nb2pkg-new"
 
 Files = Mapping[str, "str | bytes"]
 Progress = Callable[[str], None]
-
-
-class NotConvertedError(Nb2pkgError):
-    """The folder holds no ``.nb2pkg/manifest.json`` that nb2pkg can read."""
-
-
-@dataclass(frozen=True)
-class Manifest:
-    notebooks: tuple[str, ...]  # POSIX paths relative to the project folder
-    notebook_hashes: tuple[str, ...]  # sha256 of each notebook as converted
-    options: Mapping[str, Any]  # ConvertOptions fields that shape the output, the name resolved
-    files: Mapping[str, str]  # relative path -> sha256 of what the conversion wrote
-    based: frozenset[str] = frozenset()  # paths whose content is kept in .nb2pkg/base/
-
-
-# -- the record a conversion leaves ------------------------------------------------------------
-
-
-def _sha(content: str | bytes) -> str:
-    return hashlib.sha256(_bytes(content)).hexdigest()
-
-
-def _bytes(content: str | bytes) -> bytes:
-    return content.encode("utf-8") if isinstance(content, str) else content
-
-
-def _text(content: bytes) -> str | None:
-    """``content`` as text when it is UTF-8 without NUL bytes (worth a line merge), else None."""
-    if b"\0" in content:
-        return None
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def baseline_files(plan: Any, files: Files, options: Any, output: Path | str,
-                   source_folder: Path | str | None = None) -> dict[str, str | bytes]:
-    """``.nb2pkg/`` for a conversion that writes ``files`` to ``output``: manifest, base copies,
-    a README saying what they are, a .gitignore for the backups."""
-    from .templating import environment
-
-    output = os.path.realpath(output)
-    notebooks, hashes = [], []
-    for notebook, result in zip(plan.notebooks, plan.analysis.notebooks):
-        path = result.notebook.path
-        if source_folder is not None:  # the lab converts a private copy of the same name
-            path = Path(source_folder, path.name)
-        notebooks.append(Path(os.path.relpath(os.path.realpath(path), output)).as_posix())
-        hashes.append(_sha(files[f"tests/originals/{notebook.filename}"]))
-    manifest: dict[str, Any] = {
-        "format": FORMAT,
-        "notebooks": [{"path": p, "sha256": h} for p, h in zip(notebooks, hashes)],
-        "options": {"name": plan.name, "extract": options.extract,
-                    "pipeline": options.pipeline, "single_stage": options.single_stage,
-                    "min_clone_statements": options.min_clone_statements,
-                    "min_clone_lines": options.min_clone_lines,
-                    "max_data_bytes": options.max_data_bytes,
-                    "names": _plain(options.names)},
-        "files": {},
-    }
-    state: dict[str, str | bytes] = {}
-    for relative in sorted(files):
-        content = files[relative]
-        based = (len(_bytes(content)) <= BASE_LIMIT
-                 and (isinstance(content, str) or _text(content) is not None))
-        manifest["files"][relative] = {"sha256": _sha(content), "base": based}
-        if based:
-            state[f"{BASE}/{relative}"] = content
-    env = environment()
-    state[MANIFEST] = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
-    state[f"{STATE}/README.md"] = env.get_template("project/state/README.md.j2").render()
-    state[f"{STATE}/.gitignore"] = env.get_template("project/state/gitignore.j2").render()
-    return state
-
-
-def _plain(value: Any) -> Any:
-    """Names overrides as JSON (mappings and sequences of plain values)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def read_manifest(project: Path) -> Manifest:
@@ -147,22 +59,6 @@ def read_manifest(project: Path) -> Manifest:
         raise NotConvertedError("the manifest is not a regular file", path=path,
                                 hint="restore it from version control")
     return parse_manifest(data, path)
-
-
-def parse_manifest(data: bytes, path: Path | str = MANIFEST) -> Manifest:
-    try:
-        raw = json.loads(data.decode("utf-8"))
-        if raw.get("format") != FORMAT:
-            raise ValueError(f"format {raw.get('format')!r}, this nb2pkg reads {FORMAT}")
-        entries = raw["files"]
-        return Manifest(tuple(str(n["path"]) for n in raw["notebooks"]),
-                        tuple(str(n["sha256"]) for n in raw["notebooks"]),
-                        dict(raw["options"]),
-                        {str(k): str(v["sha256"]) for k, v in entries.items()},
-                        frozenset(k for k, v in entries.items() if v.get("base")))
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-        raise NotConvertedError(f"the manifest cannot be read ({exc})", path=path,
-                                hint="restore it from version control") from None
 
 
 def _options(manifest: Manifest) -> Any:
@@ -221,7 +117,7 @@ def _base(project: Path, manifest: Manifest, relative: str) -> bytes | None:
     if relative not in manifest.based:
         return None
     content = _read(project, f"{BASE}/{relative}")
-    if not isinstance(content, bytes) or _sha(content) != manifest.files[relative]:
+    if not isinstance(content, bytes) or sha256_of(content) != manifest.files[relative]:
         return None  # a base copy edited by hand is no base: treat the file as unknown
     return content
 
@@ -309,9 +205,9 @@ def update(project: Path | str, notebooks: Sequence[Path | str] = (), *,
     # Hashes of recorded files kept without a base copy (binary values) stay as they were.
     if any(r.startswith(RECORDED) and r not in record for r in manifest.files):
         data = json.loads(str(state[MANIFEST]))
-        for relative, digest in manifest.files.items():
+        for relative, sha256 in manifest.files.items():
             if relative.startswith(RECORDED) and relative not in record:
-                data["files"][relative] = {"sha256": digest, "base": False}
+                data["files"][relative] = {"sha256": sha256, "base": False}
         state[MANIFEST] = json.dumps(data, indent=1, sort_keys=True) + "\n"
     report = UpdateReport(str(project), plan.name, tuple(merged.results), PREVIOUS, dry_run,
                           tuple(failures))
@@ -346,7 +242,7 @@ def _merge_file(plan: _Plan, project: Path, manifest: Manifest, relative: str,
         return
     assert ours is None or isinstance(ours, bytes)
     digest = manifest.files.get(relative)
-    untouched = ours is not None and digest is not None and _sha(ours) == digest
+    untouched = ours is not None and digest is not None and sha256_of(ours) == digest
     if new is None:  # no longer generated (or recorded data, which update never makes)
         if relative.startswith(RECORDED):
             return  # carried as it is
@@ -356,9 +252,9 @@ def _merge_file(plan: _Plan, project: Path, manifest: Manifest, relative: str,
         elif ours is not None:
             result(FileResult(relative, "kept", "no longer generated, but edited: kept"))
         return
-    theirs = _bytes(new)
+    theirs = as_bytes(new)
     if ours is None:
-        if digest is not None and _sha(theirs) == digest:
+        if digest is not None and sha256_of(theirs) == digest:
             result(FileResult(relative, "deleted", "deleted in the project: stays deleted"))
             return
         plan.files[relative] = new
@@ -373,12 +269,12 @@ def _merge_file(plan: _Plan, project: Path, manifest: Manifest, relative: str,
         if ours != theirs:
             result(FileResult(relative, "generated", "regenerated"))
         return
-    if digest is not None and _sha(theirs) == digest:
+    if digest is not None and sha256_of(theirs) == digest:
         plan.files[relative] = ours  # only the project changed it
         result(FileResult(relative, "kept", "edited in the project"))
         return
     base = _base(project, manifest, relative)
-    texts = [_text(x) if x is not None else None for x in (base, ours, theirs)]
+    texts = [as_text(x) if x is not None else None for x in (base, ours, theirs)]
     if base is not None and None not in texts:
         from .merge import merge_notebook, merge_text
 
@@ -468,7 +364,7 @@ def check(project: Path | str, notebooks: Sequence[Path | str] = (), *,
     paths = _notebooks(project, manifest, notebooks)
     stale = []
     for path in paths:
-        if _sha(read_regular_file(path, Nb2pkgError, "notebook")) not in manifest.notebook_hashes:
+        if sha256_of(read_regular_file(path, Nb2pkgError, "notebook")) not in manifest.notebook_hashes:
             stale.append(str(path))
     differences: list[Difference] = []
     findings: list[Any] = []
@@ -508,12 +404,12 @@ def _differences(project: Path, manifest: Manifest, files: Files) -> list[Differ
             found.append(Difference(relative, "removed"))
         elif old is None:
             found.append(Difference(relative, "added"))
-        elif _sha(new) != old:
+        elif sha256_of(new) != old:
             base = _base(project, manifest, relative)
             if relative.endswith(".ipynb") and base is not None and \
-                    _without_outputs(base) == _without_outputs(_bytes(new)):
+                    _without_outputs(base) == _without_outputs(as_bytes(new)):
                 continue  # the notebook was run again: outputs are not generated code
-            texts = (_text(base) if base is not None else None, _text(_bytes(new)))
+            texts = (as_text(base) if base is not None else None, as_text(as_bytes(new)))
             diff = ""
             if texts[0] is not None and texts[1] is not None:
                 diff = "".join(difflib.unified_diff(

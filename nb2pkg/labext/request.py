@@ -225,7 +225,7 @@ def holds_conversion_of(output: RootPath, notebook: RootPath) -> bool:
     import stat
 
     from ..beneath import open_beneath
-    from ..update import MANIFEST, NotConvertedError, parse_manifest
+    from ..baseline import MANIFEST, NotConvertedError, parse_manifest
 
     try:
         fd, _ = open_beneath(output.root, (*output.parts, *MANIFEST.split("/")))

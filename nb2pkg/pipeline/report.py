@@ -21,6 +21,9 @@ from typing import Any, Mapping, TypeGuard
 from ..errors import PipelineError
 
 METRICS_VERSION = 1
+# Where a run writes them by default, in the pipeline's runs folder.
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.md"
 STATUS_MARK = {"ran": "✅ ran", "skipped": "⏭️ up to date", "failed": "❌ failed",
                "not run": "⛔ not run"}
 
@@ -172,8 +175,6 @@ def write_outputs(result: Any, *, baseline: Path | str | None = None,
     needs no Jinja; after a successful run of every stage, the report the next run with nothing
     to do will write is rendered ahead into it (Jinja is loaded then anyway).
     """
-    from .runner import METRICS_FILE, REPORT_FILE
-
     pipeline = result.pipeline
     runs = pipeline.root / pipeline.runs
     metrics_path = Path(metrics) if metrics else runs / METRICS_FILE

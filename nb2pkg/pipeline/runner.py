@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
 Progress = Callable[[str], None]
-METRICS_FILE = "metrics.json"
-REPORT_FILE = "report.md"
 
 
 @dataclass(frozen=True)
