@@ -29,7 +29,8 @@ def format_python(source: str) -> str:
 
 def render(plan: PackagePlan) -> dict[str, str | bytes]:
     """Every file of the generated project, by relative POSIX path."""
-    return {**render_runnable(plan), **render_rest(plan)}
+    context = _context(plan)
+    return {**_runnable(plan, context), **_rest(plan, context)}
 
 
 def render_runnable(plan: PackagePlan) -> dict[str, str | bytes]:
@@ -38,11 +39,20 @@ def render_runnable(plan: PackagePlan) -> dict[str, str | bytes]:
     ``nb2pkg.verify`` runs these before the rest is rendered from what it found
     (``plan.recorded``), so that ``convert --verify`` renders each file once.
     """
+    return _runnable(plan, _context(plan))
+
+
+def render_rest(plan: PackagePlan) -> dict[str, str | bytes]:
+    """Everything ``render_runnable`` leaves out: project metadata, README and REPORT, tests
+    (with the recorded calls of ``plan.recorded``), the pipeline files."""
+    return _rest(plan, _context(plan))
+
+
+def _runnable(plan: PackagePlan, context: Mapping[str, Any]) -> dict[str, str | bytes]:
     import nbformat
 
     from .assets import asset_files
 
-    context = _context(plan)
     files: dict[str, str | bytes] = {
         f"src/{plan.name}/__init__.py": format_python(_template("project/__init__.py.j2", context)),
     }
@@ -60,11 +70,8 @@ def render_runnable(plan: PackagePlan) -> dict[str, str | bytes]:
     return files
 
 
-def render_rest(plan: PackagePlan) -> dict[str, str | bytes]:
-    """Everything ``render_runnable`` leaves out: project metadata, README and REPORT, tests
-    (with the recorded calls of ``plan.recorded``), the pipeline files."""
+def _rest(plan: PackagePlan, context: Mapping[str, Any]) -> dict[str, str | bytes]:
     calls = plan.recorded
-    context = _context(plan)
     files: dict[str, str | bytes] = {
         "pyproject.toml": _template("project/pyproject.toml.j2", context),
         "README.md": _template("project/README.md.j2", context),
@@ -75,7 +82,7 @@ def render_rest(plan: PackagePlan) -> dict[str, str | bytes]:
                                                            context)),
         "tests/_notebook_outputs.py": runtime_module("notebook_outputs"),
         "constraints.txt": _template("project/constraints.txt.j2", context,
-                                     constraints=_constraints(plan, calls or ())),
+                                     constraints=_constraints(plan, context["test_requirements"])),
         ".gitignore": _template("project/gitignore.j2", context),
     }
     for notebook in plan.notebooks:
@@ -171,13 +178,14 @@ def recorded_test_files(calls: Sequence[Any]) -> dict[str, str | bytes]:
 PIPELINE_REQUIREMENTS = ("papermill", "dvc", "ipykernel")
 
 
-def _constraints(plan: PackagePlan, calls: Sequence[Any]) -> list[str]:
-    """``name==version`` of the package's dependencies (and of what its recorded tests read
-    values with) as installed here, and everything they need: constraints.txt."""
+def _constraints(plan: PackagePlan, test_requirements: Sequence[str]) -> list[str]:
+    """``name==version`` of the package's dependencies (and of ``test_requirements``, what its
+    recorded tests read values with) as installed here, and everything they need:
+    constraints.txt."""
     from .dependencies import constraints
 
-    return constraints([d.requirement for d in plan.dependencies]
-                       + _test_requirements(plan, calls), exclude=[plan.name])
+    return constraints([d.requirement for d in plan.dependencies] + list(test_requirements),
+                       exclude=[plan.name])
 
 
 def _test_requirements(plan: PackagePlan, calls: Sequence[Any]) -> list[str]:

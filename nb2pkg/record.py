@@ -53,7 +53,7 @@ def setup_code(functions: Sequence[str], folder: Path, limit: int = DEFAULT_LIMI
     checkout is not on its path, and the folder of an installed nb2pkg (site-packages) must
     not go before the kernel's own packages.
     """
-    root = str(Path(__file__).resolve().parent.parent)
+    root = _nb2pkg_parent()
     return (f"import sys as __nb2pkg_sys\n"
             f"__nb2pkg_sys.path.insert(0, {root!r})\n"
             f"try:\n"
@@ -64,12 +64,18 @@ def setup_code(functions: Sequence[str], folder: Path, limit: int = DEFAULT_LIMI
             f"del __nb2pkg_sys, __nb2pkg_recording\n")
 
 
+def _nb2pkg_parent() -> str:
+    """The folder holding the nb2pkg package this process imported (put first on the path of
+    the kernel or replay process for the import of nb2pkg only)."""
+    return str(Path(__file__).resolve().parent.parent)
+
+
 def replay_code(paths_file: Path, output: Path) -> str:
     """Python source (``python -c``) replaying the stored calls listed in ``paths_file`` (a
     JSON list of their JSON files) and writing ``{path: why}`` of those that do not
     reproduce to ``output``. nb2pkg is imported from where this process found it, as in
     ``setup_code``; the package under test must be on the path (``PYTHONPATH``)."""
-    root = str(Path(__file__).resolve().parent.parent)
+    root = _nb2pkg_parent()
     return (f"import json, sys\n"
             f"sys.path.insert(0, {root!r})\n"
             f"from nb2pkg.runtime.notebook_outputs import normalize_text\n"
