@@ -77,6 +77,14 @@ class ConvertReport:
                          "notebook": names[h.notebook], "cell": h.cell} for h in plan.hoisted],
             "kept": [{"name": k.name, "notebook": names[k.notebook], "cell": k.cell,
                       "reason": k.reason} for k in plan.kept],
+            "loops": [{"id": l.id, "notebook": names[l.notebook], "cell": l.cell,
+                       "first_line": l.first_line, "last_line": l.last_line,
+                       "statements": l.rows, "variables": list(l.variables)}
+                      for l in plan.loops],
+            "loops_refused": [{"id": r.id, "notebook": names[r.notebook], "cell": r.cell,
+                               "first_line": r.first_line, "last_line": r.last_line,
+                               "statements": r.rows, "reason": r.reason}
+                              for r in plan.loop_refusals],
             "findings": [asdict(f) for f in plan.findings],
             "verification": self.verification.to_dict() if self.verification else None,
             "skipped": [f.to_dict() for f in self.failures],

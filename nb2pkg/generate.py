@@ -126,6 +126,8 @@ def _context(plan: PackagePlan) -> dict[str, Any]:
         python_min=f"{sys.version_info.major}.{sys.version_info.minor}",
         extractions=plan.extractions,
         refusals=plan.refusals,
+        loops=plan.loops,
+        loop_refusals=plan.loop_refusals,
         hoisted=plan.hoisted,
         kept=plan.kept,
         assets=plan.assets,

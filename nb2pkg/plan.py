@@ -25,6 +25,7 @@ from .magics import is_placeholder_name
 from .refactor.extract import ExtractContext, Extraction, Refusal, _Refuse, cst_span, cst_statement_list, extract_parts
 from .refactor.hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept, import_table, plan_hoisting
 from .refactor.lift import lift_variables
+from .refactor.loops import Loop, LoopRefusal, plan_loops
 from .errors import Nb2pkgError
 from .refactor.naming import MAX_NAME, Namer, clashes, identifier, module_name, package_name
 from .refactor.rewrite import Replacement, RewriteError, rewrite_cell
@@ -79,6 +80,10 @@ class PackagePlan:
     # The package calls a verification recorded (runtime.recording): they become
     # tests/test_recorded.py and its data. None: not verified, or not recorded.
     recorded: tuple[Any, ...] | None = None
+    # Runs of statements differing only in literals, rolled into loops (refactor/loops.py),
+    # and those left alone with the reason.
+    loops: tuple[Loop, ...] = ()
+    loop_refusals: tuple[LoopRefusal, ...] = ()
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -178,6 +183,21 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
                     claimed += [call.occurrence for call in result.calls]
                 else:
                     refusals.append(result)
+    loops: list[Loop] = []
+    loop_refusals: list[LoopRefusal] = []
+    if options.extract:
+        moved = {(h.notebook, h.cell, h.index) for h in hoisted}
+
+        def occupied(nb: int, cell: int, path, start: int, stop: int) -> bool:
+            span = LoopSpan(nb, cell, path, start, stop)
+            return any(_overlaps(span, c) for c in claimed) or (path == () and any(
+                (nb, cell, index) in moved for index in range(start, stop)))
+
+        parameters = [(p.index if (p := a.notebook.parameters_cell) is not None else None)
+                      for a in analysis.notebooks]
+        loops, loop_refusals = plan_loops([a.cells for a in analysis.notebooks], ctx.taken,
+                                          options.overrides, occupied, parameters,
+                                          options.min_statements)
 
     kernel, notices = choose_kernel(analysis)
     if options.name is None:
@@ -189,12 +209,13 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
                 hint="pass --name to choose another name"))
     module_plans = _modules(analysis, package, modules, hoisted, extractions, imports, ctx)
     notebook_plans = _notebooks(analysis, package, modules, hoisted, extractions, ctx, kernel,
-                                module_plans)
+                                module_plans, loops)
     depends, import_notices = dependencies(analysis, package, assets.module_names(),
                                            {n for m in assets.modules for n in m.imports})
     plan = PackagePlan(package, tuple(module_plans), tuple(notebook_plans), tuple(extractions),
                        tuple(refusals), tuple(hoisted), tuple(kept), tuple(depends), analysis,
-                       assets, kernel, tuple(notices + import_notices))
+                       assets, kernel, tuple(notices + import_notices),
+                       loops=tuple(loops), loop_refusals=tuple(loop_refusals))
     if options.pipeline:  # the split reads the refactored notebooks planned above
         from .pipeline.stages import plan_pipeline
 
@@ -278,6 +299,17 @@ def _check_span(ctx: ExtractContext, occurrence) -> None:
     module = ctx.cst_module((occurrence.notebook, occurrence.cell))
     _, statements = cst_statement_list(module, occurrence.path)
     cst_span(statements, occurrence.start, occurrence.stop)
+
+
+@dataclass(frozen=True)
+class LoopSpan:
+    """A span of statements, to compare with an extraction's call sites."""
+
+    notebook: int
+    cell: int
+    path: tuple
+    start: int
+    stop: int
 
 
 def _overlaps(a, b) -> bool:
@@ -370,7 +402,8 @@ def _merge_imports(lines: set[str]) -> tuple[str, ...]:
 
 def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: list[Hoisted],
                extractions: list[Extraction], ctx: ExtractContext,
-               kernel: str, module_plans: list[ModulePlan] = ()) -> list[NotebookPlan]:  # type: ignore[assignment]
+               kernel: str, module_plans: list[ModulePlan] = (),  # type: ignore[assignment]
+               loops: list[Loop] = ()) -> list[NotebookPlan]:  # type: ignore[assignment]
     plans = []
     used_filenames: set[str] = set()
     module_imports = {m.name: m.imports for m in module_plans}
@@ -420,6 +453,10 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
                     if e.function not in imported.setdefault(e.module, []):
                         imported[e.module].append(e.function)
                     first_call = o.cell if first_call is None else min(first_call, o.cell)
+        for loop in loops:
+            if loop.notebook == nb:
+                replacements.setdefault(loop.cell, []).append(
+                    Replacement(loop.path, loop.start, loop.stop, loop.code))
 
         # Imports the refactoring left unused, which a package module this notebook imports
         # makes too, go (see refactor/tidy.py).

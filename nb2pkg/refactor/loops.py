@@ -1,0 +1,464 @@
+"""Runs of statements that differ only in literals, rolled into a loop over a table of them.
+
+Three or more consecutive statements of one statement list (in the notebook's global scope), of
+one shape once their literals are set aside — calls (``plt.plot(X[y == 2, 0], ..., "g^")``),
+assignments to an item or attribute (``ratings[0] = 4``) — become one loop::
+
+    for y_value, style, label in [(2, "g^", "Iris virginica"), (1, "bs", "Iris versicolor"), ...]:
+        plt.plot(X[y == y_value, 0], X[y == y_value, 1], style, label=label)
+
+A column per distinct sequence of differing values (equal sequences share one); what every
+statement has in common stays written out. The loop runs the same code on the same values in
+the same order, so it behaves the same, with two differences a run must not be able to notice:
+
+- the loop's variables are new notebook names. They are chosen among names that appear nowhere
+  in the notebook's code, and a notebook that reaches its names another way (``globals()``,
+  ``vars()``, ``eval``, ``%who``, ``%run``, ``get_ipython()``, ``import __main__``) is left alone;
+- a literal becomes a read of a variable holding the same value. Refused where that is not the
+  same: inside a lambda or a generator expression (it may run after the loop, reading the last
+  value), as an operand of ``is``.
+
+Also left alone: a run ending a cell with a displayed expression (a loop displays nothing), a
+run in the ``parameters`` cell (papermill's), a comment or a multi-line string inside the run
+(the comment would be lost; re-indenting would change the string), a run sharing a line with
+other statements, and a table with more columns than rows or more than ``MAX_COLUMNS``: by then
+the statements differ in data more than they repeat logic. ``--no-extract`` turns this off with
+extraction; the names file skips a loop by its id (``L1: skip``) or renames its variables
+(``L1: {params: {text: heading}}``).
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Sequence
+
+from ..analysis.clones import Path, _statement_lists, displays
+from ..analysis.parse import ParsedCell, walk
+from ..magics import is_placeholder_name
+from .naming import Namer, identifier
+
+MAX_COLUMNS = 4
+
+# Names that let code reach the notebook's variables without naming them (a new loop variable
+# would show), or that change what a cell displays.
+_DYNAMIC_WORDS = re.compile(
+    r"\b(?:globals|locals|vars|dir|eval|exec|get_ipython|__main__|__dict__|"
+    r"ast_node_interactivity)\b")
+_DYNAMIC_MAGICS = {"who", "whos", "who_ls", "reset", "reset_selective", "store", "xdel", "run",
+                   "psearch", "pinfo", "pinfo2", "pdef", "pdoc", "psource", "pfile"}
+
+# Code that may run after the statement (a lambda, a generator): it would read the loop's
+# variable then. (A list, set or dict comprehension runs at once and reads globals as is.)
+_LATER = (ast.Lambda, ast.GeneratorExp)
+
+
+@dataclass(frozen=True)
+class Loop:
+    """A run of statements replaced by a loop over a table of their differing literals."""
+
+    id: str  # "L1", in notebook and cell order
+    notebook: int
+    cell: int
+    path: Path  # statement list in the cell
+    start: int  # statement indexes [start, stop) in that list
+    stop: int
+    first_line: int
+    last_line: int
+    variables: tuple[str, ...]  # the loop's variables, one per column of the table
+    code: str  # the loop that replaces the statements
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def order(self) -> int:
+        return int(self.id[1:])
+
+
+@dataclass(frozen=True)
+class LoopRefusal:
+    """A run that could be a loop, left alone, and why."""
+
+    id: str
+    notebook: int
+    cell: int
+    first_line: int
+    last_line: int
+    rows: int
+    reason: str
+
+    @property
+    def order(self) -> int:
+        return int(self.id[1:])
+
+
+@dataclass(frozen=True)
+class _Run:
+    cell: ParsedCell
+    path: Path
+    start: int
+    stop: int
+    statements: list[ast.stmt]
+
+
+class _Refuse(Exception):
+    pass
+
+
+def plan_loops(cells: Sequence[Sequence[ParsedCell]], taken: Iterable[str],
+               overrides: Mapping[str, Mapping[str, object]] = {},
+               occupied: Callable[[int, int, Path, int, int], bool] = lambda *_: False,
+               parameters_cells: Sequence[int | None] = (), min_rows: int = 3,
+               ) -> tuple[list[Loop], list[LoopRefusal]]:
+    """The loops for every notebook's ``cells`` (parsed code cells, per notebook), and the runs
+    left alone with the reason. ``taken``: names the package hands out (functions);
+    ``occupied(notebook, cell, path, start, stop)``: is part of that span rewritten already
+    (an extraction's call site, a moved definition)."""
+    loops: list[Loop] = []
+    refusals: list[LoopRefusal] = []
+    taken = set(taken)
+    number = 0
+    for nb, notebook_cells in enumerate(cells):
+        # `print(...)` ending a cell displays nothing, unless the notebook made `print` its own.
+        quiet_print = not any(isinstance(n, ast.Name) and n.id == "print" and not isinstance(
+            n.ctx, ast.Load) or isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == "print"
+            for cell in notebook_cells if cell.tree is not None for n in walk(cell.tree))
+        runs = [r for cell in notebook_cells if cell.tree is not None
+                for r in _runs(cell, min_rows, quiet_print)
+                if not occupied(nb, cell.cell, r.path, r.start, r.stop)]
+        if not runs:
+            continue
+        blocker = _dynamic_access(notebook_cells)
+        words = _names_used(notebook_cells)
+        parameters = parameters_cells[nb] if nb < len(parameters_cells) else None
+        for run in runs:
+            number += 1
+            loop_id = f"L{number}"
+            first, last = run.statements[0].lineno, run.statements[-1].end_lineno or 0
+            try:
+                if overrides.get(loop_id, {}).get("skip"):
+                    raise _Refuse("skipped: the names file says so")
+                if blocker:
+                    raise _Refuse(blocker)
+                if run.cell.cell == parameters:
+                    raise _Refuse("in the parameters cell, which papermill reads as assignments")
+                loop = _roll(run, loop_id, words | taken, overrides.get(loop_id, {}))
+            except _Refuse as exc:
+                refusals.append(LoopRefusal(loop_id, nb, run.cell.cell, first, last,
+                                            len(run.statements), str(exc)))
+                continue
+            # Loops may reuse each other's variables: none reads them outside its own body.
+            loops.append(loop)
+    return loops, refusals
+
+
+# -- finding runs -------------------------------------------------------------------------------
+def _runs(cell: ParsedCell, min_rows: int, quiet_print: bool) -> list[_Run]:
+    """Maximal runs of at least ``min_rows`` statements of one shape, literals set aside, that
+    differ in some literal; a run ending the cell with a displayed expression ends before it."""
+    assert cell.tree is not None
+    found = []
+    for path, body in _statement_lists(cell.tree):
+        shapes = [_shape(s) if _rollable(s) else None for s in body]
+        i = 0
+        while i < len(body):
+            j = i + 1
+            while j < len(body) and shapes[i] is not None and shapes[j] == shapes[i]:
+                j += 1
+            stop = j
+            if path == () and stop == len(body) and (
+                    displays(cell, body[-1]) or not quiet_print and isinstance(body[-1], ast.Expr)):
+                stop -= 1  # IPython displays the value of a cell's last expression
+            chosen = body[i:stop]
+            if stop - i >= min_rows and len({ast.dump(s) for s in chosen}) > 1:
+                found.append(_Run(cell, path, i, stop, chosen))
+            i = j
+    return found
+
+
+def _rollable(statement: ast.stmt) -> bool:
+    """A call, or an assignment to an item or an attribute (assigning one name over and over
+    in a loop would only keep the last value: not what anybody writes)."""
+    if isinstance(statement, ast.Expr):
+        return isinstance(statement.value, ast.Call)
+    if isinstance(statement, ast.Assign):
+        return all(isinstance(t, (ast.Subscript, ast.Attribute)) for t in statement.targets)
+    if isinstance(statement, ast.AugAssign):
+        return isinstance(statement.target, (ast.Subscript, ast.Attribute))
+    return False
+
+
+def _is_literal(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant):
+        return node.value is not Ellipsis
+    return (isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd))
+            and isinstance(node.operand, ast.Constant)
+            and type(node.operand.value) in (int, float, complex))
+
+
+def _shape(node: ast.AST, leaves: list[ast.expr] | None = None) -> str:
+    """The statement with every literal replaced by a mark (f-strings compared whole); the
+    literal nodes, in the same order, appended to ``leaves``."""
+    if _is_literal(node):
+        if leaves is not None:
+            leaves.append(node)  # type: ignore[arg-type]
+        return "#"
+    if isinstance(node, ast.JoinedStr):
+        return ast.dump(node)
+    parts = [type(node).__name__]
+    for name, value in ast.iter_fields(node):
+        if name == "ctx":
+            continue
+        if isinstance(value, list):
+            parts.append("[" + ",".join(_shape(v, leaves) if isinstance(v, ast.AST) else repr(v)
+                                        for v in value) + "]")
+        elif isinstance(value, ast.AST):
+            parts.append(_shape(value, leaves))
+        else:
+            parts.append(repr(value))
+    return "(" + " ".join(parts) + ")"
+
+
+# -- rolling a run ------------------------------------------------------------------------------
+def _roll(run: _Run, loop_id: str, taken: set[str], override: Mapping[str, object]) -> Loop:
+    lines = run.cell.masked.code.splitlines(keepends=True)
+    first, last = run.statements[0].lineno, run.statements[-1].end_lineno or 0
+    for statement in run.statements:
+        if any(is_placeholder_name(n.id) for n in walk(statement) if isinstance(n, ast.Name)):
+            raise _Refuse("IPython syntax inside")
+    if _has_comment("".join(lines[first - 1:last])):
+        raise _Refuse("a comment inside the run would be lost")
+    if _shares_lines(run, lines):
+        raise _Refuse("shares a line with other statements")
+
+    leaves = []
+    for statement in run.statements:
+        found: list[ast.expr] = []
+        _shape(statement, found)
+        leaves.append(found)
+    for node in leaves[0]:
+        if node.lineno != node.end_lineno:
+            raise _Refuse("a string spanning several lines sits inside")
+    # A column per distinct sequence of differing values (by type and value: 1 and 1.0 and
+    # True differ); the text of each value as the notebook wrote it.
+    columns: dict[tuple[str, ...], list[int]] = {}
+    for j in range(len(leaves[0])):
+        values = tuple(_value_key(row[j]) for row in leaves)
+        if len(set(values)) > 1:
+            columns.setdefault(values, []).append(j)
+    parents = {id(child): node for statement in run.statements[:1] for node in walk(statement)
+               for child in ast.iter_child_nodes(node)}
+    for positions in columns.values():
+        for j in positions:
+            why = _not_a_plain_read(leaves[0][j], parents)
+            if why:
+                raise _Refuse(f"a literal that differs sits {why}")
+    if len(columns) > min(MAX_COLUMNS, len(run.statements)):
+        raise _Refuse(f"{len(columns)} differing values for {len(run.statements)} statements: "
+                      "they differ in data more than they repeat")
+
+    namer = Namer(taken)
+    params = override.get("params") or {}
+    names = []
+    for positions in columns.values():
+        # The most telling name of the positions a column fills (a key rather than "text").
+        candidates = [_column_name(leaves[0][j], parents, run.statements[0]) for j in positions]
+        wanted = next((c for c in candidates if c not in _GENERIC), candidates[0])
+        if wanted == "number" and any(not isinstance(ast.literal_eval(row[positions[0]]), int)
+                                      for row in leaves):
+            wanted = "value"  # 0, 0.5, 1
+        wanted = next((w for w in _ALTERNATIVES.get(wanted, ()) if w not in namer.taken), wanted)
+        if isinstance(params, dict) and isinstance(params.get(wanted), str):
+            wanted = str(params[wanted])
+        names.append(namer.claim(wanted))
+
+    rows = [tuple(_text(lines, row[positions[0]]) for positions in columns.values())
+            for row in leaves]
+    body = _body(lines, run.statements[0],
+                 {j: name for name, positions in zip(names, columns.values()) for j in positions},
+                 leaves[0])
+    code = _loop(names, rows, body)
+    return Loop(loop_id, run.cell.notebook, run.cell.cell, run.path, run.start, run.stop,
+                first, last, tuple(names), code)
+
+
+def _dynamic_access(cells: Sequence[ParsedCell]) -> str | None:
+    for cell in cells:
+        for magic in cell.masked.magics:
+            if magic.kind in ("line", "cell") and magic.name in _DYNAMIC_MAGICS:
+                return (f"cell {cell.cell} runs `%{magic.name}`, which can see the notebook's "
+                        "variables: a loop's new variable would show")
+        match = _DYNAMIC_WORDS.search(cell.masked.code)
+        if match:
+            return (f"cell {cell.cell} uses `{match.group(0)}`, which can reach the notebook's "
+                    "variables by name: a loop's new variable would show")
+    return None
+
+
+def _names_used(cells: Sequence[ParsedCell]) -> set[str]:
+    """Every name the notebook's code binds or reads (keywords and attributes are not
+    variables), and every word of its magics and of the cells that do not parse."""
+    used: set[str] = set()
+    for cell in cells:
+        if cell.tree is None:
+            used |= set(re.findall(r"\w+", cell.source))
+            continue
+        for magic in cell.masked.magics:
+            used |= set(re.findall(r"\w+", magic.text))
+        for node in walk(cell.tree):
+            if isinstance(node, ast.Name):
+                used.add(node.id)
+            elif isinstance(node, ast.arg):
+                used.add(node.arg)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                used.add(node.name)
+            elif isinstance(node, ast.alias):
+                used.add((node.asname or node.name).split(".")[0])
+            elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                used |= set(node.names)
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                used.add(node.name)
+            elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+                used.add(node.name)
+            elif isinstance(node, ast.MatchMapping) and node.rest:
+                used.add(node.rest)
+    return used
+
+
+def _has_comment(code: str) -> bool:
+    try:
+        return any(t.type == tokenize.COMMENT
+                   for t in tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return True  # cannot tell: keep it
+
+
+def _shares_lines(run: _Run, lines: list[str]) -> bool:
+    """Does code other than the run's statements sit on their lines (``x = 1; f(1)``)?"""
+    first = run.statements[0]
+    if lines[first.lineno - 1].encode()[:first.col_offset].strip():
+        return True
+    for statement, after in zip(run.statements, [*run.statements[1:], None]):
+        end_line = statement.end_lineno or statement.lineno
+        rest = lines[end_line - 1].encode()[statement.end_col_offset or 0:].strip()
+        if rest and not rest.startswith(b"#"):
+            return True
+        if after is not None and after.lineno == end_line:
+            return True
+    return False
+
+
+def _value_key(node: ast.expr) -> str:
+    value = ast.literal_eval(node)
+    return f"{type(value).__name__}:{value!r}"
+
+
+def _not_a_plain_read(node: ast.AST, parents: Mapping[int, ast.AST]) -> str | None:
+    parent = parents.get(id(node))
+    while parent is not None:
+        if isinstance(parent, _LATER):
+            return "inside a lambda or a generator (it could read the loop's variable after " \
+                   "the loop)"
+        if isinstance(parent, ast.Compare) and any(
+                isinstance(op, (ast.Is, ast.IsNot)) for op in parent.ops):
+            return "in an `is` comparison (a variable may not be the same object)"
+        parent = parents.get(id(parent))
+    return None
+
+
+def _column_name(node: ast.expr, parents: Mapping[int, ast.AST], statement: ast.stmt) -> str:
+    """A name from where the literal sits: keyword, the item or attribute it is assigned to,
+    the other side of a comparison, the column it selects, the method it is passed to; else
+    what it is."""
+    parent = parents.get(id(node))
+    value = ast.literal_eval(node)
+    if isinstance(parent, ast.keyword) and parent.arg:
+        return identifier(parent.arg)
+    if isinstance(statement, (ast.Assign, ast.AugAssign)) and statement.value is node:
+        target = statement.targets[0] if isinstance(statement, ast.Assign) else statement.target
+        if isinstance(target, ast.Attribute):
+            return identifier(target.attr)
+        if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+            return _singular(identifier(target.value.id))
+    if isinstance(parent, ast.Compare):
+        other = parent.left if parent.left is not node else parent.comparators[0]
+        if isinstance(other, ast.Attribute):
+            return identifier(other.attr)
+        if isinstance(other, ast.Name):
+            return f"{identifier(other.id)}_value"
+    if isinstance(parent, ast.Subscript) and parent.slice is node:
+        return "index" if isinstance(value, int) and not isinstance(value, bool) else "key"
+    if isinstance(parent, ast.Call) and node in parent.args:
+        function = parent.func.attr if isinstance(parent.func, ast.Attribute) else \
+            parent.func.id if isinstance(parent.func, ast.Name) else ""
+        if function == "plot" and isinstance(value, str):
+            return "style"  # matplotlib's format string ("g^", "k--")
+        if function in _ARGUMENT_OF:
+            return _ARGUMENT_OF[function]
+        if len(parent.args) == 1 and function:
+            return identifier(function.removeprefix("set_"))
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "flag"
+    if isinstance(value, int):
+        return "number"
+    return "value"
+
+
+_GENERIC = {"text", "flag", "number", "value"}
+# Other good names, tried in order when the notebook already uses the first.
+_ALTERNATIVES = {"style": ("style", "fmt", "line_style"), "key": ("key", "column", "name"),
+                 "index": ("index", "position", "i"), "item": ("item", "element", "entry"),
+                 "value": ("value", "level", "amount"), "text": ("text", "message", "label")}
+# What the argument of a common call is (not named after the call: `append(item)`, not
+# `append(append)`); other one-argument calls name it (`plt.xlabel(xlabel)`, `set_title`).
+_ARGUMENT_OF = {**dict.fromkeys(("append", "add", "remove", "discard", "appendleft", "put"), "item"),
+                "extend": "items", "pop": "key", "get": "key", "print": "text", "len": "value",
+                "drop": "label", "read_csv": "path", "open": "path"}
+
+
+def _singular(name: str) -> str:
+    if name.endswith("ies") and len(name) > 4:
+        return name[:-3] + "y"
+    if name.endswith("s") and not name.endswith("ss") and len(name) > 2:
+        return name[:-1]
+    return f"{name}_value"
+
+
+def _text(lines: list[str], node: ast.expr) -> str:
+    # ast columns count UTF-8 bytes.
+    line = lines[node.lineno - 1].encode()
+    return line[node.col_offset:node.end_col_offset].decode()
+
+
+def _body(lines: list[str], statement: ast.stmt, names: Mapping[int, str],
+          leaves: Sequence[ast.expr]) -> str:
+    """The statement's own text with the differing literals replaced by the loop's names."""
+    first, last = statement.lineno, statement.end_lineno or statement.lineno
+    text = [line.rstrip("\r\n").encode() for line in lines[first - 1:last]]
+    text[-1] = text[-1][:statement.end_col_offset]
+    edits = sorted(((leaves[j].lineno - first, leaves[j].col_offset, leaves[j].end_col_offset, name)
+                    for j, name in names.items()), reverse=True)
+    for row, start, end, name in edits:  # from the end, so earlier columns stay valid
+        text[row] = text[row][:start] + name.encode() + text[row][end:]
+    text[0] = text[0][statement.col_offset:]
+    indent = statement.col_offset
+    decoded = [text[0].decode()] + [
+        (line[indent:] if line[:indent].strip() == b"" else line).decode() for line in text[1:]]
+    return "\n".join("    " + line if line.strip() else line for line in decoded)
+
+
+def _loop(names: list[str], rows: list[tuple[str, ...]], body: str) -> str:
+    items = [row[0] if len(row) == 1 else f"({', '.join(row)})" for row in rows]
+    head = f"for {', '.join(names)} in "
+    one_line = f"{head}[{', '.join(items)}]:"
+    if len(one_line) <= 88:
+        return f"{one_line}\n{body}\n"
+    table = "".join(f"    {item},\n" for item in items)
+    return f"{head}[\n{table}]:\n{body}\n"
