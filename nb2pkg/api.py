@@ -79,11 +79,13 @@ class ConvertReport:
                       "reason": k.reason} for k in plan.kept],
             "loops": [{"id": l.id, "notebook": names[l.notebook], "cell": l.cell,
                        "first_line": l.first_line, "last_line": l.last_line,
-                       "statements": l.rows, "variables": list(l.variables)}
+                       "statements": l.rows, "variables": list(l.variables),
+                       "function": f"{plan.name}.{l.function}" if l.function else None}
                       for l in plan.loops],
             "loops_refused": [{"id": r.id, "notebook": names[r.notebook], "cell": r.cell,
                                "first_line": r.first_line, "last_line": r.last_line,
-                               "statements": r.rows, "reason": r.reason}
+                               "statements": r.rows, "reason": r.reason,
+                               "function": f"{plan.name}.{r.function}" if r.function else None}
                               for r in plan.loop_refusals],
             "findings": [asdict(f) for f in plan.findings],
             "verification": self.verification.to_dict() if self.verification else None,

@@ -25,7 +25,7 @@ from .magics import is_placeholder_name
 from .refactor.extract import ExtractContext, Extraction, Refusal, _Refuse, cst_span, cst_statement_list, extract_parts
 from .refactor.hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept, import_table, plan_hoisting
 from .refactor.lift import lift_variables
-from .refactor.loops import Loop, LoopRefusal, plan_loops
+from .refactor.loops import Loop, LoopRefusal, plan_loops, roll_functions
 from .errors import Nb2pkgError
 from .refactor.naming import MAX_NAME, Namer, clashes, identifier, module_name, package_name
 from .refactor.rewrite import Replacement, RewriteError, rewrite_cell
@@ -198,6 +198,14 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
         loops, loop_refusals = plan_loops([a.cells for a in analysis.notebooks], ctx.taken,
                                           options.overrides, occupied, parameters,
                                           options.min_statements)
+        # ... and inside the functions extracted (a per-class plot loop of copied cells).
+        sources, inner, inner_refusals = roll_functions(
+            [(f"{e.module}.{e.function}", e.source, e.calls[0].occurrence.notebook,
+              e.calls[0].occurrence.cell) for e in extractions], (), options.overrides,
+            len(loops) + len(loop_refusals) + 1, options.min_statements)
+        extractions = [replace(e, source=source) for e, source in zip(extractions, sources)]
+        loops += inner
+        loop_refusals += inner_refusals
 
     kernel, notices = choose_kernel(analysis)
     if options.name is None:
@@ -454,7 +462,7 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
                         imported[e.module].append(e.function)
                     first_call = o.cell if first_call is None else min(first_call, o.cell)
         for loop in loops:
-            if loop.notebook == nb:
+            if loop.notebook == nb and not loop.function:  # else it is in a package function
                 replacements.setdefault(loop.cell, []).append(
                     Replacement(loop.path, loop.start, loop.stop, loop.code))
 

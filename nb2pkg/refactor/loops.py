@@ -33,11 +33,11 @@ import ast
 import io
 import re
 import tokenize
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Mapping, Sequence
 
-from ..analysis.clones import Path, _statement_lists, displays
-from ..analysis.parse import ParsedCell, walk
+from ..analysis.clones import Path, _nested_lists, _statement_lists, displays
+from ..analysis.parse import ParsedCell, parse_cell, walk
 from ..magics import is_placeholder_name
 from .naming import Namer, identifier
 
@@ -70,6 +70,9 @@ class Loop:
     last_line: int
     variables: tuple[str, ...]  # the loop's variables, one per column of the table
     code: str  # the loop that replaces the statements
+    # Set for a loop inside a function nb2pkg extracted ("module.function"); lines are then
+    # those of the function's source, and notebook and cell those of its first copy.
+    function: str = ""
 
     @property
     def rows(self) -> int:
@@ -91,6 +94,7 @@ class LoopRefusal:
     last_line: int
     rows: int
     reason: str
+    function: str = ""  # as in Loop
 
     @property
     def order(self) -> int:
@@ -157,13 +161,74 @@ def plan_loops(cells: Sequence[Sequence[ParsedCell]], taken: Iterable[str],
     return loops, refusals
 
 
+def roll_functions(functions: Sequence[tuple[str, str, int, int]], taken: Iterable[str],
+                   overrides: Mapping[str, Mapping[str, object]] = {}, first_number: int = 1,
+                   min_rows: int = 3) -> tuple[list[str], list[Loop], list[LoopRefusal]]:
+    """The runs inside functions nb2pkg extracted, rolled: ``functions`` are (qualified name,
+    source, notebook and cell of the first copy); their sources with the loops, the loops and
+    the runs left alone. The loop's variables are local to the function, so nothing outside can
+    see them; they avoid every name the function mentions (so no global it reads is shadowed)
+    and ``taken``."""
+    sources: list[str] = []
+    loops: list[Loop] = []
+    refusals: list[LoopRefusal] = []
+    number = first_number - 1
+    for name, source, nb, cell_index in functions:
+        cell = parse_cell(source, nb, cell_index)
+        definition = cell.tree.body[0] if cell.tree is not None and cell.tree.body else None
+        if not isinstance(definition, ast.FunctionDef):
+            sources.append(source)
+            continue
+        lists = _function_lists(definition)
+        words = _names_used([cell]) | set(taken)
+        lines = source.splitlines(keepends=True)
+        edits = []
+        for run in _runs(cell, min_rows, True, lists):
+            number += 1
+            loop_id = f"L{number}"
+            first, last = run.statements[0].lineno, run.statements[-1].end_lineno or 0
+            try:
+                if overrides.get(loop_id, {}).get("skip"):
+                    raise _Refuse("skipped: the names file says so")
+                loop = _roll(run, loop_id, words, overrides.get(loop_id, {}))
+            except _Refuse as exc:
+                refusals.append(LoopRefusal(loop_id, nb, cell_index, first, last,
+                                            len(run.statements), str(exc), name))
+                continue
+            loops.append(replace(loop, function=name))
+            indent = " " * run.statements[0].col_offset
+            code = "".join(indent + line if line.strip() else line
+                           for line in loop.code.splitlines(keepends=True))
+            edits.append((first, last, code))
+        for first, last, code in sorted(edits, reverse=True):
+            lines[first - 1:last] = [code]
+        sources.append("".join(lines))
+    return sources, loops, refusals
+
+
+def _function_lists(definition: ast.FunctionDef) -> list[tuple[Path, list[ast.stmt]]]:
+    """The statement lists of a function's body, nested blocks included (not those of
+    functions or classes defined inside it)."""
+    found: list[tuple[Path, list[ast.stmt]]] = []
+    stack: list[tuple[Path, list[ast.stmt]]] = [(((0, "body"),), definition.body)]
+    while stack:
+        path, body = stack.pop()
+        found.append((path, body))
+        for index, statement in enumerate(body):
+            for field_name, nested in _nested_lists(statement):
+                stack.append(((*path, (index, field_name)), nested))
+    return found
+
+
 # -- finding runs -------------------------------------------------------------------------------
-def _runs(cell: ParsedCell, min_rows: int, quiet_print: bool) -> list[_Run]:
+def _runs(cell: ParsedCell, min_rows: int, quiet_print: bool,
+          lists: Iterable[tuple[Path, list[ast.stmt]]] | None = None) -> list[_Run]:
     """Maximal runs of at least ``min_rows`` statements of one shape, literals set aside, that
-    differ in some literal; a run ending the cell with a displayed expression ends before it."""
+    differ in some literal, in the cell's statement lists of the global scope (or ``lists``); a
+    run ending the cell with a displayed expression ends before it."""
     assert cell.tree is not None
     found = []
-    for path, body in _statement_lists(cell.tree):
+    for path, body in (_statement_lists(cell.tree) if lists is None else lists):
         shapes = [_shape(s) if _rollable(s) else None for s in body]
         i = 0
         while i < len(body):

@@ -42,7 +42,8 @@ def test_the_report_and_the_json_list_each_loop_by_id(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["loops"] == [{"id": "L1", "notebook": str(notebook), "cell": 0, "first_line": 2,
-                              "last_line": 4, "statements": 3, "variables": ["key", "summary_value"]}]
+                              "last_line": 4, "statements": 3, "variables": ["key", "summary_value"],
+                              "function": None}]
     assert [(r["id"], r["reason"]) for r in data["loops_refused"]] == [
         ("L2", "a comment inside the run would be lost")]
     report = (tmp_path / "out" / "REPORT.md").read_text()
@@ -102,3 +103,23 @@ def test_rolled_loops_verify_on_a_real_kernel(tmp_path: Path) -> None:
     assert data["verification"]["equivalent"] is True
     cells = json.loads((tmp_path / "out" / "notebooks" / "nb.ipynb").read_text())["cells"]
     assert "for value, style in [(0, 'k-'), (0.5, 'k:'), (1, 'k:')]:" in "".join(cells[1]["source"])
+
+
+def test_runs_inside_an_extracted_function_are_rolled_there(tmp_path: Path) -> None:
+    """A run copied with its cell is extracted with it; the loop is then in the function, with
+    its variables local to it (named without regard to the notebook's globals)."""
+    block = ("drawn = []\ndrawn.append(('a', 2))\ndrawn.append(('b', 1))\ndrawn.append(('c', 0))\n"
+             "total = len(drawn) + {n}\nprint(total)")
+    cells = ["key = 'taken in the notebook'", block.format(n=1), block.format(n=2)]
+    notebook = write_notebook(tmp_path / "nb.ipynb", cells)
+    plan = _plan(notebook)
+    (extraction,) = plan.extractions
+    (loop,) = plan.loops
+    assert (loop.function, loop.variables) == (f"nb.{extraction.function}", ("text", "number"))
+    assert "    for text, number in [('a', 2), ('b', 1), ('c', 0)]:\n" \
+           "        drawn.append((text, number))\n" in extraction.source
+    result = run("convert", str(notebook), "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "out" / "REPORT.md").read_text()
+    assert (f"- **L1** in `nb.core.{extraction.function}` (extracted, first copy in `nb.ipynb` "
+            "cell 1): 3 statements became a loop over `text, number`") in report
