@@ -297,6 +297,9 @@ def test_a_wrong_extraction_is_caught(project) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "DIFFERENT" in result.stdout and "first difference at cell 2" in result.stdout
     assert "-[cell 2 stdout] first 9" in result.stdout and "+[cell 2 stdout] first 6" in result.stdout
+    # The kernels' connections are encrypted where the kernel can (ipykernel 7.3 and later
+    # otherwise warns on every start, in the user's terminal).
+    assert "without encryption" not in result.stderr
 
 
 @kernel

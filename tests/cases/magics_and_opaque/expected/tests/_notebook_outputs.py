@@ -530,6 +530,18 @@ def read(path: Path | str) -> Any:
         raise NotebookRunError(f"cannot read notebook: {exc}", path=path) from None
 
 
+def _kernel_config():
+    """Encrypt the connection to the kernel where jupyter_client and the kernel both can
+    (ipykernel 7.3 and later warns on every start over plain TCP); an older jupyter_client
+    has no such setting."""
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    if "transport_encryption" in KernelManager.class_trait_names():
+        return Config({"KernelManager": {"transport_encryption": "auto"}})
+    return Config()
+
+
 def _kernel_name(node: Any) -> str:
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -576,6 +588,7 @@ def execute(
         kernel_name=_kernel_name(node),
         allow_errors=True,
         resources={"metadata": {"path": str(Path(cwd or path.parent).absolute())}},
+        config=_kernel_config(),
     )
     try:
         client.execute(env=env)
