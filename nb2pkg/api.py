@@ -74,7 +74,10 @@ class ConvertReport:
                          "occurrences": [_occurrence_dict(names, o) for o in r.occurrences]}
                         for r in plan.refusals],
             "hoisted": [{"name": h.name, "kind": h.kind, "module": f"{plan.name}.{h.module}",
-                         "notebook": names[h.notebook], "cell": h.cell} for h in plan.hoisted],
+                         "notebook": names[h.notebook], "cell": h.cell,
+                         "lifted": {"parameters": [asdict(p) for p in h.lifted.parameters],
+                                    "calls": h.lifted.calls} if h.lifted else None}
+                        for h in plan.hoisted],
             "kept": [{"name": k.name, "notebook": names[k.notebook], "cell": k.cell,
                       "reason": k.reason} for k in plan.kept],
             "loops": [{"id": l.id, "notebook": names[l.notebook], "cell": l.cell,

@@ -41,7 +41,15 @@ continuation lines are not escapes, and ``a != b``, ``x % y``, ``%=`` are not
 escapes either.  IPython's own quirks are kept (``x = y?`` and ``%time x?``
 are help about ``y`` / ``x``; ``a = b = !ls`` is not an assignment from a
 shell command; an unclosed bracket in a magic extends its logical line up to
-a trailing ``?``).  Deliberate differences:
+a trailing ``?``).  Where tokenize itself gives up, we follow Python 3.11's
+(the one IPython runs here; 3.12's C tokenizer stops at the first error): a
+one-quote string continued by a backslash and never closed is one token up
+to the end of the line where it fails, line break included, so the next
+line joins the statement; a triple-quoted string left open, or brackets
+left open, at the end of the cell leave IPython's help check reading the
+token before the last; spaces after a continuation line, before a character
+that starts no token (``?``, ``!``, ``$``, a quote no string follows from),
+are a token of their own, so no escape starts there.  Deliberate differences:
 
 * ``\r\n`` counts as a line break like ``\n`` everywhere (Jupyter front ends
   send ``\n``; IPython fed ``\r\n`` misses ``obj?`` and magic continuations).
@@ -55,7 +63,10 @@ a trailing ``?``).  Deliberate differences:
   (``>>>``, ``In [1]:``), autocall escapes (``/f x``, ``,f a b``, ``;f a``).
 * Magic names end at any whitespace (IPython: at a space), and a few
   differences remain in code IPython cannot run either (unbalanced closing
-  brackets, unterminated strings continued by a backslash).
+  brackets), or that only 3.11's tokenize runs: after a never closed,
+  backslash-continued one-quote string, it ends a later multi-line
+  triple-quoted string at its first line without a final backslash (a stale
+  ``needcont`` flag); we do not mirror that.
 
 Nothing here imports IPython: this module only needs :mod:`re` and
 :mod:`zlib` at import time (``ast`` is imported lazily for ``%time``).
@@ -167,7 +178,9 @@ class Masked:
 # they are fast and backtrack linearly at worst.  The triple-quoted ones cannot
 # fail once started (an unterminated one runs to the end, as in tokenize); an
 # unterminated single-quoted string fails and its quote becomes an ``other``
-# token, exactly like tokenize's ERRORTOKEN.
+# token, exactly like tokenize's ERRORTOKEN.  ``contstr`` is 3.11's error token for a
+# one-quote string that a backslash continues and that never closes: it runs to the end of
+# the line where it fails, line break included (no NEWLINE, so the next line joins).
 _TOKEN_RE = re.compile(
     r"""
       (?P<nl>\r\n|\r|\n)
@@ -178,6 +191,10 @@ _TOKEN_RE = re.compile(
             |\"\"\"[^"\\]*(?:(?:\\[\s\S]?|"(?!""))[^"\\]*)*(?:\"\"\"|\Z)
             |'[^'\\\r\n]*(?:\\(?:\r\n|[\s\S])[^'\\\r\n]*)*'
             |"[^"\\\r\n]*(?:\\(?:\r\n|[\s\S])[^"\\\r\n]*)*")
+    | (?P<contstr>'[^'\\\r\n]*(?:\\[^\r\n][^'\\\r\n]*)*\\(?:\r\n|\r|\n)
+                [^'\\\r\n]*(?:\\(?:\r\n|[\s\S])[^'\\\r\n]*)*(?:\r\n|\r|\n|\Z)
+            |"[^"\\\r\n]*(?:\\[^\r\n][^"\\\r\n]*)*\\(?:\r\n|\r|\n)
+                [^"\\\r\n]*(?:\\(?:\r\n|[\s\S])[^"\\\r\n]*)*(?:\r\n|\r|\n|\Z))
     | (?P<name>\w+)
     | (?P<op>\*\*=|//=|>>=|<<=|[-+*/%@&|^<>!=:]=|->)
     | (?P<open>[(\[{])
@@ -248,15 +265,62 @@ def _next_token(src: str, pos: int, end: int) -> tuple[str, int, int] | None:
     return None
 
 
-def _logical_line_last(src: str, pos: int) -> tuple[re.Match[str] | None, int]:
+_PREFIX_RE = re.compile(r"(?i:[rbuf]|br|rb|fr|rf)\Z")
+
+
+def _open_triple(src: str, m: re.Match[str]) -> bool:
+    """True if the string token ``m`` is a triple-quoted string left open (tokenize stops)."""
+    text = m.group()
+    if m.end() != len(src) or not text.startswith(("'''", '"""')):
+        return False
+    if len(text) < 6 or not text.endswith(text[:3]):
+        return True
+    # the token pattern stops at the first closing quotes, so an end that is not escaped
+    # closes it; an escaped one ("\'''" at the very end) does not
+    backslashes = len(text[:-3]) - len(text[:-3].rstrip("\\"))
+    return backslashes % 2 == 1
+
+
+def _cut_short_question(src: str, first: int, stop: int) -> int | None:
+    """End of the help text of a logical line that tokenize cut short, if IPython takes it
+    for help; the line runs from ``first`` and tokenize stopped at ``stop``.
+
+    IPython's help check takes the last-but-one token of a line's token list, the last being
+    its NEWLINE. When tokenize stops inside brackets at the end of the cell, or at a
+    triple-quoted string left open (at ``stop``), the list has no NEWLINE: IPython then reads
+    the token *before* the last (the NL of a line break inside brackets and comments count),
+    and the help text up to the end of that token's physical line. Rare (once per cell at
+    most), so the line is lexed again here rather than tracked by the scanners.
+    """
+    tokens: list[re.Match[str] | None] = []
+    pos = first
+    while pos < stop:
+        m = _token_at(src, pos, stop)
+        pos = m.end()
+        if m.lastgroup not in ("ws", "cont"):
+            tokens.append(m)
+    last = tokens[-1] if tokens else None
+    if stop < len(src):  # the string's prefix (rb'''...) is part of its token
+        if last is not None and last.end() == stop and _PREFIX_RE.match(last.group()):
+            tokens.pop()
+    elif not src.endswith(("\n", "\r")):
+        tokens.append(None)  # the NL of the line break IPython appends to the cell
+    q = tokens[-2] if len(tokens) > 2 else None
+    if q is None or q.group() != "?":
+        return None
+    return _extent_of_line(src, q.end())[0]
+
+
+def _logical_line_last(src: str, pos: int) -> tuple[int | None, int]:
     """Lex ``src`` from ``pos`` to the end of that logical line, as IPython does.
 
-    Returns (last token -- comments included -- or None, start of the next
-    line).  The logical line runs on while brackets are open, so for a magic
-    like ``!echo (`` it extends past the magic's own physical line: IPython
-    looks for a trailing ``?`` over that whole stretch.
+    Returns (the end of the help text if IPython takes the line for help, else
+    None; start of the next line).  The logical line runs on while brackets
+    are open, so for a magic like ``!echo (`` it extends past the magic's own
+    physical line: IPython looks for a trailing ``?`` over that whole stretch.
     """
     n = len(src)
+    first = pos
     depth = 0
     last = None
     while pos < n:
@@ -266,13 +330,18 @@ def _logical_line_last(src: str, pos: int) -> tuple[re.Match[str] | None, int]:
         if kind == "nl":
             if depth <= 0:
                 break
+        elif kind == "str" and _open_triple(src, m):
+            return _cut_short_question(src, first, m.start()), pos
         elif kind not in _BLANK:
             last = m
             if kind == "open":
                 depth += 1
             elif kind == "close":
                 depth -= 1
-    return last, pos
+    else:
+        if depth > 0:
+            return _cut_short_question(src, first, n), pos
+    return (last.end() if last is not None and last.group() == "?" else None), pos
 
 
 def _extent(src: str, pos: int) -> tuple[int, int]:
@@ -294,6 +363,17 @@ def _extent(src: str, pos: int) -> tuple[int, int]:
         return e, m.end()
 
 
+def _no_token_at(src: str, pos: int) -> bool:
+    """True where tokenize (3.11) starts no token: ``?``, ``!`` but not ``!=``, ``$``, a
+    backtick, a quote that no string follows from."""
+    c = src[pos]
+    if c in "?$`":
+        return True
+    if c == "!":
+        return not src.startswith("!=", pos)
+    return c in "'\"" and _token_at(src, pos).lastgroup == "other"
+
+
 def _help_method(target: str, esc: str) -> str:
     """The magic IPython runs for ``target?`` / ``target??``."""
     if esc == "??":
@@ -309,11 +389,8 @@ def _help_end(src: str, first: int, scan_from: int) -> tuple[int, str, int] | No
     command, not help).  Returns (end of the ``?``, magic name, next
     position) or None.
     """
-    last, next_pos = _logical_line_last(src, scan_from)
-    if last is None or last.group() != "?":
-        return None
-    q_end = last.end()
-    if q_end < len(src) and src[q_end] not in "\r\n":
+    q_end, next_pos = _logical_line_last(src, scan_from)
+    if q_end is None or (q_end < len(src) and src[q_end] not in "\r\n"):
         return None
     m = _help_target(src, first, q_end)
     if m is None:
@@ -424,14 +501,21 @@ class _Scanner:
                     continue
             # A line that is only a backslash continuation: the statement's
             # first token (where IPython looks for an escape) is further on.
-            tok = first
+            tok = line = first
             while src.startswith("\\", tok):
                 eol = _EOL_RE.match(src, tok + 1)
                 if eol is None:
                     break
-                tok = _spaces_at(src, eol.end()).end()
+                line = eol.end()
+                tok = _spaces_at(src, line).end()
             if tok != first and tok < n and src[tok] not in "\r\n\\":
                 first = tok
+                if tok > line and _no_token_at(src, tok):
+                    # tokenize (3.11) makes such spaces a token of their own: the
+                    # statement starts there, with no escape ("obj?" help still
+                    # replaces it from the spaces on)
+                    pos = self.python_line(line)
+                    continue
             c = src[first]
             if c == "#":
                 _, pos = _extent_of_line(src, first)
@@ -518,6 +602,7 @@ class _Scanner:
         assign_depth = 0  # IPython's _find_assign_op count (never negative)
         seen_eq = False
         last = None
+        stop = -1  # where tokenize stops, cutting the line short (see _cut_short_question)
         while pos < n:
             m = _token_at(src, pos)
             kind = m.lastgroup
@@ -538,6 +623,9 @@ class _Scanner:
                 depth -= 1
                 if assign_depth > 0:
                     assign_depth -= 1
+            elif kind == "str" and _open_triple(src, m):
+                stop = m.start()
+                break
             elif (
                 kind == "other"
                 and not seen_eq
@@ -550,8 +638,14 @@ class _Scanner:
                 if nxt is not None:
                     return nxt
             last = m
-        if last is not None and last.group() == "?":
-            q_end = last.end()
+        else:
+            if depth > 0:
+                stop = n
+        if stop >= 0:
+            q_end = _cut_short_question(src, first, stop)
+        else:
+            q_end = last.end() if last is not None and last.group() == "?" else None
+        if q_end is not None:
             target = _help_target(src, first, q_end)
             if target is not None:
                 self.add(
@@ -563,6 +657,9 @@ class _Scanner:
                     first,
                     q_end,
                 )
+                if stop >= 0:
+                    # IPython replaces the lines up to the "?" and reads the rest again
+                    return _extent_of_line(src, q_end)[1]
         return pos
 
     def assignment(self, first: int, eq: int, after_eq: int) -> int | None:

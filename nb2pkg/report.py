@@ -19,6 +19,15 @@ def _findings(findings) -> list[str]:
     return lines
 
 
+def _lifted(name: str, lifted: Any) -> str:
+    """``to_label: takes churn_threshold (was the notebook's CHURN_THRESHOLD)``: one line per
+    function that now takes notebook variables as parameters (refactor/lift.py)."""
+    params = [p.parameter for p in lifted.parameters]
+    variables = [p.variable for p in lifted.parameters]
+    was = "was" if len(params) == 1 else "were"
+    return f"{name}: takes {', '.join(params)} ({was} the notebook's {', '.join(variables)})"
+
+
 def format_analysis(report: Any) -> str:
     analysis = report.analysis
     names = [str(a.notebook.path) for a in analysis.notebooks]
@@ -83,8 +92,15 @@ def format_conversion(report: Any) -> str:
         out.append(f"left {len(plan.refusals)} repeated blocks alone:")
         for r in plan.refusals:
             out.append(f"  {r.group} ({_where(names, r.occurrences[0])}, ...): {r.reason}")
-    out.append(f"moved {len(plan.hoisted)} definitions into modules"
-               + (f"; kept {len(plan.kept)} in the notebook:" if plan.kept else ""))
+    moved = f"moved {len(plan.hoisted)} definitions into modules"
+    lifted = [h for h in plan.hoisted if h.lifted]
+    if lifted:
+        out.append(f"{moved}, {len(lifted)} taking notebook variables as parameters:")
+        out += [f"  {_lifted(h.name, h.lifted)}" for h in lifted]
+        if plan.kept:
+            out.append(f"kept {len(plan.kept)} in the notebook:")
+    else:
+        out.append(moved + (f"; kept {len(plan.kept)} in the notebook:" if plan.kept else ""))
     for k in plan.kept:
         out.append(f"  `{k.name}` ({names[k.notebook]} cell {k.cell}): {k.reason}")
     findings = list(plan.findings)

@@ -308,3 +308,50 @@ def test_max_data_size_leaves_larger_files_listed_not_copied(tmp_path: Path) -> 
     assert "`notebooks/data/large.csv`: **not copied**" in report
     bad = run("convert", str(folder / "nb.ipynb"), "-o", str(tmp_path / "x"), "--max-data-size", "x")
     assert bad.returncode == 2 and "not a number of megabytes" in bad.stderr
+
+
+def test_lifted_functions_are_named_in_the_summary_and_the_json(tmp_path: Path) -> None:
+    # tests/data/extract/lift_chain.txt: `shifted` reads `offset` and calls `scaled`, which reads
+    # `scale`; both move into the package with the variables as parameters.
+    from helpers import parse_case
+
+    case = parse_case((DATA / "extract" / "lift_chain.txt").read_text())
+    notebook = write_notebook(tmp_path / "case.ipynb", case["cells"])
+    text = run("convert", str(notebook), "-o", str(tmp_path / "out"))
+    assert text.returncode == 0, text.stderr
+    assert ("moved 2 definitions into modules, 2 taking notebook variables as parameters:\n"
+            "  scaled: takes scale (was the notebook's scale)\n"
+            "  shifted: takes offset, scale (were the notebook's offset, scale)\n") in text.stdout
+
+    result = run("convert", str(notebook), "-o", str(tmp_path / "json"), "--json")
+    assert result.returncode == 0, result.stderr
+    lifted = {h["name"]: h["lifted"] for h in json.loads(result.stdout)["hoisted"]}
+    assert lifted == {
+        "scaled": {"parameters": [{"variable": "scale", "parameter": "scale", "default": "3"}],
+                   "calls": 2},
+        "shifted": {"parameters": [{"variable": "offset", "parameter": "offset", "default": "1"},
+                                   {"variable": "scale", "parameter": "scale", "default": "3"}],
+                    "calls": 2},
+    }
+
+
+def test_upper_case_variables_are_named_as_the_notebook_wrote_them(tmp_path: Path) -> None:
+    notebook = write_notebook(tmp_path / "churn.ipynb", [
+        "CHURN_THRESHOLD = 0.5",
+        "def to_label(p):\n    return p >= CHURN_THRESHOLD",
+        "labels = [to_label(p) for p in (0.2, 0.7)]\nlabels",
+        "CHURN_THRESHOLD = 0.6  # set twice, so it stays in the notebook\nprint(to_label(0.55))",
+        "def tidy(x):\n    return round(x, 2)",
+        "print(tidy(1.234))",
+    ])
+    result = run("convert", str(notebook), "-o", str(tmp_path / "out"), "--json")
+    assert result.returncode == 0, result.stderr
+    hoisted = {h["name"]: h["lifted"] for h in json.loads(result.stdout)["hoisted"]}
+    assert hoisted["tidy"] is None
+    assert hoisted["to_label"] == {"parameters": [{"variable": "CHURN_THRESHOLD",
+                                                   "parameter": "churn_threshold",
+                                                   "default": "0.5"}], "calls": 2}
+    text = run("convert", str(notebook), "-o", str(tmp_path / "text"))
+    lines = text.stdout.splitlines()
+    assert "  to_label: takes churn_threshold (was the notebook's CHURN_THRESHOLD)" in lines
+    assert not any(line.lstrip().startswith("tidy:") for line in lines)

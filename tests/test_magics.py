@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import random
 import re
 import subprocess
 import sys
@@ -401,6 +402,56 @@ def test_ipython_quirks_are_mirrored(source, expected):
     else:  # IPython leaves these alone too, so the cell is a syntax error
         assert ipython_magics(source) is None
         assert not parses(m.code)
+
+
+# Where tokenize (Python 3.11, as IPython uses it) ends a logical line differently from what the
+# characters suggest, which decides between help, escape and Python. Each case was a
+# disagreement with IPython (the first found by the character-soup test).
+@pytest.mark.parametrize(
+    "source,expected",
+    [
+        # A one-quote string continued by a backslash and never closed is one error token up to
+        # the end of the next line: no "?" ends the magic's line, it is not help.
+        ("%'\\\n*?", [("line", "'", 1)]),
+        ("%'\\\n\\\n*?", [("line", "'", 1)]),
+        ("%ls\\\n'\\\n*?", [("line", "ls", 1)]),
+        ("!echo '\\\n*?", [("shell", "echo", 1)]),
+        ("!echo '\\\nx??", [("shell", "echo", 1)]),
+        ("x = !echo '\\\nx?", [("shell", "echo", 1)]),
+        ("x = %ls '\\\nx?", [("line", "ls", 1)]),
+        ('??x "\\\ny?', [("help", "pinfo2", 1)]),  # the escape, not the "?" at the end
+        # ... and that token takes the line break: the next line is part of the statement
+        ("%'\\\n*?\nx?", [("help", "pinfo", 1)]),
+        ("x = '\\\nab\ny?", [("help", "pinfo", 1)]),
+        ('pip\'ab. .!![??}\\\n"\n*x*(ab?', [("help", "pinfo", 1)]),
+        # ... unless that line is blank or only a comment
+        ("%'\\\n*?\n\nx?", [("line", "'", 1), ("help", "pinfo", 4)]),
+        ("%'\\\n*?\n# c\nx?", [("line", "'", 1), ("help", "pinfo", 4)]),
+        # A triple-quoted string left open stops tokenize: IPython then reads the token before
+        # the last one, and the help text up to the end of that token's line.
+        ("a ??'''pip?\ny = 1", [("help", "pinfo", 1)]),
+        ("a ??rb'''pip?\ny = 1", [("help", "pinfo", 1)]),
+        ("%ls ??'''pip?\ny = 1", [("help", "pinfo", 1)]),
+        ("(x\"\nab.??:'''{pip?", [("help", "pinfo", 1)]),
+        # After a continuation line, spaces before "?" or "!" are a token of their own: no
+        # escape there, and help replaces the statement from the spaces on.
+        ("\\\n ??(1(pip:!(.\n*x*pipx??", [("help", "pinfo2", 2)]),
+        ("x = 1\n\\\n ?x?", [("help", "pinfo", 3)]),
+        ("\\\n 'x?", [("help", "pinfo", 2)]),  # a quote no string follows from, "$" too
+        ("\\\n $x?", [("help", "pinfo", 2)]),
+    ],
+)
+def test_tokenize_line_ends_are_mirrored(source, expected):
+    m = check(source)  # IPython can run each of these, so the masked code parses
+    assert summary(m) == expected
+    agree(source, inside_hypothesis=False)
+
+
+@pytest.mark.parametrize("source", ["(x?\n\n", "\\\n !ls", "\\\n ?x"])
+def test_tokenize_line_ends_ipython_cannot_run(source):
+    # the NL of the blank line is the token IPython looks at; the spaces hide the escape
+    m = check(source, parse=False)
+    assert m.magics == () and ipython_magics(source) is None
 
 
 def test_syntax_error_elsewhere_still_masks_magics():
@@ -851,51 +902,57 @@ def test_agrees_with_ipython_on_generated_cells(case):
 # line indented as a whole (IPython dedents the cell), autocall escapes,
 # "\r" line endings, and python-body cell magics (IPython does not look
 # inside their bodies, we do).
-SOUP = st.lists(
-    st.sampled_from(
-        list("%!?=#'\"()[]{}.*: ")
-        + ["\n"] * 4
-        + [
-            "ab",
-            "x",
-            "1",
-            "%%",
-            "!!",
-            "??",
-            "'''",
-            "x = ",
-            "    ",
-            "\\\n",
-            "if x:\n    ",
-            "pip",
-            "a.b",
-            "*x*",
-        ]
-    ),
-    max_size=25,
-).map("".join)
+SOUP_PIECES = (
+    list("%!?=#'\"()[]{}.*: ")
+    + ["\n"] * 4
+    + ["ab", "x", "1", "%%", "!!", "??", "'''", "x = ", "    ", "\\\n", "if x:\n    ", "pip",
+       "a.b", "*x*"]
+)
+SOUP = st.lists(st.sampled_from(SOUP_PIECES), max_size=25).map("".join)
 
 
-# Derandomized so CI is reproducible. A random run on 2026-12-02 found a disagreement that is
-# still open (docs/development.md): "%'\\\n*?" is a line magic `'` for IPython, psearch for us.
+def soup_counts(source: str) -> bool:
+    """False for the known, documented differences the soup leaves out."""
+    if re.match(r"[ \t\n]*[ \t]", source) or re.search(r"(^|\n)[ \t]*[,;/]", source):
+        return False
+    first = source.lstrip(" \t\n")
+    return not (first.startswith("%%")
+                and re.match(r"%%(\S*)", first).group(1) in PYTHON_BODY_CELL_MAGICS)
+
+
+# Derandomized so CI is reproducible (a random run found "%'\\\n*?", a line magic `'` for
+# IPython and psearch for us: now in test_tokenize_line_ends_are_mirrored).
 @settings(
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.filter_too_much],
     derandomize=True,
 )
 @given(SOUP)
 def test_agrees_with_ipython_on_character_soup(source):
-    assume(not re.match(r"[ \t\n]*[ \t]", source))
-    assume(not re.search(r"(^|\n)[ \t]*[,;/]", source))
-    first = source.lstrip(" \t\n")
-    assume(
-        not (
-            first.startswith("%%")
-            and re.match(r"%%(\S*)", first).group(1) in PYTHON_BODY_CELL_MAGICS
-        )
-    )
+    assume(soup_counts(source))
     agree(source)
     m = mask(source)
     assert parses(m.code), m.code  # IPython can run it, so we can parse it
+
+
+# The same soup, 20,000 cells from a fixed seed (CI sees the same cells; about 3,600 of them
+# are cells IPython runs), every disagreement listed at once. Other seeds and longer soups run
+# locally, and what they still find, are in docs/development.md ("Magics against IPython").
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1])
+def test_agrees_with_ipython_on_a_seeded_soup(seed):
+    rng = random.Random(seed)
+    differ = []
+    for _ in range(20_000):
+        source = "".join(rng.choice(SOUP_PIECES) for _ in range(rng.randint(0, 25)))
+        if not soup_counts(source) or (theirs := ipython_magics(source)) is None:
+            continue
+        m = magics._mask(source)
+        ours = [(g.kind, g.name) for g in m.magics]
+        theirs = [(k, n if n is not None else o[1]) for (k, n), o in zip(theirs, ours)] \
+            + theirs[len(ours):]
+        if ours != theirs or not parses(m.code):
+            differ.append((source, ours, theirs))
+    assert differ == []
 
 
 @SLOW

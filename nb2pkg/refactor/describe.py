@@ -104,6 +104,28 @@ def function_name(facts: Facts) -> str:
             return "_".join(words)
         if words:
             return "_".join([verb, *words[:MAX_WORDS - 1]])
+    return _name_from_code(facts, calls, verb) or f"{verb}_block"
+
+
+def function_names(facts: Facts) -> list[str]:
+    """Names for the function, best first: :func:`function_name`'s, then names from the code
+    alone (a comment or section title shared with another group may have named that one)."""
+    calls = _calls(facts.block)
+    names = [function_name(facts)]
+    for name in (_label_name(facts, calls), _name_from_code(facts, calls, _verb(facts, calls))):
+        if name is not None and name not in names:
+            names.append(name)
+    return names
+
+
+def free_name(facts: Facts, taken: set[str]) -> str:
+    """The first of :func:`function_names` not in ``taken``; else the first (to be numbered)."""
+    names = function_names(facts)
+    return next((name for name in names if name not in taken), names[0])
+
+
+def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
+    """verb + what it returns or binds, else its most specific call; None: nothing to name."""
     bound = ["_".join(w for w in identifier(n).split("_") if w not in facts.varying)
              for n in _bound(facts.block)]
     meaningful = [r for r in facts.returns if len(r) > 2] or [n for n in bound if len(n) > 2][-1:]
@@ -117,7 +139,30 @@ def function_name(facts: Facts) -> str:
     named = [c.rsplit(".", 1)[-1] for c in calls if c.rsplit(".", 1)[-1] not in {"print", verb}]
     if named:
         return f"{verb}_{identifier(named[0].removeprefix('set_'))}"
-    return f"{verb}_block"
+    return None
+
+
+# Calls that only dress a figure: a block making nothing else labels it.
+_DRESSING = {"xlabel", "ylabel", "title", "suptitle", "set_xlabel", "set_ylabel", "set_title",
+             "legend", "grid", "xlim", "ylim", "set_xlim", "set_ylim", "xticks", "yticks",
+             "set_xticks", "set_yticks", "tick_params", "set_xticklabels", "set_yticklabels"}
+_LABELS = {"xlabel", "ylabel", "title", "suptitle", "set_xlabel", "set_ylabel", "set_title"}
+
+
+def _label_name(facts: Facts, calls: list[str]) -> str | None:
+    """``label_axes`` for a block that only sets the labels (and titles, limits, ticks) of one
+    object: what it does, whatever the section is about."""
+    methods = [c.rsplit(".", 1)[-1] for c in calls]
+    if not calls or not set(methods) <= _DRESSING or not set(methods) & _LABELS:
+        return None
+    receivers = {c.rsplit(".", 1)[0] if "." in c else "" for c in calls}
+    if len(receivers) != 1:
+        return None
+    receiver = receivers.pop()
+    parameter = {original: param for param, _, original in facts.params if original is not None}
+    if receiver in parameter:
+        return f"label_{identifier(parameter[receiver])}"
+    return "label_plot" if receiver in {"", "plt", "pyplot", "matplotlib.pyplot"} else None
 
 
 def docstring(facts: Facts, name: str) -> str:
@@ -177,6 +222,15 @@ def _summary(facts: Facts, calls: list[str]) -> str:
     verb = _verb(facts, calls)
     if facts.returns_display:
         return f"The value the notebook displays, computed{source}."
+    labelled = _label_name(facts, calls)
+    if labelled is not None:
+        what = {"xlabel": "axis labels", "ylabel": "axis labels", "title": "title",
+                "suptitle": "title", "xlim": "limits", "ylim": "limits", "xticks": "ticks",
+                "yticks": "ticks", "tick_params": "ticks", "legend": "legend", "grid": "grid"}
+        parts = dict.fromkeys(what.get(c.rsplit(".", 1)[-1].removeprefix("set_"), "ticks")
+                              for c in calls)
+        target = "the plot" if labelled == "label_plot" else f"`{labelled.removeprefix('label_')}`"
+        return f"Set the {_join(list(parts))} of {target}."
     if verb == "plot":
         return f"Draw the figure{source}." if params else "Draw the figure."
     if facts.returns:

@@ -24,7 +24,7 @@ from ..analysis.dataflow import DataFlow
 from ..analysis.parse import ParsedCell, walk
 from ..analysis.scope import BlockIO, block_io
 from ..magics import is_placeholder_name
-from .describe import Facts, changed_in_place, docstring, function_name
+from .describe import Facts, changed_in_place, docstring, free_name
 from .naming import Namer, common_stem, identifier
 
 CellKey = tuple[int, int]  # (notebook position, cell index)
@@ -435,7 +435,7 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
         params=[(local[k], k, k[0]) for k in inputs]
         + [(literal_names[v], v, None) for v in [*literal_params, *container_params]],
         mutated=changed_in_place(blocks[0]), escape=escape)
-    wanted = str(override.get("name") or function_name(facts))
+    wanted = str(override.get("name") or free_name(facts, ctx.taken | set(kept) | inner))
     if wanted in inner:
         wanted = f"{'plot' if wanted != 'plot' else 'draw'}_{wanted}"
     function = Namer(ctx.taken | set(kept) | inner).claim(wanted)

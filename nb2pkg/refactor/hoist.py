@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..analysis.dataflow import BUILTIN_NAMES, DataFlow
 from ..analysis.parse import ParsedCell
 from ..analysis.scope import block_io
 from ..magics import is_placeholder_name
 from ..notebook import Notebook
+
+if TYPE_CHECKING:  # lift.py imports this module
+    from .lift import Lifted
 
 # IPython puts these in every namespace; a module has to import them.
 IPYTHON_IMPORTS = {"display": "from IPython.display import display"}
@@ -31,6 +35,7 @@ class Hoisted:
     module: str  # module key (a notebook's module, or "common")
     reads: frozenset[str]  # module-level names it needs (imports, other hoisted names)
     note: str = ""  # what changed on the way (refactor/lift.py: variables became parameters)
+    lifted: Lifted | None = None  # the notebook variables it now takes as parameters, if any
 
 
 @dataclass(frozen=True)

@@ -92,8 +92,9 @@ class Lifting:
 
     def annotate(self, hoisted: list[Hoisted], kept: list[Kept]) -> tuple[list[Hoisted], list[Kept]]:
         """``hoisted`` with what lifting changed, ``kept`` with why lifting was refused."""
-        notes = {(item.notebook, item.name): item.note for item in self.lifted}
-        return ([replace(h, note=notes.get((h.notebook, h.name), h.note)) for h in hoisted],
+        lifted = {(item.notebook, item.name): item for item in self.lifted}
+        return ([replace(h, note=item.note, lifted=item) if (item := lifted.get((h.notebook, h.name)))
+                 else h for h in hoisted],
                 [replace(k, reason=self.refused.get((k.notebook, k.name), k.reason)) for k in kept])
 
 
