@@ -92,6 +92,21 @@ def format_conversion(report: Any) -> str:
         out.append(f"left {len(plan.refusals)} repeated blocks alone:")
         for r in plan.refusals:
             out.append(f"  {r.group} ({_where(names, r.occurrences[0])}, ...): {r.reason}")
+    if plan.loops or plan.loop_refusals:
+        runs = "run" if len(plan.loops) == 1 else "runs"
+        out.append(f"rolled {len(plan.loops)} {runs} of statements differing only in literals into "
+                   f"loops" + (f", left {len(plan.loop_refusals)} alone" if plan.loop_refusals
+                               else "") + ":")
+        for loop in plan.loops:
+            where = (f"in {plan.name}.{loop.function}" if loop.function
+                     else f"{names[loop.notebook]} cell {loop.cell} lines {loop.first_line}-{loop.last_line}")
+            out.append(f"  {loop.id} ({where}): {loop.rows} statements, a loop over "
+                       f"{', '.join(loop.variables)}")
+        for refusal in plan.loop_refusals:
+            where = (f"in {plan.name}.{refusal.function}" if refusal.function
+                     else f"{names[refusal.notebook]} cell {refusal.cell} lines "
+                     f"{refusal.first_line}-{refusal.last_line}")
+            out.append(f"  {refusal.id} ({where}): left alone, {refusal.reason}")
     moved = f"moved {len(plan.hoisted)} definitions into modules"
     lifted = [h for h in plan.hoisted if h.lifted]
     if lifted:

@@ -52,6 +52,17 @@ def test_the_report_and_the_json_list_each_loop_by_id(tmp_path: Path) -> None:
     assert "- **L2** `nb.ipynb` cell 1 lines 2-4: left alone, a comment inside" in report
 
 
+def test_the_cli_summary_lists_each_loop(tmp_path: Path) -> None:
+    notebook = write_notebook(tmp_path / "nb.ipynb", [RUN, 'log = []\nlog.append("a")  # first\n'
+                                                     'log.append("b")\nlog.append("c")\nprint(log)'])
+    result = run("convert", str(notebook), "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert (f"rolled 1 run of statements differing only in literals into loops, left 1 alone:\n"
+            f"  L1 ({notebook} cell 0 lines 2-4): 3 statements, a loop over key, summary_value\n"
+            f"  L2 ({notebook} cell 1 lines 2-4): left alone, a comment inside the run would be "
+            "lost\n") in result.stdout
+
+
 def test_the_names_file_skips_a_loop_or_renames_its_variables(tmp_path: Path) -> None:
     notebook = write_notebook(tmp_path / "nb.ipynb", [RUN])
     plan = _plan(notebook, overrides={"L1": {"skip": True}})
