@@ -21,8 +21,9 @@ the same order, so it behaves the same, with two differences a run must not be a
 Also left alone: a run ending a cell with a displayed expression (a loop displays nothing), a
 run in the ``parameters`` cell (papermill's), a comment or a multi-line string inside the run
 (the comment would be lost; re-indenting would change the string), a run sharing a line with
-other statements, and a table with more columns than rows or more than ``MAX_COLUMNS``: by then
-the statements differ in data more than they repeat logic. ``--no-extract`` turns this off with
+other statements, and a table with more columns than rows or more than ``MAX_COLUMNS`` (by then
+the statements differ in data more than they repeat logic) or with two columns or more that have
+nothing to be named after (``number``, ``number_2``: the lines read better). ``--no-extract`` turns this off with
 extraction; the names file skips a loop by its id (``L1: skip``) or renames its variables
 (``L1: {params: {text: heading}}``).
 """
@@ -330,10 +331,12 @@ def _roll(run: _Run, loop_id: str, taken: set[str], override: Mapping[str, objec
     namer = Namer(taken)
     params = override.get("params") or {}
     names = []
+    unnamed = 0
     for positions in columns.values():
         # The most telling name of the positions a column fills (a key rather than "text").
         candidates = [_column_name(leaves[0][j], parents, run.statements[0]) for j in positions]
         wanted = next((c for c in candidates if c not in _GENERIC), candidates[0])
+        unnamed += wanted in _GENERIC
         if wanted == "number" and any(not isinstance(ast.literal_eval(row[positions[0]]), int)
                                       for row in leaves):
             wanted = "value"  # 0, 0.5, 1
@@ -341,6 +344,10 @@ def _roll(run: _Run, loop_id: str, taken: set[str], override: Mapping[str, objec
         if isinstance(params, dict) and isinstance(params.get(wanted), str):
             wanted = str(params[wanted])
         names.append(namer.claim(wanted))
+    if unnamed > 1 and not params:
+        # `for number, number_2, number_3 in [(0, 255, 0), ...]` reads worse than the lines.
+        raise _Refuse(f"{unnamed} of its {len(names)} differing values have nothing to be named "
+                      "after: a table of unnamed columns reads worse than the statements")
 
     rows = [tuple(_text(lines, row[positions[0]]) for positions in columns.values())
             for row in leaves]

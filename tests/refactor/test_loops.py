@@ -119,18 +119,18 @@ def test_rolled_loops_verify_on_a_real_kernel(tmp_path: Path) -> None:
 def test_runs_inside_an_extracted_function_are_rolled_there(tmp_path: Path) -> None:
     """A run copied with its cell is extracted with it; the loop is then in the function, with
     its variables local to it (named without regard to the notebook's globals)."""
-    block = ("drawn = []\ndrawn.append(('a', 2))\ndrawn.append(('b', 1))\ndrawn.append(('c', 0))\n"
-             "total = len(drawn) + {n}\nprint(total)")
+    block = ("drawn = []\ndrawn.append(dict(key='a', size=2))\ndrawn.append(dict(key='b', size=1))\n"
+             "drawn.append(dict(key='c', size=0))\ntotal = len(drawn) + {n}\nprint(total)")
     cells = ["key = 'taken in the notebook'", block.format(n=1), block.format(n=2)]
     notebook = write_notebook(tmp_path / "nb.ipynb", cells)
     plan = _plan(notebook)
     (extraction,) = plan.extractions
     (loop,) = plan.loops
-    assert (loop.function, loop.variables) == (f"nb.{extraction.function}", ("text", "number"))
-    assert "    for text, number in [('a', 2), ('b', 1), ('c', 0)]:\n" \
-           "        drawn.append((text, number))\n" in extraction.source
+    assert (loop.function, loop.variables) == (f"nb.{extraction.function}", ("key", "size"))
+    assert "    for key, size in [('a', 2), ('b', 1), ('c', 0)]:\n" \
+           "        drawn.append(dict(key=key, size=size))\n" in extraction.source
     result = run("convert", str(notebook), "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     report = (tmp_path / "out" / "REPORT.md").read_text()
     assert (f"- **L1** in `nb.core.{extraction.function}` (extracted, first copy in `nb.ipynb` "
-            "cell 1): 3 statements became a loop over `text, number`") in report
+            "cell 1): 3 statements became a loop over `key, size`") in report
