@@ -130,9 +130,8 @@ def plan_loops(cells: Sequence[Sequence[ParsedCell]], taken: Iterable[str],
     number = 0
     for nb, notebook_cells in enumerate(cells):
         # `print(...)` ending a cell displays nothing, unless the notebook made `print` its own.
-        quiet_print = not any(isinstance(n, ast.Name) and n.id == "print" and not isinstance(
-            n.ctx, ast.Load) or isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == "print"
-            for cell in notebook_cells if cell.tree is not None for n in walk(cell.tree))
+        quiet_print = not any(cell.io is not None and "print" in cell.io.writes
+                              for cell in notebook_cells)
         runs = [r for cell in notebook_cells if cell.tree is not None
                 for r in _runs(cell, min_rows, quiet_print)
                 if not occupied(nb, cell.cell, r.path, r.start, r.stop)]
@@ -230,7 +229,22 @@ def _runs(cell: ParsedCell, min_rows: int, quiet_print: bool,
     assert cell.tree is not None
     found = []
     for path, body in (_statement_lists(cell.tree) if lists is None else lists):
-        shapes = [_shape(s) if _rollable(s) else None for s in body]
+        if len(body) < min_rows:
+            continue
+        rollable = [_rollable(s) for s in body]
+        # Shapes only where enough rollable statements follow one another (most lists have none).
+        near = [False] * len(body)
+        i = 0
+        while i < len(body):
+            j = i
+            while j < len(body) and rollable[j]:
+                j += 1
+            if j - i >= min_rows:
+                near[i:j] = [True] * (j - i)
+            i = j + 1
+        if not any(near):
+            continue
+        shapes = [_shape(s) if wanted else None for s, wanted in zip(body, near)]
         i = 0
         while i < len(body):
             j = i + 1
