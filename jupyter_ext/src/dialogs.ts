@@ -158,6 +158,20 @@ const FORMATS: Record<string, (item: any) => string> = {
       `${h.kind ?? ''} ${h.name} → ${h.module}`.trim(),
       h.cell !== undefined && ` (cell ${h.cell})`
     ),
+  loops: l =>
+    joined(
+      l.function
+        ? `in ${l.function}`
+        : `cell ${l.cell}, lines ${l.first_line}-${l.last_line}`,
+      `: ${l.statements} statements → a loop over ${(l.variables ?? []).join(', ')}`
+    ),
+  loops_refused: l =>
+    joined(
+      l.function
+        ? `in ${l.function}`
+        : `cell ${l.cell}, lines ${l.first_line}-${l.last_line}`,
+      `: ${l.reason}`
+    ),
   kept: k =>
     joined(
       `${k.name}`,
@@ -321,6 +335,8 @@ export function summaryBody(summary: IConvertSummary): Widget {
       'Nothing was moved.'
     ),
     ...section('Kept in the notebook', 'kept', summary.kept, null),
+    ...section('Lines rolled into loops', 'loops', summary.loops ?? [], null),
+    ...section('Not rolled', 'loops_refused', summary.loops_refused ?? [], null),
     ...section('Findings', 'findings', summary.findings, 'No findings.'),
     element('h3', {}, 'Verification'),
     ...verification(summary.verification),

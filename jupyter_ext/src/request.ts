@@ -32,6 +32,8 @@ export interface IConvertSummary {
   refused: unknown[];
   hoisted: unknown[];
   kept?: unknown[];
+  loops?: unknown[];
+  loops_refused?: unknown[];
   findings: unknown[];
   verification: unknown;
   lab: {

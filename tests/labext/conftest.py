@@ -209,6 +209,7 @@ DEMO_CELLS: tuple[str | tuple[str, str], ...] = (
     "spread_a = high_a - low_a\nmid_a = statistics.median(ordered_a)\nprint(spread_a, mid_a)",
     "ordered_b = sorted(b)\nlow_b = ordered_b[0]\nhigh_b = ordered_b[-1]\n"
     "spread_b = high_b - low_b\nmid_b = statistics.median(ordered_b)\nprint(spread_b, mid_b)",
+    "sizes = {}\nsizes['small'] = 1\nsizes['medium'] = 5\nsizes['large'] = 9\nprint(sizes)",
 )
 
 

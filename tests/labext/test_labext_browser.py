@@ -86,9 +86,10 @@ def test_button_converts_the_open_notebook(page, lab_server, workdir, demo_noteb
     text = result_text(page)
     assert "Package demo_pkg created" in text, text
     result = dialog(page)
-    for heading in ("Extracted functions", "Not extracted", "Findings", "Verification",
-                    "Files written"):
+    for heading in ("Extracted functions", "Not extracted", "Lines rolled into loops (1)",
+                    "Findings", "Verification", "Files written"):
         assert heading in text
+    assert "cell 6, lines 2-4: 3 statements → a loop over key, size" in text
     assert f"{rel}/demo_pkg/" in text
     output_dir = folder / "demo_pkg"
     assert (output_dir / "README.md").is_file()
