@@ -48,7 +48,7 @@ from ..analysis.scope import block_io
 from ..magics import is_placeholder_name, unmask
 from ..notebook import Notebook
 from .hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept
-from .naming import Namer
+from .naming import Namer, names_in
 
 # Calls that can rebind notebook variables from inside a function while another one runs.
 _REBINDING_CALLS = frozenset({"exec", "eval", "globals", "get_ipython"})
@@ -318,27 +318,6 @@ def _walk(node: ast.AST, parent: ast.AST | None,
         yield from _walk(child, node, inner)
 
 
-def _bound_anywhere(node: ast.AST) -> set[str]:
-    """Names bound anywhere inside ``node`` (an over-approximation of its local names)."""
-    names: set[str] = set()
-    for n in ast.walk(node):
-        if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
-            names.add(n.id)
-        elif isinstance(n, ast.arg):
-            names.add(n.arg)
-        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n is not node:
-            names.add(n.name)
-        elif isinstance(n, ast.alias):
-            names.add(n.asname or n.name.split(".")[0])
-        elif isinstance(n, ast.ExceptHandler) and n.name:
-            names.add(n.name)
-        elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name:
-            names.add(n.name)
-        elif isinstance(n, ast.MatchMapping) and n.rest:
-            names.add(n.rest)
-    return names
-
-
 @dataclass(frozen=True)
 class _Binding:
     cell: int
@@ -395,7 +374,7 @@ def _check(f: _Function, variables: dict[str, list[str]], references: list[_Refe
         if why:
             raise _Refused(f"reads notebook variable `{variable}`, but {why}")
     # (a variable of a function it calls bound inside is refused at that call)
-    inner = _bound_anywhere(f.node) & set(f.variables)
+    inner = names_in(f.node) & set(f.variables)
     if inner:
         raise _Refused(f"reads notebook variable `{sorted(inner)[0]}` and also binds that name "
                        "inside")
@@ -424,7 +403,7 @@ def _check(f: _Function, variables: dict[str, list[str]], references: list[_Refe
         if any(scope is f.node for scope in ref.scopes):
             raise _Refused("reads notebook variables and calls itself")
         for scope in ref.scopes:
-            local = _bound_anywhere(scope) & {f.name, *mine}
+            local = names_in(scope) & {f.name, *mine}
             if local:
                 raise _Refused(f"is called in cell {ref.cell} line {ref.node.lineno} where "
                                f"`{sorted(local)[0]}` is a local name")

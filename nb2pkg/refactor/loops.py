@@ -40,7 +40,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 from ..analysis.clones import Path, _nested_lists, _statement_lists, displays
 from ..analysis.parse import ParsedCell, parse_cell, walk
 from ..magics import is_placeholder_name
-from .naming import Namer, identifier
+from .naming import Namer, identifier, names_in
 
 MAX_COLUMNS = 4
 
@@ -396,23 +396,7 @@ def _names_used(cells: Sequence[ParsedCell]) -> set[str]:
             continue
         for magic in cell.masked.magics:
             used |= set(re.findall(r"\w+", magic.text))
-        for node in walk(cell.tree):
-            if isinstance(node, ast.Name):
-                used.add(node.id)
-            elif isinstance(node, ast.arg):
-                used.add(node.arg)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                used.add(node.name)
-            elif isinstance(node, ast.alias):
-                used.add((node.asname or node.name).split(".")[0])
-            elif isinstance(node, (ast.Global, ast.Nonlocal)):
-                used |= set(node.names)
-            elif isinstance(node, ast.ExceptHandler) and node.name:
-                used.add(node.name)
-            elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
-                used.add(node.name)
-            elif isinstance(node, ast.MatchMapping) and node.rest:
-                used.add(node.rest)
+        used |= names_in(cell.tree, reads=True)
     return used
 
 

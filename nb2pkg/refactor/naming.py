@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ast
 import builtins
 import keyword
 import os
@@ -146,3 +147,25 @@ class Namer:
             n += 1
         self.taken.add(name)
         return name
+
+
+def names_in(node: ast.AST, reads: bool = False) -> set[str]:
+    """Names bound anywhere inside ``node`` (its own name aside, if it is a definition): an
+    over-approximation of its local names; with ``reads``, the names it reads as well."""
+    names: set[str] = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and (reads or isinstance(n.ctx, (ast.Store, ast.Del))):
+            names.add(n.id)
+        elif isinstance(n, ast.arg):
+            names.add(n.arg)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n is not node:
+            names.add(n.name)
+        elif isinstance(n, ast.alias):
+            names.add(n.asname or n.name.split(".")[0])
+        elif isinstance(n, ast.ExceptHandler) and n.name:
+            names.add(n.name)
+        elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name:
+            names.add(n.name)
+        elif isinstance(n, ast.MatchMapping) and n.rest:
+            names.add(n.rest)
+    return names
