@@ -302,5 +302,9 @@ def _with_suspects(plan: Any, notebook: Any, result: NotebookVerification) -> No
     for h in plan.hoisted:
         if h.notebook == position and h.cell <= cell:
             suspects.append((h.cell, f"{h.kind} `{h.name}` moved to {plan.name}.{h.module}"))
+    for loop in plan.loops:
+        if loop.notebook == position and loop.cell <= cell:
+            where = f"in {plan.name}.{loop.function}" if loop.function else f"cell {loop.cell}"
+            suspects.append((loop.cell, f"loop {loop.id} over {', '.join(loop.variables)} ({where})"))
     suspects.sort(key=lambda s: -s[0])
     return replace(result, suspects=tuple(text for _, text in suspects[:3]))

@@ -134,3 +134,16 @@ def test_runs_inside_an_extracted_function_are_rolled_there(tmp_path: Path) -> N
     report = (tmp_path / "out" / "REPORT.md").read_text()
     assert (f"- **L1** in `nb.core.{extraction.function}` (extracted, first copy in `nb.ipynb` "
             "cell 1): 3 statements became a loop over `key, size`") in report
+
+
+def test_a_difference_after_a_loop_names_it_among_the_likely_causes(tmp_path: Path) -> None:
+    from nb2pkg.verify import NotebookVerification, _with_suspects
+
+    plan = _plan(write_notebook(tmp_path / "nb.ipynb", ["x = 1", RUN, "print(x)"]))
+    result = NotebookVerification("nb.ipynb", "notebooks/nb.ipynb", False, (), (),
+                                  first_difference_cell=2)
+    assert _with_suspects(plan, plan.notebooks[0], result).suspects == (
+        "loop L1 over key, summary_value (cell 1)",)
+    before = NotebookVerification("nb.ipynb", "notebooks/nb.ipynb", False, (), (),
+                                  first_difference_cell=0)
+    assert _with_suspects(plan, plan.notebooks[0], before).suspects == ()
