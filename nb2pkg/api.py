@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .analysis import Analysis
-from ._runtime import gc_paused
+from .gc_pause import gc_paused
 from .errors import Nb2pkgError
 from .notebook import read_notebook
 

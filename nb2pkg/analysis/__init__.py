@@ -33,7 +33,7 @@ class Analysis:
 def analyze(notebooks: list[Notebook] | tuple[Notebook, ...], min_statements: int = 3,
             min_lines: int = 3, progress: Callable[[str], None] | None = None) -> Analysis:
     """Analyse ``notebooks`` together (clones are found across all of them)."""
-    from .._runtime import gc_paused
+    from ..gc_pause import gc_paused
 
     with gc_paused():
         results = []

@@ -1,4 +1,4 @@
-"""Process-level tuning shared by the entry points."""
+"""Pausing the cyclic garbage collector while analyses are built (shared by the entry points)."""
 
 from __future__ import annotations
 
