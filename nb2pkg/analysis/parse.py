@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import warnings
-from dataclasses import dataclass, field
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from typing import Iterator
 
 from ..magics import Masked, mask
 from ..notebook import Notebook
@@ -57,7 +60,50 @@ def parse_cell(source: str, notebook: int = 0, cell: int = 0) -> ParsedCell:
 
 def parse_notebook(notebook: Notebook, position: int = 0) -> tuple[ParsedCell, ...]:
     """Parse every code cell of ``notebook``; markdown and raw cells are skipped."""
-    return tuple(parse_cell(c.source, position, c.index) for c in notebook.cells if c.is_code)
+    cells = tuple(parse_cell(c.source, position, c.index) for c in notebook.cells if c.is_code)
+    kept = _parses.get()
+    if kept is not None:
+        for cell in cells:
+            if cell.tree is not None:
+                kept.setdefault(cell.source, cell)
+    return cells
+
+
+# Parses kept by source while a conversion is planned (``reusing_parses``): planning parses the
+# refactored notebooks again (the pipeline split, the tidying), and most of their cells are the
+# original cells unchanged.
+_parses: ContextVar[dict[str, ParsedCell] | None] = ContextVar("nb2pkg_parses", default=None)
+
+
+@contextlib.contextmanager
+def reusing_parses() -> Iterator[None]:
+    """Within: ``parse_notebook`` and ``reparse`` keep their parses, which ``reparse`` hands out
+    again for the same source. Scoped, so a long-running process (the lab) keeps no trees."""
+    token = _parses.set({})
+    try:
+        yield
+    finally:
+        _parses.reset(token)
+
+
+def reparse(source: str, notebook: int = 0, cell: int = 0) -> ParsedCell:
+    """``parse_cell(source, notebook, cell)``, sharing the syntax tree of an earlier parse of the
+    same source inside ``reusing_parses``.
+
+    For readers only: the tree may be another cell's (ast parsing is deterministic, and nothing
+    in nb2pkg changes a tree), so the caller must not change it nor tell statements apart by
+    identity (``clones`` does, for definitions: the analysis itself uses ``parse_cell``).
+    """
+    kept = _parses.get()
+    if kept is None:
+        return parse_cell(source, notebook, cell)
+    found = kept.get(source)
+    if found is not None:
+        return replace(found, notebook=notebook, cell=cell)
+    parsed = parse_cell(source, notebook, cell)
+    if parsed.tree is not None:
+        kept[source] = parsed
+    return parsed
 
 
 def walk(node: ast.AST) -> list[ast.AST]:

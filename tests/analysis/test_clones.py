@@ -134,3 +134,30 @@ def test_merging_keeps_what_extraction_can_take(tmp_path: Path) -> None:
     plan = plan_package(analyze([read_notebook(path)]), PlanOptions(name="case"))
     assert [[(c.occurrence.cell, c.occurrence.start) for c in e.calls] for e in plan.extractions] \
         == [[(2, 0), (3, 0)], [(0, 0), (1, 0)]]
+
+
+def test_kept_leaves_and_bound_names_are_those_of_the_statements() -> None:
+    # find_clones keeps each statement's leaves and bound names and joins them for a run;
+    # the join must be what ``shape`` and ``bound_names`` give for the run's statements.
+    from nb2pkg.analysis.clones import (_bound_names, _fingerprint_and_leaves, _leaves,
+                                        _statement_lists, _Stmt, bound_names, shape)
+
+    source = ("for i, (a, b) in enumerate(rows):\n    import os.path as p\n"
+              "    total = f'{a}-{b}' + 'x'\n    del b\nwith open(p) as fh:\n    text = fh.read()\n"
+              "try:\n    n = int(text)\nexcept ValueError as err:\n    n = len([w for w in text])\n"
+              "match n:\n    case [first, *others]: pass\n    case {'k': 1, **more}: pass\n"
+              "g = lambda q, *r: q + 1.5\n")
+    (cell,) = cells(source)
+    for path, body in _statement_lists(cell.tree):
+        entries = [_Stmt(cell, path, i, s, *_fingerprint_and_leaves(cell, s))
+                   for i, s in enumerate(body)]
+        for start in range(len(body)):
+            for stop in range(start + 1, len(body) + 1):
+                run = entries[start:stop]
+                nodes = [e.node for e in run]
+                assert _leaves(run) == shape(nodes).leaves
+                assert _bound_names(run) == bound_names(nodes)
+    top = [_Stmt(cell, (), i, s, *_fingerprint_and_leaves(cell, s))
+           for i, s in enumerate(cell.tree.body)]
+    assert _bound_names(top) >= {"i", "a", "b", "p", "total", "fh", "text", "n", "err",
+                                     "w", "first", "others", "more", "g", "q", "r"}
