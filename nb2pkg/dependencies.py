@@ -309,24 +309,17 @@ def _environment_key() -> str:
 
 
 def _cache_file() -> Path | None:
-    """Where this environment's table is kept: ``$NB2PKG_CACHE_DIR``, else the user's cache
-    folder (``$XDG_CACHE_HOME/nb2pkg``, ``~/.cache/nb2pkg``, ``%LOCALAPPDATA%/nb2pkg``)."""
+    """Where this environment's table is kept, in the user's cache folder (``usercache``)."""
     import hashlib
-    import os
 
-    folder = os.environ.get("NB2PKG_CACHE_DIR")
-    if not folder:
-        base = (os.environ.get("LOCALAPPDATA") if sys.platform == "win32"
-                else os.environ.get("XDG_CACHE_HOME"))
-        if not base:
-            try:
-                base = str(Path.home() / ".cache")
-            except RuntimeError:  # no home folder: no cache, the scan runs each time
-                return None
-        folder = os.path.join(base, "nb2pkg")
+    from .usercache import cache_folder
+
+    folder = cache_folder()
+    if folder is None:  # no home folder: no cache, the scan runs each time
+        return None
     environment = hashlib.sha256(f"{sys.prefix}\0{sys.executable}".encode(
         "utf-8", "backslashreplace")).hexdigest()[:16]
-    return Path(folder) / f"distributions-{environment}.json"
+    return folder / f"distributions-{environment}.json"
 
 
 def _read_providers_cache(key: str) -> dict[str, list[str]] | None:
