@@ -248,13 +248,12 @@ def _assets(analysis: Analysis, max_bytes: int, folder: Path | str | None = None
     that two notebooks map to different files)."""
     from .analysis.files import file_uses
     from .assets import Assets, find_assets
-    from .analysis.parse import imported_names
 
     data: dict[str, Any] = {}
     modules: dict[str, Any] = {}
     outside: list[Any] = []  # assets.LeftOut
     for position, result in enumerate(analysis.notebooks):
-        imported = {n for c in result.cells if c.tree is not None for n in imported_names(c.tree)}
+        imported = {n for c in result.cells for n in c.imports}
         found = find_assets(result.notebook.path, file_uses(result.cells), imported, max_bytes,
                             position, folder=folder, confine_to=confine_to,
                             allow_hidden=allow_hidden)

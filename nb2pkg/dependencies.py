@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from .analysis import Analysis, Finding
-from .analysis.parse import imported_names
 
 
 @dataclass(frozen=True)
@@ -57,9 +56,8 @@ def dependencies(analysis: Analysis, package: str, local: Iterable[str] = (),
     for result in analysis.notebooks:
         where = str(result.notebook.path)
         for cell in result.cells:
-            if cell.tree is not None:
-                for name in imported_names(cell.tree):
-                    imports.setdefault(name, (where, cell.cell))
+            for name in cell.imports:
+                imports.setdefault(name, (where, cell.cell))
             for magic in cell.masked.magics:
                 if magic.name == "pip" and " install" in magic.text:
                     for text in _pip_requirements(magic.text, result.notebook.path.parent):

@@ -7,6 +7,7 @@ import contextlib
 import warnings
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Iterator
 
 from ..magics import Masked, mask
@@ -33,6 +34,19 @@ class ParsedCell:
     @property
     def opaque(self) -> bool:
         return self.tree is None
+
+    # Several analyses read every node of a cell (its imports twice, its file paths, the
+    # findings): they share one walk. Read-only lists; a frozen dataclass can cache them because
+    # ``cached_property`` writes the instance's ``__dict__`` directly.
+    @cached_property
+    def nodes(self) -> list[ast.AST]:
+        """``walk(tree)``: every node of the cell, breadth-first, walked once ([] if opaque)."""
+        return walk(self.tree) if self.tree is not None else []
+
+    @cached_property
+    def imports(self) -> tuple[str, ...]:
+        """``imported_names(tree)``, computed once (() if opaque)."""
+        return tuple(_imported_names(self.nodes))
 
 
 def parse_cell(source: str, notebook: int = 0, cell: int = 0) -> ParsedCell:
@@ -131,8 +145,12 @@ def walk(node: ast.AST) -> list[ast.AST]:
 
 def imported_names(tree: ast.AST) -> list[str]:
     """Top-level names of the absolute imports anywhere in ``tree``, in order (with repeats)."""
+    return _imported_names(walk(tree))
+
+
+def _imported_names(nodes: list[ast.AST]) -> list[str]:
     names = []
-    for node in walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             names += [alias.name.split(".")[0] for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

@@ -85,3 +85,24 @@ def test_the_analysis_gives_identical_cells_their_own_trees() -> None:
         one, two = parse_notebook(notebook)
         assert one.tree is not two.tree
         assert reparse(source).tree is one.tree  # later readers share the first
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_a_cells_shared_walk_and_imports_are_those_of_its_tree(path: Path) -> None:
+    from nb2pkg.analysis.parse import imported_names, parse_cell
+
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    except (ValueError, KeyError, TypeError):
+        return
+    for raw in cells:
+        if not isinstance(raw, dict) or raw.get("cell_type") != "code":
+            continue
+        source = raw.get("source", "")
+        cell = parse_cell("".join(source) if isinstance(source, list) else str(source))
+        if cell.tree is None:
+            assert cell.nodes == [] and cell.imports == ()
+            continue
+        assert [id(n) for n in cell.nodes] == [id(n) for n in ast.walk(cell.tree)]
+        assert cell.nodes is cell.nodes  # walked once
+        assert list(cell.imports) == imported_names(cell.tree)
