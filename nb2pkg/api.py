@@ -208,10 +208,11 @@ def plan_project(paths: Sequence[Path | str], options: ConvertOptions, say: Prog
     """read → analyze → plan: the ``PackagePlan`` (the whole output, as data) and the notebooks
     that could not be read. Writes nothing; ``generate.render`` turns the plan into files."""
     from .analysis import combine
+    from .analysis.clones import reusing_fingerprints
     from .analysis.parse import reusing_parses
     from .plan import PlanOptions, plan_package
 
-    with gc_paused(), reusing_parses():
+    with gc_paused(), reusing_parses(), reusing_fingerprints():
         analyses, failures = _read(paths, jobs, say)
         if source_folder is not None and len(analyses) + len(failures) > 1:
             raise Nb2pkgError("a source folder is for one notebook; "

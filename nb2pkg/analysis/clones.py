@@ -10,6 +10,8 @@ shared run. Candidates are then confirmed on the concrete leaves (the renaming m
 from __future__ import annotations
 
 import ast
+import contextlib
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -55,16 +57,16 @@ class Leaf:
 
 
 @dataclass
-class _Stmt:
-    cell: ParsedCell
-    path: Path
-    index: int
+class _Facts:
+    """What clone search knows of one statement on its own (kept with its cell while
+    ``reusing_fingerprints``)."""
+
     node: ast.stmt
     key: int  # fingerprint
     weight: int  # statements inside, this one included
     # The statement's leaves, kept from its fingerprint: a statement lies in many candidate
     # copies, each of which needs them (None: not visited, see ``_fingerprint``).
-    shape_leaves: list[Leaf] | None = None
+    shape_leaves: list[Leaf] | None
     _bound: frozenset[str] | None = None
 
     @property
@@ -79,6 +81,56 @@ class _Stmt:
         if self._bound is None:
             self._bound = bound_names([self.node])
         return self._bound
+
+
+@dataclass
+class _Stmt:
+    cell: ParsedCell
+    path: Path
+    index: int
+    node: ast.stmt
+    key: int  # fingerprint
+    weight: int  # statements inside, this one included (0: a call of an extracted function)
+    facts: _Facts
+
+    @property
+    def leaves(self) -> list[Leaf]:
+        return self.facts.leaves
+
+    @property
+    def bound(self) -> frozenset[str]:
+        return self.facts.bound
+
+
+# The statement facts of cells, by cell identity (the cell kept, so its id stays its own), while
+# a conversion is planned: lifting searches clones again in notebooks most of whose cells it
+# left as they were.
+_kept_facts: ContextVar[dict[int, tuple[ParsedCell, list[tuple[Path, list[_Facts]]]]] | None] = \
+    ContextVar("nb2pkg_clone_facts", default=None)
+
+
+@contextlib.contextmanager
+def reusing_fingerprints() -> Iterator[None]:
+    """Within: ``find_clones`` fingerprints each cell once, however often it is called."""
+    token = _kept_facts.set({})
+    try:
+        yield
+    finally:
+        _kept_facts.reset(token)
+
+
+def _cell_facts(cell: ParsedCell) -> list[tuple[Path, list[_Facts]]]:
+    kept = _kept_facts.get()
+    found = kept.get(id(cell)) if kept is not None else None
+    if found is not None and found[0] is cell:
+        return found[1]
+    assert cell.tree is not None
+    facts = [(path, [_Facts(statement, *_fingerprint_and_leaves(cell, statement))
+                     for statement in body])
+             for path, body in _statement_lists(cell.tree)]
+    if kept is not None:
+        kept[id(cell)] = (cell, facts)
+    return facts
 
 
 def _leaves(entries: list[_Stmt]) -> list[Leaf]:
@@ -250,13 +302,13 @@ def find_clones(cells: list[ParsedCell] | tuple[ParsedCell, ...], min_statements
     for cell in cells:
         if cell.tree is None:
             continue
-        for path, body in _statement_lists(cell.tree):
+        for path, body in _cell_facts(cell):
             entries = []
-            for index, statement in enumerate(body):
-                key, weight, leaves = _fingerprint_and_leaves(cell, statement)
-                if extracted and _is_call_to(statement, extracted):
+            for index, facts in enumerate(body):
+                weight = facts.weight
+                if extracted and _is_call_to(facts.node, extracted):
                     weight = 0
-                entries.append(_Stmt(cell, path, index, statement, key, weight, leaves))
+                entries.append(_Stmt(cell, path, index, facts.node, facts.key, weight, facts))
             lists.append(entries)
 
     buckets: dict[int, list[tuple[int, int]]] = {}
