@@ -79,7 +79,7 @@ def names_read(sources: Iterable[str]) -> tuple[set[str], bool]:
             read |= set(re.findall(r"[A-Za-z_]\w*", source))
             continue
         dynamic = dynamic or bool(cell.io.dynamic)
-        for node in ast.walk(cell.tree):
+        for node in cell.nodes:
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
                 read.add(node.id)
         for magic in cell.masked.magics:
