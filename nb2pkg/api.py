@@ -221,9 +221,11 @@ def plan_project(paths: Sequence[Path | str], options: ConvertOptions, say: Prog
     """read → analyze → plan: the ``PackagePlan`` (the whole output, as data) and the notebooks
     that could not be read. Writes nothing; ``generate.render`` turns the plan into files."""
     from .analysis import combine
+    from .analysis.clones import reusing_fingerprints
+    from .analysis.parse import reusing_parses
     from .plan import PlanOptions, plan_package
 
-    with gc_paused():
+    with gc_paused(), reusing_parses(), reusing_fingerprints():
         analyses, failures = _read(paths, jobs, say)
         if source_folder is not None and len(analyses) + len(failures) > 1:
             raise Nb2pkgError("a source folder is for one notebook; "
@@ -260,13 +262,12 @@ def _assets(analysis: Analysis, max_bytes: int, folder: Path | str | None = None
     that two notebooks map to different files)."""
     from .analysis.files import file_uses
     from .assets import Assets, find_assets
-    from .analysis.parse import imported_names
 
     data: dict[str, Any] = {}
     modules: dict[str, Any] = {}
     outside: list[Any] = []  # assets.LeftOut
     for position, result in enumerate(analysis.notebooks):
-        imported = {n for c in result.cells if c.tree is not None for n in imported_names(c.tree)}
+        imported = {n for c in result.cells for n in c.imports}
         found = find_assets(result.notebook.path, file_uses(result.cells), imported, max_bytes,
                             position, folder=folder, confine_to=confine_to,
                             allow_hidden=allow_hidden)

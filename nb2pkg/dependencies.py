@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from .analysis import Analysis, Finding
-from .analysis.parse import imported_names
 
 
 @dataclass(frozen=True)
@@ -57,9 +56,8 @@ def dependencies(analysis: Analysis, package: str, local: Iterable[str] = (),
     for result in analysis.notebooks:
         where = str(result.notebook.path)
         for cell in result.cells:
-            if cell.tree is not None:
-                for name in imported_names(cell.tree):
-                    imports.setdefault(name, (where, cell.cell))
+            for name in cell.imports:
+                imports.setdefault(name, (where, cell.cell))
             for magic in cell.masked.magics:
                 if magic.name == "pip" and " install" in magic.text:
                     for text in _pip_requirements(magic.text, result.notebook.path.parent):
@@ -309,24 +307,17 @@ def _environment_key() -> str:
 
 
 def _cache_file() -> Path | None:
-    """Where this environment's table is kept: ``$NB2PKG_CACHE_DIR``, else the user's cache
-    folder (``$XDG_CACHE_HOME/nb2pkg``, ``~/.cache/nb2pkg``, ``%LOCALAPPDATA%/nb2pkg``)."""
+    """Where this environment's table is kept, in the user's cache folder (``usercache``)."""
     import hashlib
-    import os
 
-    folder = os.environ.get("NB2PKG_CACHE_DIR")
-    if not folder:
-        base = (os.environ.get("LOCALAPPDATA") if sys.platform == "win32"
-                else os.environ.get("XDG_CACHE_HOME"))
-        if not base:
-            try:
-                base = str(Path.home() / ".cache")
-            except RuntimeError:  # no home folder: no cache, the scan runs each time
-                return None
-        folder = os.path.join(base, "nb2pkg")
+    from .usercache import cache_folder
+
+    folder = cache_folder()
+    if folder is None:  # no home folder: no cache, the scan runs each time
+        return None
     environment = hashlib.sha256(f"{sys.prefix}\0{sys.executable}".encode(
         "utf-8", "backslashreplace")).hexdigest()[:16]
-    return Path(folder) / f"distributions-{environment}.json"
+    return folder / f"distributions-{environment}.json"
 
 
 def _read_providers_cache(key: str) -> dict[str, list[str]] | None:

@@ -116,3 +116,84 @@ def test_join_keeps_escaped_pieces_escaped() -> None:
     out = env.from_string("{{ xs | map('mdcode') | join(', ') }}").render(xs=["a`b", "c"])
     assert out == "``a`b``, `c`"
     assert isinstance(templating.FILTERS["join"]([Escaped("a")], ", "), Escaped)
+
+
+# -- compiled templates kept in the user's cache folder ----------------------------------------
+def _environment(folder, cache_dir, monkeypatch):
+    """An environment like ``templating.environment``'s, on templates in ``folder``."""
+    import jinja2
+
+    monkeypatch.setenv("NB2PKG_CACHE_DIR", str(cache_dir))
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)),
+                              bytecode_cache=templating._bytecode_cache())
+
+
+def _loaded_from_cache(env, name: str) -> bool:
+    source, filename, _ = env.loader.get_source(env, name)
+    return env.bytecode_cache.get_bucket(env, name, filename, source).code is not None
+
+
+def test_compiled_templates_are_reused_until_their_source_changes(tmp_path, monkeypatch):
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "t.j2").write_text("one {{ x }}")
+    cache = tmp_path / "cache"
+    first = _environment(folder, cache, monkeypatch)
+    assert not _loaded_from_cache(first, "t.j2")
+    assert first.get_template("t.j2").render(x=1) == "one 1"  # compiled, then stored
+    again = _environment(folder, cache, monkeypatch)
+    assert _loaded_from_cache(again, "t.j2")
+    assert again.get_template("t.j2").render(x=2) == "one 2"
+    (folder / "t.j2").write_text("two {{ x }}")  # never served stale
+    changed = _environment(folder, cache, monkeypatch)
+    assert not _loaded_from_cache(changed, "t.j2")
+    assert changed.get_template("t.j2").render(x=3) == "two 3"
+
+
+def test_a_damaged_or_unwritable_template_cache_costs_a_compilation_not_an_error(
+        tmp_path, monkeypatch):
+    import jinja2.bccache
+
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "t.j2").write_text("one {{ x }}")
+    cache = tmp_path / "cache"
+    _environment(folder, cache, monkeypatch).get_template("t.j2")
+    (stored,) = (cache / "templates").iterdir()
+    content = stored.read_bytes()
+    magic = len(jinja2.bccache.bc_magic)  # then the source checksum (pickled), then marshal
+    for damage in (b"", content[:12], content[:magic + 1], content[:magic] + b"garbage",
+                   content[:len(content) // 2], content[:-8] + b"\x00" * 8, b"garbage" * 50):
+        stored.write_bytes(damage)
+        env = _environment(folder, cache, monkeypatch)
+        assert env.get_template("t.j2").render(x=1) == "one 1"
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    env = _environment(folder, blocker / "cache", monkeypatch)
+    assert env.bytecode_cache is None and env.get_template("t.j2").render(x=1) == "one 1"
+
+
+def test_compiled_templates_are_kept_only_in_a_folder_no_one_else_can_write(
+        tmp_path, monkeypatch):
+    import os
+
+    cache = tmp_path / "cache"
+    (cache / "templates").mkdir(parents=True)
+    os.chmod(cache / "templates", 0o777)
+    monkeypatch.setenv("NB2PKG_CACHE_DIR", str(cache))
+    assert templating._bytecode_cache() is None
+    os.chmod(cache / "templates", 0o700)
+    assert templating._bytecode_cache() is not None
+
+
+def test_the_environment_renders_the_same_with_its_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NB2PKG_CACHE_DIR", str(tmp_path / "cache"))
+    templating.environment.cache_clear()
+    try:
+        first = templating.render_template("project/gitignore.j2")
+        templating.environment.cache_clear()
+        env = templating.environment()
+        assert _loaded_from_cache(env, "project/gitignore.j2")
+        assert templating.render_template("project/gitignore.j2") == first
+    finally:
+        templating.environment.cache_clear()

@@ -10,6 +10,8 @@ shared run. Candidates are then confirmed on the concrete leaves (the renaming m
 from __future__ import annotations
 
 import ast
+import contextlib
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -55,13 +57,93 @@ class Leaf:
 
 
 @dataclass
+class _Facts:
+    """What clone search knows of one statement on its own (kept with its cell while
+    ``reusing_fingerprints``)."""
+
+    node: ast.stmt
+    key: int  # fingerprint
+    weight: int  # statements inside, this one included
+    # The statement's leaves, kept from its fingerprint: a statement lies in many candidate
+    # copies, each of which needs them (None: not visited, see ``_fingerprint``).
+    shape_leaves: list[Leaf] | None
+    _bound: frozenset[str] | None = None
+
+    @property
+    def leaves(self) -> list[Leaf]:
+        if self.shape_leaves is None:
+            self.shape_leaves = shape([self.node]).leaves
+        return self.shape_leaves
+
+    @property
+    def bound(self) -> frozenset[str]:
+        """``bound_names([node])``, computed once (it is a union over statements)."""
+        if self._bound is None:
+            self._bound = bound_names([self.node])
+        return self._bound
+
+
+@dataclass
 class _Stmt:
     cell: ParsedCell
     path: Path
     index: int
     node: ast.stmt
     key: int  # fingerprint
-    weight: int  # statements inside, this one included
+    weight: int  # statements inside, this one included (0: a call of an extracted function)
+    facts: _Facts
+
+    @property
+    def leaves(self) -> list[Leaf]:
+        return self.facts.leaves
+
+    @property
+    def bound(self) -> frozenset[str]:
+        return self.facts.bound
+
+
+# The statement facts of cells, by cell identity (the cell kept, so its id stays its own), while
+# a conversion is planned: lifting searches clones again in notebooks most of whose cells it
+# left as they were.
+_kept_facts: ContextVar[dict[int, tuple[ParsedCell, list[tuple[Path, list[_Facts]]]]] | None] = \
+    ContextVar("nb2pkg_clone_facts", default=None)
+
+
+@contextlib.contextmanager
+def reusing_fingerprints() -> Iterator[None]:
+    """Within: ``find_clones`` fingerprints each cell once, however often it is called."""
+    token = _kept_facts.set({})
+    try:
+        yield
+    finally:
+        _kept_facts.reset(token)
+
+
+def _cell_facts(cell: ParsedCell) -> list[tuple[Path, list[_Facts]]]:
+    kept = _kept_facts.get()
+    found = kept.get(id(cell)) if kept is not None else None
+    if found is not None and found[0] is cell:
+        return found[1]
+    assert cell.tree is not None
+    facts = [(path, [_Facts(statement, *_fingerprint_and_leaves(cell, statement))
+                     for statement in body])
+             for path, body in _statement_lists(cell.tree)]
+    if kept is not None:
+        kept[id(cell)] = (cell, facts)
+    return facts
+
+
+def _leaves(entries: list[_Stmt]) -> list[Leaf]:
+    """``shape([e.node for e in entries]).leaves``: a shape's leaves are its statements' leaves
+    one after the other."""
+    return [leaf for e in entries for leaf in e.leaves]
+
+
+def _bound_names(entries: list[_Stmt]) -> frozenset[str]:
+    """``bound_names([e.node for e in entries])``, from each statement's own."""
+    if len(entries) == 1:
+        return entries[0].bound
+    return frozenset().union(*(e.bound for e in entries))
 
 
 def statement_list(tree: ast.Module, path: Path) -> list[ast.stmt]:
@@ -176,22 +258,30 @@ def _is_call_to(statement: ast.stmt, names: frozenset[str]) -> bool:
 
 
 def _fingerprint(cell: ParsedCell, statement: ast.stmt) -> tuple[int, int]:
+    key, weight, _ = _fingerprint_and_leaves(cell, statement)
+    return key, weight
+
+
+def _fingerprint_and_leaves(cell: ParsedCell, statement: ast.stmt
+                            ) -> tuple[int, int, list[Leaf] | None]:
+    """The fingerprint, the weight and the leaves of ``statement`` (None when it was not
+    visited: it gets a unique key)."""
     # Definitions and imports are moved to modules by the hoister, never extracted as clones:
     # give each a unique key so no run crosses them.
     if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import,
                               ast.ImportFrom)):
-        return hash(("unique", id(statement))), 1
+        return hash(("unique", id(statement))), 1, None
     found = _Shape()
     try:
         found.visit(statement)
     except RecursionError:  # nested too deeply to compare (parse_cell keeps such cells opaque)
-        return hash(("unique", id(statement))), 1
+        return hash(("unique", id(statement))), 1, None
     # Magic placeholders compare by the magic they stand for, so copies with magics are found
     # (and then refused with that reason) rather than silently missed.
     for leaf in found.leaves:
         if leaf.kind == "name" and is_placeholder_name(str(leaf.value)):
             found.tokens.append(_magic_text(cell, str(leaf.value)))
-    return hash("\x00".join(found.tokens)), found.weight
+    return hash("\x00".join(found.tokens)), found.weight, found.leaves
 
 
 def _magic_text(cell: ParsedCell, placeholder: str) -> str:
@@ -212,13 +302,13 @@ def find_clones(cells: list[ParsedCell] | tuple[ParsedCell, ...], min_statements
     for cell in cells:
         if cell.tree is None:
             continue
-        for path, body in _statement_lists(cell.tree):
+        for path, body in _cell_facts(cell):
             entries = []
-            for index, statement in enumerate(body):
-                key, weight = _fingerprint(cell, statement)
-                if extracted and _is_call_to(statement, extracted):
+            for index, facts in enumerate(body):
+                weight = facts.weight
+                if extracted and _is_call_to(facts.node, extracted):
                     weight = 0
-                entries.append(_Stmt(cell, path, index, statement, key, weight))
+                entries.append(_Stmt(cell, path, index, facts.node, facts.key, weight, facts))
             lists.append(entries)
 
     buckets: dict[int, list[tuple[int, int]]] = {}
@@ -311,10 +401,10 @@ def _surely_refused(lists: list[list[_Stmt]], candidate: _Candidate, min_stateme
         # The displayed expression stays in the cell, or (too few statements left and no
         # variable used later) the function returns it: check what is left, which either way
         # moves. Drop that statement's leaves (same count in all copies).
-        dropped = len(shape([first[-1].node]).leaves)
+        dropped = len(first[-1].leaves)
         leaves = [l[:len(l) - dropped] for l in leaves]
         first = first[:-1]
-        bound = [bound_names([e.node for e in lists[c.member[0]][c.member[1]:c.member[1] + length - 1]])
+        bound = [_bound_names(lists[c.member[0]][c.member[1]:c.member[1] + length - 1])
                  for c in candidate.copies]
         consistent = renaming_clash(leaves, bound) is None
         if sum(e.weight for e in first) < min_statements and any(
@@ -474,9 +564,8 @@ def _group(lists: list[list[_Stmt]], members: list[tuple[int, int]], length: int
         occurrence = Occurrence(cell.notebook, cell.cell, entries[0].path, start, start + length,
                                 entries[0].node.lineno,
                                 entries[-1].node.end_lineno or entries[-1].node.lineno)
-        nodes = [e.node for e in entries]
-        copies.append(_Copy((list_id, start), occurrence, shape(nodes).leaves,
-                            start + length < len(lists[list_id]), bound_names(nodes)))
+        copies.append(_Copy((list_id, start), occurrence, _leaves(entries),
+                            start + length < len(lists[list_id]), _bound_names(entries)))
     return _Candidate(weight, lines, length, copies, _make_group(weight, lines, copies))
 
 

@@ -52,7 +52,7 @@ def file_uses(cells: tuple[ParsedCell, ...]) -> FileUses:
         if cell.tree is None:
             continue
         writes_at: set[int] = set()
-        for node in walk(cell.tree):
+        for node in cell.nodes:
             if isinstance(node, ast.Call):
                 name = _called_name(node.func)
                 first = node.args[0] if node.args else None
@@ -65,7 +65,7 @@ def file_uses(cells: tuple[ParsedCell, ...]) -> FileUses:
                 if first is not None and (name in WRITERS or (name == "open" and _write_mode(node))):
                     writes_at.add(id(first))
         seen: set[int] = set()
-        for node in walk(cell.tree):
+        for node in cell.nodes:
             if id(node) in seen or not isinstance(node, (ast.Constant, ast.Call, ast.BinOp)):
                 continue
             text = _literal_path(node)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..notebook import Notebook
 from .dataflow import BUILTIN_NAMES, DataFlow
-from .parse import ParsedCell, dotted_name, walk
+from .parse import ParsedCell, dotted_name
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def findings(notebook: Notebook, cells: tuple[ParsedCell, ...], flow: DataFlow) 
                                      hint="declare " + (", ".join(packages) or "them")
                                      + " as dependencies (the generated pyproject.toml does)"))
     found += _use_before_define(flow, cells, name)
-    walked = {cell.cell: _walk(cell.tree) for cell in cells if cell.tree is not None}
+    walked = {cell.cell: _walk(cell.nodes) for cell in cells if cell.tree is not None}
     found += _randomness(cells, walked, name)
     found += _paths(cells, walked, name)
     found += _unused_imports(cells, flow, walked, name)
@@ -164,10 +164,11 @@ class _Walked:
     last_load: dict[str, tuple[int, int]]  # name -> (line, column) of its last read
 
 
-def _walk(tree: ast.Module) -> _Walked:
+def _walk(nodes: list[ast.AST]) -> _Walked:
+    """``nodes``: the cell's (``ParsedCell.nodes``)."""
     walked = _Walked([], [], {})
     last_load = walked.last_load
-    for node in walk(tree):
+    for node in nodes:
         kind = type(node)
         if kind is ast.Name:
             if type(node.ctx) is ast.Load:  # type: ignore[attr-defined]

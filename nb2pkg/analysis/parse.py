@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import warnings
-from dataclasses import dataclass, field
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Iterator
 
 from ..magics import Masked, mask
 from ..notebook import Notebook
@@ -30,6 +34,19 @@ class ParsedCell:
     @property
     def opaque(self) -> bool:
         return self.tree is None
+
+    # Several analyses read every node of a cell (its imports twice, its file paths, the
+    # findings): they share one walk. Read-only lists; a frozen dataclass can cache them because
+    # ``cached_property`` writes the instance's ``__dict__`` directly.
+    @cached_property
+    def nodes(self) -> list[ast.AST]:
+        """``walk(tree)``: every node of the cell, breadth-first, walked once ([] if opaque)."""
+        return walk(self.tree) if self.tree is not None else []
+
+    @cached_property
+    def imports(self) -> tuple[str, ...]:
+        """``imported_names(tree)``, computed once (() if opaque)."""
+        return tuple(_imported_names(self.nodes))
 
 
 def parse_cell(source: str, notebook: int = 0, cell: int = 0) -> ParsedCell:
@@ -57,7 +74,50 @@ def parse_cell(source: str, notebook: int = 0, cell: int = 0) -> ParsedCell:
 
 def parse_notebook(notebook: Notebook, position: int = 0) -> tuple[ParsedCell, ...]:
     """Parse every code cell of ``notebook``; markdown and raw cells are skipped."""
-    return tuple(parse_cell(c.source, position, c.index) for c in notebook.cells if c.is_code)
+    cells = tuple(parse_cell(c.source, position, c.index) for c in notebook.cells if c.is_code)
+    kept = _parses.get()
+    if kept is not None:
+        for cell in cells:
+            if cell.tree is not None:
+                kept.setdefault(cell.source, cell)
+    return cells
+
+
+# Parses kept by source while a conversion is planned (``reusing_parses``): planning parses the
+# refactored notebooks again (the pipeline split, the tidying), and most of their cells are the
+# original cells unchanged.
+_parses: ContextVar[dict[str, ParsedCell] | None] = ContextVar("nb2pkg_parses", default=None)
+
+
+@contextlib.contextmanager
+def reusing_parses() -> Iterator[None]:
+    """Within: ``parse_notebook`` and ``reparse`` keep their parses, which ``reparse`` hands out
+    again for the same source. Scoped, so a long-running process (the lab) keeps no trees."""
+    token = _parses.set({})
+    try:
+        yield
+    finally:
+        _parses.reset(token)
+
+
+def reparse(source: str, notebook: int = 0, cell: int = 0) -> ParsedCell:
+    """``parse_cell(source, notebook, cell)``, sharing the syntax tree of an earlier parse of the
+    same source inside ``reusing_parses``.
+
+    For readers only: the tree may be another cell's (ast parsing is deterministic, and nothing
+    in nb2pkg changes a tree), so the caller must not change it nor tell statements apart by
+    identity (``clones`` does, for definitions: the analysis itself uses ``parse_cell``).
+    """
+    kept = _parses.get()
+    if kept is None:
+        return parse_cell(source, notebook, cell)
+    found = kept.get(source)
+    if found is not None:
+        return replace(found, notebook=notebook, cell=cell)
+    parsed = parse_cell(source, notebook, cell)
+    if parsed.tree is not None:
+        kept[source] = parsed
+    return parsed
 
 
 def walk(node: ast.AST) -> list[ast.AST]:
@@ -85,8 +145,12 @@ def walk(node: ast.AST) -> list[ast.AST]:
 
 def imported_names(tree: ast.AST) -> list[str]:
     """Top-level names of the absolute imports anywhere in ``tree``, in order (with repeats)."""
+    return _imported_names(walk(tree))
+
+
+def _imported_names(nodes: list[ast.AST]) -> list[str]:
     names = []
-    for node in walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             names += [alias.name.split(".")[0] for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from ..analysis.dataflow import IPYTHON_NAMES
-from ..analysis.parse import ParsedCell, parse_cell
+from ..analysis.parse import ParsedCell, reparse
 from ..analysis.scope import block_io
 from ..magics import is_placeholder_name, unmask
 from ..notebook import headings
@@ -386,7 +386,7 @@ def split_notebook(module: str, node: Any, parameters_cell: int | None = None,
     parsed: dict[int, ParsedCell] = {}
     for position, cell in enumerate(cells):
         if cell.cell_type == "code":
-            parsed[position] = parse_cell(cell.source, 0, position)
+            parsed[position] = reparse(cell.source, 0, position)
 
     parameters_position = None
     parameter_defs: list[ParameterDef] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
 
@@ -102,6 +103,7 @@ class ExtractContext:
         default_factory=dict)
     _stores: dict[CellKey, Mapping[str, tuple[int, ...]]] = field(default_factory=dict)
     _lines: dict[CellKey, list[bytes]] = field(default_factory=dict)
+    _segment_lines: dict[CellKey, list[str]] = field(default_factory=dict)
     # Reads and writes of the statements after a block, by (cell, path, stop): the liveness
     # check asks for every name the block writes, in every copy.
     _rest_io: dict[tuple[CellKey, tuple, int], BlockIO] = field(default_factory=dict)
@@ -144,6 +146,12 @@ class ExtractContext:
                     found.setdefault(node.id, []).append(node.lineno)
             self._stores[key] = {name: tuple(lines) for name, lines in found.items()}
         return self._stores[key]
+
+    def kept_lines(self, key: CellKey) -> list[str]:
+        """The cell's masked code split as ``ast.get_source_segment`` splits it (once)."""
+        if key not in self._segment_lines:
+            self._segment_lines[key] = segment_lines(self.cells[key].masked.code)
+        return self._segment_lines[key]
 
     def source_lines(self, key: CellKey) -> list[bytes]:
         if key not in self._lines:
@@ -638,8 +646,33 @@ def _containers(block: list[ast.stmt]) -> dict[int, ast.expr]:
 
 
 def _node_source(ctx: ExtractContext, o: Occurrence, node: ast.expr) -> str:
-    text = ast.get_source_segment(ctx.cells[(o.notebook, o.cell)].masked.code, node)
+    text = source_segment(ctx.kept_lines((o.notebook, o.cell)), node)
     return text if text is not None else ast.unparse(node)
+
+
+# Lines as ``ast.get_source_segment`` splits them: at \r\n, \r and \n only, ends kept.
+_SEGMENT_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+def segment_lines(source: str) -> list[str]:
+    return _SEGMENT_LINE.findall(source)
+
+
+def source_segment(lines: list[str], node: ast.AST) -> str | None:
+    """``ast.get_source_segment(source, node)`` from ``segment_lines(source)``, which a caller
+    keeps: the stdlib splits the whole source again on every call (a cell's literals are
+    looked up one by one)."""
+    try:
+        if node.end_lineno is None or node.end_col_offset is None:  # type: ignore[attr-defined]
+            return None
+        first, last = node.lineno - 1, node.end_lineno - 1  # type: ignore[attr-defined]
+        start, end = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]
+    except AttributeError:
+        return None
+    if first == last:
+        return lines[first].encode()[start:end].decode()
+    return "".join([lines[first].encode()[start:].decode(), *lines[first + 1:last],
+                    lines[last].encode()[:end].decode()])
 
 
 def _local_stem(key: tuple[str, ...], siblings: list[tuple[str, ...]],

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from ..analysis.parse import ParsedCell, parse_cell
+from ..analysis.parse import ParsedCell, reparse
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,9 @@ def import_cell(cells: Sequence[ParsedCell]) -> ImportCell | None:
 
 
 def _mentions(text: str, name: str) -> bool:
-    return re.search(rf"(?<![\w.]){re.escape(name)}\b", text) is not None
+    # The substring test first: most cells do not contain the name at all, and it is much
+    # cheaper than the regular expression (which can only match where the substring is).
+    return name in text and re.search(rf"(?<![\w.]){re.escape(name)}\b", text) is not None
 
 
 def can_gather(cells: dict[int, ParsedCell], target: ImportCell, cell: int, line: int,
@@ -51,15 +53,14 @@ def can_gather(cells: dict[int, ParsedCell], target: ImportCell, cell: int, line
         parsed = cells.get(index)
         if parsed is None:
             continue
-        lines = parsed.source.splitlines()
         if index == target.cell == cell:
             if line <= target.end_line:
                 return False
-            text = "\n".join(lines[target.end_line:line - 1])
+            text = "\n".join(parsed.source.splitlines()[target.end_line:line - 1])
         elif index == target.cell:
-            text = "\n".join(lines[target.end_line:])
+            text = "\n".join(parsed.source.splitlines()[target.end_line:])
         elif index == cell:
-            text = "\n".join(lines[:line - 1])
+            text = "\n".join(parsed.source.splitlines()[:line - 1])
         else:
             text = parsed.source
         if _mentions(text, name):
@@ -73,12 +74,12 @@ def names_read(sources: Iterable[str]) -> tuple[set[str], bool]:
     read: set[str] = set()
     dynamic = False
     for source in sources:
-        cell = parse_cell(source)
+        cell = reparse(source)
         if cell.tree is None or cell.io is None:
             read |= set(re.findall(r"[A-Za-z_]\w*", source))
             continue
         dynamic = dynamic or bool(cell.io.dynamic)
-        for node in ast.walk(cell.tree):
+        for node in cell.nodes:
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
                 read.add(node.id)
         for magic in cell.masked.magics:

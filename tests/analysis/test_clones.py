@@ -134,3 +134,49 @@ def test_merging_keeps_what_extraction_can_take(tmp_path: Path) -> None:
     plan = plan_package(analyze([read_notebook(path)]), PlanOptions(name="case"))
     assert [[(c.occurrence.cell, c.occurrence.start) for c in e.calls] for e in plan.extractions] \
         == [[(2, 0), (3, 0)], [(0, 0), (1, 0)]]
+
+
+def test_kept_leaves_and_bound_names_are_those_of_the_statements() -> None:
+    # find_clones keeps each statement's leaves and bound names and joins them for a run;
+    # the join must be what ``shape`` and ``bound_names`` give for the run's statements.
+    from nb2pkg.analysis.clones import (_bound_names, _Facts, _fingerprint_and_leaves, _leaves,
+                                        _statement_lists, _Stmt, bound_names, shape)
+
+    def stmt(cell, path, i, s):
+        facts = _Facts(s, *_fingerprint_and_leaves(cell, s))
+        return _Stmt(cell, path, i, s, facts.key, facts.weight, facts)
+
+    source = ("for i, (a, b) in enumerate(rows):\n    import os.path as p\n"
+              "    total = f'{a}-{b}' + 'x'\n    del b\nwith open(p) as fh:\n    text = fh.read()\n"
+              "try:\n    n = int(text)\nexcept ValueError as err:\n    n = len([w for w in text])\n"
+              "match n:\n    case [first, *others]: pass\n    case {'k': 1, **more}: pass\n"
+              "g = lambda q, *r: q + 1.5\n")
+    (cell,) = cells(source)
+    for path, body in _statement_lists(cell.tree):
+        entries = [stmt(cell, path, i, s) for i, s in enumerate(body)]
+        for start in range(len(body)):
+            for stop in range(start + 1, len(body) + 1):
+                run = entries[start:stop]
+                nodes = [e.node for e in run]
+                assert _leaves(run) == shape(nodes).leaves
+                assert _bound_names(run) == bound_names(nodes)
+    top = [stmt(cell, (), i, s) for i, s in enumerate(cell.tree.body)]
+    assert _bound_names(top) >= {"i", "a", "b", "p", "total", "fh", "text", "n", "err",
+                                     "w", "first", "others", "more", "g", "q", "r"}
+
+
+def test_a_cells_fingerprints_are_kept_while_reusing_them_and_only_for_that_cell() -> None:
+    from nb2pkg.analysis.clones import _cell_facts, reusing_fingerprints
+
+    source = BLOCK + "def f():\n    pass\n"
+    some = cells(source, "x = 1", BLOCK, source)
+    plain = find_clones(some)
+    assert plain
+    with reusing_fingerprints():
+        assert find_clones(some) == plain
+        assert _cell_facts(some[0]) is _cell_facts(some[0])
+        # An equal record parsed again is another tree: its definitions have their own keys.
+        (again,) = cells(source)
+        assert again == some[0] and _cell_facts(again) is not _cell_facts(some[0])
+        assert find_clones(some) == plain  # the second search, from the kept fingerprints
+    assert _cell_facts(some[0]) is not _cell_facts(some[0])  # the scope ended: nothing kept

@@ -80,3 +80,21 @@ def test_class_body_reads_now_methods_later() -> None:
     result = io("class A(Base):\n    size = SIZE\n    def m(self):\n        return LATER")
     assert set(result.reads) == {"Base", "SIZE"}
     assert result.deferred_reads == {"LATER"}
+
+
+def test_names_are_read_in_the_order_of_the_syntax_trees_children() -> None:
+    # Every kind of child an expression has: fields, lists of them (with gaps), keywords,
+    # operators; the order is that of ``ast.iter_child_nodes``.
+    source = ("f(a, *b, k=c, **d)[e:g:h].attr\n{**i, j: k2, 'x': l}\nm < n <= o\n"
+              "p if q else r\n(s, [t, u], {v})\nw.x(y)(z)\nf'{aa!r:{bb}}'\ncc[dd, ee]\n")
+    expected = []
+    for statement in ast.parse(source).body:
+        def visit(node):
+            if isinstance(node, ast.Name):
+                if node.id not in expected:
+                    expected.append(node.id)
+            for child in ast.iter_child_nodes(node):
+                visit(child)
+        visit(statement)
+    assert io(source).reads == tuple(expected)
+    assert len(expected) == 30

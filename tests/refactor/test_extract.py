@@ -248,3 +248,34 @@ def test_deeper_than_is_the_depth_of_the_syntax_tree(code: str) -> None:
     depth = _depth(tree)
     assert [_deeper_than(tree, levels) for levels in range(1, 60)] == [
         depth > levels for levels in range(1, 60)]
+
+
+def test_source_segments_are_those_of_ast_get_source_segment() -> None:
+    # extract keeps a cell's lines and cuts each literal's text from them (the stdlib splits
+    # the whole source again for every node); every node of real cells, and odd line breaks.
+    import ast
+    import json
+    from pathlib import Path
+
+    from nb2pkg.magics import mask
+    from nb2pkg.refactor.extract import segment_lines, source_segment
+
+    root = Path(__file__).resolve().parents[2]
+    sources = ["x = 'a'\r\ny = (1,\r 2)\nz = f(\n  'é', \f 3)\r\n", "a = [1,\n 2]", "", "\n\n",
+               "s = '''x\ry'''\n", "t = 1\x0bu = 2\x1cv = 3\u2028\n"]
+    for path in sorted((root / "examples" / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] == "code":
+                source = cell["source"]
+                sources.append(mask("".join(source) if isinstance(source, list) else source).code)
+    checked = 0
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        lines = segment_lines(source)
+        for node in ast.walk(tree):
+            assert source_segment(lines, node) == ast.get_source_segment(source, node), (source, ast.dump(node))
+            checked += 1
+    assert checked > 3000
