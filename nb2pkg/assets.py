@@ -81,6 +81,19 @@ class Assets:
     def module_names(self) -> frozenset[str]:
         return frozenset(m.name for m in self.modules)
 
+    def text_of(self, notebook: int, path: str) -> str | None:
+        """The text of the file the ``notebook``-th notebook names as ``path``, when carried
+        (read when found, confined like every file carried), else None."""
+        target = posixpath.normpath(posixpath.join(PROJECT_NOTEBOOKS, path.replace("\\", "/")))
+        for d in self.data:
+            if d.target == target and d.copied and any(nb == notebook for nb, _ in d.read_by):
+                try:
+                    return b"".join(content for inside, content in d.contents if not inside
+                                    ).decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
+        return None
+
 
 @dataclass(frozen=True)
 class _Places:

@@ -9,13 +9,13 @@ notebook are carried into the project instead (``nb2pkg.assets``).
 
 from __future__ import annotations
 
-import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from .analysis import Analysis, Finding
+from .analysis.files import pip_install_arguments, requirement_lines
 
 
 @dataclass(frozen=True)
@@ -35,33 +35,33 @@ class Dependency:
         return f"{self.name}>={self.version}" if self.version else self.name
 
 
-# pip options that take a value (the value is not a requirement).
-_PIP_VALUE_OPTIONS = {"-i", "--index-url", "--extra-index-url", "-f", "--find-links", "-c",
-                      "--constraint", "-t", "--target", "--prefix", "--root", "--src",
-                      "--platform", "--python-version", "--implementation", "--abi",
-                      "--trusted-host", "--proxy", "--cache-dir", "--progress-bar",
-                      "--upgrade-strategy", "--log", "--timeout", "--retries", "--config-settings"}
-
 
 def dependencies(analysis: Analysis, package: str, local: Iterable[str] = (),
-                 extra_imports: Iterable[str] = ()) -> tuple[list[Dependency], list[Finding]]:
+                 extra_imports: Iterable[str] = (),
+                 requirement_file: Callable[[int, str], str | None] = lambda nb, name: None,
+                 ) -> tuple[list[Dependency], list[Finding]]:
     """Dependencies of the package, and findings about imports and installs that gave none.
 
     ``local`` are import names that local modules provide; ``extra_imports`` are the imports of
-    those local modules (their own dependencies are the project's too).
+    those local modules (their own dependencies are the project's too);
+    ``requirement_file(notebook, name)`` is the text of the file a ``pip install -r name`` of
+    that notebook reads, when it was carried (``nb2pkg.assets`` read it, confined as every
+    file it reads), else None.
     """
     skip = set(local) | {package, "__future__"}
     imports: dict[str, tuple[str, int | None]] = {}  # name -> (notebook path, cell)
     installs: list[tuple[str, str, int]] = []  # (requirement text, notebook path, cell)
-    for result in analysis.notebooks:
+    for nb, result in enumerate(analysis.notebooks):
         where = str(result.notebook.path)
         for cell in result.cells:
             for name in cell.imports:
                 imports.setdefault(name, (where, cell.cell))
             for magic in cell.masked.magics:
-                if magic.name == "pip" and " install" in magic.text:
-                    for text in _pip_requirements(magic.text, result.notebook.path.parent):
-                        installs.append((text, where, cell.cell))
+                requirements, files = pip_install_arguments(magic)
+                for file in files:
+                    text = requirement_file(nb, file)
+                    requirements += requirement_lines(text) if text is not None else []
+                installs += [(text, where, cell.cell) for text in requirements]
     for name in extra_imports:
         imports.setdefault(name, ("", None))
 
@@ -176,43 +176,6 @@ def _distribution(name: str):
         return metadata.distribution(name)
     except (metadata.PackageNotFoundError, ValueError):
         return None
-
-
-def _pip_requirements(magic: str, folder: Path) -> list[str]:
-    """Requirement strings of a ``pip install`` magic, ``-r`` files read (inside ``folder``)."""
-    try:
-        words = shlex.split(magic.split("install", 1)[1], comments=True)
-    except ValueError:  # unbalanced quotes
-        words = magic.split("install", 1)[1].split()
-    found: list[str] = []
-    words_iter = iter(words)
-    for word in words_iter:
-        if word in ("-r", "--requirement") or word.startswith("--requirement="):
-            name = word.split("=", 1)[1] if "=" in word else next(words_iter, "")
-            found += _requirements_file(folder, name)
-        elif word in _PIP_VALUE_OPTIONS:
-            next(words_iter, None)
-        elif word.startswith("-") or word.startswith("$") or word.startswith("{"):
-            continue  # an option, or a variable the kernel expands
-        else:
-            found.append(word)
-    return found
-
-
-def _requirements_file(folder: Path, name: str) -> list[str]:
-    path = (folder / name)
-    try:
-        if folder.resolve() not in path.resolve().parents:  # never read outside the notebook's folder
-            return []
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError, ValueError):
-        return []
-    found = []
-    for line in lines:
-        line = line.split(" #", 1)[0].strip()
-        if line and not line.startswith(("#", "-")):
-            found.append(line)
-    return found
 
 
 def providing_distribution(import_name: str) -> str | None:

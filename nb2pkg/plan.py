@@ -219,7 +219,8 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
     notebook_plans = _notebooks(analysis, package, modules, hoisted, extractions, ctx, kernel,
                                 module_plans, loops)
     depends, import_notices = dependencies(analysis, package, assets.module_names(),
-                                           {n for m in assets.modules for n in m.imports})
+                                           {n for m in assets.modules for n in m.imports},
+                                           assets.text_of)
     plan = PackagePlan(package, tuple(module_plans), tuple(notebook_plans), tuple(extractions),
                        tuple(refusals), tuple(hoisted), tuple(kept), tuple(depends), analysis,
                        assets, kernel, tuple(notices + import_notices),

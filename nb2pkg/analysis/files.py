@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ast
 import re
+import shlex
 from dataclasses import dataclass
 
+from ..magics import Magic
 from .parse import ParsedCell, walk
 
 # Methods and functions that create the file named by their first argument.
@@ -49,6 +51,10 @@ def file_uses(cells: tuple[ParsedCell, ...]) -> FileUses:
             words = magic.text.split("\n", 1)[0].split()
             if magic.kind == "cell" and magic.name in ("writefile", "file") and len(words) > 1:
                 paths.append(PathUse(words[-1], cell.cell, magic.line, True))
+            # `%pip install -r requirements.txt` reads that file (and so will the project's copy
+            # of the notebook, from notebooks/).
+            for file in pip_install_arguments(magic)[1]:
+                paths.append(PathUse(file, cell.cell, magic.line, False))
         if cell.tree is None:
             continue
         writes_at: set[int] = set()
@@ -74,6 +80,51 @@ def file_uses(cells: tuple[ParsedCell, ...]) -> FileUses:
             seen.update(id(n) for n in walk(node))
             paths.append(PathUse(text, cell.cell, getattr(node, "lineno", 1), id(node) in writes_at))
     return FileUses(tuple(paths), tuple(dict.fromkeys(sys_paths)))
+
+
+# pip options that take a value (the value is not a requirement).
+_PIP_VALUE_OPTIONS = {"-i", "--index-url", "--extra-index-url", "-f", "--find-links", "-c",
+                      "--constraint", "-t", "--target", "--prefix", "--root", "--src",
+                      "--platform", "--python-version", "--implementation", "--abi",
+                      "--trusted-host", "--proxy", "--cache-dir", "--progress-bar",
+                      "--upgrade-strategy", "--log", "--timeout", "--retries", "--config-settings"}
+
+
+def pip_install_arguments(magic: Magic) -> tuple[list[str], list[str]]:
+    """The requirements a ``%pip install``/``!pip install`` names, and the requirement files
+    it reads (``-r FILE``); nothing for any other magic."""
+    if magic.name != "pip" or magic.kind not in ("line", "shell") or " install" not in magic.text:
+        return [], []
+    rest = magic.text.split("install", 1)[1]
+    try:
+        words = shlex.split(rest, comments=True)
+    except ValueError:  # unbalanced quotes
+        words = rest.split()
+    requirements: list[str] = []
+    files: list[str] = []
+    words_iter = iter(words)
+    for word in words_iter:
+        if word in ("-r", "--requirement") or word.startswith("--requirement="):
+            name = word.split("=", 1)[1] if "=" in word else next(words_iter, "")
+            if name and not name.startswith(("$", "{")):
+                files.append(name)
+        elif word in _PIP_VALUE_OPTIONS:
+            next(words_iter, None)
+        elif word.startswith("-") or word.startswith("$") or word.startswith("{"):
+            continue  # an option, or a variable the kernel expands
+        else:
+            requirements.append(word)
+    return requirements, files
+
+
+def requirement_lines(text: str) -> list[str]:
+    """The requirements of a requirements file's text (comments and options left out)."""
+    found = []
+    for line in text.splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if line and not line.startswith(("#", "-")):
+            found.append(line)
+    return found
 
 
 def _called_name(func: ast.expr) -> str | None:

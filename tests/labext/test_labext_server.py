@@ -164,6 +164,31 @@ def test_data_files_and_local_modules_are_carried(lab_server, workdir: tuple[Pat
         == ["data", "data/values.csv", "helpers.py", "sales.ipynb"]
 
 
+def test_a_requirements_file_the_notebook_installs_is_read_and_carried(
+        lab_server, workdir: tuple[Path, str], notebook) -> None:
+    """`%pip install -r requirements.txt`: before, the lab converted a private copy alone, so
+    the file was not read (no dependency) nor carried (the project's notebook could not run
+    its own install line). A requirements file that links out of the root is neither."""
+    folder, rel = workdir
+    beyond = lab_server.root.parent / f"reqs_{rel}"
+    beyond.mkdir()
+    (beyond / "secret.txt").write_text("outside-the-root-package\n")
+    notebook(folder / "nb.ipynb", "%pip install -r requirements.txt", "%pip install -r linked.txt",
+             "import packaging\nprint(packaging.__name__)")
+    (folder / "requirements.txt").write_text("packaging>=20  # parsing\n")
+    (folder / "linked.txt").symlink_to(beyond / "secret.txt")
+    answer = lab_server.convert(path=f"{rel}/nb.ipynb", output=f"{rel}/pkg",
+                                options={"pipeline": False})
+    assert answer.status == 200, answer
+    project = folder / "pkg"
+    assert (project / "notebooks" / "requirements.txt").read_text() == "packaging>=20  # parsing\n"
+    pyproject = (project / "pyproject.toml").read_text()
+    assert '"packaging>=20"' in pyproject and "outside-the-root" not in pyproject
+    assert not (project / "notebooks" / "linked.txt").exists()
+    assert "`linked.txt`: **not carried**: it is a symbolic link leading out of" in \
+        (project / "REPORT.md").read_text()
+
+
 def test_modules_outside_the_root_are_not_carried(lab_server, workdir: tuple[Path, str],
                                                    notebook) -> None:
     """A folder added to sys.path beyond the root, a link out of the root and a hidden file:
