@@ -473,6 +473,9 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
         provided = import_forms(line for m in used_modules for line in module_imports.get(m, ()))
         sources = {i: (rewrite_cell(parsed[i].masked, r, ctx.cst_module((nb, i))) if r else None)
                    for i, r in replacements.items()}
+        # What was rewritten with how many replacements: a cell that gets no more below keeps
+        # its text (rewriting is deterministic), rather than being rewritten a second time.
+        counts = {i: len(r) for i, r in replacements.items()}
         read, dynamic = names_read(sources.get(c.cell) or c.source for c in result.cells)
         originally_read = set(result.flow.read_in)
         import_edits: dict[tuple[int, int], str] = {}
@@ -503,6 +506,10 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
         for index, cell in enumerate(node.cells):
             cell.metadata["nb2pkg"] = {"source_cell": index}
             if index in replacements:
+                done = sources.get(index)
+                if done is not None and counts.get(index) == len(replacements[index]):
+                    cell.source = done
+                    continue
                 try:
                     cell.source = rewrite_cell(parsed[index].masked, replacements[index],
                                                ctx.cst_module((nb, index)))
