@@ -28,6 +28,13 @@ def _lifted(name: str, lifted: Any) -> str:
     return f"{name}: takes {', '.join(params)} ({was} the notebook's {', '.join(variables)})"
 
 
+def _loop_place(plan: Any, names: list[str], item: Any) -> str:
+    """Where a loop (or a run left alone) is: the extracted function, or notebook cell lines."""
+    if item.function:
+        return f"in {plan.name}.{item.function}"
+    return f"{names[item.notebook]} cell {item.cell} lines {item.first_line}-{item.last_line}"
+
+
 def format_analysis(report: Any) -> str:
     analysis = report.analysis
     names = [str(a.notebook.path) for a in analysis.notebooks]
@@ -98,15 +105,11 @@ def format_conversion(report: Any) -> str:
                    f"loops" + (f", left {len(plan.loop_refusals)} alone" if plan.loop_refusals
                                else "") + ":")
         for loop in plan.loops:
-            where = (f"in {plan.name}.{loop.function}" if loop.function
-                     else f"{names[loop.notebook]} cell {loop.cell} lines {loop.first_line}-{loop.last_line}")
-            out.append(f"  {loop.id} ({where}): {loop.rows} statements, a loop over "
-                       f"{', '.join(loop.variables)}")
+            out.append(f"  {loop.id} ({_loop_place(plan, names, loop)}): {loop.rows} statements, "
+                       f"a loop over {', '.join(loop.variables)}")
         for refusal in plan.loop_refusals:
-            where = (f"in {plan.name}.{refusal.function}" if refusal.function
-                     else f"{names[refusal.notebook]} cell {refusal.cell} lines "
-                     f"{refusal.first_line}-{refusal.last_line}")
-            out.append(f"  {refusal.id} ({where}): left alone, {refusal.reason}")
+            out.append(f"  {refusal.id} ({_loop_place(plan, names, refusal)}): left alone, "
+                       f"{refusal.reason}")
     moved = f"moved {len(plan.hoisted)} definitions into modules"
     lifted = [h for h in plan.hoisted if h.lifted]
     if lifted:

@@ -57,8 +57,18 @@ _DYNAMIC_MAGICS = {"who", "whos", "who_ls", "reset", "reset_selective", "store",
 _LATER = (ast.Lambda, ast.GeneratorExp)
 
 
+class _Numbered:
+    """Loops and refused runs are reported together, by the number of their id."""
+
+    id: str
+
+    @property
+    def order(self) -> int:
+        return int(self.id[1:])
+
+
 @dataclass(frozen=True)
-class Loop:
+class Loop(_Numbered):
     """A run of statements replaced by a loop over a table of their differing literals."""
 
     id: str  # "L1", in notebook and cell order
@@ -79,13 +89,9 @@ class Loop:
     def rows(self) -> int:
         return self.stop - self.start
 
-    @property
-    def order(self) -> int:
-        return int(self.id[1:])
-
 
 @dataclass(frozen=True)
-class LoopRefusal:
+class LoopRefusal(_Numbered):
     """A run that could be a loop, left alone, and why."""
 
     id: str
@@ -96,10 +102,6 @@ class LoopRefusal:
     rows: int
     reason: str
     function: str = ""  # as in Loop
-
-    @property
-    def order(self) -> int:
-        return int(self.id[1:])
 
 
 @dataclass(frozen=True)
@@ -142,22 +144,14 @@ def plan_loops(cells: Sequence[Sequence[ParsedCell]], taken: Iterable[str],
         parameters = parameters_cells[nb] if nb < len(parameters_cells) else None
         for run in runs:
             number += 1
-            loop_id = f"L{number}"
-            first, last = run.statements[0].lineno, run.statements[-1].end_lineno or 0
-            try:
-                if overrides.get(loop_id, {}).get("skip"):
-                    raise _Refuse("skipped: the names file says so")
-                if blocker:
-                    raise _Refuse(blocker)
-                if run.cell.cell == parameters:
-                    raise _Refuse("in the parameters cell, which papermill reads as assignments")
-                loop = _roll(run, loop_id, words | taken, overrides.get(loop_id, {}))
-            except _Refuse as exc:
-                refusals.append(LoopRefusal(loop_id, nb, run.cell.cell, first, last,
-                                            len(run.statements), str(exc)))
-                continue
+            why_not = blocker or ("in the parameters cell, which papermill reads as assignments"
+                                  if run.cell.cell == parameters else None)
+            decided = _decide(run, f"L{number}", words | taken, overrides, why_not)
             # Loops may reuse each other's variables: none reads them outside its own body.
-            loops.append(loop)
+            if isinstance(decided, Loop):
+                loops.append(decided)
+            else:
+                refusals.append(decided)
     return loops, refusals
 
 
@@ -185,25 +179,36 @@ def roll_functions(functions: Sequence[tuple[str, str, int, int]], taken: Iterab
         edits = []
         for run in _runs(cell, min_rows, True, lists):
             number += 1
-            loop_id = f"L{number}"
-            first, last = run.statements[0].lineno, run.statements[-1].end_lineno or 0
-            try:
-                if overrides.get(loop_id, {}).get("skip"):
-                    raise _Refuse("skipped: the names file says so")
-                loop = _roll(run, loop_id, words, overrides.get(loop_id, {}))
-            except _Refuse as exc:
-                refusals.append(LoopRefusal(loop_id, nb, cell_index, first, last,
-                                            len(run.statements), str(exc), name))
+            decided = _decide(run, f"L{number}", words, overrides, function=name)
+            if isinstance(decided, LoopRefusal):
+                refusals.append(decided)
                 continue
-            loops.append(replace(loop, function=name))
+            loops.append(decided)
             indent = " " * run.statements[0].col_offset
             code = "".join(indent + line if line.strip() else line
-                           for line in loop.code.splitlines(keepends=True))
-            edits.append((first, last, code))
+                           for line in decided.code.splitlines(keepends=True))
+            edits.append((decided.first_line, decided.last_line, code))
         for first, last, code in sorted(edits, reverse=True):
             lines[first - 1:last] = [code]
         sources.append("".join(lines))
     return sources, loops, refusals
+
+
+def _decide(run: _Run, loop_id: str, taken: set[str],
+            overrides: Mapping[str, Mapping[str, object]], why_not: str | None = None,
+            function: str = "") -> Loop | LoopRefusal:
+    """The loop for ``run``, or why it is left alone (``why_not`` says so already)."""
+    override = overrides.get(loop_id, {})
+    try:
+        if override.get("skip"):
+            raise _Refuse("skipped: the names file says so")
+        if why_not:
+            raise _Refuse(why_not)
+        return replace(_roll(run, loop_id, taken, override), function=function)
+    except _Refuse as exc:
+        return LoopRefusal(loop_id, run.cell.notebook, run.cell.cell, run.statements[0].lineno,
+                           run.statements[-1].end_lineno or 0, len(run.statements), str(exc),
+                           function)
 
 
 def _function_lists(definition: ast.FunctionDef) -> list[tuple[Path, list[ast.stmt]]]:
