@@ -129,7 +129,8 @@ def _env() -> dict[str, str]:
     return {**env, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-@pytest.fixture(scope="module", params=NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+@pytest.fixture(scope="module", params=[pytest.param(n, id=n.stem, marks=pytest.mark.xdist_group(f"standalone-{n.stem}"))
+                                       for n in NOTEBOOKS])
 def project(request, tmp_path_factory) -> Path:
     notebook: Path = request.param
     out = tmp_path_factory.mktemp("standalone") / notebook.stem

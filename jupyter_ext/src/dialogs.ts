@@ -144,6 +144,19 @@ function joined(...parts: (string | false | null | undefined)[]): string {
   return parts.filter(Boolean).join('');
 }
 
+/** `, takes churn_threshold (was the notebook's CHURN_THRESHOLD)`: a moved function that now
+ * takes the notebook variables it read as parameters (the CLI says the same). */
+function lifted(value: any): string {
+  const parameters: any[] = Array.isArray(value?.parameters) ? value.parameters : [];
+  if (!parameters.length) {
+    return '';
+  }
+  const was = parameters.length === 1 ? 'was' : 'were';
+  return `, takes ${parameters.map(p => p.parameter).join(', ')} (${was} the notebook's ${parameters
+    .map(p => p.variable)
+    .join(', ')})`;
+}
+
 /** One line per report entry, by section; anything unexpected falls back to `describe`. */
 const FORMATS: Record<string, (item: any) => string> = {
   extracted: e =>
@@ -156,7 +169,8 @@ const FORMATS: Record<string, (item: any) => string> = {
   hoisted: h =>
     joined(
       `${h.kind ?? ''} ${h.name} → ${h.module}`.trim(),
-      h.cell !== undefined && ` (cell ${h.cell})`
+      h.cell !== undefined && ` (cell ${h.cell})`,
+      lifted(h.lifted)
     ),
   loops: l =>
     joined(

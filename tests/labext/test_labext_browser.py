@@ -16,6 +16,7 @@ DIALOG = ".jp-Dialog-content"
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.xdist_group("lab-browser"),  # one JupyterLab, one Chromium
     pytest.mark.jupyter_server,
     pytest.mark.timeout(240),
     pytest.mark.skipif(not os.path.exists(CHROMIUM),
@@ -90,6 +91,7 @@ def test_button_converts_the_open_notebook(page, lab_server, workdir, demo_noteb
                     "Findings", "Verification", "Files written"):
         assert heading in text
     assert "cell 6, lines 2-4: 3 statements → a loop over key, size" in text
+    assert "function over → demo_pkg.demo_notebook (cell 7), takes limit (was the notebook's LIMIT)" in text
     assert f"{rel}/demo_pkg/" in text
     output_dir = folder / "demo_pkg"
     assert (output_dir / "README.md").is_file()

@@ -31,6 +31,8 @@ from nb2pkg.pipeline.spec import load_pipeline
 AIRFLOW_VENV = Path(tempfile.gettempdir()) / (
     f"nb2pkg-airflow-venv-py{sys.version_info[0]}{sys.version_info[1]}")
 
+pytestmark = pytest.mark.xdist_group("airflow")  # one Airflow home and database
+
 HOSTILE = "{{ 7 * 7 }}\"'; import os #{% raw %}"
 
 

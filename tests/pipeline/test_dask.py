@@ -28,7 +28,7 @@ from test_pipeline_examples import EXAMPLES, NOTEBOOKS, stage_outputs  # noqa: E
 from nb2pkg.errors import PipelineError  # noqa: E402
 from nb2pkg.pipeline.runner import run_pipeline  # noqa: E402
 
-pytestmark = [pytest.mark.kernel, pytest.mark.slow]
+pytestmark = [pytest.mark.kernel, pytest.mark.slow, pytest.mark.xdist_group("dask")]  # one cluster
 
 
 @pytest.fixture(scope="module")

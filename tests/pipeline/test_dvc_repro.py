@@ -24,7 +24,7 @@ from nb2pkg.api import ConvertOptions, convert
 from nb2pkg.pipeline.export import dvc_files
 from nb2pkg.pipeline.spec import load_pipeline
 
-pytestmark = [pytest.mark.kernel, pytest.mark.slow]
+pytestmark = [pytest.mark.kernel, pytest.mark.slow, pytest.mark.xdist_group("dvc")]
 
 READER = [
     ("code", "factor = 2", ["parameters"]),

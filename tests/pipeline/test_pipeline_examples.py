@@ -19,7 +19,7 @@ from nb2pkg.api import ConvertOptions, convert
 from nb2pkg.pipeline.runner import run_pipeline
 from nb2pkg.verify import execute, outputs_of
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel, pytest.mark.xdist_group("pipeline-examples")]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "notebooks"
 NOTEBOOKS = sorted(p.stem for p in EXAMPLES.glob("*.ipynb"))

@@ -83,7 +83,9 @@ class Converted:
     inputs: Path  # the copy of the notebook's folder the conversion read and ran
 
 
-@pytest.fixture(scope="module", params=CASES, ids=[c["case"] for c in CASES])
+# One worker converts a case and runs all its checks (pytest-xdist, --dist loadgroup).
+@pytest.fixture(scope="module", params=[pytest.param(c, id=c["case"], marks=pytest.mark.xdist_group(c["case"]))
+                                       for c in CASES])
 def converted(request, tmp_path_factory) -> Converted:
     """`nb2pkg convert --verify` of one real notebook, from a copy of its folder (running the
     original may write files beside it: images, `%%file`)."""
