@@ -118,8 +118,14 @@ def read_notebook(path: Path | str) -> Notebook:
             # Drop the first parse before nbformat parses the text again: holding both made
             # reading a notebook with large outputs peak at 3x its size instead of 2x.
             data = None
-            node = nbformat.reads(text, as_version=4)
-            nbformat.validate(node)
+            # nbformat.reads would validate again (and only log what it finds): the schema check
+            # is most of reading a long notebook, so each notebook is checked once, as it is
+            # for version 4 and once converted for version 3.
+            from nbformat.reader import reads
+
+            node = nbformat.convert(reads(text), 4)
+            if version != 4:
+                nbformat.validate(node)
     except nbformat.ValidationError as exc:
         raise _invalid(exc, path) from None
     except Exception as exc:  # nbformat raises assorted errors for damaged structures
