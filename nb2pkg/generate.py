@@ -164,6 +164,41 @@ def runtime_module(name: str) -> str:
         name=name, purpose=_RUNTIME_PURPOSE[name], source=source)
 
 
+RECORDED_HEADING = "\n## Recorded-value tests\n"
+
+
+def recorded_section(coverage: Sequence[Any]) -> str:
+    """REPORT.md's section on the recorded-value tests (its last), from ``record.coverage``."""
+    return _template("project/report_recorded.md.j2", {"coverage": coverage})
+
+
+def _recorded_span(report: str) -> tuple[int, int] | None:
+    """Where a REPORT.md's recorded-value section is: from the blank line before its heading
+    to the blank line before the next heading (the end of the text when it is the last)."""
+    start = report.find(RECORDED_HEADING)
+    if start < 0:
+        return None
+    end = report.find("\n## ", start + len(RECORDED_HEADING))
+    return start, len(report) if end < 0 else end
+
+
+def recorded_section_of(report: str) -> str:
+    """The recorded-value section of a REPORT.md's text, as it is there; "" when it has none."""
+    span = _recorded_span(report)
+    return "" if span is None else report[span[0]:span[1]]
+
+
+def with_recorded_section(report: str, section: str) -> str:
+    """A REPORT.md's text with its recorded-value section replaced by ``section`` (added at the
+    end when it had none): what ``verify --record`` and ``update`` write."""
+    span = _recorded_span(report)
+    if span is None:
+        return report + section
+    start, end = span
+    rest = report[end:]
+    return report[:start] + (section.rstrip("\n") + "\n" + rest if rest else section)
+
+
 def recorded_test_files(calls: Sequence[Any]) -> dict[str, str | bytes]:
     """``tests/test_recorded.py``, its helpers and its data, from the recorded calls."""
     from .record import test_data

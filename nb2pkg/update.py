@@ -192,6 +192,7 @@ def update(project: Path | str, notebooks: Sequence[Path | str] = (), *,
     plan, theirs, failures = render_project(paths, options, say, source_folder=source_folder,
                                             confine_to=_confine_assets,
                                             allow_hidden=allow_hidden)
+    theirs = _with_projects_recorded_section(project, theirs)
     say(f"merging {len(theirs)} generated files with {project}")
     merged = merge_project(project, manifest, theirs, use_git)
     # Recorded-value files update did not regenerate stay in the base as they were.
@@ -222,6 +223,22 @@ def update(project: Path | str, notebooks: Sequence[Path | str] = (), *,
     write_update(written, project, leave, PREVIOUS)
     say(f"updated {project}; the project as it was is in {project / PREVIOUS}")
     return report
+
+
+def _with_projects_recorded_section(project: Path, theirs: Files) -> Files:
+    """REPORT.md's section on the recorded-value tests is made by ``verify`` from a notebook
+    run, which update does not do: like the tests, the project's section stays as it is."""
+    ours = _read(project, "REPORT.md")
+    if "REPORT.md" not in theirs or not isinstance(ours, bytes):
+        return theirs
+    from .generate import recorded_section_of, with_recorded_section
+
+    section = recorded_section_of(ours.decode("utf-8", errors="replace"))
+    if not section:
+        return theirs
+    report = theirs["REPORT.md"]
+    text = report if isinstance(report, str) else report.decode("utf-8")
+    return {**theirs, "REPORT.md": with_recorded_section(text, section)}
 
 
 def merge_project(project: Path, manifest: Manifest, theirs: Files,

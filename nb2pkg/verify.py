@@ -264,7 +264,9 @@ def keep_reproducible(verification: Verification, project: Path, *,
         paths = sorted(str(folder / relative) for _, relative, _ in stored)  # the tests' order
         (folder / "paths.json").write_text(json.dumps(paths), encoding="utf-8")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [str(Path(project) / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]),
+            # Absolute: the replay runs from ``project``, so a relative DIR would name nothing.
+            [os.path.abspath(Path(project) / "src"),
+             *filter(None, [os.environ.get("PYTHONPATH")])]),
             "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
         try:
             done = subprocess.run([python, "-c", replay_code(folder / "paths.json",

@@ -582,19 +582,48 @@ def _remove_tree(dir_fd: int, name: str) -> None:
         os.rmdir(name, dir_fd=dir_fd)
 
 
-def write_recordings(project: Path, calls: Sequence[Any]) -> list[str]:
-    """Replace the recorded-call test data of an existing project (``nb2pkg verify`` refresh)."""
-    from .generate import recorded_test_files
+def write_recordings(project: Path, calls: Sequence[Any], functions: Sequence[str]) -> list[str]:
+    """Replace the recorded-call tests of an existing project (``nb2pkg verify`` refresh) and
+    REPORT.md's section on them (``functions``: the package's, as ``record.coverage`` takes).
+
+    The new data folder is written whole beside the old one, then swapped in: a run stopped
+    half-way leaves the old tests or the new ones (the next run puts a stranded old folder
+    back), never a mix or none."""
+    from .generate import recorded_section, recorded_test_files, with_recorded_section
+    from .record import coverage
 
     # The helper modules (tests/_recorded.py, ...) belong to the project once written: an
     # existing copy, maybe edited, is kept.
     files = {relative: content for relative, content in recorded_test_files(calls).items()
              if not (Path(relative).name.startswith("_") and (project / relative).exists())}
-    shutil.rmtree(project / "tests" / "data" / "recorded", ignore_errors=True)
+    prefix = "tests/data/recorded/"
+    data = project / prefix
+    staging, old = data.with_name(".recorded.nb2pkg-new"), data.with_name(".recorded.nb2pkg-old")
+    if old.exists() and not data.exists():  # stopped between the two renames below
+        os.replace(old, data)
+    for leftover in (staging, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging.mkdir(parents=True)
     for relative, content in files.items():
-        target = project / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.nb2pkg-tmp")
-        partial.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
-        os.replace(partial, target)  # each file appears whole or not at all
+        if relative.startswith(prefix):
+            _replace_file(staging / relative[len(prefix):], content)
+    if data.exists():
+        os.replace(data, old)
+    os.replace(staging, data)
+    shutil.rmtree(old, ignore_errors=True)
+    for relative, content in files.items():
+        if not relative.startswith(prefix):
+            _replace_file(project / relative, content)
+    report = project / "REPORT.md"
+    if report.is_file():
+        section = recorded_section(coverage(functions, calls))
+        _replace_file(report, with_recorded_section(report.read_text(encoding="utf-8"), section))
     return sorted(files)
+
+
+def _replace_file(target: Path, content: str | bytes) -> None:
+    """Write ``target`` whole or not at all (a partial file renamed into place)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.nb2pkg-tmp")
+    partial.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    os.replace(partial, target)

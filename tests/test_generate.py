@@ -138,3 +138,21 @@ def test_the_readme_shows_the_first_stage_command_dvc_runs(tmp_path: Path) -> No
     (shown,) = re.findall(r"```bash\n(python -m papermill [^\n]*)\n```", readme)
     first = next(iter(yaml.safe_load((out / "dvc.yaml").read_text())["stages"].values()))
     assert shlex.split(shown) == shlex.split(first["cmd"])
+
+
+SECTION = "\n## Recorded-value tests\n\n- `p.core.f`: 2 call(s) checked by value\n\n"
+
+
+@pytest.mark.parametrize("report, expected", [
+    ("# Report\n\n## Findings (0)\n\nNone.\n", "# Report\n\n## Findings (0)\n\nNone.\n" + SECTION),
+    ("# Report\n" + SECTION.replace("2 call", "1 call"), "# Report\n" + SECTION),
+    # a section the user added after it stays after it
+    ("# Report\n" + SECTION.replace("2 call", "1 call") + "\n## Notes\n\nmine\n",
+     "# Report\n" + SECTION.rstrip("\n") + "\n\n## Notes\n\nmine\n"),
+], ids=["added", "replaced", "replaced-before-users-section"])
+def test_the_recorded_section_of_the_report_is_replaced_alone(report, expected) -> None:
+    """`verify --record` and `update` rewrite REPORT.md's recorded-value section only."""
+    from nb2pkg.generate import recorded_section_of, with_recorded_section
+
+    assert with_recorded_section(report, SECTION) == expected
+    assert recorded_section_of(expected).strip() == SECTION.strip()

@@ -8,6 +8,7 @@ notebook change is there; the generated tests pass and `nb2pkg verify` passes (k
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -192,8 +193,20 @@ def test_recorded_data_the_user_refreshed_survives(repo: Path) -> None:
     recorded.write_text('{"args": [3], "result": 6}\n')
     (proj / "tests/data/recorded/demo.core.double/demo-cell4-1.result.npy").write_bytes(
         b"\x93NUMPY refreshed")
+    # REPORT.md's section on them, as `verify` writes it: update runs nothing, so it stays too.
+    section = "\n## Recorded-value tests\n\n- `demo.core.double`: 1 call(s) checked by value\n\n"
+    report = proj / "REPORT.md"
+    assert "## Recorded-value tests" not in report.read_text()
+    # As `convert --verify` writes it: in the project and in the base of the next merge alike
+    # (a merge alone would then take the new conversion's REPORT.md, which has no such section).
+    for copy in (report, proj / ".nb2pkg/base/REPORT.md"):
+        copy.write_text(copy.read_text() + section)
+    manifest = json.loads((proj / ".nb2pkg/manifest.json").read_text())
+    manifest["files"]["REPORT.md"]["sha256"] = hashlib.sha256(report.read_bytes()).hexdigest()
+    (proj / ".nb2pkg/manifest.json").write_text(json.dumps(manifest))
     (repo / "demo.ipynb").write_text(notebook(changed=True), encoding="utf-8")
     assert main(["update", str(proj)]) == 0
+    assert report.read_text().endswith(section) and "report_spread" in report.read_text()
     assert recorded.read_text() == '{"args": [3], "result": 6}\n'
     assert (recorded.parent / "demo-cell4-1.result.npy").read_bytes() == b"\x93NUMPY refreshed"
 

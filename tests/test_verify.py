@@ -507,6 +507,11 @@ def test_verify_with_relative_paths_from_another_working_directory(tmp_path, rec
         result = nb2pkg("verify", *args, *options, cwd=cwd)
         assert result.returncode == 0, result.stdout + result.stderr
         assert result.stdout.startswith("equivalent") and "2 outputs compared" in result.stdout
+        if record:  # the calls replayed from the project's src: kept as tests, and said so
+            project = tmp_path / "out" / "ver_sales"
+            assert list((project / "tests" / "data" / "recorded").glob("*/*.json")), result.stderr
+            section = (project / "REPORT.md").read_text().split("## Recorded-value tests")[1]
+            assert "checked by value" in section and "no test" not in section, section
     assert original.exists()
 
 
