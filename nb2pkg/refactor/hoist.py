@@ -135,7 +135,8 @@ def plan_hoisting(notebooks: list[Notebook], parsed: list[tuple[ParsedCell, ...]
                     kind = "constant"
                     if not name or cell.cell == parameters:
                         continue
-                reason = _blocker(statement, name, flow, cell)
+                reason = _blocker(statement, name, flow, cell) or (
+                    isinstance(statement, ast.ClassDef) and _default_repr_shown(statement, cells))
                 if reason:
                     kept.append(Kept(nb, cell.cell, name, reason))
                 else:
@@ -198,6 +199,49 @@ def _blocker(statement: ast.stmt, name: str, flow: DataFlow, cell: ParsedCell) -
         return (f"uses {namespace}, which sees the namespace of the module that defines it: "
                 "moved into the package it would see the package's, not the notebook's")
     return None
+
+
+def _default_repr_shown(statement: ast.ClassDef, cells: tuple[ParsedCell, ...]) -> str | None:
+    """Why the class must stay when the notebook shows one of its instances with Python's own
+    repr, which names the module that defines the class (``<__main__.Note object at 0x…>``):
+    moved, the output would name the package's module instead (a third-party notebook showed
+    exactly this). Shown means a cell's last expression, or an argument of ``print``,
+    ``display``, ``repr`` or ``str`` or an f-string field, is a call of the class or a name
+    bound to one. A base class, a metaclass or a decorator may give it another repr: those move."""
+    if statement.bases or statement.keywords or statement.decorator_list or any(
+            isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "__repr__"
+            or isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__repr__"
+                                                 for t in s.targets)
+            for s in statement.body):
+        return None
+    name = statement.name
+    bound = {target.id for cell in cells if cell.tree is not None for s in cell.tree.body
+             if isinstance(s, ast.Assign) and _calls(s.value, name)
+             for target in s.targets if isinstance(target, ast.Name)}
+
+    def instance(node: ast.AST) -> bool:
+        return _calls(node, name) or isinstance(node, ast.Name) and node.id in bound
+
+    for cell in cells:
+        if cell.tree is None or not cell.tree.body:
+            continue
+        last = cell.tree.body[-1]
+        shown = isinstance(last, ast.Expr) and instance(last.value)
+        for node in ast.walk(cell.tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                    node.func.id in ("print", "display", "repr", "str"):
+                shown = shown or any(instance(a) for a in node.args)
+            elif isinstance(node, ast.FormattedValue):
+                shown = shown or instance(node.value)
+        if shown:
+            return (f"its instances are shown with Python's own repr, which names the module "
+                    f"that defines the class (`<__main__.{name} object at 0x…>`): moved, they "
+                    "would name the package's; define `__repr__` to move it")
+    return None
+
+
+def _calls(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
 
 
 _FRAME_ATTRIBUTES = {"_getframe", "currentframe", "stack", "getouterframes", "f_globals",

@@ -44,3 +44,16 @@ def test_repr_that_evals_still_displays_after_conversion(tmp_path: Path) -> None
                                         "a = 1\nb = [2, 3]\ndisplay_all('a', 'b')"])
     report = convert([notebook], tmp_path / "out", ConvertOptions(verify=True, pipeline=False))
     assert report.verification is not None and report.verification.equivalent
+
+
+@pytest.mark.kernel
+def test_a_class_shown_with_pythons_own_repr_stays_and_verifies(tmp_path: Path) -> None:
+    """nbconvert's rst_output notebook (corpus): `Note("Testing testing")` displayed
+    `<__main__.Note at 0x…>`; with Note moved it displayed the package's module instead."""
+    notebook = _write(tmp_path / "in", [
+        "class Note:\n    def __init__(self, text):\n        self.text = text\n\n"
+        "    def _repr_html_(self):\n        return f'<b>{self.text}</b>'",
+        "Note('Testing testing')"])
+    report = convert([notebook], tmp_path / "out", ConvertOptions(verify=True, pipeline=False))
+    assert "Note" in {k.name for k in report.plan.kept}
+    assert report.verification is not None and report.verification.equivalent
