@@ -47,6 +47,15 @@ def test_old_nbformat_3_is_upgraded() -> None:
     assert sections(notebook)[0].title == "Old notebook"
 
 
+@pytest.mark.parametrize("name", ["v3.ipynb", "syntax_error.ipynb"])
+def test_cells_without_an_id_get_the_same_one_on_every_reading(name: str) -> None:
+    """nbformat invents random ids for them: a converted project then changed on every
+    conversion, and an update saw the refactored notebook as regenerated every time."""
+    first, second = (read_notebook(READ / name) for _ in range(2))
+    ids = [c["id"] for c in first.node.cells]
+    assert ids == [c["id"] for c in second.node.cells] == [f"cell-{i}" for i in range(len(ids))]
+
+
 def test_reading_never_changes_the_file() -> None:
     path = EXAMPLES / "sales_report.ipynb"
     before = path.read_bytes()
