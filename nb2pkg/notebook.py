@@ -115,11 +115,11 @@ def read_notebook(path: Path | str) -> Notebook:
             warnings.simplefilter("ignore")
             if version == 4:  # validate the file as it is, so errors point at its fields
                 nbformat.validate(nbformat.from_dict(data))
-            # Drop the first parse before nbformat parses the text again: holding both made
-            # reading a notebook with large outputs peak at 3x its size instead of 2x.
             # Cells the file gives no id (nbformat invents random ones for them).
             unnamed = None if version != 4 else [
                 i for i, c in enumerate(data.get("cells") or ()) if isinstance(c, dict) and "id" not in c]
+            # Drop the first parse before nbformat parses the text again: holding both made
+            # reading a notebook with large outputs peak at 3x its size instead of 2x.
             data = None
             # nbformat.reads would validate again (and only log what it finds): the schema check
             # is most of reading a long notebook, so each notebook is checked once, as it is

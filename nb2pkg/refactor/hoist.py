@@ -227,7 +227,7 @@ def _default_repr_shown(statement: ast.ClassDef, cells: tuple[ParsedCell, ...]) 
             continue
         last = cell.tree.body[-1]
         shown = isinstance(last, ast.Expr) and instance(last.value)
-        for node in ast.walk(cell.tree):
+        for node in cell.nodes:
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
                     node.func.id in ("print", "display", "repr", "str"):
                 shown = shown or any(instance(a) for a in node.args)
