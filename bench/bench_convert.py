@@ -454,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
 
     path = write_result("convert", {
         "benchmark": "convert", "date": started, "quick": args.quick, "machine": host,
-        "versions": versions("nbconvert", "nbformat", "libcst", "black", "jinja2"),
+        "versions": versions("nbconvert", "nbformat", "libcst", "ruff", "jinja2"),
         "busy_warning": busy,
         "settings": {"runs": runs, "warmup": warmup, "sizes": sizes, "seed": args.seed,
                      "in_process_repeat": inproc_repeat,

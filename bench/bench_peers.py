@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     path = write_result("peers", {
         "benchmark": "peers", "date": started, "quick": args.quick, "machine": host,
         "busy_warning": busy, "cells": cells, "rounds": rounds, "seed": args.seed,
-        "versions": {**versions("nbformat", "libcst", "black"),
+        "versions": {**versions("nbformat", "libcst", "ruff"),
                      **{PEERS[p][0]: _version(args.venvs / p, PEERS[p][0]) for p in timed_peers}},
         "peers": {p: {k: str(v) for k, v in info.items()} for p, info in peers.items()},
         "tools": summary, "figures": figures}, args.results)

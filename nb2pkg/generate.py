@@ -1,6 +1,7 @@
 """Render a ``PackagePlan`` through ``templates/`` into file contents (``nb2pkg.write`` writes them).
 
-Every generated file comes from a template. Python files are formatted with black.
+Every generated file comes from a template. Python files are formatted in black's style
+(ruff's formatter).
 """
 
 from __future__ import annotations
@@ -11,20 +12,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .formatting import format_python
 from .plan import PackagePlan
 from .templating import environment
 
 Files = Mapping[str, "str | bytes"]
-
-
-def format_python(source: str) -> str:
-    """Format with black; code black cannot parse is returned unchanged (and still valid)."""
-    import black
-
-    try:
-        return black.format_str(source, mode=black.Mode())
-    except Exception:  # black.InvalidInput and friends: never lose code over formatting
-        return source
 
 
 def render(plan: PackagePlan) -> dict[str, str | bytes]:
@@ -154,7 +146,7 @@ def runtime_module(name: str) -> str:
     """The project's own copy of ``nb2pkg/runtime/<name>.py``, under a header saying so.
 
     The module is the one nb2pkg itself runs (one source of truth); the copy makes the
-    generated project independent of nb2pkg. The source is black-formatted already
+    generated project independent of nb2pkg. The source is formatted already
     (tests/test_standalone.py checks it), so it is not formatted again here.
     """
     from . import runtime

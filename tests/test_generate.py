@@ -156,3 +156,4 @@ def test_the_recorded_section_of_the_report_is_replaced_alone(report, expected) 
 
     assert with_recorded_section(report, SECTION) == expected
     assert recorded_section_of(expected).strip() == SECTION.strip()
+

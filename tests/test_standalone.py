@@ -1,7 +1,7 @@
 """What nb2pkg generates lives without nb2pkg (issue 11; DESIGN.md, "The standalone principle").
 
 First without a kernel: the modules of ``nb2pkg/runtime/`` that projects carry a copy of import
-nothing from nb2pkg and are black-formatted, so the copy is the module itself. Then on every
+nothing from nb2pkg and are formatted as generated modules are, so the copy is the module itself. Then on every
 example: the generated project names nb2pkg in no import and no dependency, its tests pass in a
 Python where nb2pkg cannot be imported, and its stage notebooks run there with plain papermill.
 """
@@ -22,6 +22,7 @@ import pytest
 from helpers import EXAMPLES, venv_with_this_environment
 from nb2pkg import runtime
 from nb2pkg.api import ConvertOptions, convert
+from nb2pkg.formatting import format_python
 
 RUNTIME = Path(runtime.__file__).parent
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
@@ -52,11 +53,9 @@ def test_the_kernel_side_recorder_imports_only_the_runtime() -> None:
 
 
 @pytest.mark.parametrize("name", runtime.SHIPPED)
-def test_shipped_runtime_modules_are_black_formatted(name: str) -> None:
-    import black
-
+def test_shipped_runtime_modules_are_formatted(name: str) -> None:
     source = (RUNTIME / f"{name}.py").read_text(encoding="utf-8")
-    assert black.format_str(source, mode=black.Mode()) == source
+    assert format_python(source) == source
 
 
 def test_the_copy_in_a_project_is_the_runtime_module_under_a_header() -> None:

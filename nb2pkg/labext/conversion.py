@@ -124,7 +124,7 @@ def run_conversion(request: ConvertRequest,
     """Convert one notebook as requested: ``ConvertReport.to_dict()`` with root-relative paths,
     plus the lab's paths. Every refusal is a ``RequestError`` (409 output exists, 422 nb2pkg
     refused), its message with root-relative paths."""
-    from ..api import ConvertOptions, convert  # heavy (libcst, black): only when first used
+    from ..api import ConvertOptions, convert  # heavy (libcst, jinja2): only when first used
     from ..write import confined_to
 
     if request.options.get("update"):

@@ -73,10 +73,10 @@ def render_airflow(pipeline: Pipeline, python: str | None = None) -> str:
         python_path=[str((root / p).resolve()) for p in pipeline.python_path],
         stage_parameter=STAGE_PARAMETER, inputs_parameter=INPUTS_PARAMETER,
         outputs_parameter=OUTPUTS_PARAMETER, stages=stages, params=params)
-    import black
+    from ..formatting import format_python
 
-    # The stage table is one literal: black lays it out one key per line, for review.
-    return black.format_str(text, mode=black.Mode(line_length=100))
+    # The stage table is one literal: the formatter lays it out one key per line, for review.
+    return format_python(text, line_length=100)
 
 
 def write_airflow(pipeline_path: Path | str, output: Path | str | None = None, *,

@@ -55,7 +55,7 @@ class Extraction:
     group: str
     function: str
     module: str  # module key: a notebook's module name, or "common"
-    source: str  # the function definition (unformatted; black runs at generation)
+    source: str  # the function definition (unformatted; formatted at generation)
     parameters: tuple[Parameter, ...]
     returns: tuple[str, ...]
     calls: tuple[CallSite, ...]

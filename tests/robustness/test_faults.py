@@ -267,7 +267,7 @@ def peak_kb():
     except (OSError, StopIteration):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 sys.modules.setdefault("rfc3987_syntax", None)  # as the CLI does
-import nbformat, black, libcst, jinja2
+import nbformat, libcst, jinja2
 from nb2pkg.api import convert
 base = peak_kb()
 convert([sys.argv[1]], sys.argv[2])

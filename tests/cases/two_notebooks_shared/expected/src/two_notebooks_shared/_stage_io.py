@@ -288,9 +288,7 @@ def _load(folder: Path, entry: Mapping[str, Any]) -> Any:
     path = folder / entry["file"]
     if fmt == "pickle":
         with path.open("rb") as handle:
-            return pickle.load(
-                handle
-            )  # noqa: S301 - written by the previous stage of this run
+            return pickle.load(handle)  # noqa: S301 - written by the previous stage of this run
     if fmt == "npy":
         import numpy
 

@@ -1,0 +1,39 @@
+"""Generated Python is formatted the same wherever nb2pkg runs, and never lost over formatting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nb2pkg.formatting import format_python
+
+FORMAT_CASES = yaml.safe_load((Path(__file__).parent / "data" / "format" / "cases.yaml")
+                              .read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("case", FORMAT_CASES, ids=[c["id"] for c in FORMAT_CASES])
+def test_generated_python_is_formatted_or_left_as_it_was(case: dict) -> None:
+    expected = case["source"] if case.get("unchanged") else case["formatted"]
+    assert format_python(case["source"]) == expected
+
+
+def test_a_formatter_configuration_near_the_user_changes_nothing(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    """A notebook's folder can hold a pyproject.toml or ruff.toml: generated code must not
+    depend on which folder nb2pkg runs in."""
+    settings = "line-length = 20\n[format]\nquote-style = 'single'\nindent-style = 'tab'\n"
+    (tmp_path / "ruff.toml").write_text(settings)
+    (tmp_path / "pyproject.toml").write_text("[tool.ruff]\n" + settings.replace(
+        "[format]", "[tool.ruff.format]"))
+    monkeypatch.chdir(tmp_path)
+    source = "def f():\n    return {'key': 'a value longer than twenty columns'}\n"
+    assert format_python(source) == source.replace("'", '"')
+
+
+def test_a_line_length_can_be_asked_for() -> None:
+    """The Airflow DAG's stage table is laid out at 100 columns."""
+    source = "stages = {'a': 1, 'b': 2, 'c': 3, 'd': 4, 'e': 5, 'f': 6, 'g': 7, 'h': 8, 'i': 9, 'jj': 10}\n"
+    assert format_python(source, line_length=100) == source.replace("'", '"')
+    assert format_python(source).count("\n") > 1
