@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .analysis import Analysis, Finding
 from .analysis.files import pip_install_arguments, requirement_lines
@@ -67,10 +67,11 @@ def dependencies(analysis: Analysis, package: str, local: Iterable[str] = (),
 
     found: dict[str, Dependency] = {}
     findings: list[Finding] = []
+    environment = _environment()
     for name, (where, at_cell) in sorted(imports.items()):
         if name in skip or name in sys.stdlib_module_names or name in sys.builtin_module_names:
             continue
-        distribution = providing_distribution(name)
+        distribution = _providing(environment, name)
         if distribution is None:
             if where:
                 findings.append(Finding(
@@ -79,7 +80,8 @@ def dependencies(analysis: Analysis, package: str, local: Iterable[str] = (),
                     hint="install it and convert again, or add it to pyproject.toml yourself"))
             continue
         key = _key(distribution)
-        found.setdefault(key, Dependency(distribution, _version(distribution), "import"))
+        facts = environment.distribution(distribution)
+        found.setdefault(key, Dependency(distribution, facts.version if facts else None, "import"))
 
     from packaging.requirements import InvalidRequirement, Requirement
 
@@ -91,7 +93,8 @@ def dependencies(analysis: Analysis, package: str, local: Iterable[str] = (),
                                     "nb2pkg can read; it is not listed as a dependency", where,
                                     install_cell, hint="add it to pyproject.toml yourself"))
             continue
-        version = _version(requirement.name)
+        facts = environment.distribution(requirement.name)
+        version = facts.version if facts else None
         if requirement.url or version is None:
             why = "names a URL" if requirement.url else "is not installed here"
             findings.append(Finding("pip-install-unparsed", f"`{text}` {why}; it is not listed "
@@ -100,8 +103,9 @@ def dependencies(analysis: Analysis, package: str, local: Iterable[str] = (),
             continue
         key = _key(requirement.name)
         extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
-        name = _installed_name(requirement.name) + extras
+        name = (facts.name if facts else requirement.name) + extras
         found[key] = Dependency(name, version, "pip install", str(requirement.specifier))
+    environment.save()
     return sorted(found.values(), key=lambda d: d.name.lower()), findings
 
 
@@ -116,6 +120,7 @@ def constraints(requirements: Iterable[str], exclude: Iterable[str] = ()) -> lis
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
+    environment = _environment()
     skip = {canonicalize_name(name) for name in exclude}
     pinned: dict[str, str] = {}  # canonical name -> "Name==version"
     extras_seen: dict[str, set[str]] = {}
@@ -136,14 +141,14 @@ def constraints(requirements: Iterable[str], exclude: Iterable[str] = ()) -> lis
         if key in pinned and extras <= seen:
             continue
         seen |= extras
-        found = _distribution(name)
+        found = environment.distribution(name)
         if found is None:
             continue
-        line = _pin(found.metadata["Name"] or name, found.version)
+        line = _pin(found.name, found.version)
         if line is None:
             continue
         pinned[key] = line
-        for text in found.requires or ():
+        for text in found.requires:
             try:
                 requirement = Requirement(text)
             except InvalidRequirement:
@@ -152,6 +157,7 @@ def constraints(requirements: Iterable[str], exclude: Iterable[str] = ()) -> lis
                     requirement.marker.evaluate({"extra": extra}) for extra in ("", *sorted(seen))):
                 continue
             todo.append((requirement.name, frozenset(requirement.extras)))
+    environment.save()
     return [pinned[key] for key in sorted(pinned)]
 
 
@@ -169,29 +175,109 @@ def _pin(name: str, version: str) -> str | None:
         return None
 
 
-def _distribution(name: str):
-    import importlib.metadata as metadata
-
-    try:
-        return metadata.distribution(name)
-    except (metadata.PackageNotFoundError, ValueError):
-        return None
-
-
 def providing_distribution(import_name: str) -> str | None:
     """The installed distribution whose files provide the top-level ``import_name``."""
+    environment = _environment()
+    found = _providing(environment, import_name)
+    environment.save()
+    return found
+
+
+def _providing(environment: _Environment, import_name: str) -> str | None:
     # Most imports are named like their distribution (pandas, numpy): checking that one
     # distribution's files spares the scan of every installed one (~0.15 s), and gives the same
     # answer, since the scan prefers the distribution named alike too.
-    alike = _provided_by_namesake(import_name)
+    alike = environment.namesake(import_name)
     if alike is not None:
         return alike
-    providers = _top_level_providers().get(import_name)
+    providers = environment.providers().get(import_name)
     if not providers:
         return None
     # Several distributions can ship one name (namespace packages): prefer the one named alike.
     same = [d for d in providers if _key(d) == _key(import_name)]
     return (same or sorted(providers))[0]
+
+
+@dataclass(frozen=True)
+class _Distribution:
+    """What nb2pkg reads of an installed distribution's metadata."""
+
+    name: str  # as its metadata spells it
+    version: str
+    requires: tuple[str, ...]  # Requires-Dist lines
+
+
+class _Environment:
+    """What nb2pkg learned about the distributions installed in one environment, kept in
+    memory and in the user's cache folder under a key of everything it is read from.
+
+    Reading metadata costs: ``packages_distributions()`` reads every installed distribution's
+    file list (0.12 s here), and each distribution's metadata is a parse of a mail-like file
+    (constraints.txt walks 50 of them for a typical notebook). The key is a digest of the
+    interpreter, ``sys.path``, and the name and modification time of every distribution's
+    metadata folder on it: installing, upgrading, reinstalling or uninstalling anything adds,
+    replaces or removes such a folder, so the key changes and every fact is read again. Facts
+    are never stale, in a long-running process (the lab's server) either. A missing, damaged or
+    unwritable cache costs the reading, never an error.
+    """
+
+    def __init__(self, key: str, data: Mapping[str, Any] | None = None) -> None:
+        data = data or {}
+        self.key = key
+        self._providers: dict[str, list[str]] | None = data.get("providers")
+        self._namesakes: dict[str, str | None] = dict(data.get("namesakes", {}))
+        self._distributions: dict[str, list | None] = dict(data.get("distributions", {}))
+        self._changed = False
+
+    def providers(self) -> Mapping[str, list[str]]:
+        """``importlib.metadata.packages_distributions()``."""
+        if self._providers is None:
+            import importlib.metadata as metadata
+
+            try:
+                self._providers = {name: list(dists) for name, dists in
+                                   metadata.packages_distributions().items()}
+            except Exception:  # a broken environment must not stop a conversion
+                return {}
+            self._changed = True
+        return self._providers
+
+    def namesake(self, import_name: str) -> str | None:
+        """The distribution called ``import_name``, if it provides that module."""
+        if import_name not in self._namesakes:
+            self._namesakes[import_name] = _provided_by_namesake(import_name)
+            self._changed = True
+        return self._namesakes[import_name]
+
+    def distribution(self, name: str) -> _Distribution | None:
+        """The installed distribution called ``name`` (any spelling pip accepts), or None."""
+        if name not in self._distributions:
+            self._distributions[name] = _read_distribution(name)
+            self._changed = True
+        facts = self._distributions[name]
+        return _Distribution(facts[0], facts[1], tuple(facts[2])) if facts else None
+
+    def save(self) -> None:
+        """Write what was learned since reading, atomically (``dependencies`` and
+        ``constraints`` call this once, at their end)."""
+        if not self._changed:
+            return
+        self._changed = False
+        _write_cache({"key": self.key, "providers": self._providers,
+                      "namesakes": self._namesakes, "distributions": self._distributions})
+
+
+_memo: list[_Environment] = []  # the last environment seen in this process
+
+
+def _environment() -> _Environment:
+    key = _environment_key()
+    if _memo and _memo[0].key == key:
+        return _memo[0]
+    data = _read_cache(key)
+    environment = _Environment(key, data)
+    _memo[:] = [environment]
+    return environment
 
 
 def _provided_by_namesake(import_name: str) -> str | None:
@@ -215,40 +301,27 @@ def _provided_by_namesake(import_name: str) -> str | None:
     return distribution.metadata["Name"] or import_name if provides else None
 
 
-def _top_level_providers() -> Mapping[str, list[str]]:
-    """``importlib.metadata.packages_distributions()``, cached per environment.
-
-    The scan reads the file list of every installed distribution (0.12 s here, on every
-    conversion that imports a module not named like its distribution: sklearn, yaml, PIL). The
-    table is kept in memory and in the user's cache folder under a key of what the scan reads:
-    the interpreter, ``sys.path``, and the name and modification time of every distribution's
-    metadata folder on it. Installing, upgrading, reinstalling or uninstalling anything adds,
-    replaces or removes such a folder, so the key changes and the table is scanned again: it is
-    never stale, in a long-running process (the lab's server) either.
-    """
+def _read_distribution(name: str) -> list | None:
+    """``[name, version, requires]`` from the metadata of the distribution called ``name``."""
     import importlib.metadata as metadata
 
-    key = _environment_key()
-    if _providers_memo and _providers_memo[0] == key:
-        return _providers_memo[1]
-    table = _read_providers_cache(key)
-    if table is None:
-        try:
-            table = {name: list(dists) for name, dists in metadata.packages_distributions().items()}
-        except Exception:  # a broken environment must not stop a conversion
-            return {}
-        _write_providers_cache(key, table)
-    _providers_memo[:] = [key, table]
-    return table
+    try:
+        distribution = metadata.distribution(name)
+        fields = distribution.metadata  # parsed anew on each access: read once
+        version = fields["Version"]
+        if not isinstance(version, str):
+            return None
+        return [fields["Name"] or name, version, list(distribution.requires or ())]
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
 
 
-_providers_memo: list = []  # [key, table] of the last environment seen in this process
 # Metadata folders of installed distributions (importlib.metadata finds them by these suffixes).
 _METADATA_SUFFIXES = (".dist-info", ".egg-info")
 
 
 def _environment_key() -> str:
-    """A digest of everything ``packages_distributions()`` reads to find distributions."""
+    """A digest of everything the facts of ``_Environment`` are read from."""
     import hashlib
     import os
 
@@ -270,20 +343,21 @@ def _environment_key() -> str:
 
 
 def _cache_file() -> Path | None:
-    """Where this environment's table is kept, in the user's cache folder (``usercache``)."""
+    """Where this environment's facts are kept: the user's cache folder (``usercache``), when
+    only this user can write there (the facts decide what a generated project depends on)."""
     import hashlib
 
-    from .usercache import cache_folder
+    from .usercache import cache_folder, private_folder
 
     folder = cache_folder()
-    if folder is None:  # no home folder: no cache, the scan runs each time
+    if folder is None or not private_folder(folder):  # no cache: the metadata is read each time
         return None
     environment = hashlib.sha256(f"{sys.prefix}\0{sys.executable}".encode(
         "utf-8", "backslashreplace")).hexdigest()[:16]
     return folder / f"distributions-{environment}.json"
 
 
-def _read_providers_cache(key: str) -> dict[str, list[str]] | None:
+def _read_cache(key: str) -> dict[str, Any] | None:
     import json
 
     path = _cache_file()
@@ -291,17 +365,29 @@ def _read_providers_cache(key: str) -> dict[str, list[str]] | None:
         data = json.loads(path.read_text(encoding="utf-8")) if path else None
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or data.get("key") != key:
-        return None
-    table = data.get("providers")
-    if not isinstance(table, dict) or not all(
-            isinstance(v, list) and all(isinstance(d, str) for d in v) for v in table.values()):
-        return None  # damaged or written by something else: scan again
-    return table
+    if not isinstance(data, dict) or data.get("key") != key or not _well_formed(data):
+        return None  # another environment's, damaged or written by something else: read again
+    return data
 
 
-def _write_providers_cache(key: str, table: Mapping[str, list[str]]) -> None:
-    """Write the table atomically; a cache that cannot be written is no error."""
+def _well_formed(data: Mapping[str, Any]) -> bool:
+    def strings(value: object) -> bool:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+    providers = data.get("providers")
+    namesakes = data.get("namesakes", {})
+    distributions = data.get("distributions", {})
+    return ((providers is None or isinstance(providers, dict) and all(
+                strings(v) for v in providers.values()))
+            and isinstance(namesakes, dict)
+            and all(v is None or isinstance(v, str) for v in namesakes.values())
+            and isinstance(distributions, dict)
+            and all(v is None or isinstance(v, list) and len(v) == 3 and isinstance(v[0], str)
+                    and isinstance(v[1], str) and strings(v[2]) for v in distributions.values()))
+
+
+def _write_cache(data: Mapping[str, Any]) -> None:
+    """Write the facts atomically; a cache that cannot be written is no error."""
     import json
     import os
     import tempfile
@@ -310,35 +396,16 @@ def _write_providers_cache(key: str, table: Mapping[str, list[str]]) -> None:
     if path is None:
         return
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".distributions-")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"key": key, "providers": table}, handle)
+                json.dump(data, handle)
             os.replace(temporary, path)
         except BaseException:
             os.unlink(temporary)
             raise
     except OSError:
         pass
-
-
-def _version(distribution: str) -> str | None:
-    import importlib.metadata as metadata
-
-    try:
-        return metadata.version(distribution)
-    except (metadata.PackageNotFoundError, ValueError):
-        return None
-
-
-def _installed_name(distribution: str) -> str:
-    import importlib.metadata as metadata
-
-    try:
-        return metadata.metadata(distribution)["Name"] or distribution
-    except (metadata.PackageNotFoundError, KeyError):
-        return distribution
 
 
 def _key(name: str) -> str:

@@ -1,5 +1,5 @@
-"""The user's cache folder: what nb2pkg keeps between runs outside any output (the import-name →
-distribution table of ``dependencies``, the compiled templates of ``templating``).
+"""The user's cache folder: what nb2pkg keeps between runs outside any output (what
+``dependencies`` read of the installed distributions, the compiled templates of ``templating``).
 
 Everything kept there can be rebuilt: a missing, damaged or unwritable folder costs time, never
 an error. Standard library only (``nb2pkg run`` renders its report through ``templating``).

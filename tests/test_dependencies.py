@@ -106,7 +106,7 @@ def providers(tmp_path, monkeypatch):
     from nb2pkg import dependencies
 
     monkeypatch.setenv("NB2PKG_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(dependencies, "_providers_memo", [])
+    monkeypatch.setattr(dependencies, "_memo", [])
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
@@ -146,7 +146,7 @@ def test_the_import_table_is_read_back_from_the_cache_until_the_environment_chan
         raise RuntimeError("no scan possible")
 
     # A new process (memo empty) that cannot scan: the answer comes from the cache file.
-    monkeypatch.setattr(dependencies, "_providers_memo", [])
+    monkeypatch.setattr(dependencies, "_memo", [])
     monkeypatch.setattr(metadata, "packages_distributions", no_scan)
     assert dependencies.providing_distribution("nbfakemod") == "nb-fake-dist"
     assert scans == [] and cached.is_file()
@@ -155,7 +155,7 @@ def test_the_import_table_is_read_back_from_the_cache_until_the_environment_chan
     info = providers / "nb_fake_dist-1.0.dist-info"
     stat = info.stat()
     os.utime(info, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    monkeypatch.setattr(dependencies, "_providers_memo", [])
+    monkeypatch.setattr(dependencies, "_memo", [])
     assert dependencies.providing_distribution("nbfakemod") is None
     assert scans == [1]
 
@@ -168,10 +168,39 @@ def test_a_damaged_or_unwritable_cache_costs_a_scan_not_a_conversion(providers, 
     assert dependencies.providing_distribution("nbfakemod") == "nb-fake-dist"
     path = dependencies._cache_file()
     path.write_text('{"key": "x", "providers": {"nbfakemod": "not a list"}}')
-    monkeypatch.setattr(dependencies, "_providers_memo", [])
+    monkeypatch.setattr(dependencies, "_memo", [])
     assert dependencies.providing_distribution("nbfakemod") == "nb-fake-dist"
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     monkeypatch.setenv("NB2PKG_CACHE_DIR", str(blocker / "cache"))
-    monkeypatch.setattr(dependencies, "_providers_memo", [])
+    monkeypatch.setattr(dependencies, "_memo", [])
     assert dependencies.providing_distribution("nbfakemod") == "nb-fake-dist"
+
+
+def test_distribution_metadata_is_read_back_from_the_cache_until_the_environment_changes(
+        providers, monkeypatch):
+    """constraints.txt walks the metadata of every distribution the project needs: read once
+    per environment, and again after anything is installed, upgraded or removed."""
+    import shutil
+
+    from nb2pkg import dependencies
+
+    _fake_distribution(providers, "nbtop", "1.2", ["nbleaf"])
+    _fake_distribution(providers, "nbleaf", "0.3")
+    assert dependencies.constraints(["nbtop"]) == ["nbleaf==0.3", "nbtop==1.2"]
+
+    reads: list[str] = []
+    real = dependencies._read_distribution
+
+    def counted(name: str):
+        reads.append(name)
+        return real(name)
+
+    monkeypatch.setattr(dependencies, "_read_distribution", counted)
+    monkeypatch.setattr(dependencies, "_memo", [])  # a new process: the cache file answers
+    assert dependencies.constraints(["nbtop"]) == ["nbleaf==0.3", "nbtop==1.2"]
+    assert reads == []
+    shutil.rmtree(providers / "nbleaf-0.3.dist-info")  # upgraded
+    _fake_distribution(providers, "nbleaf", "0.4")
+    assert dependencies.constraints(["nbtop"]) == ["nbleaf==0.4", "nbtop==1.2"]
+    assert sorted(reads) == ["nbleaf", "nbtop"]
