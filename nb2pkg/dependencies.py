@@ -342,31 +342,33 @@ def _environment_key() -> str:
     return hashlib.sha256(repr(parts).encode("utf-8", "backslashreplace")).hexdigest()
 
 
-def _cache_file() -> Path | None:
-    """Where this environment's facts are kept: the user's cache folder (``usercache``), when
-    only this user can write there (the facts decide what a generated project depends on)."""
-    import hashlib
-
+def _cache_file(key: str) -> Path | None:
+    """Where the facts of the environment ``key`` are kept: the user's cache folder
+    (``usercache``), when only this user can write there (the facts decide what a generated
+    project depends on). One file per key: the CLI, the lab's server and a script see the same
+    interpreter through different ``sys.path``s, and must not overwrite each other's facts."""
     from .usercache import cache_folder, private_folder
 
     folder = cache_folder()
     if folder is None or not private_folder(folder):  # no cache: the metadata is read each time
         return None
-    environment = hashlib.sha256(f"{sys.prefix}\0{sys.executable}".encode(
-        "utf-8", "backslashreplace")).hexdigest()[:16]
-    return folder / f"distributions-{environment}.json"
+    return folder / f"{_CACHE_PREFIX}{key[:32]}.json"
+
+
+_CACHE_PREFIX = "distributions-"
+_CACHE_KEPT = 8  # files of environments seen last; older ones are removed on writing
 
 
 def _read_cache(key: str) -> dict[str, Any] | None:
     import json
 
-    path = _cache_file()
+    path = _cache_file(key)
     try:
         data = json.loads(path.read_text(encoding="utf-8")) if path else None
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("key") != key or not _well_formed(data):
-        return None  # another environment's, damaged or written by something else: read again
+        return None  # damaged or written by something else: read again
     return data
 
 
@@ -387,16 +389,17 @@ def _well_formed(data: Mapping[str, Any]) -> bool:
 
 
 def _write_cache(data: Mapping[str, Any]) -> None:
-    """Write the facts atomically; a cache that cannot be written is no error."""
+    """Write the facts atomically, and remove the files of environments not seen for longest
+    (every install makes a new key); a cache that cannot be written is no error."""
     import json
     import os
     import tempfile
 
-    path = _cache_file()
+    path = _cache_file(data["key"])
     if path is None:
         return
     try:
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".distributions-")
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{_CACHE_PREFIX}")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(data, handle)
@@ -404,6 +407,10 @@ def _write_cache(data: Mapping[str, Any]) -> None:
         except BaseException:
             os.unlink(temporary)
             raise
+        kept = sorted(path.parent.glob(f"{_CACHE_PREFIX}*.json"),
+                      key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in kept[_CACHE_KEPT:]:
+            old.unlink(missing_ok=True)
     except OSError:
         pass
 

@@ -4,6 +4,7 @@ names; requirement specifiers kept; local modules and unknown imports never list
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -137,7 +138,8 @@ def test_the_import_table_is_read_back_from_the_cache_until_the_environment_chan
 
     _providing(providers, "nb-fake-dist", "1.0", ["nbfakemod"])
     assert dependencies.providing_distribution("nbfakemod") == "nb-fake-dist"
-    (cached,) = (Path(dependencies._cache_file()).parent).glob("distributions-*.json")
+    (cached,) = (Path(dependencies._cache_file(dependencies._environment_key())).parent
+                 ).glob("distributions-*.json")
 
     scans = []
 
@@ -166,8 +168,9 @@ def test_a_damaged_or_unwritable_cache_costs_a_scan_not_a_conversion(providers, 
 
     _providing(providers, "nb-fake-dist", "1.0", ["nbfakemod"])
     assert dependencies.providing_distribution("nbfakemod") == "nb-fake-dist"
-    path = dependencies._cache_file()
-    path.write_text('{"key": "x", "providers": {"nbfakemod": "not a list"}}')
+    key = dependencies._environment_key()
+    path = dependencies._cache_file(key)
+    path.write_text(json.dumps({"key": key, "providers": {"nbfakemod": "not a list"}}))
     monkeypatch.setattr(dependencies, "_memo", [])
     assert dependencies.providing_distribution("nbfakemod") == "nb-fake-dist"
     blocker = tmp_path / "not-a-folder"
@@ -204,3 +207,20 @@ def test_distribution_metadata_is_read_back_from_the_cache_until_the_environment
     _fake_distribution(providers, "nbleaf", "0.4")
     assert dependencies.constraints(["nbtop"]) == ["nbleaf==0.4", "nbtop==1.2"]
     assert sorted(reads) == ["nbleaf", "nbtop"]
+
+
+def test_the_cache_keeps_the_environments_seen_last(providers, monkeypatch):
+    """One file per environment key (the CLI and the lab's server see different sys.paths);
+    every install makes a new key, so the files of environments not seen for longest go."""
+    from nb2pkg import dependencies
+
+    folder = Path(dependencies._cache_file("0" * 64)).parent
+    for index in range(12):
+        old = folder / f"distributions-{index:032d}.json"
+        old.write_text("{}")
+        os.utime(old, ns=(index, index))
+    _providing(providers, "nb-fake-dist", "1.0", ["nbfakemod"])
+    assert dependencies.providing_distribution("nbfakemod") == "nb-fake-dist"
+    kept = {p.name for p in folder.glob("distributions-*.json")}
+    current = dependencies._cache_file(dependencies._environment_key()).name
+    assert kept == {current} | {f"distributions-{index:032d}.json" for index in range(5, 12)}
