@@ -392,21 +392,14 @@ def _write_cache(data: Mapping[str, Any]) -> None:
     """Write the facts atomically, and remove the files of environments not seen for longest
     (every install makes a new key); a cache that cannot be written is no error."""
     import json
-    import os
-    import tempfile
+
+    from .atomic import write_atomic
 
     path = _cache_file(data["key"])
     if path is None:
         return
     try:
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{_CACHE_PREFIX}")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle)
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        write_atomic(path, json.dumps(data))
         kept = sorted(path.parent.glob(f"{_CACHE_PREFIX}*.json"),
                       key=lambda p: p.stat().st_mtime_ns, reverse=True)
         for old in kept[_CACHE_KEPT:]:

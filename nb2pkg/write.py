@@ -28,6 +28,7 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
+from .atomic import write_atomic
 from .beneath import DIRECTORY as _DIRECTORY, NO_FOLLOW as _NO_FOLLOW
 from .errors import OutputExistsError, OutputWriteError
 
@@ -622,8 +623,5 @@ def write_recordings(project: Path, calls: Sequence[Any], functions: Sequence[st
 
 
 def _replace_file(target: Path, content: str | bytes) -> None:
-    """Write ``target`` whole or not at all (a partial file renamed into place)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.nb2pkg-tmp")
-    partial.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
-    os.replace(partial, target)
+    write_atomic(target, content)

@@ -26,10 +26,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomic
 from ..errors import OutputExistsError, OutputWriteError
 from .export import INPUTS_PARAMETER, OUTPUTS_PARAMETER, STAGE_PARAMETER
 from .spec import Pipeline, load_pipeline
-from .state import partial_path
 
 # pipeline.yaml's parameter types as JSON Schema types (Airflow validates params with them).
 JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string",
@@ -91,15 +91,10 @@ def write_airflow(pipeline_path: Path | str, output: Path | str | None = None, *
     if os.path.lexists(path) and not force:
         raise OutputExistsError(f"{path.name} already exists", path=folder,
                                 hint="pass --force to replace it")
-    partial = partial_path(path)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with open(partial, "x", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(partial, path)
+        write_atomic(path, text)
     except OSError as exc:
         raise OutputWriteError(f"cannot write {path.name}: {exc.strerror or exc}", path=folder,
                                hint="check the folder's permissions, free space and name") from None
-    finally:
-        partial.unlink(missing_ok=True)
     return path

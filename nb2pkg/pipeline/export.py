@@ -33,9 +33,9 @@ import shlex
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..atomic import partial_path
 from ..errors import OutputExistsError, OutputWriteError, PipelineError
 from .spec import Pipeline, Stage, _matches, load_pipeline, parse_yaml, read_text_file
-from .state import partial_path
 
 DVC_FILE = "dvc.yaml"
 PARAMS_FILE = "params.yaml"

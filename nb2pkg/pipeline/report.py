@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, TypeGuard
 
+from ..atomic import write_atomic
 from ..errors import PipelineError
 
 METRICS_VERSION = 1
@@ -183,7 +184,7 @@ def write_outputs(result: Any, *, baseline: Path | str | None = None,
     name = str(baseline) if baseline else None
     for path in (metrics_path, report_path):
         path.parent.mkdir(parents=True, exist_ok=True)
-    _write(metrics_path, json.dumps(metrics_document(result), indent=2, default=str) + "\n")
+    write_atomic(metrics_path, json.dumps(metrics_document(result), indent=2, default=str) + "\n")
     key = _report_key(result, report_path, compared, name) if cache is not None else None
     entry = (cache or {}).get(REPORT_KEY)
     if key is not None and isinstance(entry, dict) and entry.get("key") == key and isinstance(
@@ -200,7 +201,7 @@ def write_outputs(result: Any, *, baseline: Path | str | None = None,
                                        seconds=SECONDS_MARK)
             if key is not None and upcoming is not None and marked.count(SECONDS_MARK) == 1:
                 cache[REPORT_KEY] = {"key": key, "text": marked}
-    _write(report_path, text)
+    write_atomic(report_path, text)
     return dataclasses.replace(result, metrics_path=str(metrics_path),
                                report_path=str(report_path))
 
@@ -251,12 +252,6 @@ def _next_run_with_nothing_to_do(result: Any) -> Any:
                                            s.notebook) else None)
                    if s.status == "ran" else s for s in result.stages)
     return dataclasses.replace(result, stages=stages)
-
-
-def _write(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
 
 
 def _number(value: Any) -> TypeGuard[float]:

@@ -475,9 +475,11 @@ def _write_stage_metrics(pipeline: Pipeline, stage: Stage, metrics: Mapping[str,
     # One file per stage that declares or records metrics: what `dvc metrics` reads.
     import json
 
+    from ..atomic import write_atomic
+
     path = stage_metrics_path(pipeline, stage.name)
     if metrics or stage.metrics:
-        path.write_text(json.dumps(dict(metrics), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        write_atomic(path, json.dumps(dict(metrics), indent=1, sort_keys=True) + "\n")
     elif path.exists():
         path.unlink()
 

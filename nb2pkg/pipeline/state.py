@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..atomic import write_atomic
 from ..errors import PipelineError
 from .spec import Pipeline, Stage
 
@@ -355,7 +356,7 @@ class State:
             self._hashed = False
             text = json.dumps(data, indent=1) + "\n"
             try:
-                _write_atomic(self.path, text)
+                write_atomic(self.path, text)
             except OSError as exc:
                 raise PipelineError(f"cannot write the state file: {exc.strerror or exc}",
                                     path=self.path,
@@ -403,29 +404,6 @@ def _valid_file_entry(value: Any) -> bool:
     return (isinstance(value, list) and len(value) == 6 and isinstance(value[4], str)
             and all(isinstance(v, int) and not isinstance(v, bool) for i, v in enumerate(value)
                     if i != 4))
-
-
-def partial_path(path: Path) -> Path:
-    """A temporary name beside ``path``, of this process and call only.
-
-    Never a fixed name: even outside the run lock, two writers never write into the same
-    temporary file, and the last rename wins whole. (Not ``tempfile.mkstemp``: its files are
-    private, and the renamed file should get the usual permissions.)
-    """
-    import secrets  # here, not at the top: a run with nothing to do rarely writes a file
-
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    partial = partial_path(path)
-    try:
-        with open(partial, "x", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
 
 
 def load_index(folder: Path) -> dict[str, Any] | None:

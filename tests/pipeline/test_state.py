@@ -17,13 +17,14 @@ import pytest
 import yaml
 
 from fake_executor import FakeExecutor
+from nb2pkg import atomic
 from nb2pkg.cli import main
 from nb2pkg.errors import OutputWriteError, PipelineError
 from nb2pkg.pipeline import export as export_module
 from nb2pkg.pipeline import state as state_module
 from nb2pkg.pipeline.runner import run_pipeline
 from nb2pkg.pipeline.spec import load_pipeline
-from nb2pkg.pipeline.state import RunLock, State, digest
+from nb2pkg.pipeline.state import RunLock, State
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = """\
@@ -167,8 +168,8 @@ def test_a_state_file_of_version_1_is_read_and_its_file_hashes_not_reused(pipeli
 
 def test_no_temporary_file_is_left_and_the_temporary_name_is_unique(pipeline, monkeypatch):
     names = []
-    real = state_module.partial_path
-    monkeypatch.setattr(state_module, "partial_path", lambda path: names.append(real(path))
+    real = atomic.partial_path
+    monkeypatch.setattr(atomic, "partial_path", lambda path: names.append(real(path))
                         or names[-1])
     run(pipeline)
     assert len(names) == len(set(names)) > 1
