@@ -301,11 +301,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     result = verify_paths(originals, project, timeout=args.timeout, progress=_progress(not args.json),
                           record=args.record)
     if args.record and result.equivalent:
-        from .verify import package_functions
         from .write import write_recordings
 
-        written = write_recordings(project, result.calls,
-                                   package_functions(Path(project) / "src"))
+        written = write_recordings(project, result.calls, result.recorded_functions)
         _progress(not args.json)(f"refreshed {len(written)} recorded-test files in {project}/tests "
                                  "and their section of REPORT.md")
     if args.json:
