@@ -183,8 +183,9 @@ def write_update(files: Files, output: Path, leave: Callable[[str], bool],
 
 
 def _carry(folder: _Folder, name: str, staging: str, leave: Callable[[str], bool]) -> None:
-    """Copy what the project holds besides the generated files into ``staging``, walking it
-    with ``O_NOFOLLOW`` from the folder held open (a link is copied as a link, never followed)."""
+    """Carry what the project holds besides the generated files into ``staging`` (files as
+    hard links where the file system allows, else copies), walking it with ``O_NOFOLLOW`` from
+    the folder held open (a symbolic link is copied as a link, never followed)."""
     top = os.open(name, _DIRECTORY | _NO_FOLLOW, dir_fd=folder.fd)
     try:
         _carry_folder(top, "", staging, leave)
@@ -212,6 +213,14 @@ def _carry_folder(fd: int, prefix: str, staging: str, leave: Callable[[str], boo
             os.symlink(os.readlink(entry.name, dir_fd=fd), target)
         elif stat.S_ISREG(info.st_mode):
             os.makedirs(os.path.dirname(target), exist_ok=True)
+            try:
+                # The project as it was keeps this file too (it moves to .nb2pkg/previous): one
+                # file with two names, instead of a copy of a .venv, DVC cache or .git inside
+                # the project on every update. (Not a link target: a link is linked as itself.)
+                os.link(entry.name, target, src_dir_fd=fd, follow_symlinks=False)
+                continue
+            except OSError:  # another file system, no hard links there, too many links: copy
+                pass
             source = os.open(entry.name, os.O_RDONLY | _NO_FOLLOW, dir_fd=fd)
             with open(source, "rb") as reading, open(target, "xb") as writing:
                 shutil.copyfileobj(reading, writing)

@@ -277,3 +277,33 @@ def test_the_manifest_names_the_notebook_relative_to_the_project(repo: Path) -> 
     assert manifest.notebooks == ("../demo.ipynb",)
     assert manifest.options["name"] == "demo"
     assert "src/demo/core.py" in manifest.based
+
+
+@pytest.mark.parametrize("links", [True, False], ids=["hard-links", "no-hard-links"])
+def test_files_the_project_holds_besides_are_carried_without_copying_when_possible(
+        repo: Path, links: bool, monkeypatch, capsys) -> None:
+    """A .venv or a DVC cache inside the project must not be copied on every update: carried
+    files share their storage with the project as it was (.nb2pkg/previous); where the file
+    system has no hard links they are copied, and nothing differs but the storage."""
+    import errno
+    import os
+
+    from nb2pkg import write
+
+    proj = repo / "proj"
+    big = proj / ".venv" / "lib" / "big.bin"
+    big.parent.mkdir(parents=True)
+    big.write_bytes(os.urandom(1 << 20))
+    os.chmod(big, 0o640)
+    if not links:
+        def no_links(*args, **kwargs):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        monkeypatch.setattr(write.os, "link", no_links)
+    (repo / "demo.ipynb").write_text(notebook(changed=True), encoding="utf-8")
+    before = tree(proj)
+    assert main(["update", str(proj)]) == 0, capsys.readouterr()
+    kept = proj / PREVIOUS / ".venv" / "lib" / "big.bin"
+    assert big.read_bytes() == kept.read_bytes() == before[".venv/lib/big.bin"]
+    assert (os.stat(big).st_ino == os.stat(kept).st_ino) is links
+    assert oct(os.stat(big).st_mode & 0o777) == oct(0o640)
+    assert tree(proj / PREVIOUS) == before
