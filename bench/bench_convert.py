@@ -182,7 +182,7 @@ if "stages" in flags:
                                               min_statements=options.min_clone_statements,
                                               overrides=options.names))
     mark("plan (extract, hoist, rewrite)")
-    files = render(plan); mark("render (templates, black)")
+    files = render(plan); mark("render (templates, formatting)")
     write_project(files, Path(output), True); mark("write")
     gc.callbacks.remove(on_gc)
     stages["total"] = [sum(v[0] for v in stages.values()), sum(v[1] for v in stages.values())]
