@@ -158,6 +158,7 @@ if "stages" in flags:
     from nb2pkg.analysis import analyze
     from nb2pkg.generate import render
     from nb2pkg.write import check_output, write_project
+    from nb2pkg.gc_pause import gc_paused
     from nb2pkg.notebook import read_notebook
     from nb2pkg.plan import PlanOptions, plan_package
     gc_time = [0.0, 0.0]
@@ -175,14 +176,15 @@ if "stages" in flags:
         stages[name] = [wall - marks[0], cpu - marks[1]]
         marks[:] = [wall, cpu]
     check_output(Path(output), True, [Path(notebook)])
-    notebooks = [read_notebook(notebook)]; mark("read")
-    analysis = analyze(notebooks, options.min_clone_statements, options.min_clone_lines)
-    mark("analyze")
-    plan = plan_package(analysis, PlanOptions(name=options.name, extract=options.extract,
-                                              min_statements=options.min_clone_statements,
-                                              overrides=options.names))
-    mark("plan (extract, hoist, rewrite)")
-    files = render(plan); mark("render (templates, formatting)")
+    with gc_paused():  # as api.convert runs these stages
+        notebooks = [read_notebook(notebook)]; mark("read")
+        analysis = analyze(notebooks, options.min_clone_statements, options.min_clone_lines)
+        mark("analyze")
+        plan = plan_package(analysis, PlanOptions(name=options.name, extract=options.extract,
+                                                  min_statements=options.min_clone_statements,
+                                                  overrides=options.names))
+        mark("plan (extract, hoist, rewrite)")
+        files = render(plan); mark("render (templates, formatting)")
     write_project(files, Path(output), True); mark("write")
     gc.callbacks.remove(on_gc)
     stages["total"] = [sum(v[0] for v in stages.values()), sum(v[1] for v in stages.values())]
