@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import libcst as cst
 
 from .analysis import Analysis, Finding
+from .analysis.parse import ParsedCell
 from .assets import Assets
 from .dependencies import Dependency, dependencies
 from .analysis.dataflow import BUILTIN_NAMES
@@ -28,7 +29,7 @@ from .refactor.lift import lift_variables
 from .refactor.loops import Loop, LoopRefusal, plan_loops, roll_functions
 from .errors import Nb2pkgError
 from .refactor.naming import MAX_NAME, Namer, clashes, identifier, module_name, package_name
-from .refactor.rewrite import Replacement, RewriteError, rewrite_cell
+from .refactor.rewrite import Replacement, RewriteError, rewrite_cell, span_refusal
 from .refactor.tidy import can_gather, import_cell, import_forms, names_read, statement_forms, without_names
 
 if TYPE_CHECKING:
@@ -305,9 +306,18 @@ def _own_line(analysis: Analysis, h: Hoisted) -> bool:
 
 
 def _check_span(ctx: ExtractContext, occurrence) -> None:
-    module = ctx.cst_module((occurrence.notebook, occurrence.cell))
-    _, statements = cst_statement_list(module, occurrence.path)
-    cst_span(statements, occurrence.start, occurrence.stop)
+    """Refuse a call site that the rewrite could not replace (found without libcst)."""
+    cell = ctx.cells[(occurrence.notebook, occurrence.cell)]
+    assert cell.tree is not None  # clones are only found in cells that parse
+    refusal = span_refusal(cell.tree, cell.masked.code.split("\n"), occurrence.path,
+                           occurrence.start, occurrence.stop)
+    if refusal:
+        raise _Refuse(refusal)
+
+
+def _rewrite(ctx: ExtractContext, cell: ParsedCell, replacements: list[Replacement]) -> str:
+    return rewrite_cell(cell.masked, replacements, cell.tree,
+                        lambda: ctx.cst_module((cell.notebook, cell.cell)))
 
 
 @dataclass(frozen=True)
@@ -471,7 +481,7 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
         # makes too, go (see refactor/tidy.py).
         used_modules = set(gathered) | {h.module for h in hoisted if h.notebook == nb} | set(imported)
         provided = import_forms(line for m in used_modules for line in module_imports.get(m, ()))
-        sources = {i: (rewrite_cell(parsed[i].masked, r, ctx.cst_module((nb, i))) if r else None)
+        sources = {i: (_rewrite(ctx, parsed[i], r) if r else None)
                    for i, r in replacements.items()}
         # What was rewritten with how many replacements: a cell that gets no more below keeps
         # its text (rewriting is deterministic), rather than being rewritten a second time.
@@ -511,8 +521,7 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
                     cell.source = done
                     continue
                 try:
-                    cell.source = rewrite_cell(parsed[index].masked, replacements[index],
-                                               ctx.cst_module((nb, index)))
+                    cell.source = _rewrite(ctx, parsed[index], replacements[index])
                 except RewriteError as exc:  # pragma: no cover - spans are checked when planned
                     raise RuntimeError(f"cell {index}: {exc}") from exc
         if imported:

@@ -1,8 +1,22 @@
-"""Apply statement replacements to a cell's source with libcst, keeping everything else verbatim."""
+"""Apply statement replacements to a cell's source, keeping everything else verbatim.
+
+A replacement (a call where copied code was, an import where a definition was) replaces whole
+lines, which ``ast`` positions locate: it is done on the text, without parsing the cell with
+libcst (parsing every cell that holds a call site was the largest single cost of planning a big
+notebook). The text path gives exactly what libcst gives, comments included; where lines cannot
+say it all (carriage returns, overlapping spans, tab indentation, new indented code in a cell
+not indented by 4 spaces, a multi-line string or blank line in new code inside a block, a
+deletion inside a block), libcst does it. tests/refactor/test_rewrite.py checks both ways on
+every case; spans libcst cannot take apart (a shared line, a one-line block, an ``elif``) are
+refused the same way by both.
+"""
 
 from __future__ import annotations
 
+import ast
+import re
 from dataclasses import dataclass
+from typing import Callable
 
 import libcst as cst
 
@@ -23,15 +37,170 @@ class RewriteError(Exception):
     """A replacement could not be applied; the caller leaves the cell unchanged."""
 
 
-def rewrite_cell(masked: Masked, replacements: list[Replacement],
-                 module: cst.Module | None = None) -> str:
+def rewrite_cell(masked: Masked, replacements: list[Replacement], tree: ast.Module | None = None,
+                 parse: Callable[[], cst.Module] | None = None) -> str:
     """The cell's original source with ``replacements`` applied (IPython syntax restored).
 
-    ``module`` is the cell's masked code already parsed with libcst, when the caller has it.
+    ``tree`` is the masked code's ``ast`` (it allows rewriting the text directly); ``parse``
+    returns the masked code parsed with libcst, when the caller keeps one.
     """
     if not replacements:
         return unmask(masked.code, masked.replacements)
-    module = module or cst.parse_module(masked.code)
+    code = _on_lines(masked.code, tree, replacements) if tree is not None else None
+    if code is None:
+        code = _with_libcst(parse() if parse is not None else cst.parse_module(masked.code),
+                            replacements)
+    return unmask(code, masked.replacements)
+
+
+# What may follow a statement on its last line: a `;` and a comment, nothing else.
+_TAIL = re.compile(r"[ \t\f]*;?[ \t\f]*(#.*)?")
+_COMMENT = re.compile(r"[ \t\f]*#")
+
+
+def _indent(line: str) -> str:
+    return line[:len(line) - len(line.lstrip(" \t\f"))]
+
+
+def _blank(line: str) -> bool:
+    return not line.strip(" \t\f")
+
+
+def _first_line(statement: ast.stmt) -> int:
+    return min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", ())])
+
+
+def _last_line(lines: list[str], statement: ast.stmt) -> int:
+    """The statement's last line, with the comments indented under it after its last inner
+    statement (libcst's block footer: they go with the statement)."""
+    last = statement.end_lineno or statement.lineno
+    if not isinstance(getattr(statement, "body", None), list):
+        return last
+    depth = len(_indent(lines[statement.lineno - 1]))
+    line = last
+    while line < len(lines):
+        text = lines[line]
+        if _COMMENT.match(text) and len(_indent(text)) > depth:
+            last = line = line + 1
+        elif _blank(text):
+            line += 1
+        else:
+            break
+    return last
+
+
+def _new_lines(code: str) -> tuple[list[str], bool]:
+    """The replacement's lines as libcst inserts them, and whether it holds statements: with
+    statements, comments and blank lines before the first and after the last (unindented) are
+    dropped; with none, every line is a note."""
+    lines = code.split("\n")
+    statements = [i for i, line in enumerate(lines) if not _blank(line) and not _COMMENT.match(line)]
+    if not statements:
+        return (lines if code.strip() else []), False
+    end = len(lines)
+    while end > statements[-1] + 1 and (_blank(lines[end - 1]) or not _indent(lines[end - 1])):
+        end -= 1
+    return lines[statements[0]:end], True
+
+
+def _default_indent(lines: list[str], tree: ast.Module) -> str:
+    """The cell's indentation unit as libcst sees it (its first indented line of code), which
+    libcst uses for the blocks of the code it inserts."""
+    indents = [(n.lineno, indent) for n in ast.walk(tree) if isinstance(n, ast.stmt)
+               and (indent := _indent(lines[n.lineno - 1]))]
+    return min(indents)[1] if indents else "    "
+
+
+def span_refusal(tree: ast.Module, lines: list[str], path: Path, start: int, stop: int) -> str | None:
+    """Why the statements ``[start, stop)`` at ``path`` cannot be replaced (libcst's reasons,
+    found from ``ast`` positions), or None. ``lines`` is the masked code split at newlines."""
+    body = tree.body
+    for index, field in path:
+        owner = body[index]
+        body = _field(owner, field)
+        if field == "orelse" and isinstance(owner, ast.If) and len(body) == 1 and isinstance(
+                body[0], ast.If) and lines[body[0].lineno - 1].encode()[body[0].col_offset:].startswith(b"elif"):
+            return "sits in an `elif` branch, which nb2pkg does not rewrite yet"
+        if not _starts_line(lines, body[0]):
+            return "sits in a one-line block"
+    span = body[start:stop]
+    end = span[-1]
+    tail = lines[end.end_lineno - 1].encode()[end.end_col_offset:].decode(  # type: ignore[operator]
+        "utf-8", "replace")
+    if not _starts_line(lines, span[0]) or not _TAIL.fullmatch(tail):
+        return "shares a line with other statements (`;`)"
+    return None
+
+
+def _field(statement: ast.stmt, field: str) -> list[ast.stmt]:
+    node: object = statement
+    for part in field.split("."):
+        node = node[int(part)] if part.isdigit() else getattr(node, part)  # type: ignore[index]
+    return node  # type: ignore[return-value]
+
+
+def _starts_line(lines: list[str], statement: ast.stmt) -> bool:
+    """Nothing but indentation before the statement (or its first decorator) on its line."""
+    first = _first_line(statement)
+    head = lines[first - 1]
+    indent = _indent(head)
+    return len(indent.encode()) == statement.col_offset and (
+        first == statement.lineno or head[len(indent):].startswith("@"))
+
+
+def _on_lines(code: str, tree: ast.Module, replacements: list[Replacement]) -> str | None:
+    """``code`` with the replacements made on its lines, or None where libcst must do it."""
+    if "\r" in code:
+        return None
+    lines = code.split("\n")
+    original = list(lines)
+    spans = []
+    for item in replacements:
+        refusal = span_refusal(tree, lines, item.path, item.start, item.stop)
+        if refusal:
+            raise RewriteError(refusal)
+        body = tree.body
+        for index, field in item.path:
+            body = _field(body[index], field)
+        spans.append((item, body))
+    # Statements of the top level deleted so far, for the deletions at the end.
+    gone: set[int] = set()
+    floor = len(lines) + 1
+    for item, body in sorted(spans, key=lambda s: _first_line(s[1][s[0].start]), reverse=True):
+        span = body[item.start:item.stop]
+        first, last = _first_line(span[0]), _last_line(lines, span[-1])
+        if last >= floor:
+            return None  # overlaps another replacement
+        new, statements = _new_lines(item.code)
+        if any(line[:1] in (" ", "\t") for line in new) and _default_indent(original, tree) != "    ":
+            return None  # libcst indents the new blocks as the cell does
+        indent = _indent(lines[first - 1])
+        if indent:
+            if "\t" in indent or "\f" in indent or any(_blank(line) for line in new) or (
+                    '"""' in item.code or "'''" in item.code or "\\\n" in item.code):
+                return None
+            new = [indent + line for line in new]
+        if not statements:
+            if item.path:
+                return None
+            survivors = [i for i in range(item.stop, len(body)) if i not in gone]
+            gone.update(range(item.start, item.stop))
+            if not survivors:
+                # Deleting the last statements: their comments stay, the blank lines above
+                # them go (a cell does not end in blank lines).
+                if item.start > 0:
+                    after = _last_line(lines, body[item.start - 1])
+                    kept = [line for line in lines[after:first - 1] if not _blank(line)]
+                    removed = first - 1 - after - len(kept)
+                    lines[after:first - 1] = kept
+                    first, last = first - removed, last - removed
+                new = [line for line in new if not _blank(line)]
+        lines[first - 1:last] = new
+        floor = first
+    return "\n".join(lines)
+
+
+def _with_libcst(module: cst.Module, replacements: list[Replacement]) -> str:
     # Later positions first, so earlier indexes stay valid while we edit.
     for item in sorted(replacements, key=lambda r: ([i for i, _ in r.path], r.start), reverse=True):
         try:
@@ -58,6 +227,5 @@ def rewrite_cell(masked: Masked, replacements: list[Replacement],
                 if not new and last == len(statements) else module.footer
             module = module.with_changes(body=body, footer=footer)
         else:
-            module = module.deep_replace(owner, owner.with_changes(body=body))  # type: ignore[assignment]
-    code = module.code
-    return unmask(code, masked.replacements)
+            module = module.deep_replace(owner, owner.with_changes(body=body))  # type: ignore[arg-type]
+    return module.code
