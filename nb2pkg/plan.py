@@ -15,7 +15,6 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Mapping
 
-import libcst as cst
 
 from .analysis import Analysis, Finding
 from .analysis.parse import ParsedCell
@@ -23,13 +22,13 @@ from .assets import Assets
 from .dependencies import Dependency, dependencies
 from .analysis.dataflow import BUILTIN_NAMES
 from .magics import is_placeholder_name
-from .refactor.extract import ExtractContext, Extraction, Refusal, _Refuse, cst_span, cst_statement_list, extract_parts
+from .refactor.extract import ExtractContext, Extraction, Refusal, _Refuse, extract_parts
 from .refactor.hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept, import_table, plan_hoisting
 from .refactor.lift import lift_variables
 from .refactor.loops import Loop, LoopRefusal, plan_loops, roll_functions
 from .errors import Nb2pkgError
 from .refactor.naming import MAX_NAME, Namer, clashes, identifier, module_name, package_name
-from .refactor.rewrite import Replacement, RewriteError, rewrite_cell, span_refusal
+from .refactor.rewrite import Replacement, RewriteError, rewrite_cell, span_refusal, statement_source
 from .refactor.tidy import can_gather, import_cell, import_forms, names_read, statement_forms, without_names
 
 if TYPE_CHECKING:
@@ -156,9 +155,9 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
     ctx = ExtractContext(cells=cells, flows=flows, modules=modules, module_global=module_global,
                          taken=taken, min_statements=options.min_statements,
                          overrides=options.overrides, section_title=section_title)
-    for h in list(hoisted):  # libcst must be able to take the cell apart to move it
+    for h in list(hoisted):  # the cell must be taken apart to move it
         try:
-            ctx.cst_module((h.notebook, h.cell))
+            ctx.check_rewritable((h.notebook, h.cell))
         except _Refuse as exc:
             hoisted.remove(h)
             hoisted_names.pop((h.notebook, h.name), None)
@@ -307,6 +306,7 @@ def _own_line(analysis: Analysis, h: Hoisted) -> bool:
 
 def _check_span(ctx: ExtractContext, occurrence) -> None:
     """Refuse a call site that the rewrite could not replace (found without libcst)."""
+    ctx.check_rewritable((occurrence.notebook, occurrence.cell))
     cell = ctx.cells[(occurrence.notebook, occurrence.cell)]
     assert cell.tree is not None  # clones are only found in cells that parse
     refusal = span_refusal(cell.tree, cell.masked.code.split("\n"), occurrence.path,
@@ -345,10 +345,10 @@ def _overlaps(a, b) -> bool:
 
 
 def _statement_source(ctx: ExtractContext, notebook: int, cell: int, index: int) -> str:
-    module = ctx.cst_module((notebook, cell))
-    _, statements = cst_statement_list(module, ())
-    first, last = cst_span(statements, index, index + 1)
-    return cst.Module(body=statements[first:last]).code.strip("\n")
+    parsed = ctx.cells[(notebook, cell)]
+    assert parsed.tree is not None  # definitions and imports come from cells that parse
+    return statement_source(parsed.masked.code, parsed.tree, index,
+                            lambda: ctx.cst_module((notebook, cell)))
 
 
 def _modules(analysis: Analysis, package: str, modules: list[str], hoisted: list[Hoisted],

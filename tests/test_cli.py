@@ -46,6 +46,28 @@ def test_help_and_convert_do_not_import_heavy_modules() -> None:
     assert out.stdout.strip() == "[]", out.stderr
 
 
+CONVERT_AND_LIST_LIBCST = """\
+import sys
+from nb2pkg.cli import main
+code = main(["convert", sys.argv[1], "-o", sys.argv[2]])
+print(code, "libcst" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("cells, libcst", [
+    # A definition moves into the package and the data-only lines stay: no libcst needed.
+    (["import math", "def area(r):\n    return math.pi * r ** 2", "print(area(2))"], False),
+    # Copied code becomes a function, which libcst writes.
+    (["a = [1, 2]\nb = sum(a)\nc = b * 2\nprint(c)", "a = [3, 4]\nb = sum(a)\nc = b * 2\nprint(c)"],
+     True),
+], ids=["nothing-extracted", "extracted"])
+def test_convert_imports_libcst_only_when_it_extracts(cells, libcst, tmp_path: Path) -> None:
+    notebook = write_notebook(tmp_path / "n.ipynb", cells)
+    done = subprocess.run([sys.executable, "-c", CONVERT_AND_LIST_LIBCST, str(notebook),
+                           str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.split()[-2:] == ["0", str(libcst)], done.stdout + done.stderr
+
+
 @pytest.mark.parametrize("name, fragment", [
     ("malformed.ipynb", "malformed JSON"),
     ("r_kernel.ipynb", "not Python"),

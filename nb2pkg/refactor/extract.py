@@ -13,10 +13,7 @@ import ast
 import bisect
 import re
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping, Sequence
-
-import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from ..analysis.clones import (CloneGroup, Leaf, Occurrence, bound_names, ends_quietly,
                                renaming_clash, shape, statement_list)
@@ -27,6 +24,9 @@ from ..analysis.scope import BlockIO, block_io
 from ..magics import is_placeholder_name
 from .describe import Facts, changed_in_place, docstring, free_name
 from .naming import Namer, common_stem, identifier
+
+if TYPE_CHECKING:  # libcst is imported only when a cell is parsed with it (see cst_code.py)
+    import libcst as cst
 
 CellKey = tuple[int, int]  # (notebook position, cell index)
 # libcst's code generation recurses a few frames per nesting level, so only a cell of at least
@@ -113,6 +113,8 @@ class ExtractContext:
     def cst_module(self, key: CellKey) -> cst.Module:
         """The cell's masked code parsed with libcst (once)."""
         if key not in self._modules:
+            import libcst as cst
+
             code = self.cells[key].masked.code
             try:
                 module = cst.parse_module(code)
@@ -125,9 +127,21 @@ class ExtractContext:
             self._modules[key] = module
         return self._modules[key]
 
+    def check_rewritable(self, key: CellKey) -> None:
+        """Refuse a cell libcst cannot take apart. Only a deeply nested one can fail (and its
+        rewrite may need libcst if its text has carriage returns), so only such a cell is
+        parsed with libcst here."""
+        code = self.cells[key].masked.code
+        tree = self.cells[key].tree
+        if "\r" in code or (len(code) > DEEP_NESTING_CHARS and (
+                tree is None or _deeper_than(tree, DEEP_NESTING_LEVELS))):
+            self.cst_module(key)
+
     def cst_positions(self, key: CellKey) -> tuple[cst.Module, Mapping[cst.CSTNode, object]]:
         """The parsed cell with source positions, for cells whose leaves are rewritten."""
         if key not in self._positions:
+            from libcst.metadata import MetadataWrapper, PositionProvider
+
             # The module was parsed for this cache and is never changed: no need to copy it.
             wrapper = MetadataWrapper(self.cst_module(key), unsafe_skip_copy=True)
             try:
@@ -475,28 +489,11 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
             and 2 * literal_count > shape(blocks[0]).weight:
         raise _Refuse(f"{literal_count} of its {len(params)} parameters are constants that "
                       "differ between the copies: the copies differ in data, not logic")
-    body = _cst_block(ctx, occurrences[0], blocks[0], leaves[0], replacements, swapped)
-    statements = list(body)
-    statements[0] = statements[0].with_changes(leading_lines=())
-    if escape is not None:  # leaving the loop: the function says so
-        statements = [s.visit(_EscapeToReturn()) for s in statements]  # type: ignore[misc]
-        statements.append(cst.SimpleStatementLine([cst.Return(cst.Name("False"))]))
-    if shown is not None:  # the displayed value is what the function returns
-        last = statements[-1]
-        assert isinstance(last, cst.SimpleStatementLine) and isinstance(last.body[-1], cst.Expr)
-        statements[-1] = last.with_changes(body=[cst.Return(last.body[-1].value)])
-    doc = docstring(facts, function)
-    statements.insert(0, cst.SimpleStatementLine([cst.Expr(cst.SimpleString(doc))]))
-    if returned:
-        value = cst.Name(returned[0]) if len(returned) == 1 else cst.Tuple(
-            [cst.Element(cst.Name(n)) for n in returned], lpar=[], rpar=[])
-        statements.append(cst.SimpleStatementLine([cst.Return(value)]))
-    definition = cst.FunctionDef(
-        name=cst.Name(function),
-        params=cst.Parameters([cst.Param(cst.Name(p)) for p in params]),
-        body=cst.IndentedBlock(statements),  # type: ignore[arg-type]
-    )
-    source = cst.Module(body=[definition]).code
+    from .cst_code import function_source  # libcst: imported once something is extracted
+
+    source = function_source(ctx, occurrences[0], leaves[0], replacements, swapped, function,
+                             params, returned, docstring(facts, function),
+                             escape=escape is not None, returns_shown=shown is not None)
     _check_free_names(source, set(kept))
 
     # -- call sites ---------------------------------------------------------------------------
@@ -533,39 +530,6 @@ def _loop_escape(ios: list, blocks: list[list[ast.stmt]]) -> str | None:
                     isinstance(n, (ast.Break, ast.Continue)) for e in node.orelse for n in ast.walk(e)):
                 return None
     return escapes[0]
-
-
-class _EscapeToReturn(cst.CSTTransformer):
-    """`break`/`continue` of the notebook's loop (outside any loop of the block) -> `return True`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.loops = 0
-
-    def visit_For(self, node: cst.For) -> bool:
-        self.loops += 1
-        return True
-
-    def leave_For(self, original: cst.For, updated: cst.For) -> cst.For:
-        self.loops -= 1
-        return updated
-
-    def visit_While(self, node: cst.While) -> bool:
-        self.loops += 1
-        return True
-
-    def leave_While(self, original: cst.While, updated: cst.While) -> cst.While:
-        self.loops -= 1
-        return updated
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False  # (none in a copied block: refused earlier)
-
-    def leave_Break(self, original: cst.Break, updated: cst.Break) -> cst.BaseSmallStatement:
-        return cst.Return(cst.Name("True")) if not self.loops else updated
-
-    def leave_Continue(self, original: cst.Continue, updated: cst.Continue) -> cst.BaseSmallStatement:
-        return cst.Return(cst.Name("True")) if not self.loops else updated
 
 
 def _displayed(ctx: ExtractContext, o: Occurrence, statement: ast.stmt) -> bool:
@@ -906,144 +870,6 @@ def _leading_comment(ctx: ExtractContext, o: Occurrence) -> str | None:
         index -= 1
     return " ".join(above) or None
 
-
-# -- libcst -------------------------------------------------------------------------------------
-def cst_statement_list(module: cst.Module, path: tuple[tuple[int, str], ...]) -> tuple[cst.CSTNode, list]:
-    """The libcst owner (Module or IndentedBlock) and statement list at an ``ast`` path."""
-    owner: cst.CSTNode = module
-    statements = list(module.body)
-    for index, field_name in path:
-        node = _flat_statement(statements, index)
-        if node is None:
-            raise _Refuse("sits on a line shared with other statements")
-        parts = field_name.split(".")
-        target: object = node
-        if parts[0] == "orelse":
-            target = getattr(node, "orelse", None)
-            if not isinstance(target, cst.Else):
-                raise _Refuse("sits in an `elif` branch, which nb2pkg does not rewrite yet")
-            target = target.body
-        elif parts[0] == "finalbody":
-            target = node.finalbody.body  # type: ignore[attr-defined]
-        elif parts[0] in {"handlers", "cases"}:
-            target = getattr(node, parts[0])[int(parts[1])].body
-        else:
-            target = node.body  # type: ignore[attr-defined]
-        if not isinstance(target, cst.IndentedBlock):
-            raise _Refuse("sits in a one-line block")
-        owner, statements = target, list(target.body)  # type: ignore[arg-type]
-    return owner, statements
-
-
-def _flat_statement(statements: list, index: int) -> cst.CSTNode | None:
-    position = 0
-    for statement in statements:
-        count = len(statement.body) if isinstance(statement, cst.SimpleStatementLine) else 1
-        if position == index and count == 1:
-            return statement
-        position += count
-        if position > index:
-            return None
-    return None
-
-
-def cst_span(statements: list, start: int, stop: int) -> tuple[int, int]:
-    """Map ``ast`` statement indexes to libcst ones; refuse a span that splits a `;` line."""
-    position, first, last = 0, None, None
-    for i, statement in enumerate(statements):
-        if position == start:
-            first = i
-        count = len(statement.body) if isinstance(statement, cst.SimpleStatementLine) else 1
-        position += count
-        if position == stop:
-            last = i + 1
-    if first is None or last is None:
-        raise _Refuse("shares a line with other statements (`;`)")
-    return first, last
-
-
-def _cst_block(ctx: ExtractContext, o: Occurrence, block: list[ast.stmt], leaves: list[Leaf],
-               replacements: dict[int, str],
-               containers: Sequence[tuple[ast.expr, str]] = ()) -> list[cst.CSTNode]:
-    """The copy's statements with leaves (by index) and lists/sets/dicts of constants (ast
-    nodes of this copy) replaced by names."""
-    key = (o.notebook, o.cell)
-    if not replacements and not containers:
-        _, statements = cst_statement_list(ctx.cst_module(key), o.path)
-        first, last = cst_span(statements, o.start, o.stop)
-        return statements[first:last]
-    module, positions = ctx.cst_positions(key)
-    _, statements = cst_statement_list(module, o.path)
-    first, last = cst_span(statements, o.start, o.stop)
-    chosen = statements[first:last]
-    lines = ctx.cells[key].masked.code.splitlines()
-    index: dict[tuple[str, int, int], cst.CSTNode] = {}
-    for node, where in positions.items():
-        start = where.start  # type: ignore[attr-defined]
-        if isinstance(node, cst.Name):
-            index[("name", start.line, start.column)] = node
-        elif isinstance(node, (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString)):
-            index.setdefault(("literal", start.line, start.column), node)
-        elif isinstance(node, cst.ConcatenatedString):
-            index[("literal", start.line, start.column)] = node  # outermost wins
-        elif isinstance(node, cst.FormattedString):
-            index[("fstring", start.line, start.column)] = node
-        elif isinstance(node, (cst.List, cst.Set, cst.Dict)) and not node.lpar:
-            index[("container", start.line, start.column)] = node
-    swap: dict[cst.CSTNode, cst.CSTNode] = {}
-    for container, name in containers:
-        line = container.lineno
-        column = len(lines[line - 1].encode()[:container.col_offset].decode("utf-8", "ignore"))
-        target = index.get(("container", line, column))
-        if target is None:
-            raise _Refuse("could not locate a differing part of the copies in the source")
-        swap[target] = cst.Name(name)
-    fstring_parts: dict[cst.CSTNode, dict[int, str]] = {}
-    for j, name in replacements.items():
-        leaf = leaves[j]
-        line = leaf.node.lineno  # type: ignore[attr-defined]
-        column = len(lines[line - 1].encode()[:leaf.node.col_offset].decode("utf-8", "ignore"))  # type: ignore[attr-defined]
-        kind = "literal" if leaf.kind == "literal" else leaf.kind
-        target = index.get((kind, line, column))
-        if target is None:
-            raise _Refuse("could not locate a differing part of the copies in the source")
-        if leaf.kind == "fstring":
-            fstring_parts.setdefault(target, {})[leaf.part] = name
-        elif isinstance(name, tuple):  # "north: " -> f"{column}: "
-            if not isinstance(target, cst.SimpleString):
-                raise _Refuse("could not locate a differing part of the copies in the source")
-            swap[target] = cst.FormattedString(parts=_fstring_parts(name), start='f"', end='"')
-        else:
-            swap[target] = cst.Name(name)
-    for target, parts in fstring_parts.items():
-        assert isinstance(target, cst.FormattedString)
-        for i in parts:
-            if i >= len(target.parts) or not isinstance(target.parts[i], cst.FormattedStringText):
-                raise _Refuse("an f-string whose parts nb2pkg cannot line up")
-
-    class Swap(cst.CSTTransformer):
-        def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode):
-            if original in fstring_parts:  # text parts become {parameter}; names inside renamed
-                new_parts: list = []
-                for i, part in enumerate(updated.parts):  # type: ignore[attr-defined]
-                    name = fstring_parts[original].get(i)
-                    if name is None:
-                        new_parts.append(part)
-                    elif isinstance(name, tuple):
-                        new_parts += _fstring_parts(name)
-                    else:
-                        new_parts.append(cst.FormattedStringExpression(cst.Name(name)))
-                return updated.with_changes(parts=new_parts)
-            return swap.get(original, updated)
-
-    return [statement.visit(Swap()) for statement in chosen]
-
-
-def _fstring_parts(derived: tuple[str, str, str]) -> list:
-    prefix, name, suffix = derived
-    parts: list = [cst.FormattedStringText(prefix)] if prefix else []
-    parts.append(cst.FormattedStringExpression(cst.Name(name)))
-    return parts + ([cst.FormattedStringText(suffix)] if suffix else [])
 
 
 _UNSAFE_IN_FSTRING = set("{}\\'\"\n\r")

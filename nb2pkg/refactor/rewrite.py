@@ -16,13 +16,14 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
-from typing import Callable
-
-import libcst as cst
+from typing import TYPE_CHECKING, Callable
 
 from ..analysis.clones import Path
 from ..magics import Masked, unmask
-from .extract import _Refuse, cst_span, cst_statement_list
+from .extract import _Refuse
+
+if TYPE_CHECKING:  # imported where the text is not enough (libcst takes ~0.12 s to import)
+    import libcst as cst
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,14 @@ def rewrite_cell(masked: Masked, replacements: list[Replacement], tree: ast.Modu
         return unmask(masked.code, masked.replacements)
     code = _on_lines(masked.code, tree, replacements) if tree is not None else None
     if code is None:
-        code = _with_libcst(parse() if parse is not None else cst.parse_module(masked.code),
-                            replacements)
+        code = _with_libcst(parse() if parse is not None else _parse(masked.code), replacements)
     return unmask(code, masked.replacements)
+
+
+def _parse(code: str) -> cst.Module:
+    import libcst as cst
+
+    return cst.parse_module(code)
 
 
 # What may follow a statement on its last line: a `;` and a comment, nothing else.
@@ -148,6 +154,25 @@ def _starts_line(lines: list[str], statement: ast.stmt) -> bool:
         first == statement.lineno or head[len(indent):].startswith("@"))
 
 
+def statement_source(code: str, tree: ast.Module, index: int,
+                     parse: Callable[[], cst.Module] | None = None) -> str:
+    """Top-level statement ``index`` of the masked ``code`` with the comments above it (those
+    after the statement before), without blank lines at the ends: libcst's
+    ``Module(body=[statement]).code.strip("\\n")``, which is used where lines cannot say it."""
+    lines = code.split("\n")
+    if "\r" in code or span_refusal(tree, lines, (), index, index + 1):
+        import libcst as cst
+
+        from .cst_code import cst_span, cst_statement_list
+
+        _, statements = cst_statement_list(parse() if parse is not None else _parse(code), ())
+        first, last = cst_span(statements, index, index + 1)
+        return cst.Module(body=statements[first:last]).code.strip("\n")
+    statement = tree.body[index]
+    start = _last_line(lines, tree.body[index - 1]) if index else _first_line(statement) - 1
+    return "\n".join(lines[start:_last_line(lines, statement)]).strip("\n")
+
+
 def _on_lines(code: str, tree: ast.Module, replacements: list[Replacement]) -> str | None:
     """``code`` with the replacements made on its lines, or None where libcst must do it."""
     if "\r" in code:
@@ -201,6 +226,10 @@ def _on_lines(code: str, tree: ast.Module, replacements: list[Replacement]) -> s
 
 
 def _with_libcst(module: cst.Module, replacements: list[Replacement]) -> str:
+    import libcst as cst
+
+    from .cst_code import cst_span, cst_statement_list
+
     # Later positions first, so earlier indexes stay valid while we edit.
     for item in sorted(replacements, key=lambda r: ([i for i, _ in r.path], r.start), reverse=True):
         try:

@@ -12,10 +12,12 @@ import yaml
 
 from nb2pkg.magics import mask
 from nb2pkg.refactor import rewrite
-from nb2pkg.refactor.rewrite import Replacement, RewriteError, rewrite_cell
+from nb2pkg.refactor.cst_code import cst_span, cst_statement_list
+from nb2pkg.refactor.rewrite import Replacement, RewriteError, rewrite_cell, statement_source
 
-CASES = yaml.safe_load((Path(__file__).parents[1] / "data" / "rewrite" / "cases.yaml")
-                       .read_text(encoding="utf-8"))
+DATA = Path(__file__).parents[1] / "data" / "rewrite"
+CASES = yaml.safe_load((DATA / "cases.yaml").read_text(encoding="utf-8"))
+SOURCES = yaml.safe_load((DATA / "sources.yaml").read_text(encoding="utf-8"))
 
 
 def _replacements(case: dict) -> list[Replacement]:
@@ -51,3 +53,13 @@ def test_magics_are_restored_around_the_rewritten_lines() -> None:
     masked = mask(source)
     new = rewrite_cell(masked, [Replacement((), 1, 3, "x, y = pair()")], ast.parse(masked.code))
     assert new == "%matplotlib inline\nx, y = pair()\n!ls"
+
+
+@pytest.mark.parametrize("case", SOURCES, ids=[c["id"] for c in SOURCES])
+def test_a_statement_moves_with_the_comments_above_it(case: dict) -> None:
+    masked = mask(case["cell"])
+    tree = ast.parse(masked.code)
+    assert statement_source(masked.code, tree, case["index"]) == case["source"]
+    _, statements = cst_statement_list(cst.parse_module(masked.code), ())
+    first, last = cst_span(statements, case["index"], case["index"] + 1)
+    assert cst.Module(body=statements[first:last]).code.strip("\n") == case["source"]
