@@ -10,12 +10,13 @@ extracted (libcst takes ~0.12 s to import).
 from __future__ import annotations
 
 import ast
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import libcst as cst
 
 from ..analysis.clones import Leaf, Occurrence
 from .extract import ExtractContext, _Refuse
+from .rewrite import first_line, last_line, span_refusal
 
 
 def function_source(ctx: ExtractContext, o: Occurrence, leaves: list[Leaf],
@@ -135,21 +136,51 @@ def cst_span(statements: list, start: int, stop: int) -> tuple[int, int]:
     return first, last
 
 
+def _copy(ctx: ExtractContext, o: Occurrence, positions: bool
+          ) -> tuple[list[cst.CSTNode], Mapping[cst.CSTNode, object] | None, int]:
+    """The copy's libcst statements, their source positions if asked for, and how many lines
+    of the cell come before the positions' line 1. A copy at the top level of its cell is
+    parsed from its own lines (parsing the whole cell costs more); one inside a block, or in a
+    cell with carriage returns, from the cell's."""
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    ctx.check_rewritable((o.notebook, o.cell))  # (a deeply nested cell is refused here)
+    cell = ctx.cells[(o.notebook, o.cell)]
+    code = cell.masked.code
+    if o.path or "\r" in code or cell.tree is None:
+        if positions:
+            module, where = ctx.cst_positions((o.notebook, o.cell))
+        else:
+            module, where = ctx.cst_module((o.notebook, o.cell)), None
+        _, statements = cst_statement_list(module, o.path)
+        first, last = cst_span(statements, o.start, o.stop)
+        return statements[first:last], where, 0
+    lines = code.split("\n")
+    refusal = span_refusal(cell.tree, lines, (), o.start, o.stop)
+    if refusal:
+        raise _Refuse(refusal)
+    body = cell.tree.body
+    first, last = first_line(body[o.start]), last_line(lines, body[o.stop - 1])
+    try:
+        module = cst.parse_module("\n".join(lines[first - 1:last]))
+        if not positions:
+            return list(module.body), None, first - 1
+        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)  # parsed here, never changed
+        return list(wrapper.module.body), wrapper.resolve(PositionProvider), first - 1
+    except RecursionError:  # hundreds of terms in one expression: ast copes, libcst not
+        raise _Refuse("an expression is nested too deeply to rewrite") from None
+
+
 def _cst_block(ctx: ExtractContext, o: Occurrence, leaves: list[Leaf],
                replacements: dict[int, str],
                containers: Sequence[tuple[ast.expr, str]] = ()) -> list[cst.CSTNode]:
     """The copy's statements with leaves (by index) and lists/sets/dicts of constants (ast
     nodes of this copy) replaced by names."""
     key = (o.notebook, o.cell)
-    if not replacements and not containers:
-        _, statements = cst_statement_list(ctx.cst_module(key), o.path)
-        first, last = cst_span(statements, o.start, o.stop)
-        return statements[first:last]
-    module, positions = ctx.cst_positions(key)
-    _, statements = cst_statement_list(module, o.path)
-    first, last = cst_span(statements, o.start, o.stop)
-    chosen = statements[first:last]
-    lines = ctx.cells[key].masked.code.splitlines()
+    lines = ctx.cells[key].masked.code.split("\n")
+    chosen, positions, offset = _copy(ctx, o, positions=bool(replacements or containers))
+    if positions is None:
+        return chosen
     index: dict[tuple[str, int, int], cst.CSTNode] = {}
     for node, where in positions.items():
         start = where.start  # type: ignore[attr-defined]
@@ -167,7 +198,7 @@ def _cst_block(ctx: ExtractContext, o: Occurrence, leaves: list[Leaf],
     for container, name in containers:
         line = container.lineno
         column = len(lines[line - 1].encode()[:container.col_offset].decode("utf-8", "ignore"))
-        target = index.get(("container", line, column))
+        target = index.get(("container", line - offset, column))
         if target is None:
             raise _Refuse("could not locate a differing part of the copies in the source")
         swap[target] = cst.Name(name)
@@ -177,7 +208,7 @@ def _cst_block(ctx: ExtractContext, o: Occurrence, leaves: list[Leaf],
         line = leaf.node.lineno  # type: ignore[attr-defined]
         column = len(lines[line - 1].encode()[:leaf.node.col_offset].decode("utf-8", "ignore"))  # type: ignore[attr-defined]
         kind = "literal" if leaf.kind == "literal" else leaf.kind
-        target = index.get((kind, line, column))
+        target = index.get((kind, line - offset, column))
         if target is None:
             raise _Refuse("could not locate a differing part of the copies in the source")
         if leaf.kind == "fstring":
@@ -209,7 +240,7 @@ def _cst_block(ctx: ExtractContext, o: Occurrence, leaves: list[Leaf],
                 return updated.with_changes(parts=new_parts)
             return swap.get(original, updated)
 
-    return [statement.visit(Swap()) for statement in chosen]
+    return [statement.visit(Swap()) for statement in chosen]  # type: ignore[misc]
 
 
 def _fstring_parts(derived: tuple[str, str, str]) -> list:

@@ -72,11 +72,11 @@ def _blank(line: str) -> bool:
     return not line.strip(" \t\f")
 
 
-def _first_line(statement: ast.stmt) -> int:
+def first_line(statement: ast.stmt) -> int:
     return min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", ())])
 
 
-def _last_line(lines: list[str], statement: ast.stmt) -> int:
+def last_line(lines: list[str], statement: ast.stmt) -> int:
     """The statement's last line, with the comments indented under it after its last inner
     statement (libcst's block footer: they go with the statement)."""
     last = statement.end_lineno or statement.lineno
@@ -147,7 +147,7 @@ def _field(statement: ast.stmt, field: str) -> list[ast.stmt]:
 
 def _starts_line(lines: list[str], statement: ast.stmt) -> bool:
     """Nothing but indentation before the statement (or its first decorator) on its line."""
-    first = _first_line(statement)
+    first = first_line(statement)
     head = lines[first - 1]
     indent = _indent(head)
     return len(indent.encode()) == statement.col_offset and (
@@ -169,8 +169,8 @@ def statement_source(code: str, tree: ast.Module, index: int,
         first, last = cst_span(statements, index, index + 1)
         return cst.Module(body=statements[first:last]).code.strip("\n")
     statement = tree.body[index]
-    start = _last_line(lines, tree.body[index - 1]) if index else _first_line(statement) - 1
-    return "\n".join(lines[start:_last_line(lines, statement)]).strip("\n")
+    start = last_line(lines, tree.body[index - 1]) if index else first_line(statement) - 1
+    return "\n".join(lines[start:last_line(lines, statement)]).strip("\n")
 
 
 def _on_lines(code: str, tree: ast.Module, replacements: list[Replacement]) -> str | None:
@@ -191,9 +191,9 @@ def _on_lines(code: str, tree: ast.Module, replacements: list[Replacement]) -> s
     # Statements of the top level deleted so far, for the deletions at the end.
     gone: set[int] = set()
     floor = len(lines) + 1
-    for item, body in sorted(spans, key=lambda s: _first_line(s[1][s[0].start]), reverse=True):
+    for item, body in sorted(spans, key=lambda s: first_line(s[1][s[0].start]), reverse=True):
         span = body[item.start:item.stop]
-        first, last = _first_line(span[0]), _last_line(lines, span[-1])
+        first, last = first_line(span[0]), last_line(lines, span[-1])
         if last >= floor:
             return None  # overlaps another replacement
         new, statements = _new_lines(item.code)
@@ -214,7 +214,7 @@ def _on_lines(code: str, tree: ast.Module, replacements: list[Replacement]) -> s
                 # Deleting the last statements: their comments stay, the blank lines above
                 # them go (a cell does not end in blank lines).
                 if item.start > 0:
-                    after = _last_line(lines, body[item.start - 1])
+                    after = last_line(lines, body[item.start - 1])
                     kept = [line for line in lines[after:first - 1] if not _blank(line)]
                     removed = first - 1 - after - len(kept)
                     lines[after:first - 1] = kept
