@@ -156,17 +156,22 @@ def read_notebook(path: Path | str) -> Notebook:
 
 def _stable_ids(node: Any, unnamed: list[int] | None) -> None:
     """Ids from position (``cell-3``) for the cells the file named none (``None``: every cell,
-    as in version 3), in place of the random ones nbformat invents (on reading, or on writing
+    as in version 3) and for those repeating an earlier cell's id, in place of the random ones nbformat invents (on reading, or on writing
     format 4.5): converting one file twice must give the same bytes, and an update must not see
     every cell of such a notebook as new. Format 4.4 and older has no ids (its schema allows
     none), so those cells stay without."""
     cells = node.cells
     if node.get("nbformat_minor", 0) < 5:
         return
-    indices = range(len(cells)) if unnamed is None else unnamed
-    if not indices:
+    chosen = set(range(len(cells)) if unnamed is None else unnamed)
+    seen: set[object] = set()
+    for i, cell in enumerate(cells):  # a repeated id: nbformat would correct it at random
+        if i not in chosen and cell.get("id") in seen:
+            chosen.add(i)
+        seen.add(cell.get("id"))
+    if not chosen:
         return
-    chosen = set(indices)
+    indices = sorted(chosen)
     taken = {c.get("id") for i, c in enumerate(cells) if i not in chosen}
     for index in indices:
         cell_id = f"cell-{index}"

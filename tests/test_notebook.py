@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from helpers import DATA, EXAMPLES, write_notebook
@@ -54,6 +56,21 @@ def test_cells_without_an_id_get_the_same_one_on_every_reading(name: str) -> Non
     first, second = (read_notebook(READ / name) for _ in range(2))
     ids = [c["id"] for c in first.node.cells]
     assert ids == [c["id"] for c in second.node.cells] == [f"cell-{i}" for i in range(len(ids))]
+
+
+def test_a_repeated_cell_id_gets_the_same_new_one_on_every_reading(tmp_path: Path) -> None:
+    """nbformat corrects a repeated id to a random one when it writes: the same notebook then
+    converted to different bytes every time."""
+    path = write_notebook(tmp_path / "dup.ipynb", ["x = 1", "y = 2", "z = 3"])
+    data = json.loads(path.read_text())
+    data["nbformat_minor"] = 5
+    for cell, cell_id in zip(data["cells"], ["dup", "other", "dup"]):
+        cell["id"] = cell_id
+    path.write_text(json.dumps(data))
+    first, second = (read_notebook(path) for _ in range(2))
+    ids = [c["id"] for c in first.node.cells]
+    assert ids == [c["id"] for c in second.node.cells] == ["dup", "other", "cell-2"]
+    assert nbformat.writes(first.node) == nbformat.writes(second.node)
 
 
 def test_reading_never_changes_the_file() -> None:
