@@ -150,11 +150,16 @@ def statement_list(tree: ast.Module, path: Path) -> list[ast.stmt]:
     """The statement list at ``path`` inside ``tree``."""
     body: list[ast.stmt] = tree.body
     for index, field in path:
-        node: object = body[index]
-        for part in field.split("."):
-            node = node[int(part)] if part.isdigit() else getattr(node, part)  # type: ignore[index]
-        body = node  # type: ignore[assignment]
+        body = nested_list(body[index], field)
     return body
+
+
+def nested_list(statement: ast.stmt, field: str) -> list[ast.stmt]:
+    """The statement list ``field`` of ``statement`` (one step of a :data:`Path`)."""
+    node: object = statement
+    for part in field.split("."):
+        node = node[int(part)] if part.isdigit() else getattr(node, part)  # type: ignore[index]
+    return node  # type: ignore[return-value]
 
 
 def _nested_lists(statement: ast.stmt) -> Iterator[tuple[str, list[ast.stmt]]]:

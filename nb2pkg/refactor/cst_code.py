@@ -177,10 +177,10 @@ def _cst_block(ctx: ExtractContext, o: Occurrence, leaves: list[Leaf],
     """The copy's statements with leaves (by index) and lists/sets/dicts of constants (ast
     nodes of this copy) replaced by names."""
     key = (o.notebook, o.cell)
-    lines = ctx.cells[key].masked.code.split("\n")
     chosen, positions, offset = _copy(ctx, o, positions=bool(replacements or containers))
     if positions is None:
         return chosen
+    lines = ctx.cells[key].masked.code.split("\n")
     index: dict[tuple[str, int, int], cst.CSTNode] = {}
     for node, where in positions.items():
         start = where.start  # type: ignore[attr-defined]

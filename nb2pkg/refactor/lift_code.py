@@ -8,10 +8,11 @@ import libcst as cst
 
 from ..analysis.parse import ParsedCell
 from .lift import LiftedParameter
+from .rewrite import first_line
 
 
 def lifted_code(cell: ParsedCell, tops: set[int], parameters: dict[str, list[LiftedParameter]],
-           defined: set[str]) -> str:
+                defined: set[str]) -> str:
     """The cell's masked code with the top-level statements ``tops`` rewritten: calls of the
     functions in ``parameters`` pass their variables; the functions ``defined`` here take them."""
     return _rewritten(cell, tops, _Lift(parameters, defined))
@@ -27,7 +28,7 @@ def _rewritten(cell: ParsedCell, tops: set[int], transformer: cst.CSTTransformer
     spans = []
     for top in sorted(tops, reverse=True):
         statement = body[top]
-        first = min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", [])])
+        first = first_line(statement)
         last = statement.end_lineno or statement.lineno
         shared = (top > 0 and (body[top - 1].end_lineno or 0) >= first) or (
             top + 1 < len(body) and body[top + 1].lineno <= last)

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from ..analysis.clones import Path
+from ..analysis.clones import Path, nested_list, statement_list
 from ..magics import Masked, unmask
 from .extract import _Refuse
 
@@ -123,7 +123,7 @@ def span_refusal(tree: ast.Module, lines: list[str], path: Path, start: int, sto
     body = tree.body
     for index, field in path:
         owner = body[index]
-        body = _field(owner, field)
+        body = nested_list(owner, field)
         if field == "orelse" and isinstance(owner, ast.If) and len(body) == 1 and isinstance(
                 body[0], ast.If) and lines[body[0].lineno - 1].encode()[body[0].col_offset:].startswith(b"elif"):
             return "sits in an `elif` branch, which nb2pkg does not rewrite yet"
@@ -136,13 +136,6 @@ def span_refusal(tree: ast.Module, lines: list[str], path: Path, start: int, sto
     if not _starts_line(lines, span[0]) or not _TAIL.fullmatch(tail):
         return "shares a line with other statements (`;`)"
     return None
-
-
-def _field(statement: ast.stmt, field: str) -> list[ast.stmt]:
-    node: object = statement
-    for part in field.split("."):
-        node = node[int(part)] if part.isdigit() else getattr(node, part)  # type: ignore[index]
-    return node  # type: ignore[return-value]
 
 
 def _starts_line(lines: list[str], statement: ast.stmt) -> bool:
@@ -184,10 +177,7 @@ def _on_lines(code: str, tree: ast.Module, replacements: list[Replacement]) -> s
         refusal = span_refusal(tree, lines, item.path, item.start, item.stop)
         if refusal:
             raise RewriteError(refusal)
-        body = tree.body
-        for index, field in item.path:
-            body = _field(body[index], field)
-        spans.append((item, body))
+        spans.append((item, statement_list(tree, item.path)))
     # Statements of the top level deleted so far, for the deletions at the end.
     gone: set[int] = set()
     floor = len(lines) + 1
