@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .formatting import format_python
+from .notebook import notebook_json
 from .plan import PackagePlan
 from .templating import environment
 
@@ -41,8 +42,6 @@ def render_rest(plan: PackagePlan) -> dict[str, str | bytes]:
 
 
 def _runnable(plan: PackagePlan, context: Mapping[str, Any]) -> dict[str, str | bytes]:
-    import nbformat
-
     from .assets import asset_files
 
     files: dict[str, str | bytes] = {
@@ -52,7 +51,7 @@ def _runnable(plan: PackagePlan, context: Mapping[str, Any]) -> dict[str, str | 
         files[f"src/{plan.name}/{module.name}.py"] = format_python(
             _template("project/module.py.j2", context, module=module))
     for notebook in plan.notebooks:
-        files[f"notebooks/{notebook.filename}"] = nbformat.writes(notebook.node) + "\n"
+        files[f"notebooks/{notebook.filename}"] = notebook_json(notebook.node) + "\n"
     files.update(asset_files(plan.assets))
     if plan.pipeline is not None:
         from .pipeline.split import STAGE_IO

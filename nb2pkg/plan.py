@@ -8,7 +8,6 @@ the templates (every byte of every file comes from the plan) and ``write`` write
 
 from __future__ import annotations
 
-import copy
 import keyword
 import re
 import sys
@@ -22,6 +21,7 @@ from .assets import Assets
 from .dependencies import Dependency, dependencies
 from .analysis.dataflow import BUILTIN_NAMES
 from .magics import is_placeholder_name
+from .notebook import copy_node
 from .refactor.extract import ExtractContext, Extraction, Refusal, _Refuse, extract_parts
 from .refactor.hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept, import_table, plan_hoisting
 from .refactor.lift import lift_variables
@@ -509,7 +509,7 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
             replacements.setdefault(target.cell, []).append(
                 Replacement((), target.index, target.index + 1, "\n".join(lines)))
 
-        node = copy.deepcopy(result.notebook.node)
+        node = copy_node(result.notebook.node)
         if result.notebook.kernel_name != kernel:
             node.metadata["kernelspec"] = {"name": kernel, "display_name": "Python 3 (ipykernel)" if kernel == DEFAULT_KERNEL else kernel,
                                            "language": "python"}

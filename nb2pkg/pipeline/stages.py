@@ -16,7 +16,6 @@ Generated cells carry ``metadata.nb2pkg.pipeline`` (their role); copied cells ke
 
 from __future__ import annotations
 
-import copy
 import json
 import posixpath
 import sys
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..notebook import copy_node, notebook_json
 from .spec import Parameter, Pipeline, Stage, overlaps
 from .split import STAGE_IO, NotebookSplit, StagePlan, metric_cell_source, split_notebook
 
@@ -131,11 +131,9 @@ def stage_notebook(source: Any, split: NotebookSplit, stage: StagePlan,
     (``notebooks/<notebook_file>`` in the project)."""
     from ..analysis.parse import parse_cell
 
-    import nbformat
-
-    # Copy only this stage's cells: a notebook of 60 sections would otherwise be copied 60 times.
-    node = nbformat.from_dict({key: value for key, value in source.items() if key != "cells"})
-    node = copy.deepcopy(node)
+    # Copy only this stage's cells (a notebook of 60 sections would otherwise be copied 60
+    # times), and not their outputs: a stage notebook starts unexecuted.
+    node = copy_node({key: value for key, value in source.items() if key != "cells"})
     original = source.cells
     owns_parameters = split.parameters_position in stage.cells
     cells = [_generated("parameters", _parameters_source(split, stage, owns_parameters),
@@ -152,7 +150,7 @@ def stage_notebook(source: Any, split: NotebookSplit, stage: StagePlan,
                      *[f"{text}\n" for text in stage.late_definitions]]
         cells.append(_generated("load", "\n".join(load).rstrip() + "\n"))
     for position in stage.cells:
-        cell = copy.deepcopy(original[position])
+        cell = copy_node({k: v for k, v in original[position].items() if k != "outputs"})
         if position == split.parameters_position:
             if not split.parameters_residual:
                 continue  # only parameters: they are in the first cell now
@@ -223,8 +221,7 @@ def _setup_source(stage: StagePlan, package: str) -> str:
 def _generated(role: str, source: str, tags: list[str] | None = None) -> Any:
     import nbformat
 
-    # Built directly (new_code_cell validates every cell; the whole notebook is validated when
-    # it is written).
+    # Built directly: new_code_cell validates every cell (the tests check the notebooks written).
     return nbformat.from_dict({
         "cell_type": "code", "execution_count": None, "outputs": [], "source": source,
         "metadata": {"nb2pkg": {"pipeline": role}, "tags": list(tags or []) + [f"nb2pkg-{role}"]},
@@ -244,9 +241,7 @@ def _clear(cell: Any) -> None:
 
 
 def _dumps(node: Any) -> str:
-    import nbformat
-
-    return nbformat.writes(node) + "\n"
+    return notebook_json(node) + "\n"
 
 
 # -- pipeline.yaml and the workflow -------------------------------------------------------------

@@ -33,7 +33,6 @@ Functions that read lifted functions follow: when ``f`` calls ``g`` and both lif
 from __future__ import annotations
 
 import ast
-import copy
 import re
 from dataclasses import dataclass, replace
 from typing import Iterator, Mapping
@@ -44,7 +43,7 @@ from ..analysis.dataflow import BUILTIN_NAMES, dataflow
 from ..analysis.parse import ParsedCell, parse_cell
 from ..analysis.scope import block_io
 from ..magics import is_placeholder_name, unmask
-from ..notebook import Notebook
+from ..notebook import Notebook, copy_node
 from .hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept
 from .naming import Namer, names_in
 
@@ -144,7 +143,7 @@ def _reanalysed(result: NotebookAnalysis, sources: dict[int, str], position: int
     """The analysis of ``result``'s notebook with some cells' sources replaced (those parsed
     again); its findings stay those of the notebook as written (they are about the user's
     code)."""
-    node = copy.deepcopy(result.notebook.node)
+    node = copy_node(result.notebook.node)
     for index, source in sources.items():
         node.cells[index].source = source
     cells = tuple(replace(c, source=sources[c.index]) if c.index in sources else c
