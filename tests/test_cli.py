@@ -57,10 +57,12 @@ print(code, "libcst" in sys.modules)
 @pytest.mark.parametrize("cells, libcst", [
     # A definition moves into the package and the data-only lines stay: no libcst needed.
     (["import math", "def area(r):\n    return math.pi * r ** 2", "print(area(2))"], False),
+    # A function reading a notebook variable takes it as a parameter: written on the text.
+    (["rate = 2", "def scale(x):\n    return x * rate", "print(scale(3))"], False),
     # Copied code becomes a function, which libcst writes.
     (["a = [1, 2]\nb = sum(a)\nc = b * 2\nprint(c)", "a = [3, 4]\nb = sum(a)\nc = b * 2\nprint(c)"],
      True),
-], ids=["nothing-extracted", "extracted"])
+], ids=["nothing-extracted", "lifted", "extracted"])
 def test_convert_imports_libcst_only_when_it_extracts(cells, libcst, tmp_path: Path) -> None:
     notebook = write_notebook(tmp_path / "n.ipynb", cells)
     done = subprocess.run([sys.executable, "-c", CONVERT_AND_LIST_LIBCST, str(notebook),

@@ -504,7 +504,7 @@ def _rewrite(nb: int, cells: list[ParsedCell], functions: dict[str, _Function],
             touched.setdefault(ref.cell, set()).add(ref.top)
     for f in functions.values():
         touched.setdefault(f.cell.cell, set()).add(f.index)
-    from .lift_code import lifted_code  # libcst: imported once something is lifted
+    from .lift_code import lifted_code
 
     sources: dict[int, str] = {}
     for cell in cells:

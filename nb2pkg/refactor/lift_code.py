@@ -1,126 +1,254 @@
-"""The cells of lifted functions rewritten with libcst: each call passes the notebook variables
-the function reads, and the definition takes them as parameters (see lift.py, which decides
-what is lifted; libcst is imported only once something is)."""
+"""The cells of lifted functions rewritten: each call passes the notebook variables the function
+reads, and the definition takes them as parameters (lift.py decides what is lifted).
+
+The edits are insertions and renamings at ``ast`` positions, made on the cell's text: the same
+code libcst writes (``lift_cst.py``), without importing libcst (~0.12 s) or parsing the
+statements with it. Where the positions cannot say it all (a name libcst would rename that
+``ast`` keeps as a plain string, such as an imported or a ``global`` name; names inside
+f-strings; a signature with ``**kwargs`` or ``/``; carriage returns), libcst does it.
+tests/refactor/test_lift.py checks both ways on every case.
+"""
 
 from __future__ import annotations
 
-import libcst as cst
+import ast
+import io
+import tokenize
 
 from ..analysis.parse import ParsedCell
 from .lift import LiftedParameter
-from .rewrite import first_line
+
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 def lifted_code(cell: ParsedCell, tops: set[int], parameters: dict[str, list[LiftedParameter]],
                 defined: set[str]) -> str:
     """The cell's masked code with the top-level statements ``tops`` rewritten: calls of the
     functions in ``parameters`` pass their variables; the functions ``defined`` here take them."""
-    return _rewritten(cell, tops, _Lift(parameters, defined))
+    code = _on_text(cell, tops, parameters, defined)
+    if code is None:
+        from .lift_cst import lifted_code as with_libcst
+
+        code = with_libcst(cell, tops, parameters, defined)
+    return code
 
 
-def _rewritten(cell: ParsedCell, tops: set[int], transformer: cst.CSTTransformer) -> str:
-    """The cell's masked code with the top-level statements ``tops`` transformed. Each is
-    parsed with libcst on its own lines (parsing whole cells is the slow part), unless it
-    shares a line with another statement; then the whole cell is."""
+class _Unsure(Exception):
+    """The text path cannot be sure to write what libcst writes: libcst does it."""
+
+
+def _on_text(cell: ParsedCell, tops: set[int], parameters: dict[str, list[LiftedParameter]],
+             defined: set[str]) -> str | None:
     assert cell.tree is not None
-    body = cell.tree.body
-    lines = cell.masked.code.splitlines(keepends=True)
-    spans = []
-    for top in sorted(tops, reverse=True):
-        statement = body[top]
-        first = first_line(statement)
-        last = statement.end_lineno or statement.lineno
-        shared = (top > 0 and (body[top - 1].end_lineno or 0) >= first) or (
-            top + 1 < len(body) and body[top + 1].lineno <= last)
-        if shared:
-            module = cst.parse_module(cell.masked.code)
-            return module.visit(transformer).code
-        spans.append((first, last))
-    for first, last in spans:  # later statements first: earlier line numbers stay valid
-        text = "".join(lines[first - 1:last])
-        lines[first - 1:last] = [cst.parse_module(text).visit(transformer).code]
-    return "".join(lines)
+    code = cell.masked.code
+    if "\r" in code or "\f" in code:
+        return None
+    lines = code.split("\n")
+    edits: list[tuple[int, int, int, str]] = []  # (line, start column, end column, text)
+    try:
+        for top in sorted(tops):
+            _Edits(lines, parameters, defined, edits).statement(cell.tree.body[top])
+    except _Unsure:
+        return None
+    # Later edits first, so the columns of earlier ones on the same line stay valid; of two
+    # insertions at one place, the one made first ends up first.
+    order = sorted(range(len(edits)), key=lambda i: (*edits[i][:3], i), reverse=True)
+    for line, start, end, text in (edits[i] for i in order):
+        old = lines[line - 1]
+        lines[line - 1] = old[:start] + text + old[end:]
+    return "\n".join(lines)
 
 
-class _Lift(cst.CSTTransformer):
-    """One cell: every call of a lifted function ``f(a)`` -> ``f(a, parameter=VARIABLE)`` (on
-    the same line), and the definitions of the lifted functions ``defined`` here take the
-    variables as parameters, read by their new names inside (attribute names and keywords are
-    not variables and stay)."""
+class _Edits:
+    """The edits of one top-level statement, in libcst's terms (``lift_cst._Lift``): a call of
+    a lifted function gains ``parameter=VARIABLE`` arguments; a top-level definition of one
+    (outside any function or class) gains the parameters and reads them by their new names."""
 
-    def __init__(self, parameters: dict[str, list[LiftedParameter]], defined: set[str]) -> None:
-        super().__init__()
+    def __init__(self, lines: list[str], parameters: dict[str, list[LiftedParameter]],
+                 defined: set[str], edits: list[tuple[int, int, int, str]]) -> None:
+        self.lines = lines
         self.parameters = parameters
         self.defined = defined
-        self.depth = 0  # of definitions: only top-level ones are the notebook's functions
-        self.current: dict[str, str] = {}  # variable -> parameter inside a lifted definition
+        self.edits = edits
 
-    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
-        if not (isinstance(updated.func, cst.Name) and updated.func.value in self.parameters):
-            return updated
-        added = [cst.Arg(value=cst.Name(self.current.get(p.variable, p.variable)),
-                         keyword=cst.Name(p.parameter),
-                         equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
-                 for p in self.parameters[updated.func.value]]
-        return updated.with_changes(args=_appended(list(updated.args), added))
+    def statement(self, statement: ast.stmt) -> None:
+        self.visit(statement, depth=0, current={})
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        self.depth += 1
-        return True
+    def visit(self, node: ast.AST, depth: int, current: dict[str, str]) -> None:
+        if isinstance(node, _DEFINITIONS) and depth == 0 and node.name in self.defined:
+            current = {p.variable: p.parameter for p in self.parameters[node.name]}
+            self._check_renamable(node, current)
+            self._signature(node, self.parameters[node.name])
+        if isinstance(node, (*_DEFINITIONS, ast.ClassDef)):
+            depth += 1
+        elif isinstance(node, ast.JoinedStr):
+            # Positions inside f-strings are not reliable before Python 3.12.
+            if any(isinstance(n, ast.Name) and (n.id in current or n.id in self.parameters)
+                   for n in ast.walk(node)):
+                raise _Unsure
+            return
+        elif isinstance(node, ast.Name) and node.id in current:
+            self._replace(node.lineno, node.col_offset, len(node.id), current[node.id])
+        elif isinstance(node, ast.arg) and node.arg in current:
+            self._replace(node.lineno, node.col_offset, len(node.arg), current[node.arg])
+        for child in ast.iter_child_nodes(node):
+            self.visit(child, depth, current)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
+                node.func.id in self.parameters):
+            if node.func.id in current:
+                raise _Unsure  # libcst looks the renamed function up
+            added = ", ".join(f"{p.parameter}={current.get(p.variable, p.variable)}"
+                              for p in self.parameters[node.func.id])
+            self._call(node, added)
 
-    def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
-        self.depth -= 1
-        return updated
+    # -- positions -----------------------------------------------------------------------------
+    def _column(self, line: int, offset: int) -> int:
+        """``ast``'s byte offset on ``line`` as a column of the text."""
+        text = self.lines[line - 1]
+        return offset if text.isascii() else len(text.encode()[:offset].decode("utf-8", "replace"))
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        if self.depth == 0 and node.name.value in self.defined:
-            self.current = {p.variable: p.parameter for p in self.parameters[node.name.value]}
-        self.depth += 1
-        return True
+    def _replace(self, line: int, offset: int, length: int, text: str) -> None:
+        start = self._column(line, offset)
+        self.edits.append((line, start, start + length, text))
 
-    def leave_FunctionDef(self, original: cst.FunctionDef,
-                          updated: cst.FunctionDef) -> cst.FunctionDef:
-        self.depth -= 1
-        if self.depth or original.name.value not in self.defined:
-            return updated
-        self.current = {}
-        return updated.with_changes(
-            name=original.name,
-            params=_with_parameters(updated.params, self.parameters[original.name.value]))
+    def _insert(self, line: int, column: int, text: str) -> None:
+        self.edits.append((line, column, column, text))
 
-    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.Name:
-        if updated.value in self.current:
-            return updated.with_changes(value=self.current[updated.value])
-        return updated
+    # -- calls ---------------------------------------------------------------------------------
+    def _call(self, call: ast.Call, added: str) -> None:
+        end_line = call.end_lineno or call.lineno
+        close = (end_line, self._column(end_line, call.end_col_offset or 0) - 1)
+        if self.lines[end_line - 1][close[1]:close[1] + 1] != ")":
+            raise _Unsure
+        arguments: list[ast.expr | ast.keyword] = [*call.args, *call.keywords]
+        ends = [(a.end_lineno or a.lineno, a.end_col_offset or 0) for a in arguments]
+        last = None
+        if ends:
+            line, offset = max(ends)
+            last = self._after_closing(line, self._column(line, offset), close)
+        self._append(last, close, added)
 
-    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.Attribute:
-        return updated.with_changes(attr=original.attr)
+    def _after_closing(self, line: int, column: int, stop: tuple[int, int]
+                       ) -> tuple[int, int, bool]:
+        """Where the last argument ends with its own closing parentheses, and whether a comma
+        follows it: scanning from the end of its expression to ``stop`` (the call's closing
+        parenthesis) over spaces, comments, closing parentheses and a comma."""
+        at = (line, column)
+        while (line, column) < stop:
+            text = self.lines[line - 1]
+            if column >= len(text):
+                line, column = line + 1, 0
+                continue
+            char = text[column]
+            if char == ")":
+                column += 1
+                at = (line, column)
+            elif char in " \t":
+                column += 1
+            elif char == "#":
+                column = len(text)
+            elif char == ",":
+                return (*at, True)
+            else:  # a backslash, anything unexpected
+                raise _Unsure
+        return (*at, False)
 
-    def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
-        return updated.with_changes(keyword=original.keyword)
+    def _append(self, last: tuple[int, int, bool] | None, close: tuple[int, int], added: str
+                ) -> None:
+        """libcst's ``_appended`` on the text: ``last`` is where the list's last item ends (and
+        whether a comma follows it), ``close`` its closing parenthesis. After a trailing comma
+        the new items come right after the last one (the comma, and the line break after it,
+        move to the end); without one, what follows the last item (spaces, a comment, a line
+        break) stays with it, and the new items come just before the parenthesis."""
+        if last is None:
+            self._insert(*close, added)
+        elif last[2]:
+            self._insert(last[0], last[1], ", " + added)
+        else:
+            self._insert(last[0], last[1], ", ")
+            self._insert(*close, added)
 
+    # -- definitions ---------------------------------------------------------------------------
+    def _check_renamable(self, definition: ast.AST, current: dict[str, str]) -> None:
+        """libcst renames every ``Name`` node; some of those are plain strings in ``ast``."""
+        for node in ast.walk(definition):
+            names: list[str] = []
+            if isinstance(node, (ast.Global, ast.Nonlocal)):
+                names = node.names
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [part for alias in node.names for part in
+                         (*alias.name.split("."), *(alias.asname or "").split("."))]
+                names += (getattr(node, "module", None) or "").split(".")
+            elif isinstance(node, ast.ExceptHandler):
+                names = [node.name or ""]
+            elif isinstance(node, (*_DEFINITIONS, ast.ClassDef)) and node is not definition:
+                names = [node.name]
+            elif isinstance(node, (ast.MatchAs, ast.MatchStar)):
+                names = [node.name or ""]
+            elif isinstance(node, ast.MatchMapping):
+                names = [node.rest or ""]
+            elif isinstance(node, ast.MatchClass):
+                names = node.kwd_attrs
+            if any(name in current for name in names):
+                raise _Unsure
 
-def _appended(items: list, added: list) -> list:
-    """``items`` then ``added`` on the last item's line: a trailing comma (and the line break
-    after it) moves to the end, so no line is added and none moves."""
-    if items and isinstance(items[-1].comma, cst.Comma):
-        added[-1] = added[-1].with_changes(comma=items[-1].comma)
-        items[-1] = items[-1].with_changes(
-            comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-    return items + added
+    def _signature(self, definition: ast.FunctionDef | ast.AsyncFunctionDef,
+                   lifted: list[LiftedParameter]) -> None:
+        """``lift_cst._with_parameters`` on the text: the new parameters go at the end of the
+        list (positional when the signature allows, else keyword-only)."""
+        args = definition.args
+        if args.kwarg is not None or args.posonlyargs:
+            raise _Unsure  # the new parameters would go in the middle
+        new = [f"{p.parameter}={p.default}" if p.default else p.parameter
+               for p in sorted(lifted, key=lambda p: p.default is not None)]
+        starred = args.vararg is not None or bool(args.kwonlyargs)
+        positional = not starred and (not args.defaults or all(p.default for p in lifted))
+        last, close = self._parameter_tokens(definition)
+        if last is not None and not positional and not starred:
+            if last[2]:  # a trailing comma: libcst keeps it before the new `*`
+                raise _Unsure
+            new.insert(0, "*")
+        self._append(last, close, ", ".join(new))
 
+    def _parameter_tokens(self, definition: ast.FunctionDef | ast.AsyncFunctionDef
+                          ) -> tuple[tuple[int, int, bool] | None, tuple[int, int]]:
+        """The end of the last parameter (line, column, whether a comma follows it), or None,
+        and where the closing parenthesis of the parameters is."""
+        first = definition.lineno
+        lines = self.lines[first - 1:definition.body[0].lineno - 1]
+        # A body on the header's line, or a header continued with backslashes (where libcst
+        # keeps whitespace the tokens do not show): libcst.
+        if not lines or any(line.rstrip(" \t").endswith("\\") for line in lines):
+            raise _Unsure
+        header = "\n".join(lines) + "\n"
+        try:
+            tokens = [t for t in tokenize.generate_tokens(io.StringIO(header).readline)
+                      if t.type not in (tokenize.NL, tokenize.COMMENT, tokenize.NEWLINE)]
+        except (tokenize.TokenError, SyntaxError):
+            raise _Unsure from None
+        names = [i for i, t in enumerate(tokens) if t.type == tokenize.NAME and t.string == "def"]
+        if not names or tokens[names[0] + 1].string != definition.name or (
+                tokens[names[0] + 2].string != "("):
+            raise _Unsure
+        open_at = names[0] + 2
+        depth = 0
+        for i in range(open_at, len(tokens)):
+            if tokens[i].string in "([{" and tokens[i].type == tokenize.OP:
+                depth += 1
+            elif tokens[i].string in ")]}" and tokens[i].type == tokenize.OP:
+                depth -= 1
+                if depth == 0:
+                    close_at = i
+                    break
+        else:
+            raise _Unsure
+        close = (first + tokens[close_at].start[0] - 1, tokens[close_at].start[1])
+        before = close_at - 1
+        comma = tokens[before].string == "," and tokens[before].type == tokenize.OP
+        if comma:
+            before -= 1
+        if before == open_at:
+            return None, close
+        token = tokens[before]
+        return (first + token.end[0] - 1, token.end[1], comma), close
 
-def _with_parameters(params: cst.Parameters, lifted: list[LiftedParameter]) -> cst.Parameters:
-    """Positional parameters when the signature allows (no ``*``, and a default wherever one
-    is needed), else keyword-only ones."""
-    equal = cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))
-    new = [cst.Param(cst.Name(p.parameter),
-                     default=cst.parse_expression(p.default) if p.default else None,
-                     equal=equal if p.default else cst.MaybeSentinel.DEFAULT)
-           for p in sorted(lifted, key=lambda p: p.default is not None)]
-    starred = not isinstance(params.star_arg, cst.MaybeSentinel) or params.kwonly_params
-    defaults = any(p.default is not None for p in (*params.posonly_params, *params.params))
-    if not starred and (not defaults or all(p.default is not None for p in new)):
-        return params.with_changes(params=_appended(list(params.params), new))
-    star = params.star_arg if not isinstance(params.star_arg, cst.MaybeSentinel) else cst.ParamStar()
-    return params.with_changes(star_arg=star, kwonly_params=_appended(list(params.kwonly_params), new))
