@@ -59,10 +59,13 @@ print(code, "libcst" in sys.modules)
     (["import math", "def area(r):\n    return math.pi * r ** 2", "print(area(2))"], False),
     # A function reading a notebook variable takes it as a parameter: written on the text.
     (["rate = 2", "def scale(x):\n    return x * rate", "print(scale(3))"], False),
-    # Copied code becomes a function, which libcst writes.
+    # Copied code becomes a function, written from the copy's text.
     (["a = [1, 2]\nb = sum(a)\nc = b * 2\nprint(c)", "a = [3, 4]\nb = sum(a)\nc = b * 2\nprint(c)"],
+     False),
+    # ... but libcst writes it when the copy's blocks are not indented by four spaces.
+    (["for a in [1, 2]:\n  b = a * 2\n  print(b)\nc = 1", "for a in [3, 4]:\n  b = a * 2\n  print(b)\nc = 1"],
      True),
-], ids=["nothing-extracted", "lifted", "extracted"])
+], ids=["nothing-extracted", "lifted", "extracted", "extracted-with-libcst"])
 def test_convert_imports_libcst_only_when_it_extracts(cells, libcst, tmp_path: Path) -> None:
     notebook = write_notebook(tmp_path / "n.ipynb", cells)
     done = subprocess.run([sys.executable, "-c", CONVERT_AND_LIST_LIBCST, str(notebook),

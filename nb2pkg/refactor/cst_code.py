@@ -1,10 +1,10 @@
-"""The extracted function's code, written with libcst from one copy of the block.
+"""The extracted function's code, written with libcst from one copy of the block, where its
+text cannot say it all (``function_code.py`` decides, and writes the same code otherwise).
 
 The copy's statements keep their text (comments, formatting) with the leaves that differ between
 the copies swapped for parameters; a `break`/`continue` leaving the block becomes a return; the
-docstring and the `return` are added. Also: libcst's view of an ``ast`` statement span. This is
-the only part of extraction that needs libcst, so it is imported only once something is
-extracted (libcst takes ~0.12 s to import).
+docstring and the `return` are added. Also: libcst's view of an ``ast`` statement span. libcst
+is imported only when this is needed (it takes ~0.12 s to import).
 """
 
 from __future__ import annotations

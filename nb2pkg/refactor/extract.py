@@ -463,7 +463,7 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     function = Namer(ctx.taken | set(kept) | inner).claim(wanted)
     ctx.taken.add(function)
 
-    # -- build the function with libcst -------------------------------------------------------
+    # -- build the function ---------------------------------------------------------------------
     replacements: dict[int, str] = {}  # leaf index in copy 0 -> new name
     for key, positions in name_classes.items():
         if key in local and local[key] != key[0]:
@@ -489,7 +489,7 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
             and 2 * literal_count > shape(blocks[0]).weight:
         raise _Refuse(f"{literal_count} of its {len(params)} parameters are constants that "
                       "differ between the copies: the copies differ in data, not logic")
-    from .cst_code import function_source  # libcst: imported once something is extracted
+    from .function_code import function_source
 
     source = function_source(ctx, occurrences[0], leaves[0], replacements, swapped, function,
                              params, returned, docstring(facts, function),

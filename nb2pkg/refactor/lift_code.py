@@ -194,61 +194,99 @@ class _Edits:
 
     def _signature(self, definition: ast.FunctionDef | ast.AsyncFunctionDef,
                    lifted: list[LiftedParameter]) -> None:
-        """``lift_cst._with_parameters`` on the text: the new parameters go at the end of the
-        list (positional when the signature allows, else keyword-only)."""
+        """``lift_cst._with_parameters`` on the text: the new parameters go after the
+        positional ones when the signature allows (no ``*``, and a default wherever one is
+        needed), else after the keyword-only ones; ``**kwargs`` stays last."""
         args = definition.args
-        if args.kwarg is not None or args.posonlyargs:
-            raise _Unsure  # the new parameters would go in the middle
+        if args.posonlyargs:
+            raise _Unsure
         new = [f"{p.parameter}={p.default}" if p.default else p.parameter
                for p in sorted(lifted, key=lambda p: p.default is not None)]
         starred = args.vararg is not None or bool(args.kwonlyargs)
         positional = not starred and (not args.defaults or all(p.default for p in lifted))
-        last, close = self._parameter_tokens(definition)
-        if last is not None and not positional and not starred:
-            if last[2]:  # a trailing comma: libcst keeps it before the new `*`
-                raise _Unsure
-            new.insert(0, "*")
-        self._append(last, close, ", ".join(new))
+        header = _Header(self.lines, definition)
+        if positional:
+            group, defaults = args.args, args.defaults
+        else:
+            group, defaults = args.kwonlyargs, [d for d in args.kw_defaults if d is not None]
+        if group:  # after the group's last parameter (its default included)
+            nodes = [group[-1], *defaults[-1:]]
+            end = max((n.end_lineno or n.lineno, self._column(n.end_lineno or n.lineno,
+                                                              n.end_col_offset or 0)) for n in nodes)
+            self._append(header.item_end(end), header.close, ", ".join(new))
+            return
+        if not positional and args.vararg is None:
+            new.insert(0, "*")  # the signature has defaults: a bare `*` before the new ones
+        if args.kwarg is not None:  # just before `**kwargs`
+            self._insert(*header.before_kwarg(args.kwarg, self._column), ", ".join(new) + ", ")
+            return
+        after = args.vararg if args.vararg is not None else (args.args[-1] if args.args else None)
+        if after is None:  # `def f():`
+            self._insert(*header.close, ", ".join(new))
+            return
+        nodes = [after] if after is args.vararg else [after, *args.defaults[-1:]]
+        end = max((n.end_lineno or n.lineno, self._column(n.end_lineno or n.lineno,
+                                                          n.end_col_offset or 0)) for n in nodes)
+        last = header.item_end(end)
+        if last[2]:  # a trailing comma stays where it is, before the new ones: libcst
+            raise _Unsure
+        self._append(last, header.close, ", ".join(new))
 
-    def _parameter_tokens(self, definition: ast.FunctionDef | ast.AsyncFunctionDef
-                          ) -> tuple[tuple[int, int, bool] | None, tuple[int, int]]:
-        """The end of the last parameter (line, column, whether a comma follows it), or None,
-        and where the closing parenthesis of the parameters is."""
-        first = definition.lineno
-        lines = self.lines[first - 1:definition.body[0].lineno - 1]
+
+class _Header:
+    """The tokens of a ``def`` line (or lines) from ``def`` to the parameters' ``)``."""
+
+    def __init__(self, lines: list[str], definition: ast.FunctionDef | ast.AsyncFunctionDef
+                 ) -> None:
+        self.first = definition.lineno
+        header = lines[self.first - 1:definition.body[0].lineno - 1]
         # A body on the header's line, or a header continued with backslashes (where libcst
         # keeps whitespace the tokens do not show): libcst.
-        if not lines or any(line.rstrip(" \t").endswith("\\") for line in lines):
+        if not header or any(line.rstrip(" \t").endswith("\\") for line in header):
             raise _Unsure
-        header = "\n".join(lines) + "\n"
         try:
-            tokens = [t for t in tokenize.generate_tokens(io.StringIO(header).readline)
+            tokens = [t for t in tokenize.generate_tokens(io.StringIO("\n".join(header) + "\n").readline)
                       if t.type not in (tokenize.NL, tokenize.COMMENT, tokenize.NEWLINE)]
         except (tokenize.TokenError, SyntaxError):
             raise _Unsure from None
-        names = [i for i, t in enumerate(tokens) if t.type == tokenize.NAME and t.string == "def"]
-        if not names or tokens[names[0] + 1].string != definition.name or (
-                tokens[names[0] + 2].string != "("):
+        at = next((i for i, t in enumerate(tokens) if t.type == tokenize.NAME and t.string == "def"), -1)
+        if at < 0 or tokens[at + 1].string != definition.name or tokens[at + 2].string != "(":
             raise _Unsure
-        open_at = names[0] + 2
+        self.tokens = tokens
+        self.commas: list[int] = []  # the parameters' separators
         depth = 0
-        for i in range(open_at, len(tokens)):
-            if tokens[i].string in "([{" and tokens[i].type == tokenize.OP:
+        for i in range(at + 2, len(tokens)):
+            token = tokens[i]
+            if token.type != tokenize.OP:
+                continue
+            if token.string in "([{":
                 depth += 1
-            elif tokens[i].string in ")]}" and tokens[i].type == tokenize.OP:
+            elif token.string in ")]}":
                 depth -= 1
                 if depth == 0:
-                    close_at = i
-                    break
-        else:
-            raise _Unsure
-        close = (first + tokens[close_at].start[0] - 1, tokens[close_at].start[1])
-        before = close_at - 1
-        comma = tokens[before].string == "," and tokens[before].type == tokenize.OP
-        if comma:
-            before -= 1
-        if before == open_at:
-            return None, close
-        token = tokens[before]
-        return (first + token.end[0] - 1, token.end[1], comma), close
+                    self.close_at = i
+                    self.close = self._position(token.start)
+                    return
+            elif token.string == "," and depth == 1:
+                self.commas.append(i)
+        raise _Unsure
 
+    def _position(self, point: tuple[int, int]) -> tuple[int, int]:
+        return self.first + point[0] - 1, point[1]
+
+    def item_end(self, end: tuple[int, int]) -> tuple[int, int, bool]:
+        """Where the parameter whose text ends at ``end`` (cell line, column) ends with its
+        closing parentheses, and whether a comma follows it."""
+        comma = next((i for i in self.commas if self._position(self.tokens[i].start) >= end),
+                     None)
+        token = self.tokens[(comma if comma is not None else self.close_at) - 1]
+        return (*self._position(token.end), comma is not None)
+
+    def before_kwarg(self, kwarg: ast.arg, column) -> tuple[int, int]:
+        """Where the ``**`` of ``**kwargs`` is."""
+        name = (kwarg.lineno, column(kwarg.lineno, kwarg.col_offset))
+        stars = [t for t in self.tokens[:self.close_at]
+                 if t.type == tokenize.OP and t.string == "**" and self._position(t.start) < name]
+        if not stars:
+            raise _Unsure
+        return self._position(stars[-1].start)
