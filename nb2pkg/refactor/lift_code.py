@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import io
 import tokenize
+from typing import Sequence
 
 from ..analysis.parse import ParsedCell
 from .lift import LiftedParameter
@@ -210,10 +211,8 @@ class _Edits:
         else:
             group, defaults = args.kwonlyargs, [d for d in args.kw_defaults if d is not None]
         if group:  # after the group's last parameter (its default included)
-            nodes = [group[-1], *defaults[-1:]]
-            end = max((n.end_lineno or n.lineno, self._column(n.end_lineno or n.lineno,
-                                                              n.end_col_offset or 0)) for n in nodes)
-            self._append(header.item_end(end), header.close, ", ".join(new))
+            self._append(header.item_end(self._end([group[-1], *defaults[-1:]])), header.close,
+                         ", ".join(new))
             return
         if not positional and args.vararg is None:
             new.insert(0, "*")  # the signature has defaults: a bare `*` before the new ones
@@ -224,13 +223,19 @@ class _Edits:
         if after is None:  # `def f():`
             self._insert(*header.close, ", ".join(new))
             return
-        nodes = [after] if after is args.vararg else [after, *args.defaults[-1:]]
-        end = max((n.end_lineno or n.lineno, self._column(n.end_lineno or n.lineno,
-                                                          n.end_col_offset or 0)) for n in nodes)
-        last = header.item_end(end)
+        last = header.item_end(self._end([after] if after is args.vararg
+                                         else [after, *args.defaults[-1:]]))
         if last[2]:  # a trailing comma stays where it is, before the new ones: libcst
             raise _Unsure
         self._append(last, header.close, ", ".join(new))
+
+
+    def _end(self, nodes: Sequence[ast.AST]) -> tuple[int, int]:
+        """Where the last of ``nodes`` (a parameter and its default) ends: line, column."""
+        ends = [(getattr(n, "end_lineno", None) or getattr(n, "lineno"),
+                 getattr(n, "end_col_offset", None) or 0) for n in nodes]
+        line, offset = max(ends)
+        return line, self._column(line, offset)
 
 
 class _Header:
