@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .formatting import format_python
-from .notebook import notebook_json
+from .notebook_format import notebook_json
 from .plan import PackagePlan
 from .templating import environment
 

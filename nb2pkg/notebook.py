@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import Nb2pkgError, NotebookError, UnsupportedNotebook
+from .notebook_format import read_node, schema_accepts
 
 PYTHON_LANGUAGES = {"python", "python3", "python2", "ipython", "ipython3"}
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
@@ -65,7 +66,7 @@ class Notebook:
     cells: tuple[Cell, ...]
     kernel_name: str
     language: str
-    node: Any = field(compare=False, repr=False)  # the nbformat NotebookNode, for writing copies
+    node: Any = field(compare=False, repr=False)  # the notebook node (attribute access), for copies
     original_nbformat: int = 4
 
     @property
@@ -87,8 +88,6 @@ class Notebook:
 
 def read_notebook(path: Path | str) -> Notebook:
     """Read and validate a notebook; raise ``NotebookError`` with a fix for anything unusable."""
-    import nbformat  # nbformat pulls in jsonschema: only pay for it when reading
-
     path = Path(path)
     text = _read_text(path)
     if not text.strip():
@@ -109,13 +108,37 @@ def read_notebook(path: Path | str) -> Notebook:
     if not isinstance(version, int) or version < 3:
         raise NotebookError(f"unsupported nbformat version {version!r}", path=path,
                             hint="open and re-save it in a current Jupyter to upgrade it to version 4")
+    unnamed: list[int] | None  # the cells the file gives no id (None: every cell)
+    if version == 4 and schema_accepts(data):  # most notebooks: no nbformat needed
+        unnamed = [i for i, c in enumerate(data["cells"]) if "id" not in c]
+        node = read_node(data)
+    else:
+        node, unnamed = _read_with_nbformat(text, data, version, path)
+    _stable_ids(node, unnamed)
+    kernel_name, language = _kernel(node)
+    if language.lower() not in PYTHON_LANGUAGES:
+        # Without a kernelspec the language came from other metadata: do not name a kernel.
+        named = (node.metadata.get("kernelspec") or {}).get("name")
+        runs = f"kernel {kernel_name!r} runs {language}" if named else f"its language is {language}"
+        raise UnsupportedNotebook(f"{runs}, not Python", path=path,
+                                  hint="nb2pkg converts Python notebooks only")
+    cells = tuple(_cell(i, c) for i, c in enumerate(node.cells))
+    return Notebook(path=path, cells=cells, kernel_name=kernel_name, language=language, node=node,
+                    original_nbformat=version)
+
+
+def _read_with_nbformat(text: str, data: Any, version: int, path: Path) -> tuple[Any, list[int] | None]:
+    """The node of a notebook the quick schema check did not accept (version 3, a minor version
+    it has no schema for, an invalid file: nbformat's error says what is wrong), and the cells
+    the file gave no id (None: every cell, as in version 3)."""
+    import nbformat  # with jsonschema: ~0.08 s
+
     try:
         with warnings.catch_warnings():
             # Missing cell ids are normal in older files; nbformat adds them on reading.
             warnings.simplefilter("ignore")
             if version == 4:  # validate the file as it is, so errors point at its fields
                 nbformat.validate(nbformat.from_dict(data))
-            # Cells the file gives no id (nbformat invents random ones for them).
             unnamed = None if version != 4 else [
                 i for i, c in enumerate(data.get("cells") or ()) if isinstance(c, dict) and "id" not in c]
             # Drop the first parse before nbformat parses the text again: holding both made
@@ -129,6 +152,7 @@ def read_notebook(path: Path | str) -> Notebook:
             node = nbformat.convert(reads(text), 4)
             if version != 4:
                 nbformat.validate(node)
+            return node, unnamed
     except nbformat.ValidationError as exc:
         raise _invalid(exc, path) from None
     except Exception as exc:  # nbformat raises assorted errors for damaged structures
@@ -140,18 +164,6 @@ def read_notebook(path: Path | str) -> Notebook:
         if schema_error is not None:
             raise _invalid(schema_error, path) from None
         raise NotebookError(f"invalid notebook: {_first_line(str(exc))}", path=path) from None
-
-    _stable_ids(node, unnamed)
-    kernel_name, language = _kernel(node)
-    if language.lower() not in PYTHON_LANGUAGES:
-        # Without a kernelspec the language came from other metadata: do not name a kernel.
-        named = (node.metadata.get("kernelspec") or {}).get("name")
-        runs = f"kernel {kernel_name!r} runs {language}" if named else f"its language is {language}"
-        raise UnsupportedNotebook(f"{runs}, not Python", path=path,
-                                  hint="nb2pkg converts Python notebooks only")
-    cells = tuple(_cell(i, c) for i, c in enumerate(node.cells))
-    return Notebook(path=path, cells=cells, kernel_name=kernel_name, language=language, node=node,
-                    original_nbformat=version)
 
 
 def _stable_ids(node: Any, unnamed: list[int] | None) -> None:
@@ -179,60 +191,6 @@ def _stable_ids(node: Any, unnamed: list[int] | None) -> None:
             cell_id += "-x"
         taken.add(cell_id)
         cells[index]["id"] = cell_id
-
-
-def copy_node(node: Any) -> Any:
-    """A copy of a notebook node (or a cell) to change: every dict and list new, the strings
-    and numbers shared. A tenth of ``copy.deepcopy``'s time on notebooks with outputs."""
-    import nbformat
-
-    return nbformat.from_dict(node)
-
-
-# What nbformat drops when it writes a notebook (``strip_transient``), and the output bundles
-# whose text it splits into lines besides ``text/*``.
-_TRANSIENT_METADATA = ("orig_nbformat", "orig_nbformat_minor", "signature")
-_SPLIT_MIMES = frozenset({"application/javascript", "image/svg+xml"})
-
-
-def notebook_json(node: Any) -> str:
-    """The text of a version-4 notebook file, byte for byte what ``nbformat.writes(node)``
-    gives: multi-line text split into lines, transient metadata dropped, sorted keys, indent 1.
-
-    nbformat deep-copies the whole notebook to split its lines and checks the schema again,
-    only to log what it finds: a fifth of converting a long notebook. Here only the dicts that
-    change are copied (``node`` itself is left as it is), and the generated notebooks are
-    checked by the tests instead (tests/test_notebook.py).
-    """
-    cells = []
-    for cell in node["cells"]:
-        cell = dict(cell)
-        if isinstance(cell.get("source"), str):
-            cell["source"] = cell["source"].splitlines(True)
-        if "metadata" in cell and "trusted" in cell["metadata"]:
-            cell["metadata"] = {k: v for k, v in cell["metadata"].items() if k != "trusted"}
-        if cell.get("attachments"):
-            cell["attachments"] = {k: _split_bundle(v) for k, v in cell["attachments"].items()}
-        if cell.get("cell_type") == "code" and "outputs" in cell:
-            cell["outputs"] = [_split_output(output) for output in cell["outputs"]]
-        cells.append(cell)
-    data = dict(node, cells=cells)
-    data["metadata"] = {k: v for k, v in node["metadata"].items() if k not in _TRANSIENT_METADATA}
-    return json.dumps(data, indent=1, sort_keys=True, separators=(",", ": "), ensure_ascii=False)
-
-
-def _split_output(output: Any) -> Any:
-    kind = output.get("output_type")
-    if kind in ("execute_result", "display_data") and "data" in output:
-        return dict(output, data=_split_bundle(output["data"]))
-    if kind == "stream" and isinstance(output.get("text"), str):
-        return dict(output, text=output["text"].splitlines(True))
-    return output
-
-
-def _split_bundle(bundle: Any) -> Any:
-    return {key: value.splitlines(True) if isinstance(value, str) and (
-        key.startswith("text/") or key in _SPLIT_MIMES) else value for key, value in bundle.items()}
 
 
 def _read_text(path: Path) -> str:

@@ -21,7 +21,7 @@ from .assets import Assets
 from .dependencies import Dependency, dependencies
 from .analysis.dataflow import BUILTIN_NAMES
 from .magics import is_placeholder_name
-from .notebook import copy_node
+from .notebook_format import copy_node, from_dict
 from .refactor.extract import ExtractContext, Extraction, Refusal, _Refuse, extract_parts
 from .refactor.hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept, import_table, plan_hoisting
 from .refactor.lift import lift_variables
@@ -525,14 +525,12 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
                 except RewriteError as exc:  # pragma: no cover - spans are checked when planned
                     raise RuntimeError(f"cell {index}: {exc}") from exc
         if imported:
-            import nbformat
-
             source = "# Functions nb2pkg extracted from code repeated in this notebook\n" + "\n".join(
                 f"from {package}.{m} import {', '.join(sorted(names))}"
                 for m, names in sorted(imported.items()))
-            new = nbformat.v4.new_code_cell(source, metadata={"nb2pkg": {"generated": True},
-                                                              "tags": ["nb2pkg-imports"]})
-            new.pop("id", None)
+            new = from_dict({"cell_type": "code", "execution_count": None, "outputs": [],
+                             "source": source, "metadata": {"nb2pkg": {"generated": True},
+                                                            "tags": ["nb2pkg-imports"]}})
             # Beside the notebook's own imports when they come before every call, else first.
             at = next((i for i, c in enumerate(node.cells) if c.cell_type == "code"),
                       len(node.cells))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from helpers import DATA, EXAMPLES, write_notebook
 from nb2pkg.errors import NotebookError
-from nb2pkg.notebook import MAX_DEPTH, headings, notebook_json, printable, read_notebook, sections
+from nb2pkg.notebook import MAX_DEPTH, headings, printable, read_notebook, sections
 
 READ = DATA / "read"
 
@@ -184,49 +183,3 @@ def test_reading_a_broken_notebook_leaves_it_unchanged() -> None:
             pass
         assert path.read_bytes() == before, path
 
-
-# -- writing --------------------------------------------------------------------------------------
-def _every_kind_of_field() -> nbformat.NotebookNode:
-    """A notebook with each part nbformat splits into lines or drops when it writes."""
-    v4 = nbformat.v4
-    node = v4.new_notebook(metadata={"orig_nbformat": 3, "orig_nbformat_minor": 0,
-                                     "signature": "sha256:0", "title": "Ünïcode\nand lines"})
-    markdown = v4.new_markdown_cell("# Title\nwith ![a](attachment:a.png)\n")
-    markdown.attachments = {"a.png": {"image/png": "iVBORw0K", "text/plain": "one\ntwo"}}
-    code = v4.new_code_cell("print('a')\nx = 1\n", metadata={"trusted": True, "tags": ["t"]})
-    code.outputs = [
-        v4.new_output("stream", name="stdout", text="a\nb\n"),
-        v4.new_output("execute_result", execution_count=1, data={
-            "text/plain": "1\n2", "image/svg+xml": "<svg>\n</svg>",
-            "application/json": {"k": ["v\nw"]}, "image/png": "aGVsbG8="}),
-        v4.new_output("display_data", data={"application/javascript": "f();\ng();"}),
-        v4.new_output("error", ename="E", evalue="bad\nvalue", traceback=["line 1\nline 2"]),
-    ]
-    raw = v4.new_raw_cell("raw\ntext")
-    node.cells = [markdown, code, raw, v4.new_code_cell(["already ", "split\n"])]
-    return node
-
-
-@pytest.mark.parametrize("source", [*sorted(EXAMPLES.glob("*.ipynb")), "every kind of field"],
-                         ids=lambda s: getattr(s, "name", s))
-def test_notebook_json_writes_the_bytes_nbformat_writes_and_changes_nothing(source) -> None:
-    node = _every_kind_of_field() if isinstance(source, str) else read_notebook(source).node
-    before = copy.deepcopy(node)
-    assert notebook_json(node) == nbformat.writes(node)
-    assert node == before
-
-
-def test_the_notebooks_of_a_project_are_valid(tmp_path: Path) -> None:
-    # nbformat checked each notebook it wrote (and only logged what it found); nb2pkg writes
-    # them itself, so this is where a generated notebook's schema is checked.
-    from nb2pkg import api
-
-    out = tmp_path / "out"
-    api.convert([EXAMPLES / "sales_report.ipynb"], out, api.ConvertOptions())
-    written = sorted(out.rglob("*.ipynb"))
-    assert len(written) >= 2 and any("stages" in p.parts for p in written)
-    for path in written:
-        text = path.read_text(encoding="utf-8")
-        node = nbformat.reads(text, as_version=4)
-        nbformat.validate(node)
-        assert notebook_json(node) + "\n" == text, path

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..notebook import copy_node, notebook_json
+from ..notebook_format import copy_node, from_dict, notebook_json
 from .spec import Parameter, Pipeline, Stage, overlaps
 from .split import STAGE_IO, NotebookSplit, StagePlan, metric_cell_source, split_notebook
 
@@ -219,10 +219,7 @@ def _setup_source(stage: StagePlan, package: str) -> str:
 
 
 def _generated(role: str, source: str, tags: list[str] | None = None) -> Any:
-    import nbformat
-
-    # Built directly: new_code_cell validates every cell (the tests check the notebooks written).
-    return nbformat.from_dict({
+    return from_dict({
         "cell_type": "code", "execution_count": None, "outputs": [], "source": source,
         "metadata": {"nb2pkg": {"pipeline": role}, "tags": list(tags or []) + [f"nb2pkg-{role}"]},
     })

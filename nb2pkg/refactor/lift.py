@@ -43,7 +43,8 @@ from ..analysis.dataflow import BUILTIN_NAMES, dataflow
 from ..analysis.parse import ParsedCell, parse_cell
 from ..analysis.scope import block_io
 from ..magics import is_placeholder_name, unmask
-from ..notebook import Notebook, copy_node
+from ..notebook import Notebook
+from ..notebook_format import copy_node
 from .hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept
 from .naming import Namer, names_in
 
