@@ -83,8 +83,8 @@ def dependencies(analysis: Analysis, package: str, local: Iterable[str] = (),
         facts = environment.distribution(distribution)
         found.setdefault(key, Dependency(distribution, facts.version if facts else None, "import"))
 
-    from packaging.requirements import InvalidRequirement, Requirement
-
+    if installs:  # (packaging takes ~0.01 s to import: constraints rarely needs it)
+        from packaging.requirements import InvalidRequirement, Requirement
     for text, where, install_cell in installs:
         try:
             requirement = Requirement(text)
@@ -117,10 +117,15 @@ def constraints(requirements: Iterable[str], exclude: Iterable[str] = ()) -> lis
     evaluated here, with the extras asked for. Requirements that are not installed are left out
     (nothing is guessed), and so are the names in ``exclude`` (the project itself).
     """
+    environment = _environment()
+    requirements, exclude = list(requirements), list(exclude)
+    asked = repr((requirements, sorted(exclude)))
+    known = environment.constraints(asked)
+    if known is not None:
+        return known
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
-    environment = _environment()
     skip = {canonicalize_name(name) for name in exclude}
     pinned: dict[str, str] = {}  # canonical name -> "Name==version"
     extras_seen: dict[str, set[str]] = {}
@@ -157,8 +162,10 @@ def constraints(requirements: Iterable[str], exclude: Iterable[str] = ()) -> lis
                     requirement.marker.evaluate({"extra": extra}) for extra in ("", *sorted(seen))):
                 continue
             todo.append((requirement.name, frozenset(requirement.extras)))
+    found_all = [pinned[key] for key in sorted(pinned)]
+    environment.remember_constraints(asked, found_all)
     environment.save()
-    return [pinned[key] for key in sorted(pinned)]
+    return found_all
 
 
 def _pin(name: str, version: str) -> str | None:
@@ -227,6 +234,10 @@ class _Environment:
         self._providers: dict[str, list[str]] | None = data.get("providers")
         self._namesakes: dict[str, str | None] = dict(data.get("namesakes", {}))
         self._distributions: dict[str, list | None] = dict(data.get("distributions", {}))
+        # What ``constraints`` found for each list of requirements, and the name and summary of
+        # each distribution ``installed_summary`` was asked about.
+        self._constraints: dict[str, list[str]] = dict(data.get("constraints", {}))
+        self._summaries: dict[str, list[str] | None] = dict(data.get("summaries", {}))
         self._changed = False
 
     def providers(self) -> Mapping[str, list[str]]:
@@ -257,6 +268,22 @@ class _Environment:
         facts = self._distributions[name]
         return _Distribution(facts[0], facts[1], tuple(facts[2])) if facts else None
 
+    def constraints(self, asked: str) -> list[str] | None:
+        known = self._constraints.get(asked)
+        return list(known) if known is not None else None
+
+    def remember_constraints(self, asked: str, found: list[str]) -> None:
+        self._constraints[asked] = list(found)
+        self._changed = True
+
+    def summary(self, name: str) -> tuple[str, str] | None:
+        """The name and summary of the installed distribution called ``name``, or None."""
+        if name not in self._summaries:
+            self._summaries[name] = _read_summary(name)
+            self._changed = True
+        found = self._summaries[name]
+        return (found[0], found[1]) if found else None
+
     def save(self) -> None:
         """Write what was learned since reading, atomically (``dependencies`` and
         ``constraints`` call this once, at their end)."""
@@ -264,7 +291,8 @@ class _Environment:
             return
         self._changed = False
         _write_cache({"key": self.key, "providers": self._providers,
-                      "namesakes": self._namesakes, "distributions": self._distributions})
+                      "namesakes": self._namesakes, "distributions": self._distributions,
+                      "constraints": self._constraints, "summaries": self._summaries})
 
 
 _memo: list[_Environment] = []  # the last environment seen in this process
@@ -299,6 +327,25 @@ def _provided_by_namesake(import_name: str) -> str | None:
                                                     inspect.getmodulename(path) == import_name)
                        for path in (line.split(",", 1)[0] for line in listed.splitlines()))
     return distribution.metadata["Name"] or import_name if provides else None
+
+
+def installed_summary(name: str) -> tuple[str, str] | None:
+    """The metadata name and summary of the installed distribution called ``name`` (any
+    spelling pip accepts), or None; kept with this environment's other facts."""
+    environment = _environment()
+    found = environment.summary(name)
+    environment.save()
+    return found
+
+
+def _read_summary(name: str) -> list[str] | None:
+    import importlib.metadata as metadata
+
+    try:
+        fields = metadata.metadata(name)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+    return [str(fields["Name"] or name), str(fields["Summary"] or "")]
 
 
 def _read_distribution(name: str) -> list | None:
@@ -379,13 +426,18 @@ def _well_formed(data: Mapping[str, Any]) -> bool:
     providers = data.get("providers")
     namesakes = data.get("namesakes", {})
     distributions = data.get("distributions", {})
+    constraints = data.get("constraints", {})
+    summaries = data.get("summaries", {})
     return ((providers is None or isinstance(providers, dict) and all(
                 strings(v) for v in providers.values()))
             and isinstance(namesakes, dict)
             and all(v is None or isinstance(v, str) for v in namesakes.values())
             and isinstance(distributions, dict)
             and all(v is None or isinstance(v, list) and len(v) == 3 and isinstance(v[0], str)
-                    and isinstance(v[1], str) and strings(v[2]) for v in distributions.values()))
+                    and isinstance(v[1], str) and strings(v[2]) for v in distributions.values())
+            and isinstance(constraints, dict) and all(strings(v) for v in constraints.values())
+            and isinstance(summaries, dict) and all(
+                v is None or strings(v) and len(v) == 2 for v in summaries.values()))
 
 
 def _write_cache(data: Mapping[str, Any]) -> None:

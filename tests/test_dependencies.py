@@ -209,6 +209,23 @@ def test_distribution_metadata_is_read_back_from_the_cache_until_the_environment
     assert sorted(reads) == ["nbleaf", "nbtop"]
 
 
+def test_package_name_clashes_are_read_back_from_the_cache_until_the_environment_changes(
+        providers, monkeypatch):
+    from nb2pkg import dependencies
+    from nb2pkg.refactor.naming import clashes
+
+    assert clashes("nbclashy") is None
+    reads: list[str] = []
+    real = dependencies._read_summary
+    monkeypatch.setattr(dependencies, "_read_summary",
+                        lambda name: reads.append(name) or real(name))
+    monkeypatch.setattr(dependencies, "_memo", [])  # a new process: the cache file answers
+    assert clashes("nbclashy") is None and reads == []
+    _fake_distribution(providers, "nbclashy", "1.0")  # installed since
+    assert clashes("nbclashy") == "the installed distribution 'nbclashy'"
+    assert reads == ["nbclashy"]
+
+
 def test_the_cache_keeps_the_environments_seen_last(providers, monkeypatch):
     """One file per environment key (the CLI and the lab's server see different sys.paths);
     every install makes a new key, so the files of environments not seen for longest go."""
