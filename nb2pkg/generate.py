@@ -219,12 +219,11 @@ def _constraints(plan: PackagePlan, test_requirements: Sequence[str]) -> list[st
 def _test_requirements(plan: PackagePlan, calls: Sequence[Any]) -> list[str]:
     """What the generated tests need to read the recorded values (numpy, pandas, pyarrow),
     minus what the package already depends on."""
-    from packaging.utils import canonicalize_name
-
+    from .dependencies import canonical_name
     from .record import test_requirements
 
-    have = {canonicalize_name(d.name) for d in plan.dependencies}
-    return [r for r in test_requirements(calls) if canonicalize_name(r) not in have]
+    have = {canonical_name(d.name) for d in plan.dependencies}
+    return [r for r in test_requirements(calls) if canonical_name(r) not in have]
 
 
 def _first_stage(spec: Any) -> dict[str, Any]:
