@@ -223,9 +223,10 @@ def plan_project(paths: Sequence[Path | str], options: ConvertOptions, say: Prog
     from .analysis import combine
     from .analysis.clones import reusing_fingerprints
     from .analysis.parse import reusing_parses
+    from .dependencies import one_environment
     from .plan import PlanOptions, plan_package
 
-    with gc_paused(), reusing_parses(), reusing_fingerprints():
+    with gc_paused(), reusing_parses(), reusing_fingerprints(), one_environment():
         analyses, failures = _read(paths, jobs, say)
         if source_folder is not None and len(analyses) + len(failures) > 1:
             raise Nb2pkgError("a source folder is for one notebook; "

@@ -183,11 +183,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# Strings YAML writes as they are (names, paths, stage names): a letter or `_` first, then
+# letters, digits and `_./-`, none of YAML 1.1's words for true, false and null. PyYAML would
+# leave each plain too (tests/test_templating.py checks); asking it costs ~0.1 ms a value.
+_PLAIN_YAML = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
+_YAML_WORDS = frozenset(w for word in ("yes", "no", "true", "false", "on", "off", "null")
+                        for w in (word, word.capitalize(), word.upper()))
+
+
 def _yaml_flow(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_yaml_flow(k)}: {_yaml_flow(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
         return "[" + ", ".join(_yaml_flow(v) for v in value) + "]"
+    if isinstance(value, str) and _PLAIN_YAML.fullmatch(value) and value not in _YAML_WORDS:
+        return value
+    if type(value) is int:
+        return str(value)
     import yaml as pyyaml
 
     # Dumped inside a list, so that the scalar is quoted as a flow context needs (`a, b`).

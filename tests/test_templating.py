@@ -197,3 +197,16 @@ def test_the_environment_renders_the_same_with_its_cache(tmp_path, monkeypatch):
         assert templating.render_template("project/gitignore.j2") == first
     finally:
         templating.environment.cache_clear()
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.from_regex(r"[A-Za-z_][A-Za-z0-9_./-]{0,12}", fullmatch=True)
+       | st.sampled_from(["yes", "No", "TRUE", "off", "On", "null", "Null", "y", "n", "_",
+                          "a.b", "x-", "src/pkg", "e5", "inf", "nan", "NaN", "Infinity"])
+       | st.integers())
+def test_plain_yaml_strings_are_what_pyyaml_writes(value: str | int) -> None:
+    # Names, paths and numbers skip PyYAML (a fast path): they must come out as PyYAML writes them.
+    text = pyyaml.safe_dump([value], default_flow_style=True, width=float("inf"),
+                            allow_unicode=True).strip()[1:-1]
+    assert templating._yaml_flow(value) == text
+    assert pyyaml.safe_load(f"[{text}]") == [value]
