@@ -19,7 +19,7 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 # What nbformat drops when it reads or writes a notebook (``strip_transient``), and the output
 # bundles whose text it splits into lines besides ``text/*``.
@@ -162,21 +162,25 @@ def schema_accepts(data: Any) -> bool:
     if type(data.get("nbformat")) is not int or data["nbformat"] != 4 or (
             type(minor) is not int or not 0 <= minor <= 5):
         return False
-    schema = _schema(minor)
-    if schema is None:
+    check = _checker(minor)
+    if check is None:
         return False
     if minor == 5 and isinstance(data.get("cells"), list) and any(
             isinstance(c, dict) and "id" not in c for c in data["cells"]):
         data = dict(data, cells=[dict(c, id="x") if isinstance(c, dict) and "id" not in c else c
                                  for c in data["cells"]])
     try:
-        return _valid(data, schema, schema)
-    except (_NotSure, RecursionError, re.error):
+        return check(data)
+    except (_NotSure, RecursionError):
         return False
 
 
+Check = Callable[[Any], bool]
+
+
 @lru_cache(maxsize=None)
-def _schema(minor: int) -> dict | None:
+def _checker(minor: int) -> Check | None:
+    """nbformat's schema of format 4.``minor``, compiled into one predicate (None: not read)."""
     spec = importlib.util.find_spec("nbformat")  # (finds the package without importing it)
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -185,14 +189,19 @@ def _schema(minor: int) -> dict | None:
         schema = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return schema if schema.get("$schema") == "http://json-schema.org/draft-04/schema#" else None
+    if not isinstance(schema, dict) or schema.get("$schema") != "http://json-schema.org/draft-04/schema#":
+        return None
+    try:
+        return _compile(schema, schema, {})
+    except (_NotSure, re.error, RecursionError):
+        return None
 
 
 # Draft 4's keywords that the check does not read: met in a schema, it is not sure.
 _UNREAD = frozenset({"additionalItems", "allOf", "anyOf", "dependencies", "maxItems",
                      "maxProperties", "minItems", "minProperties", "multipleOf",
                      "exclusiveMaximum", "exclusiveMinimum"})
-_TYPES = {
+_TYPES: dict[str, Check] = {
     "object": lambda v: isinstance(v, dict),
     "array": lambda v: isinstance(v, list),
     "string": lambda v: isinstance(v, str),
@@ -202,74 +211,99 @@ _TYPES = {
 }
 
 
-def _valid(value: Any, schema: dict, root: dict) -> bool:
+def _compile(schema: Any, root: dict, memo: dict[int, Check]) -> Check:
+    """The predicate of one schema (draft 4's meaning of each keyword it uses; unknown
+    keywords mean nothing, as in JSON Schema)."""
     if not isinstance(schema, dict) or _UNREAD & schema.keys():
         raise _NotSure
     if "$ref" in schema:  # draft 4: a reference replaces the rest of its object
-        return _valid(value, _resolve(schema["$ref"], root), root)
+        return _compile(_resolve(schema["$ref"], root), root, memo)
+    if id(schema) in memo:
+        return memo[id(schema)]
+    later: list[Check] = []  # a schema that refers back to itself sees the finished predicate
+    memo[id(schema)] = lambda value: later[0](value)
+    checks: list[Check] = []
     kinds = schema.get("type")
     if kinds is not None:
         kinds = [kinds] if isinstance(kinds, str) else kinds
         if any(kind not in _TYPES for kind in kinds):
             raise _NotSure
-        if not any(_TYPES[kind](value) for kind in kinds):
-            return False
-    if "enum" in schema and not any(type(value) is type(item) and value == item
-                                    for item in schema["enum"]):
-        return False
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if "minimum" in schema and value < schema["minimum"]:
-            return False
-        if "maximum" in schema and value > schema["maximum"]:
-            return False
-    if isinstance(value, str):
-        if "pattern" in schema and not re.search(schema["pattern"], value):
-            return False
-        if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", len(value)):
-            return False
-    if isinstance(value, list):
-        if "items" in schema:
-            if not isinstance(schema["items"], dict):
-                raise _NotSure  # (a list of schemas, one per position)
-            if not all(_valid(item, schema["items"], root) for item in value):
+        tests = [_TYPES[kind] for kind in kinds]
+        checks.append(tests[0] if len(tests) == 1 else lambda v: any(t(v) for t in tests))
+    if "enum" in schema:
+        items = list(schema["enum"])
+        checks.append(lambda v: any(type(v) is type(item) and v == item for item in items))
+    if "minimum" in schema or "maximum" in schema:
+        low, high = schema.get("minimum"), schema.get("maximum")
+        checks.append(lambda v: not isinstance(v, (int, float)) or isinstance(v, bool) or (
+            (low is None or v >= low) and (high is None or v <= high)))
+    if "pattern" in schema:
+        pattern = re.compile(schema["pattern"])
+        checks.append(lambda v: not isinstance(v, str) or pattern.search(v) is not None)
+    if "minLength" in schema or "maxLength" in schema:
+        shortest, longest = schema.get("minLength", 0), schema.get("maxLength")
+        checks.append(lambda v: not isinstance(v, str) or shortest <= len(v) and (
+            longest is None or len(v) <= longest))
+    if "items" in schema:
+        item = _compile(schema["items"], root, memo)  # (a list of schemas: not read)
+        checks.append(lambda v: not isinstance(v, list) or all(item(i) for i in v))
+    if schema.get("uniqueItems"):
+        checks.append(lambda v: not isinstance(v, list) or _unique(v))
+    if {"required", "properties", "patternProperties", "additionalProperties"} & schema.keys():
+        checks.append(_object_check(schema, root, memo))
+    if "oneOf" in schema:
+        options = [_compile(option, root, memo) for option in schema["oneOf"]]
+        checks.append(lambda v: sum(1 for option in options if option(v)) == 1)
+    if "not" in schema:
+        negated = _compile(schema["not"], root, memo)
+        checks.append(lambda v: not negated(v))
+
+    def check(value: Any) -> bool:
+        for one in checks:
+            if not one(value):
                 return False
-        if schema.get("uniqueItems"):
-            if not all(isinstance(item, str) for item in value):
-                raise _NotSure
-            if len(set(value)) != len(value):
-                return False
-    if isinstance(value, dict) and not _valid_object(value, schema, root):
-        return False
-    if "oneOf" in schema and sum(_valid(value, s, root) for s in schema["oneOf"]) != 1:
-        return False
-    if "not" in schema and _valid(value, schema["not"], root):
-        return False
-    return True
+        return True
+
+    later.append(check)
+    memo[id(schema)] = check
+    return check
 
 
-def _valid_object(value: dict, schema: dict, root: dict) -> bool:
-    if any(key not in value for key in schema.get("required", ())):
-        return False
-    properties = schema.get("properties", {})
-    patterns = schema.get("patternProperties", {})
+def _object_check(schema: dict, root: dict, memo: dict[int, Check]) -> Check:
+    required = list(schema.get("required", ()))
+    properties = {key: _compile(sub, root, memo) for key, sub in schema.get("properties", {}).items()}
+    patterns = [(re.compile(pattern), _compile(sub, root, memo))
+                for pattern, sub in schema.get("patternProperties", {}).items()]
     extra = schema.get("additionalProperties", True)
-    for key, item in value.items():
-        matched = False
-        if key in properties:
-            matched = True
-            if not _valid(item, properties[key], root):
+    extra_check = extra if isinstance(extra, bool) else _compile(extra, root, memo)
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return True
+        for key in required:
+            if key not in value:
                 return False
-        for pattern, sub in patterns.items():
-            if re.search(pattern, key):
-                matched = True
-                if not _valid(item, sub, root):
-                    return False
-        if not matched:
-            if extra is False:
+        for key, item in value.items():
+            matched = key in properties
+            if matched and not properties[key](item):
                 return False
-            if isinstance(extra, dict) and not _valid(item, extra, root):
+            for pattern, sub in patterns:
+                if pattern.search(key):
+                    matched = True
+                    if not sub(item):
+                        return False
+            if not matched and extra_check is not True and (
+                    extra_check is False or not extra_check(item)):
                 return False
-    return True
+        return True
+
+    return check
+
+
+def _unique(items: list) -> bool:
+    if not all(isinstance(item, str) for item in items):
+        raise _NotSure  # (JSON's equality of other values is not Python's)
+    return len(set(items)) == len(items)
 
 
 def _resolve(reference: str, root: dict) -> dict:
