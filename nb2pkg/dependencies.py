@@ -405,9 +405,12 @@ def _environment_key() -> str:
         try:
             with os.scandir(folder) as found:
                 names = sorted(e.name for e in found if e.name.endswith(_METADATA_SUFFIXES))
+            # A folder without distributions adds nothing to learn (so `python -m nb2pkg` run
+            # from another folder, the first entry, keeps the key); one added there changes it.
             # A reinstall of the same version writes the folder anew: its time changes.
-            parts.append([entry, [(n, os.stat(os.path.join(folder, n)).st_mtime_ns)
-                                  for n in names]])
+            if names:
+                parts.append([entry, [(n, os.stat(os.path.join(folder, n)).st_mtime_ns)
+                                      for n in names]])
         except OSError:  # missing, a file (a zip archive), unreadable
             try:
                 parts.append([entry, os.stat(folder).st_mtime_ns])

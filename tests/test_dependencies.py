@@ -226,6 +226,21 @@ def test_package_name_clashes_are_read_back_from_the_cache_until_the_environment
     assert reads == ["nbclashy"]
 
 
+def test_a_folder_without_distributions_on_the_path_keeps_the_cache_key(providers, monkeypatch,
+                                                                         tmp_path):
+    # `python -m nb2pkg` puts the working folder first on sys.path: another folder must not
+    # cost the whole metadata scan again, unless a distribution is installed there.
+    from nb2pkg import dependencies
+
+    key = dependencies._environment_key()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.syspath_prepend(str(elsewhere))
+    assert dependencies._environment_key() == key
+    _fake_distribution(elsewhere, "nbhere", "1.0")
+    assert dependencies._environment_key() != key
+
+
 def test_the_cache_keeps_the_environments_seen_last(providers, monkeypatch):
     """One file per environment key (the CLI and the lab's server see different sys.paths);
     every install makes a new key, so the files of environments not seen for longest go."""
