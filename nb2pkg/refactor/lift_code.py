@@ -5,8 +5,9 @@ The edits are insertions and renamings at ``ast`` positions, made on the cell's 
 code libcst writes (``lift_cst.py``), without importing libcst (~0.12 s) or parsing the
 statements with it. Where the positions cannot say it all (a name libcst would rename that
 ``ast`` keeps as a plain string, such as an imported or a ``global`` name; names inside
-f-strings; a signature with ``**kwargs`` or ``/``; carriage returns), libcst does it.
-tests/refactor/test_lift.py checks both ways on every case.
+f-strings; a signature with ``/``; a trailing comma where a new ``*`` must go; carriage
+returns), libcst does it.
+tests/refactor/test_lift_code.py checks both ways on every case.
 """
 
 from __future__ import annotations
