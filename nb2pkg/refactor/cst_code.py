@@ -16,7 +16,7 @@ import libcst as cst
 
 from ..analysis.clones import Leaf, Occurrence
 from .extract import ExtractContext, _Refuse
-from .rewrite import first_line, last_line, span_refusal
+from .rewrite import first_line, last_line, span_refusal, text_column
 
 
 def function_source(ctx: ExtractContext, o: Occurrence, leaves: list[Leaf],
@@ -197,7 +197,7 @@ def _cst_block(ctx: ExtractContext, o: Occurrence, leaves: list[Leaf],
     swap: dict[cst.CSTNode, cst.CSTNode] = {}
     for container, name in containers:
         line = container.lineno
-        column = len(lines[line - 1].encode()[:container.col_offset].decode("utf-8", "ignore"))
+        column = text_column(lines[line - 1], container.col_offset)
         target = index.get(("container", line - offset, column))
         if target is None:
             raise _Refuse("could not locate a differing part of the copies in the source")
@@ -206,7 +206,7 @@ def _cst_block(ctx: ExtractContext, o: Occurrence, leaves: list[Leaf],
     for j, name in replacements.items():
         leaf = leaves[j]
         line = leaf.node.lineno  # type: ignore[attr-defined]
-        column = len(lines[line - 1].encode()[:leaf.node.col_offset].decode("utf-8", "ignore"))  # type: ignore[attr-defined]
+        column = text_column(lines[line - 1], leaf.node.col_offset)  # type: ignore[attr-defined]
         kind = "literal" if leaf.kind == "literal" else leaf.kind
         target = index.get((kind, line - offset, column))
         if target is None:

@@ -25,7 +25,7 @@ from typing import Sequence
 
 from ..analysis.clones import Leaf, Occurrence, statement_list
 from .extract import ExtractContext
-from .rewrite import first_line, last_line, span_refusal
+from .rewrite import Edit, apply_edits, first_line, last_line, span_refusal, text_column
 
 _UNIT = "    "  # libcst's default indentation, which the new function's blocks use
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
@@ -74,7 +74,7 @@ def _on_text(ctx: ExtractContext, o: Occurrence, leaves: list[Leaf],
     if any(row.rstrip(" ").endswith("\\") for row in rows):
         raise _Unsure
     owners = _owners(rows)
-    edits = _Edits(lines, first)
+    edits = _Edits(lines)
     in_fstrings = {id(node) for statement in span for joined in ast.walk(statement)
                    if isinstance(joined, ast.JoinedStr) for node in ast.walk(joined)
                    } if replacements else set()
@@ -98,7 +98,7 @@ def _on_text(ctx: ExtractContext, o: Occurrence, leaves: list[Leaf],
         shown = span[-1]
         assert isinstance(shown, ast.Expr)
         edits.insert(shown.lineno, shown.col_offset, "return ")
-    rows = edits.applied(rows)
+    rows = apply_edits(rows, edits.edits, first)
     base = _indentation(rows[0])
     body = [_UNIT + doc]
     for row, owner in zip(rows, owners):
@@ -189,14 +189,12 @@ def _assign_notes(notes: list[int], owners: list[str | None], rows: list[str],
 class _Edits:
     """Replacements on single rows of the cell, at ``ast`` positions."""
 
-    def __init__(self, lines: list[str], first: int) -> None:
+    def __init__(self, lines: list[str]) -> None:
         self.lines = lines
-        self.first = first  # the cell line of the copy's first row
-        self.edits: list[tuple[int, int, int, str]] = []  # (cell line, start, end column, text)
+        self.edits: list[Edit] = []  # on cell lines
 
     def _column(self, line: int, offset: int) -> int:
-        text = self.lines[line - 1]
-        return offset if text.isascii() else len(text.encode()[:offset].decode("utf-8", "replace"))
+        return text_column(self.lines[line - 1], offset)
 
     def replace(self, node: ast.AST, text: str) -> None:
         line, end_line = node.lineno, node.end_lineno  # type: ignore[attr-defined]
@@ -304,13 +302,6 @@ class _Edits:
         elif not isinstance(node, _LOOPS):
             for child in ast.iter_child_nodes(node):
                 self.escapes(child)
-
-    def applied(self, rows: list[str]) -> list[str]:
-        rows = list(rows)
-        for line, start, end, text in sorted(self.edits, reverse=True):
-            index = line - self.first
-            rows[index] = rows[index][:start] + text + rows[index][end:]
-        return rows
 
 
 def _one_string(text: str) -> bool:

@@ -19,6 +19,7 @@ from typing import Sequence
 
 from ..analysis.parse import ParsedCell
 from .lift import LiftedParameter
+from .rewrite import Edit, apply_edits, text_column
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
@@ -46,19 +47,13 @@ def _on_text(cell: ParsedCell, tops: set[int], parameters: dict[str, list[Lifted
     if "\r" in code or "\f" in code:
         return None
     lines = code.split("\n")
-    edits: list[tuple[int, int, int, str]] = []  # (line, start column, end column, text)
+    edits: list[Edit] = []
     try:
         for top in sorted(tops):
             _Edits(lines, parameters, defined, edits).statement(cell.tree.body[top])
     except _Unsure:
         return None
-    # Later edits first, so the columns of earlier ones on the same line stay valid; of two
-    # insertions at one place, the one made first ends up first.
-    order = sorted(range(len(edits)), key=lambda i: (*edits[i][:3], i), reverse=True)
-    for line, start, end, text in (edits[i] for i in order):
-        old = lines[line - 1]
-        lines[line - 1] = old[:start] + text + old[end:]
-    return "\n".join(lines)
+    return "\n".join(apply_edits(lines, edits))
 
 
 class _Edits:
@@ -67,7 +62,7 @@ class _Edits:
     (outside any function or class) gains the parameters and reads them by their new names."""
 
     def __init__(self, lines: list[str], parameters: dict[str, list[LiftedParameter]],
-                 defined: set[str], edits: list[tuple[int, int, int, str]]) -> None:
+                 defined: set[str], edits: list[Edit]) -> None:
         self.lines = lines
         self.parameters = parameters
         self.defined = defined
@@ -105,9 +100,7 @@ class _Edits:
 
     # -- positions -----------------------------------------------------------------------------
     def _column(self, line: int, offset: int) -> int:
-        """``ast``'s byte offset on ``line`` as a column of the text."""
-        text = self.lines[line - 1]
-        return offset if text.isascii() else len(text.encode()[:offset].decode("utf-8", "replace"))
+        return text_column(self.lines[line - 1], offset)
 
     def _replace(self, line: int, offset: int, length: int, text: str) -> None:
         start = self._column(line, offset)

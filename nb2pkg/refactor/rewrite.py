@@ -72,6 +72,26 @@ def _blank(line: str) -> bool:
     return not line.strip(" \t\f")
 
 
+def text_column(line: str, offset: int) -> int:
+    """``ast``'s UTF-8 byte offset on ``line`` as a column of the text."""
+    return offset if line.isascii() else len(line.encode()[:offset].decode("utf-8", "replace"))
+
+
+Edit = tuple[int, int, int, str]  # (line, start column, end column, new text) on one line
+
+
+def apply_edits(lines: list[str], edits: list[Edit], first: int = 1) -> list[str]:
+    """``lines`` (the first being line ``first``) with the edits made. Later edits go first, so
+    the columns of earlier ones on the same line stay valid; of two insertions at one place,
+    the one listed first ends up first."""
+    lines = list(lines)
+    order = sorted(range(len(edits)), key=lambda i: (*edits[i][:3], i), reverse=True)
+    for line, start, end, text in (edits[i] for i in order):
+        old = lines[line - first]
+        lines[line - first] = old[:start] + text + old[end:]
+    return lines
+
+
 def first_line(statement: ast.stmt) -> int:
     return min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", ())])
 
