@@ -32,7 +32,6 @@ import keyword
 import re
 import shlex
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -185,10 +184,39 @@ def _plain(value: Any) -> Any:
 
 # Strings YAML writes as they are (names, paths, stage names): a letter or `_` first, then
 # letters, digits and `_./-`, none of YAML 1.1's words for true, false and null. PyYAML would
-# leave each plain too (tests/test_templating.py checks); asking it costs ~0.1 ms a value.
+# leave each plain too (tests/test_templating.py checks); asking it costs ~0.1 ms a value, and
+# importing it ~0.015 s of a conversion.
 _PLAIN_YAML = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
 _YAML_WORDS = frozenset(w for word in ("yes", "no", "true", "false", "on", "off", "null")
                         for w in (word, word.capitalize(), word.upper()))
+# Printable ASCII that PyYAML's analysis (``Emitter.analyze_scalar``) cannot leave plain in a
+# flow collection, so writes single-quoted: a flow indicator anywhere (`,?[]{}` or `:`), an
+# indicator first (`#&*!|>'"%@``, `- `), ` #`, a space at either end, or a document marker; and
+# a decimal like `3.11`, which would read back as a float.
+_SINGLE_QUOTED_YAML = re.compile(
+    r"[ -~]*(?:[,?\[\]{}:]| #)[ -~]*|[#&*!|>'\"%@`][ -~]*|- [ -~]*|-"
+    r"|(?: [ -~]*|[ -~]* )|(?:---|\.\.\.)[ -~]*|[0-9]+\.[0-9]+")
+# Printable ASCII PyYAML leaves plain in a flow collection (checked with `` #`` and a final
+# space, and without true/false/null's words): a first character no other YAML type starts
+# with, no flow indicator.
+_FLOW_PLAIN_YAML = re.compile(r"[A-Za-z_/][^,?\[\]{}:\x00-\x1f\x7f-\U0010ffff]*")
+_DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+")
+
+
+def plain_yaml_scalar(value: Any) -> str | None:
+    """``value`` as PyYAML writes it unquoted, in block and flow context alike, when it is a
+    name or path, an integer, a decimal float, a boolean or null; None for anything else."""
+    if isinstance(value, str):
+        return value if _PLAIN_YAML.fullmatch(value) and value not in _YAML_WORDS else None
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return "true" if value else "false"
+    if type(value) is int:
+        return str(value)
+    if type(value) is float and _DECIMAL.fullmatch(repr(value)):
+        return repr(value)
+    return None
 
 
 def _yaml_flow(value: Any) -> str:
@@ -196,10 +224,15 @@ def _yaml_flow(value: Any) -> str:
         return "{" + ", ".join(f"{_yaml_flow(k)}: {_yaml_flow(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
         return "[" + ", ".join(_yaml_flow(v) for v in value) + "]"
-    if isinstance(value, str) and _PLAIN_YAML.fullmatch(value) and value not in _YAML_WORDS:
-        return value
-    if type(value) is int:
-        return str(value)
+    plain = plain_yaml_scalar(value)
+    if plain is not None:
+        return plain
+    if isinstance(value, str):
+        if (_FLOW_PLAIN_YAML.fullmatch(value) and " #" not in value and value[-1] != " "
+                and value not in _YAML_WORDS):
+            return value  # words and spaces, such as a command line
+        if not value or _SINGLE_QUOTED_YAML.fullmatch(value):
+            return "'" + value.replace("'", "''") + "'"
     import yaml as pyyaml
 
     # Dumped inside a list, so that the scalar is quoted as a flow context needs (`a, b`).
@@ -233,11 +266,11 @@ FILTERS = {"py": py, "pydoc": pydoc, "mdmsg": mdmsg, "pycomment": pycomment, "to
 
 
 def templates_dir() -> Path:
-    """``templates/``: inside the installed wheel, or beside the package in a checkout."""
-    packaged = resources.files("nb2pkg") / "templates"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "templates"
+    """``templates/``: inside the installed package, or beside it in a checkout. (Not through
+    ``importlib.resources``: pip installs no zipped packages, and it imports zipfile.)"""
+    here = Path(__file__).resolve().parent
+    packaged = here / "templates"
+    return packaged if packaged.is_dir() else here.parent / "templates"
 
 
 @lru_cache(maxsize=1)

@@ -206,7 +206,27 @@ def test_the_environment_renders_the_same_with_its_cache(tmp_path, monkeypatch):
        | st.integers())
 def test_plain_yaml_strings_are_what_pyyaml_writes(value: str | int) -> None:
     # Names, paths and numbers skip PyYAML (a fast path): they must come out as PyYAML writes them.
-    text = pyyaml.safe_dump([value], default_flow_style=True, width=float("inf"),
-                            allow_unicode=True).strip()[1:-1]
+    text = _pyyaml_flow(value)
     assert templating._yaml_flow(value) == text
     assert pyyaml.safe_load(f"[{text}]") == [value]
+
+
+# Printable ASCII, rich in what decides YAML's quoting: indicators first, inside and after a
+# space, document markers, spaces at the ends, decimals.
+_yaml_ascii = st.text(st.sampled_from(list(" -.:,?#'\"[]{}&*!|>%@`_aZ09")), max_size=8) | \
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12) | \
+    st.from_regex(r"-?[0-9]{1,3}\.[0-9]{0,3}", fullmatch=True) | \
+    st.sampled_from(["", " ", "-", "- a", "-a", "---x", "...", "a #b", "a#b", "3.11", "1_0.5",
+                     "python -m x -y '{\"a\": \"b\"}'"])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_yaml_ascii | st.floats() | st.booleans() | st.none() | st.integers())
+def test_quoted_yaml_scalars_are_what_pyyaml_writes(value: object) -> None:
+    # Quoted strings (commands, versions), floats, booleans and null skip PyYAML too.
+    assert templating._yaml_flow(value) == _pyyaml_flow(value)
+
+
+def _pyyaml_flow(value: object) -> str:
+    return pyyaml.safe_dump([value], default_flow_style=True, width=float("inf"),
+                            allow_unicode=True).strip()[1:-1]

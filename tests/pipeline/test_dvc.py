@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fake_executor import FakeExecutor
 from nb2pkg.cli import main
 from nb2pkg.errors import PipelineError
+from nb2pkg.pipeline import export
 from nb2pkg.pipeline.export import dvc_mismatch, render_dvc, write_dvc
 from nb2pkg.pipeline.runner import run_pipeline
 from nb2pkg.pipeline.spec import load_pipeline, resolve_parameters
@@ -218,3 +221,18 @@ def test_export_to_a_folder_name_too_long_is_a_one_line_error(pipeline, capsys):
     assert main(["export", "dvc", str(pipeline), "-o", str(long)]) == 2
     err = capsys.readouterr().err
     assert err == (f"nb2pkg: error: {long}: cannot look at the folder: File name too long\n")
+
+
+_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
+_parameter_values = (st.integers() | st.booleans() | st.none() | st.floats() | _names
+                     | st.text(max_size=6) | st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(_names | st.sampled_from(["yes", "null", "On"]), _parameter_values,
+                       min_size=1, max_size=4))
+def test_parameters_files_hold_what_pyyaml_writes(values) -> None:
+    # Names and numbers are written without PyYAML (a fast path): byte for byte what it writes.
+    expected = yaml.safe_dump(values, sort_keys=False, default_flow_style=False,
+                              allow_unicode=True, width=100).rstrip("\n")
+    assert export._dump(values) == expected
