@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .formatting import format_python
+from .formatting import format_modules, format_python
 from .notebook_format import notebook_json
 from .plan import PackagePlan
 from .templating import environment
@@ -44,12 +44,11 @@ def render_rest(plan: PackagePlan) -> dict[str, str | bytes]:
 def _runnable(plan: PackagePlan, context: Mapping[str, Any]) -> dict[str, str | bytes]:
     from .assets import asset_files
 
-    files: dict[str, str | bytes] = {
-        f"src/{plan.name}/__init__.py": format_python(_template("project/__init__.py.j2", context)),
-    }
+    package = {f"src/{plan.name}/__init__.py": _template("project/__init__.py.j2", context)}
     for module in plan.modules:
-        files[f"src/{plan.name}/{module.name}.py"] = format_python(
-            _template("project/module.py.j2", context, module=module))
+        package[f"src/{plan.name}/{module.name}.py"] = _template("project/module.py.j2", context,
+                                                                 module=module)
+    files: dict[str, str | bytes] = _formatted(package)
     for notebook in plan.notebooks:
         files[f"notebooks/{notebook.filename}"] = notebook_json(notebook.node) + "\n"
     files.update(asset_files(plan.assets))
@@ -63,19 +62,18 @@ def _runnable(plan: PackagePlan, context: Mapping[str, Any]) -> dict[str, str | 
 
 def _rest(plan: PackagePlan, context: Mapping[str, Any]) -> dict[str, str | bytes]:
     calls = plan.recorded
-    files: dict[str, str | bytes] = {
+    files: dict[str, str | bytes] = _formatted({
+        "tests/test_package.py": _template("project/tests/test_package.py.j2", context),
+        "tests/test_notebooks.py": _template("project/tests/test_notebooks.py.j2", context)})
+    files.update({
         "pyproject.toml": _template("project/pyproject.toml.j2", context),
         "README.md": _template("project/README.md.j2", context),
         "REPORT.md": _template("project/REPORT.md.j2", context),
-        "tests/test_package.py": format_python(_template("project/tests/test_package.py.j2",
-                                                         context)),
-        "tests/test_notebooks.py": format_python(_template("project/tests/test_notebooks.py.j2",
-                                                           context)),
         "tests/_notebook_outputs.py": runtime_module("notebook_outputs"),
         "constraints.txt": _template("project/constraints.txt.j2", context,
                                      constraints=_constraints(plan, context["test_requirements"])),
         ".gitignore": _template("project/gitignore.j2", context),
-    }
+    })
     for notebook in plan.notebooks:
         files[f"tests/originals/{notebook.filename}"] = Path(notebook.original).read_bytes()
     if calls is not None:
@@ -85,6 +83,11 @@ def _rest(plan: PackagePlan, context: Mapping[str, Any]) -> dict[str, str | byte
 
         files.update(pipeline_files(plan))
     return files
+
+
+def _formatted(python: Mapping[str, str]) -> dict[str, str | bytes]:
+    """Generated Python files, formatted together (one formatter process)."""
+    return dict(zip(python, format_modules(list(python.values()))))
 
 
 def _template(name: str, context: Mapping[str, Any], **more: Any) -> str:

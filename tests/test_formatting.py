@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nb2pkg.formatting import format_python
+from nb2pkg.formatting import format_modules, format_python
 
 FORMAT_CASES = yaml.safe_load((Path(__file__).parent / "data" / "format" / "cases.yaml")
                               .read_text(encoding="utf-8"))
@@ -17,6 +17,19 @@ FORMAT_CASES = yaml.safe_load((Path(__file__).parent / "data" / "format" / "case
 def test_generated_python_is_formatted_or_left_as_it_was(case: dict) -> None:
     expected = case["source"] if case.get("unchanged") else case["formatted"]
     assert format_python(case["source"]) == expected
+
+
+def test_a_batch_is_formatted_as_each_case_alone() -> None:
+    """One ruff process formats the package's modules: a case that does not parse stays as it
+    was, and the others are formatted all the same."""
+    def expected(cases: list[dict]) -> list[str]:
+        return [case["source"] if case.get("unchanged") else case["formatted"] for case in cases]
+
+    writable = [case for case in FORMAT_CASES if "\ud800" not in case["source"]]
+    assert any(case.get("unchanged") for case in writable) and len(writable) > 2
+    assert format_modules([case["source"] for case in writable]) == expected(writable)
+    # A lone surrogate cannot be written to a file: each is formatted on its own instead.
+    assert format_modules([case["source"] for case in FORMAT_CASES]) == expected(FORMAT_CASES)
 
 
 def test_a_formatter_configuration_near_the_user_changes_nothing(tmp_path: Path,
@@ -30,6 +43,7 @@ def test_a_formatter_configuration_near_the_user_changes_nothing(tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     source = "def f():\n    return {'key': 'a value longer than twenty columns'}\n"
     assert format_python(source) == source.replace("'", '"')
+    assert format_modules([source, source]) == [source.replace("'", '"')] * 2
 
 
 def test_a_line_length_can_be_asked_for() -> None:
