@@ -411,13 +411,16 @@ def _stage(folder: _Folder, name: str, files: Files, output: Path) -> str:
     except OSError as exc:
         raise OutputWriteError(f"cannot create the output folder: {exc.strerror}", path=output,
                                hint="check permissions and free disk space") from None
+    made = {Path(staging)}  # folders made so far: ~60 files share ~20 of them
     try:
         for relative, content in sorted(files.items()):
             if os.path.isabs(relative) or os.pardir in Path(relative).parts:
                 raise OutputWriteError(f"refusing to write {relative!r} outside the output folder",
                                        path=output, hint="this is a bug in nb2pkg; please report it")
             target = Path(staging, relative)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.update(target.parents)
             if isinstance(content, bytes):
                 target.write_bytes(content)
             else:
