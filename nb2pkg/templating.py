@@ -199,7 +199,7 @@ _SINGLE_QUOTED_YAML = re.compile(
 # Printable ASCII PyYAML leaves plain in a flow collection (checked with `` #`` and a final
 # space, and without true/false/null's words): a first character no other YAML type starts
 # with, no flow indicator.
-_FLOW_PLAIN_YAML = re.compile(r"[A-Za-z_/][^,?\[\]{}:\x00-\x1f\x7f-\U0010ffff]*")
+_FLOW_PLAIN_YAML = re.compile(r"[A-Za-z_/](?:(?![,?\[\]{}:])[ -~])*")
 _DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+")
 
 
