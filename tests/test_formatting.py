@@ -51,3 +51,13 @@ def test_a_line_length_can_be_asked_for() -> None:
     source = "stages = {'a': 1, 'b': 2, 'c': 3, 'd': 4, 'e': 5, 'f': 6, 'g': 7, 'h': 8, 'i': 9, 'jj': 10}\n"
     assert format_python(source, line_length=100) == source.replace("'", '"')
     assert format_python(source).count("\n") > 1
+
+
+def test_a_full_disk_formats_each_module_alone(monkeypatch) -> None:
+    """The batch needs scratch files; without room for them, each module goes through stdin."""
+    def full(self, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    source = "x = {'a':1}\n"
+    assert format_modules([source, source]) == ['x = {"a": 1}\n'] * 2
