@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 
+def _count(n: int, noun: str) -> str:
+    """``"no functions"``, ``"1 function"``, ``"3 functions"``."""
+    return f"{n or 'no'} {noun}{'' if n == 1 else 's'}"
+
+
 def _where(names: list[str], o: Any) -> str:
     return f"{names[o.notebook]} cell {o.cell} lines {o.first_line}-{o.last_line}"
 
@@ -89,14 +94,15 @@ def format_conversion(report: Any) -> str:
                f"{report.output} ({len(report.files)} files)"]
     if report.dry_run:
         out += [f"  {path}" for path in report.files]
-    out.append(f"extracted {len(plan.extractions)} functions from repeated code:")
+    out.append(f"extracted {_count(len(plan.extractions), 'function')} from repeated code"
+               + (":" if plan.extractions else ""))
     for e in plan.extractions:
         params = ", ".join(p.name for p in e.parameters)
         returns = f" -> {', '.join(e.returns)}" if e.returns else ""
         out.append(f"  {plan.name}.{e.module}.{e.function}({params}){returns}  [{e.group}, "
                    f"{len(e.calls)} copies]")
     if plan.refusals:
-        out.append(f"left {len(plan.refusals)} repeated blocks alone:")
+        out.append(f"left {_count(len(plan.refusals), 'repeated block')} alone:")
         for r in plan.refusals:
             out.append(f"  {r.group} ({_where(names, r.occurrences[0])}, ...): {r.reason}")
     if plan.loops or plan.loop_refusals:
@@ -110,7 +116,7 @@ def format_conversion(report: Any) -> str:
         for refusal in plan.loop_refusals:
             out.append(f"  {refusal.id} ({_loop_place(plan, names, refusal)}): left alone, "
                        f"{refusal.reason}")
-    moved = f"moved {len(plan.hoisted)} definitions into modules"
+    moved = f"moved {_count(len(plan.hoisted), 'definition')} into modules"
     lifted = [h for h in plan.hoisted if h.lifted]
     if lifted:
         out.append(f"{moved}, {len(lifted)} taking notebook variables as parameters:")

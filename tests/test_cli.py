@@ -349,6 +349,21 @@ def test_max_data_size_leaves_larger_files_listed_not_copied(tmp_path: Path) -> 
     assert bad.returncode == 2 and "not a number of megabytes" in bad.stderr
 
 
+@pytest.mark.parametrize("cells, lines", [
+    (["x = 1", "print(x)"],
+     ["extracted no functions from repeated code", "moved no definitions into modules"]),
+    (["a = [1, 2]\nb = sum(a)\nc = b * 2\nprint(c)", "a = [3, 4]\nb = sum(a)\nc = b * 2\nprint(c)",
+      "def area(r):\n    return r * r"],
+     ["extracted 1 function from repeated code:", "moved 1 definition into modules"]),
+], ids=["none", "one"])
+def test_the_summary_counts_in_words(cells, lines, tmp_path: Path) -> None:
+    notebook = write_notebook(tmp_path / "n.ipynb", cells)
+    result = run("convert", str(notebook), "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    for line in lines:
+        assert line in result.stdout.splitlines(), result.stdout
+
+
 def test_lifted_functions_are_named_in_the_summary_and_the_json(tmp_path: Path) -> None:
     # tests/data/extract/lift_chain.txt: `shifted` reads `offset` and calls `scaled`, which reads
     # `scale`; both move into the package with the variables as parameters.
