@@ -351,7 +351,12 @@ def find_clones(cells: list[ParsedCell] | tuple[ParsedCell, ...], min_statements
         if candidate is not None:
             candidates.append(candidate)
     # Groups that extraction cannot take go last, so they never hide a smaller group it can.
-    candidates.sort(key=lambda c: (_surely_refused(lists, c, min_statements), _priority(c.group)))
+    # Of two as large, the one whose copies start where the notebook's paragraphs start (after
+    # a blank or comment line, or first in their block) goes first: in `ax = axes[0];
+    # ax.plot(..); ax.set(..)` repeated with blank lines between, each copy is a paragraph,
+    # not `ax.set(..)` with the next paragraph's first two lines.
+    candidates.sort(key=lambda c: (_surely_refused(lists, c, min_statements),
+                                   _priority(c.group)[:2], c.midway, _priority(c.group)))
     groups = _merge_overlapping(lists, candidates, min_statements, min_lines)
     groups.sort(key=_priority)
     return [CloneGroup(f"C{i}", g.kind, g.statements, g.lines, g.occurrences, g.consistent)
@@ -551,6 +556,7 @@ class _Candidate:
     length: int
     copies: list[_Copy]  # in the order of the raw members
     group: CloneGroup
+    midway: int = 0  # copies that start in the middle of a paragraph (see find_clones)
 
 
 def _group(lists: list[list[_Stmt]], members: list[tuple[int, int]], length: int,
@@ -563,15 +569,19 @@ def _group(lists: list[list[_Stmt]], members: list[tuple[int, int]], length: int
     if all(isinstance(e.node, (ast.Pass, ast.Expr)) and _is_trivial(e.node) for e in first):
         return None
     copies = []
+    midway = 0
     for list_id, start in members:
         entries = lists[list_id][start:start + length]
+        if start:
+            before = lists[list_id][start - 1].node
+            midway += entries[0].node.lineno == (before.end_lineno or before.lineno) + 1
         cell = entries[0].cell
         occurrence = Occurrence(cell.notebook, cell.cell, entries[0].path, start, start + length,
                                 entries[0].node.lineno,
                                 entries[-1].node.end_lineno or entries[-1].node.lineno)
         copies.append(_Copy((list_id, start), occurrence, _leaves(entries),
                             start + length < len(lists[list_id]), _bound_names(entries)))
-    return _Candidate(weight, lines, length, copies, _make_group(weight, lines, copies))
+    return _Candidate(weight, lines, length, copies, _make_group(weight, lines, copies), midway)
 
 
 def _make_group(weight: int, lines: int, copies: list[_Copy]) -> CloneGroup:

@@ -7,8 +7,9 @@ ranking (``clones._surely_refused``) and extraction (``refactor.extract``).
   copies stay in the notebook (the function would only take them back as arguments).
 - *Computation and plotting*: a block that computes values and then draws them (or draws and
   then computes) is split at the boundary; each part is extracted only if it is big enough on
-  its own. Which statements plot is a syntactic guess (``plt.*``, ``ax.*``, ``.plot(...)``,
-  names a plotting statement bound): splitting only ever extracts less, so a wrong guess cannot
+  its own. Which statements plot is a syntactic guess (``plt.*``, ``ax.*``, calls of names that
+  begin or end with ``plot`` such as ``res.plot_forest()`` or ``qqplot(...)``, names a plotting
+  statement bound, statements that only read figures and axes): splitting only ever extracts less, so a wrong guess cannot
   change behaviour.
 """
 
@@ -86,6 +87,12 @@ def _root(node: ast.expr) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
+def _plotting_name(name: str) -> bool:
+    """``plot``, ``plot_forest``, ``plotting``, ``qqplot``, ``interaction_plot``: by the
+    convention of pandas, statsmodels, seaborn and matplotlib, a name that draws."""
+    return name.startswith("plot") or name.endswith("plot")
+
+
 def _plots(statement: ast.stmt, plotted: set[str]) -> bool:
     for node in ast.walk(statement):
         if isinstance(node, ast.Call):
@@ -93,7 +100,10 @@ def _plots(statement: ast.stmt, plotted: set[str]) -> bool:
             if isinstance(func, ast.Attribute):
                 if func.attr in PLOT_METHODS or _root(func) in PLOT_ROOTS | plotted:
                     return True
-                if any(isinstance(n, ast.Attribute) and n.attr == "plot" for n in ast.walk(func)):
+            # res.plot_forest(), df.plot.scatter(), pd.plotting.scatter_matrix(), plot_acf()
+            for part in ast.walk(func):
+                if (isinstance(part, ast.Attribute) and _plotting_name(part.attr)
+                        or isinstance(part, ast.Name) and _plotting_name(part.id)):
                     return True
     return False
 
@@ -111,7 +121,9 @@ def kinds(statements: list[ast.stmt]) -> list[str]:
             reads.add(statement.target.id)
         bound = {n.id for n in ast.walk(statement)
                  if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
-        if _plots(statement, plotted) or (reads and reads <= plotted):
+        # `ax = axes[0]`: works on what a drawing statement returned, here or in an earlier
+        # cell (under the conventional names of figures and axes).
+        if _plots(statement, plotted) or (reads and reads <= plotted | PLOT_ROOTS):
             plotted |= bound
             found.append("plot")
         elif bound or isinstance(statement, (ast.AugAssign, ast.For, ast.While, ast.With,

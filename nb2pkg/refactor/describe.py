@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 from ..analysis.parse import dotted_name
 from ..analysis.worth import PLOT_METHODS, kinds
@@ -53,6 +53,8 @@ class Facts:
     params: Sequence[tuple[str, Sequence[str], str | None]]
     mutated: frozenset[str]  # names (of the first copy) the block changes in place
     escape: str | None = None  # "break"/"continue": the function returns whether the loop does
+    # id() of a Name node of the block -> its name in the function, where the two differ
+    renamed: Mapping[int, str] = field(default_factory=dict)
 
 
 def _words(text: str | None, facts: Facts) -> list[str]:
@@ -64,13 +66,19 @@ def _words(text: str | None, facts: Facts) -> list[str]:
     return words[:MAX_WORDS]
 
 
-def _calls(block: Sequence[ast.stmt]) -> list[str]:
-    """Dotted names of the calls the block makes, in order, once each."""
+def _calls(block: Sequence[ast.stmt], renamed: Mapping[int, str] | None = None) -> list[str]:
+    """Dotted names of the calls the block makes, in order, once each; with ``renamed``, as the
+    function spells them (``res.plot_forest``, not the first copy's ``res_dl.plot_forest``)."""
     found: dict[str, None] = {}
     for statement in block:
         for node in ast.walk(statement):
             if isinstance(node, ast.Call):
                 name = dotted_name(node.func)
+                root = node.func
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if name and renamed and id(root) in renamed:
+                    name = renamed[id(root)] + name[len(root.id):]  # type: ignore[attr-defined]
                 if name:
                     found.setdefault(name, None)
     return list(found)
@@ -126,6 +134,11 @@ def free_name(facts: Facts, taken: set[str]) -> str:
 
 def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
     """verb + what it returns or binds, else its most specific call; None: nothing to name."""
+    if verb == "plot":  # res.plot_forest(): what it draws names it better than `fig`
+        methods = [c.rsplit(".", 1)[-1] for c in calls if "." in c]
+        drawing = [m for m in methods if m.startswith("plot_") and len(m) > 5]
+        if drawing:
+            return identifier(drawing[0])
     bound = ["_".join(w for w in identifier(n).split("_") if w not in facts.varying)
              for n in _bound(facts.block)]
     meaningful = [r for r in facts.returns if len(r) > 2] or [n for n in bound if len(n) > 2][-1:]
@@ -167,7 +180,7 @@ def _label_name(facts: Facts, calls: list[str]) -> str | None:
 
 def docstring(facts: Facts, name: str) -> str:
     """What the function does, its parameters and what it returns (Google style)."""
-    calls = _calls(facts.block)
+    calls = _calls(facts.block, facts.renamed)
     summary = _sentence(facts.comment, facts) or _sentence(facts.section, facts) \
         or _summary(facts, calls)
     lines = [summary, ""]

@@ -456,7 +456,9 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
         returns_display=shown is not None,
         params=[(local[k], k, k[0]) for k in inputs]
         + [(literal_names[v], v, None) for v in [*literal_params, *container_params]],
-        mutated=changed_in_place(blocks[0]), escape=escape)
+        mutated=changed_in_place(blocks[0]), escape=escape,
+        renamed={id(leaves[0][j].node): local[key] for key, positions in name_classes.items()
+                 if key in local and local[key] != key[0] for j in positions})
     wanted = str(override.get("name") or free_name(facts, ctx.taken | set(kept) | inner))
     if wanted in inner:
         wanted = f"{'plot' if wanted != 'plot' else 'draw'}_{wanted}"
