@@ -38,9 +38,50 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
 FETCH = ROOT.parent / "shared" / "corpus" / "fetch.sh"
 
 
-@pytest.fixture(scope="session")
-def corpus() -> Path:
-    """The corpus folder (with notebooks/), downloaded once and reused."""
+# statsmodels ships 76 example notebooks in its sdist: real analyses (regressions, time series,
+# plots) by other people, the kind of notebook nb2pkg is for. Pinned, checked by hash.
+STATSMODELS = ("statsmodels-0.14.6.tar.gz",
+               "4d17873d3e607d398b85126cd4ed7aad89e4e9d89fc744cdab1af3189a996c2a")
+
+
+def fetch_statsmodels_examples(folder: Path) -> None:
+    """``folder/notebooks``: the example notebooks of statsmodels' sdist, from PyPI."""
+    import io
+    import tarfile
+    import urllib.request
+
+    name, sha256 = STATSMODELS
+    request = urllib.request.Request("https://pypi.org/simple/statsmodels/",
+                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        files = json.load(response)["files"]
+    url = next(f["url"] for f in files if f["filename"] == name)
+    with urllib.request.urlopen(url, timeout=300) as response:
+        data = response.read()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise OSError(f"{name}: not the expected file (sha256 differs)")
+    (folder / "notebooks").mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        for member in archive.getmembers():
+            if member.isfile() and "/examples/notebooks/" in member.name \
+                    and member.name.endswith(".ipynb"):
+                source = archive.extractfile(member)
+                assert source is not None
+                (folder / "notebooks" / Path(member.name).name).write_bytes(source.read())
+
+
+@pytest.fixture(scope="session", params=["tools", "statsmodels"])
+def corpus(request) -> Path:
+    """The corpus folder (with notebooks/), downloaded once and reused: the notebooks notebook
+    tools test themselves with, or statsmodels' examples (``.corpus/statsmodels``)."""
+    if request.param == "statsmodels":
+        folder = ROOT / ".corpus" / "statsmodels"
+        if not any((folder / "notebooks").glob("*.ipynb")):
+            try:
+                fetch_statsmodels_examples(folder)
+            except (OSError, StopIteration, ValueError, KeyError) as exc:
+                pytest.skip(f"statsmodels' examples could not be downloaded from PyPI: {exc}")
+        return folder
     folder = Path(os.environ.get("NB2PKG_CORPUS") or ROOT / ".corpus")
     notebooks = folder / "notebooks"
     if not (notebooks.is_dir() and any(notebooks.glob("*.ipynb"))):
