@@ -134,6 +134,9 @@ def free_name(facts: Facts, taken: set[str]) -> str:
 
 def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
     """verb + what it returns or binds, else its most specific call; None: nothing to name."""
+    fitted = _fitted_model(facts.block)
+    if fitted is not None and verb in ("compute", "fit", "report"):
+        return f"fit_{fitted}"
     if verb == "plot":  # res.plot_forest(): what it draws names it better than `fig`
         methods = [c.rsplit(".", 1)[-1] for c in calls if "." in c]
         drawing = [m for m in methods if m.startswith("plot_") and len(m) > 5]
@@ -152,6 +155,33 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
     named = [c.rsplit(".", 1)[-1] for c in calls if c.rsplit(".", 1)[-1] not in {"print", verb}]
     if named:
         return f"{verb}_{identifier(named[0].removeprefix('set_'))}"
+    return None
+
+
+def _fitted_model(block: Sequence[ast.stmt]) -> str | None:
+    """What the block fits, named after its maker: ``ols`` for ``sm.OLS(y, X).fit()`` or ``mod =
+    ols(f, data); mod.fit()``, ``linear_regression`` for ``LinearRegression().fit(X, y)``,
+    ``model`` for ``model.fit()`` on a model made elsewhere; None when nothing is fitted."""
+    made: dict[str, str] = {}  # name -> what made it, from `name = Maker(...)` in the block
+    for statement in block:
+        for node in ast.walk(statement):
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Call)):
+                maker = dotted_name(node.value.func).rsplit(".", 1)[-1]
+                if maker:
+                    made[node.targets[0].id] = maker
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "fit"):
+                receiver = node.func.value
+                if isinstance(receiver, ast.Call):
+                    maker = dotted_name(receiver.func).rsplit(".", 1)[-1]
+                elif isinstance(receiver, ast.Name):
+                    maker = made.get(receiver.id, receiver.id)
+                else:
+                    continue
+                word = identifier(maker)
+                if word and word != "fit":
+                    return word
     return None
 
 

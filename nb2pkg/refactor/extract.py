@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import collections
 import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
@@ -23,7 +24,7 @@ from ..analysis.parse import ParsedCell, walk
 from ..analysis.scope import BlockIO, block_io
 from ..magics import is_placeholder_name
 from .describe import Facts, changed_in_place, docstring, free_name
-from .naming import Namer, common_stem, identifier
+from .naming import Namer, common_stem, identifier, unnumbered
 
 if TYPE_CHECKING:  # libcst is imported only when a cell is parsed with it (see cst_code.py)
     import libcst as cst
@@ -430,10 +431,14 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     by_first: dict[str, list[tuple[str, ...]]] = {}
     for key in name_classes:
         by_first.setdefault(key[0], []).append(key)
+    # y1, y2 -> y; but ax1, ax2, ax3 in one copy and ax4, ax5, ax6 in another stay apart.
+    bare = {key: unnumbered(key) for key in name_classes if key not in local}
+    stems = collections.Counter(bare.values())
     for key in name_classes:
         if key not in local and key[0] not in kept:
-            stem = _local_stem(key, by_first[key[0]], literal_names, values_of, blocks[0],
-                               name_classes[key], leaves[0])
+            stem = bare[key] if bare[key] and stems[bare[key]] == 1 and len(by_first[key[0]]) == 1 \
+                else _local_stem(key, by_first[key[0]], literal_names, values_of, blocks[0],
+                                 name_classes[key], leaves[0])
             local[key] = namer.claim(_renamed(override, stem))
     inner = set(local.values()) | set(literal_names.values())
     varying: set[str] = set()  # words that differ between the copies (north, south; not total)

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import unicodedata
+from typing import Sequence
 
 _STOPWORDS = {"the", "a", "an", "of", "for", "and", "to", "in", "on", "with", "by", "from", "this",
               "that", "is", "are", "we", "our", "let", "lets", "let's", "now", "then", "here",
@@ -129,6 +130,16 @@ def common_stem(names: list[str]) -> str | None:
     if best and best.isidentifier() and not best[0].isdigit():
         return best
     return None
+
+
+def unnumbered(names: Sequence[str]) -> str | None:
+    """``y`` for ``y1, y2`` (numbered copies of one thing), None when the names differ in more
+    than a trailing number."""
+    bare = {re.sub(r"_?\d+$", "", n) for n in names}
+    if len(set(names)) == 1 or len(bare) != 1:
+        return None
+    stem = bare.pop()
+    return stem if stem.isidentifier() else None
 
 
 class Namer:
