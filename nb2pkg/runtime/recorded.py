@@ -60,7 +60,10 @@ def encode(
     and are referenced by name.
     """
     added: dict[str, bytes] = {}
-    encoded = _encode(value, added)
+    try:
+        encoded = _encode(value, added)
+    except RecursionError:  # an object graph with a cycle (a statsmodels summary), or too deep
+        raise Unrecordable("refers to itself, or is nested too deeply") from None
     size = len(json.dumps(encoded)) + sum(len(data) for data in added.values())
     if size > limit:
         raise Unrecordable(f"larger than {limit} bytes")

@@ -72,40 +72,54 @@ def _recorder(
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if len(seen) >= MAX_CALLS:
             return original(*args, **kwargs)
+        # Recording must never change what the notebook does: whatever goes wrong while
+        # looking at the arguments or the result (a property that raises, a library object
+        # that breaks on being walked) only makes the call unrecorded.
         record: dict[str, Any] = {"function": dotted}
         files: dict[str, bytes] = {}
         try:
             record["args"] = encode(list(args), files, limit)
             record["kwargs"] = encode(kwargs, files, limit)
-        except Unrecordable as exc:
-            record["unrecordable"] = f"arguments: {exc}"
+        except Exception as exc:  # noqa: BLE001 - see above
+            record.pop("args", None)
+            record["unrecordable"] = f"arguments: {_trouble(exc)}"
         tee = _Tee(sys.stdout)
         with contextlib.redirect_stdout(tee):
             result = original(*args, **kwargs)
-        record["printed"] = tee.buffer_text.getvalue()
-        try:
-            record["result"] = encode(result, files, limit)
-        except Unrecordable:
-            record["result_type"] = describe(result)
-        if "args" in record:
-            with contextlib.suppress(Unrecordable):
-                after = encode(list(args), files, limit)
-                if after != record["args"]:
-                    record["args_after"] = after
-        record["cell_run"] = _cells_run
-        # Files are named by content, so equal arguments give equal keys.
-        key = json.dumps(
-            [record.get("args"), record.get("kwargs")], sort_keys=True, default=str
-        )
-        if key not in seen:
-            seen.add(key)
-            for name, data in files.items():
-                (folder / name).write_bytes(data)
-            with open(folder / CALLS_FILE, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+        with contextlib.suppress(Exception):
+            _keep(record, files, result, args, tee.buffer_text.getvalue(), folder, limit, seen)
         return result
 
     return wrapper
+
+
+def _keep(record: dict[str, Any], files: dict[str, bytes], result: Any, args: tuple,
+          printed: str, folder: Path, limit: int, seen: set[str]) -> None:
+    """Add the result, what was printed and the arguments' changes to ``record``, and write it
+    unless an equal call was written before."""
+    record["printed"] = printed
+    try:
+        record["result"] = encode(result, files, limit)
+    except Exception:  # noqa: BLE001 - as for the arguments
+        record["result_type"] = describe(result)
+    if "args" in record:
+        with contextlib.suppress(Exception):
+            after = encode(list(args), files, limit)
+            if after != record["args"]:
+                record["args_after"] = after
+    record["cell_run"] = _cells_run
+    # Files are named by content, so equal arguments give equal keys.
+    key = json.dumps([record.get("args"), record.get("kwargs")], sort_keys=True, default=str)
+    if key not in seen:
+        seen.add(key)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        with open(folder / CALLS_FILE, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def _trouble(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, Unrecordable) else f"{type(exc).__name__} on looking at them"
 
 
 _cells_run = (
