@@ -62,7 +62,7 @@ def encode(
     added: dict[str, bytes] = {}
     try:
         encoded = _encode(value, added)
-    except RecursionError:  # an object graph with a cycle (a statsmodels summary), or too deep
+    except RecursionError:  # a cycle (as in a statsmodels summary), or nested too deeply
         raise Unrecordable("refers to itself, or is nested too deeply") from None
     size = len(json.dumps(encoded)) + sum(len(data) for data in added.values())
     if size > limit:
