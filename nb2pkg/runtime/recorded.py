@@ -62,7 +62,8 @@ def encode(
     added: dict[str, bytes] = {}
     try:
         encoded = _encode(value, added)
-    except RecursionError:  # a cycle (as in a statsmodels summary), or nested too deeply
+    # A cycle (as in a statsmodels summary), or nested too deeply.
+    except RecursionError:
         raise Unrecordable("refers to itself, or is nested too deeply") from None
     size = len(json.dumps(encoded)) + sum(len(data) for data in added.values())
     if size > limit:
