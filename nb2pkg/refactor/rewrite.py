@@ -72,6 +72,15 @@ def _blank(line: str) -> bool:
     return not line.strip(" \t\f")
 
 
+def _blank_run(lines: list[str], index: int, step: int) -> int:
+    """How many blank lines from ``lines[index]`` on, going ``step`` at a time."""
+    count = 0
+    while 0 <= index < len(lines) and _blank(lines[index]):
+        count += 1
+        index += step
+    return count
+
+
 def text_column(line: str, offset: int) -> int:
     """``ast``'s UTF-8 byte offset on ``line`` as a column of the text."""
     return offset if line.isascii() else len(line.encode()[:offset].decode("utf-8", "replace"))
@@ -230,9 +239,22 @@ def _on_lines(code: str, tree: ast.Module, replacements: list[Replacement]) -> s
                     lines[after:first - 1] = kept
                     first, last = first - removed, last - removed
                 new = [line for line in new if not _blank(line)]
+            elif not new and item.start > 0:
+                # Deleting between statements: the blank lines above and below it meet; as
+                # many stay as the more of the two (not both: 2 + 2 blank lines around a
+                # moved function would leave 4). (Above the first statement they are the
+                # cell's header for libcst, and stay.)
+                below = _blank_run(lines, last, 1)
+                above = min(_blank_run(lines, first - 2, -1), below)
+                del lines[first - 1 - above:first - 1]
+                first, last = first - above, last - above
         lines[first - 1:last] = new
         floor = first
     return "\n".join(lines)
+
+
+def _empty(line: cst.EmptyLine) -> bool:
+    return line.comment is None
 
 
 def _with_libcst(module: cst.Module, replacements: list[Replacement]) -> str:
@@ -255,9 +277,16 @@ def _with_libcst(module: cst.Module, replacements: list[Replacement]) -> str:
         if new:
             new[0] = new[0].with_changes(leading_lines=(*leading, *new[0].leading_lines))
         elif last < len(statements):
-            # Deleting: comments above the removed code stay above what follows.
+            # Deleting: comments above the removed code stay above what follows; of the blank
+            # lines above and below it, as many as the more of the two (as on the lines).
+            following = statements[last].leading_lines
+            below = next((i for i, line in enumerate(following) if not _empty(line)),
+                         len(following))
+            above = next((i for i, line in enumerate(reversed(leading)) if not _empty(line)),
+                         len(leading))
+            leading = leading[:len(leading) - min(above, below)]
             statements[last] = statements[last].with_changes(
-                leading_lines=(*leading, *statements[last].leading_lines))
+                leading_lines=(*leading, *following))
         body = statements[:first] + new + statements[last:]
         if owner is module:
             # Deleting the last statements: their comments stay, the blank lines above them go
