@@ -42,14 +42,23 @@ def identifier(text: str, fallback: str = "value", limit: int | None = None) -> 
     return name
 
 
+# Words a name cut short should not end on ("ols_non_linear_curve_but").
+_DANGLING = frozenset({"a", "an", "the", "of", "and", "or", "but", "to", "in", "on", "for",
+                       "with", "by", "at", "from", "as", "is", "are", "vs", "than", "into"})
+
+
 def shorten(words: list[str], limit: int) -> list[str]:
     """The leading words that fit in ``limit`` characters joined by ``_`` (at least one word,
-    itself cut only when it alone is too long)."""
+    itself cut only when it alone is too long); when words are left out, not ending on one
+    like "of" or "but"."""
     kept: list[str] = []
     for word in words:
         if len("_".join([*kept, word])) > limit:
             break
         kept.append(word)
+    if len(kept) < len(words):
+        while len(kept) > 1 and kept[-1] in _DANGLING:
+            kept.pop()
     return kept or [w[:limit] for w in words[:1]]
 
 

@@ -28,6 +28,9 @@ def test_stage_slugs_are_cut_between_words() -> None:
     assert name == "grid_search_with_cross"
     assert len(name) <= MAX_NAME
     assert slug("Hyperparametertuningwithoutanyspacesatall_and_more") == "hyperparametertuningwithoutany"
+    # Cut short, a name does not end on a word that needs the next one.
+    assert slug("OLS non-linear curve but linear in parameters") == "ols_non_linear_curve"
+    assert slug("What to look for") == "what_to_look_for"  # whole: left as it is
 
 
 def _notebook(path: Path) -> Path:
