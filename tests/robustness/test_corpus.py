@@ -38,49 +38,60 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
 FETCH = ROOT.parent / "shared" / "corpus" / "fetch.sh"
 
 
-# statsmodels ships 76 example notebooks in its sdist: real analyses (regressions, time series,
-# plots) by other people, the kind of notebook nb2pkg is for. Pinned, checked by hash.
-STATSMODELS = ("statsmodels-0.14.6.tar.gz",
-               "4d17873d3e607d398b85126cd4ed7aad89e4e9d89fc744cdab1af3189a996c2a")
+# Example notebooks that data-analysis libraries ship in their sdists: real analyses (regressions,
+# time series, plots) written by other people for users, the kind of notebook nb2pkg is for.
+# Pinned and checked by hash: corpus name -> (sdist, sha256), downloaded from PyPI.
+SDIST_EXAMPLES = {
+    "statsmodels": [("statsmodels-0.14.6.tar.gz",
+                     "4d17873d3e607d398b85126cd4ed7aad89e4e9d89fc744cdab1af3189a996c2a")],
+    "econometrics": [("arch-8.0.0.tar.gz",
+                      "5e9895c2354b9475aff50797ff2191dc64dc5f79602baf0c9321310fb864b637"),
+                     ("linearmodels-7.1.tar.gz",
+                      "870ed2be6aac0550e89abd38bc37b0353762ca8ef6247290b87baca08f37f2a8")],
+}
 
 
-def fetch_statsmodels_examples(folder: Path) -> None:
-    """``folder/notebooks``: the example notebooks of statsmodels' sdist, from PyPI."""
+def fetch_sdist_examples(folder: Path, sdists: list[tuple[str, str]]) -> None:
+    """``folder/notebooks``: the notebooks under ``examples/`` of each sdist, from PyPI."""
     import io
     import tarfile
     import urllib.request
 
-    name, sha256 = STATSMODELS
-    request = urllib.request.Request("https://pypi.org/simple/statsmodels/",
-                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        files = json.load(response)["files"]
-    url = next(f["url"] for f in files if f["filename"] == name)
-    with urllib.request.urlopen(url, timeout=300) as response:
-        data = response.read()
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise OSError(f"{name}: not the expected file (sha256 differs)")
     (folder / "notebooks").mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-        for member in archive.getmembers():
-            if member.isfile() and "/examples/notebooks/" in member.name \
-                    and member.name.endswith(".ipynb"):
-                source = archive.extractfile(member)
-                assert source is not None
-                (folder / "notebooks" / Path(member.name).name).write_bytes(source.read())
+    for name, sha256 in sdists:
+        project = name.rsplit("-", 1)[0]
+        request = urllib.request.Request(f"https://pypi.org/simple/{project}/", headers={
+            "Accept": "application/vnd.pypi.simple.v1+json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            files = json.load(response)["files"]
+        url = next(f["url"] for f in files if f["filename"] == name)
+        with urllib.request.urlopen(url, timeout=300) as response:
+            data = response.read()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise OSError(f"{name}: not the expected file (sha256 differs)")
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            for member in archive.getmembers():
+                if member.isfile() and "/examples/" in member.name \
+                        and member.name.endswith(".ipynb"):
+                    source = archive.extractfile(member)
+                    assert source is not None
+                    target = folder / "notebooks" / Path(member.name).name
+                    if target.exists():  # another sdist's notebook of the same name
+                        target = target.with_name(f"{project}_{target.name}")
+                    target.write_bytes(source.read())
 
 
-@pytest.fixture(scope="session", params=["tools", "statsmodels"])
+@pytest.fixture(scope="session", params=["tools", *SDIST_EXAMPLES])
 def corpus(request) -> Path:
     """The corpus folder (with notebooks/), downloaded once and reused: the notebooks notebook
-    tools test themselves with, or statsmodels' examples (``.corpus/statsmodels``)."""
-    if request.param == "statsmodels":
-        folder = ROOT / ".corpus" / "statsmodels"
+    tools test themselves with, or a library's examples (``.corpus/<name>``)."""
+    if request.param in SDIST_EXAMPLES:
+        folder = ROOT / ".corpus" / request.param
         if not any((folder / "notebooks").glob("*.ipynb")):
             try:
-                fetch_statsmodels_examples(folder)
+                fetch_sdist_examples(folder, SDIST_EXAMPLES[request.param])
             except (OSError, StopIteration, ValueError, KeyError) as exc:
-                pytest.skip(f"statsmodels' examples could not be downloaded from PyPI: {exc}")
+                pytest.skip(f"{request.param} examples could not be downloaded from PyPI: {exc}")
         return folder
     folder = Path(os.environ.get("NB2PKG_CORPUS") or ROOT / ".corpus")
     notebooks = folder / "notebooks"
