@@ -137,6 +137,9 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
     fitted = _fitted_model(facts.block)
     if fitted is not None and verb in ("compute", "fit", "report"):
         return f"fit_{fitted}"
+    loaded = _loaded(facts) if verb == "compute" else None
+    if loaded is not None:
+        return f"load_{loaded}"
     if verb == "plot":  # res.plot_forest(): what it draws names it better than `fig`
         methods = [c.rsplit(".", 1)[-1] for c in calls if "." in c]
         drawing = [m for m in methods if m.startswith("plot_") and len(m) > 5]
@@ -156,6 +159,42 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
     if named:
         return f"{verb}_{identifier(named[0].removeprefix('set_'))}"
     return None
+
+
+# Names that say what a value is in general, not which: a function returning only these is
+# better named after what it does.
+_GENERIC_VALUES = {"data", "df", "res", "result", "results", "out", "output", "tmp", "value",
+                   "values", "x", "y", "X", "raw", "table", "frame"}
+
+
+def _loaded(facts: Facts) -> str | None:
+    """What a block that starts by loading data loads, when what it returns says no more
+    (``data``): ``mroz`` for ``data = mroz.load()``, ``sales`` for ``df =
+    pd.read_csv("sales.csv")``, else ``data``."""
+    if not facts.returns or not set(facts.returns) <= _GENERIC_VALUES or not facts.block:
+        return None
+    first = facts.block[0]
+    call = first.value if isinstance(first, ast.Assign) else None
+    if not isinstance(call, ast.Call):
+        return None
+    name = dotted_name(call.func)
+    method = name.rsplit(".", 1)[-1]
+    if not (method.startswith(("load", "read_")) or method in {"fetch", "open_dataset"}):
+        return None
+    for argument in call.args[:1]:  # a file: its name
+        if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+            stem = identifier(re.split(r"[\\/]", argument.value)[-1].split(".")[0])
+            if stem and stem not in _GENERIC_VALUES:
+                return stem
+    receiver = name.rsplit(".", 2)[-2] if name.count(".") else ""
+    if receiver and receiver not in _MODULE_ALIASES and receiver not in _GENERIC_VALUES:
+        return identifier(receiver)  # a dataset: mroz.load(), sm.datasets.anes96.load_pandas()
+    return "data"
+
+
+# Modules by their usual aliases: `pd.read_csv` loads nothing called `pd`.
+_MODULE_ALIASES = {"pd", "pandas", "np", "numpy", "sm", "smf", "sp", "scipy", "json", "pickle",
+                   "joblib", "torch", "tf", "xr", "pl", "polars", "datasets", "io", "os"}
 
 
 def _fitted_model(block: Sequence[ast.stmt]) -> str | None:
