@@ -239,11 +239,10 @@ def _on_lines(code: str, tree: ast.Module, replacements: list[Replacement]) -> s
                     lines[after:first - 1] = kept
                     first, last = first - removed, last - removed
                 new = [line for line in new if not _blank(line)]
-            elif not new and item.start > 0:
-                # Deleting between statements: the blank lines above and below it meet; as
-                # many stay as the more of the two (not both: 2 + 2 blank lines around a
-                # moved function would leave 4). (Above the first statement they are the
-                # cell's header for libcst, and stay.)
+            elif not new:
+                # Deleting before other statements: the blank lines above and below it meet;
+                # as many stay as the more of the two (not both: 2 + 2 blank lines around a
+                # moved function would leave 4).
                 below = _blank_run(lines, last, 1)
                 above = min(_blank_run(lines, first - 2, -1), below)
                 del lines[first - 1 - above:first - 1]
@@ -274,6 +273,7 @@ def _with_libcst(module: cst.Module, replacements: list[Replacement]) -> str:
         # A replacement of comments only ("# `f` moved into the package") keeps its lines.
         notes = tuple(parsed.header) + tuple(parsed.footer) if parsed is not None and not new else ()
         leading = (*statements[first].leading_lines, *notes)
+        header = module.header
         if new:
             new[0] = new[0].with_changes(leading_lines=(*leading, *new[0].leading_lines))
         elif last < len(statements):
@@ -287,13 +287,19 @@ def _with_libcst(module: cst.Module, replacements: list[Replacement]) -> str:
             leading = leading[:len(leading) - min(above, below)]
             statements[last] = statements[last].with_changes(
                 leading_lines=(*leading, *following))
+            if owner is module and first == 0 and not notes:
+                # Above the cell's first statement, the lines are the module's header.
+                header = module.header
+                above = next((i for i, line in enumerate(reversed(header)) if not _empty(line)),
+                             len(header))
+                header = header[:len(header) - min(above, below)]
         body = statements[:first] + new + statements[last:]
         if owner is module:
             # Deleting the last statements: their comments stay, the blank lines above them go
             # (a cell does not end in blank lines).
             footer = (*[line for line in leading if line.comment is not None], *module.footer) \
                 if not new and last == len(statements) else module.footer
-            module = module.with_changes(body=body, footer=footer)
+            module = module.with_changes(header=header, body=body, footer=footer)
         else:
             module = module.deep_replace(owner, owner.with_changes(body=body))  # type: ignore[arg-type]
     return module.code
