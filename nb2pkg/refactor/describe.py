@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 from ..analysis.parse import dotted_name
 from ..analysis.worth import PLOT_METHODS, kinds
-from .naming import identifier, words_of_comment
+from .naming import common_stem, identifier, words_of_comment
 
 # Words that say nothing about what code does (comments of course notebooks are full of them).
 _FILLER = {"extra", "code", "cell", "cells", "figure", "fig", "generates", "generate", "saves",
@@ -136,6 +136,13 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
     """verb + what it returns or binds, else its most specific call; None: nothing to name."""
     fitted = _fitted_model(facts.block)
     if fitted is not None and verb in ("compute", "fit", "report"):
+        # A maker that differs between the copies (TradedFactorModel, LinearFactorModel) is
+        # a parameter: the name says what they have in common, not what the first copy fits.
+        makers = next((arguments for _, arguments, original in facts.params
+                       if original is not None and identifier(original) == fitted
+                       and len(set(arguments)) > 1), None)
+        if makers is not None:
+            fitted = common_stem([identifier(m) for m in makers]) or "model"
         return f"fit_{fitted}"
     loaded = _loaded(facts) if verb == "compute" else None
     if loaded is not None:
