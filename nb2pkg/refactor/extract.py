@@ -436,9 +436,10 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     stems = collections.Counter(bare.values())
     for key in name_classes:
         if key not in local and key[0] not in kept:
-            stem = bare[key] if bare[key] and stems[bare[key]] == 1 and len(by_first[key[0]]) == 1 \
-                else _local_stem(key, by_first[key[0]], literal_names, values_of, blocks[0],
-                                 name_classes[key], leaves[0])
+            stem = bare[key]
+            if stem is None or stems[stem] > 1 or len(by_first[key[0]]) > 1:
+                stem = _local_stem(key, by_first[key[0]], literal_names, values_of, blocks[0],
+                                   name_classes[key], leaves[0])
             local[key] = namer.claim(_renamed(override, stem))
     inner = set(local.values()) | set(literal_names.values())
     varying: set[str] = set()  # words that differ between the copies (north, south; not total)
