@@ -9,8 +9,8 @@ ranking (``clones._surely_refused``) and extraction (``refactor.extract``).
   then computes) is split at the boundary; each part is extracted only if it is big enough on
   its own. Which statements plot is a syntactic guess (``plt.*``, ``ax.*``, calls of names that
   begin or end with ``plot`` such as ``res.plot_forest()`` or ``qqplot(...)``, names a plotting
-  statement bound, statements that only read figures and axes): splitting only ever extracts less, so a wrong guess cannot
-  change behaviour.
+  statement bound, statements that only read figures and axes): splitting only ever extracts
+  less, so a wrong guess cannot change behaviour.
 """
 
 from __future__ import annotations

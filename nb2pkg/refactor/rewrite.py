@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..analysis.clones import Path, nested_list, statement_list
 from ..magics import Masked, unmask
@@ -252,8 +252,9 @@ def _on_lines(code: str, tree: ast.Module, replacements: list[Replacement]) -> s
     return "\n".join(lines)
 
 
-def _empty(line: cst.EmptyLine) -> bool:
-    return line.comment is None
+def _empty_run(lines: Sequence[cst.EmptyLine]) -> int:
+    """How many of ``lines`` are blank before the first comment (libcst's ``_blank_run``)."""
+    return next((i for i, line in enumerate(lines) if line.comment is not None), len(lines))
 
 
 def _with_libcst(module: cst.Module, replacements: list[Replacement]) -> str:
@@ -280,19 +281,13 @@ def _with_libcst(module: cst.Module, replacements: list[Replacement]) -> str:
             # Deleting: comments above the removed code stay above what follows; of the blank
             # lines above and below it, as many as the more of the two (as on the lines).
             following = statements[last].leading_lines
-            below = next((i for i, line in enumerate(following) if not _empty(line)),
-                         len(following))
-            above = next((i for i, line in enumerate(reversed(leading)) if not _empty(line)),
-                         len(leading))
-            leading = leading[:len(leading) - min(above, below)]
+            below = _empty_run(following)
+            leading = leading[:len(leading) - min(_empty_run(leading[::-1]), below)]
             statements[last] = statements[last].with_changes(
                 leading_lines=(*leading, *following))
             if owner is module and first == 0 and not notes:
                 # Above the cell's first statement, the lines are the module's header.
-                header = module.header
-                above = next((i for i, line in enumerate(reversed(header)) if not _empty(line)),
-                             len(header))
-                header = header[:len(header) - min(above, below)]
+                header = header[:len(header) - min(_empty_run(header[::-1]), below)]
         body = statements[:first] + new + statements[last:]
         if owner is module:
             # Deleting the last statements: their comments stay, the blank lines above them go
