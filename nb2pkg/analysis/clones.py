@@ -107,15 +107,21 @@ class _Stmt:
 # left as they were.
 _kept_facts: ContextVar[dict[int, tuple[ParsedCell, list[tuple[Path, list[_Facts]]]]] | None] = \
     ContextVar("nb2pkg_clone_facts", default=None)
+# The same facts by statement identity: extraction asks again for the leaves, size and bound
+# names of the statements clone search visited (``block_shape``, ``block_bound``).
+_kept_statements: ContextVar[dict[int, _Facts] | None] = \
+    ContextVar("nb2pkg_statement_facts", default=None)
 
 
 @contextlib.contextmanager
 def reusing_fingerprints() -> Iterator[None]:
     """Within: ``find_clones`` fingerprints each cell once, however often it is called."""
     token = _kept_facts.set({})
+    statements = _kept_statements.set({})
     try:
         yield
     finally:
+        _kept_statements.reset(statements)
         _kept_facts.reset(token)
 
 
@@ -130,6 +136,9 @@ def _cell_facts(cell: ParsedCell) -> list[tuple[Path, list[_Facts]]]:
              for path, body in _statement_lists(cell.tree)]
     if kept is not None:
         kept[id(cell)] = (cell, facts)
+        by_statement = _kept_statements.get()
+        if by_statement is not None:
+            by_statement.update((id(f.node), f) for _, body in facts for f in body)
     return facts
 
 
@@ -249,6 +258,50 @@ def shape(statements: list[ast.stmt]) -> _Shape:
     for statement in statements:
         result.visit(statement)
     return result
+
+
+@dataclass(frozen=True)
+class BlockShape:
+    leaves: list[Leaf]  # as ``shape(statements).leaves``
+    weight: int  # as ``shape(statements).weight``
+
+
+def _kept(statement: ast.stmt) -> _Facts | None:
+    """What clone search kept of ``statement`` (None: nothing, or it did not visit it)."""
+    kept = _kept_statements.get()
+    facts = kept.get(id(statement)) if kept else None
+    # A kept statement stays alive, so no other object has its id; the leaves are None for
+    # definitions and imports, whose weight is not their size either.
+    if facts is None or facts.node is not statement or facts.shape_leaves is None:
+        return None
+    return facts
+
+
+def block_shape(statements: list[ast.stmt]) -> BlockShape:
+    """The leaves and weight of ``shape(statements)``, from what clone search kept of each
+    statement where it can."""
+    leaves: list[Leaf] = []
+    weight = 0
+    for statement in statements:
+        facts = _kept(statement)
+        if facts is None:
+            found = shape([statement])
+            leaves += found.leaves
+            weight += found.weight
+        else:
+            leaves += facts.leaves
+            weight += facts.weight
+    return BlockShape(leaves, weight)
+
+
+def block_bound(statements: list[ast.stmt]) -> frozenset[str]:
+    """``bound_names(statements)``, from what clone search kept of each statement where it
+    can."""
+    found: set[str] = set()
+    for statement in statements:
+        facts = _kept(statement)
+        found |= bound_names([statement]) if facts is None else facts.bound
+    return frozenset(found)
 
 
 def _is_call_to(statement: ast.stmt, names: frozenset[str]) -> bool:

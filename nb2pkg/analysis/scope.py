@@ -47,6 +47,25 @@ def block_io(statements: list[ast.stmt]) -> BlockIO:
     """Analyse ``statements`` as if they ran at module level, in order."""
     scanner = _Scanner()
     scanner.block(statements)
+    return _result(scanner)
+
+
+def block_io_and_writes(statements: list[ast.stmt]) -> tuple[BlockIO, list[frozenset[str]]]:
+    """``block_io(statements)`` and ``block_io([s]).writes`` of each statement, in one scan:
+    what a statement binds does not depend on what ran before it."""
+    scanner = _Scanner()
+    written: set[str] = set()
+    each = []
+    for statement in statements:
+        scanner.written = set()  # only ever added to, never read while scanning
+        scanner.stmt(statement)
+        each.append(frozenset(scanner.written))
+        written |= scanner.written
+    scanner.written = written
+    return _result(scanner), each
+
+
+def _result(scanner: _Scanner) -> BlockIO:
     return BlockIO(
         reads=tuple(scanner.reads),
         deferred_reads=frozenset(scanner.deferred),

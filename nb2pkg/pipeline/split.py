@@ -32,7 +32,7 @@ from typing import Any, Iterable, Sequence
 
 from ..analysis.dataflow import IPYTHON_NAMES
 from ..analysis.parse import ParsedCell, reparse
-from ..analysis.scope import block_io
+from ..analysis.scope import block_io, block_io_and_writes
 from ..magics import is_placeholder_name, unmask
 from ..notebook import headings
 
@@ -234,36 +234,33 @@ class _StageFacts:
 
 
 def _facts(parsed_cells: list[tuple[int, ParsedCell]], skip: set[tuple[int, int]]) -> _StageFacts:
-    statements: list[ast.stmt] = []
+    kept = [(statement, parsed) for position, parsed in parsed_cells
+            for statement in _statements(parsed, position) if statement.order not in skip]
+    io, writes = block_io_and_writes([statement.node for statement, _ in kept])
     bindings: dict[str, _Binding] = {}
     stars: list[_Statement] = []
     magics: list[tuple[tuple[int, int], str]] = []
-    for position, parsed in parsed_cells:
-        for statement in _statements(parsed, position):
-            if statement.order in skip:
-                continue
-            node = statement.node
-            statements.append(node)
-            magic = _magic_of(node, parsed)
-            if magic is not None:
-                name = magic[1:].split(None, 1)[0] if len(magic) > 1 else ""
-                if name in CONFIG_MAGICS:
-                    magics.append((statement.order, magic))
-                continue
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                if any(alias.name == "*" for alias in node.names):
-                    stars.append(statement)
-                for alias in node.names:
-                    if alias.name != "*":
-                        bound = alias.asname or alias.name.split(".")[0]
-                        bindings[bound] = _Binding("import", statement)
-            elif _is_definition(node):
-                bindings[_defined_name(node)] = _Binding("definition", statement,
-                                                         isinstance(node, ast.ClassDef))
-            else:
-                for name in block_io([node]).writes:
-                    bindings[name] = _Binding("value")
-    io = block_io(statements)
+    for (statement, parsed), written in zip(kept, writes):
+        node = statement.node
+        magic = _magic_of(node, parsed)
+        if magic is not None:
+            name = magic[1:].split(None, 1)[0] if len(magic) > 1 else ""
+            if name in CONFIG_MAGICS:
+                magics.append((statement.order, magic))
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any(alias.name == "*" for alias in node.names):
+                stars.append(statement)
+            for alias in node.names:
+                if alias.name != "*":
+                    bound = alias.asname or alias.name.split(".")[0]
+                    bindings[bound] = _Binding("import", statement)
+        elif _is_definition(node):
+            bindings[_defined_name(node)] = _Binding("definition", statement,
+                                                     isinstance(node, ast.ClassDef))
+        else:
+            for name in written:
+                bindings[name] = _Binding("value")
     reads = [n for n in (*io.reads, *sorted(io.deferred_reads)) if not is_placeholder_name(n)]
     mentions = set(io.reads) | io.writes | io.mutated | io.deferred_reads | io.deletes
     mentions = {n for n in mentions if not is_placeholder_name(n)}

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
-from ..analysis.clones import (CloneGroup, Leaf, Occurrence, bound_names, ends_quietly,
-                               renaming_clash, shape, statement_list)
+from ..analysis.clones import (CloneGroup, Leaf, Occurrence, block_bound, block_shape,
+                               ends_quietly, renaming_clash, statement_list)
 from ..analysis.worth import data_only, is_data, literal_container, plot_split
 from ..analysis.dataflow import DataFlow
 from ..analysis.parse import ParsedCell, walk
@@ -269,7 +269,7 @@ def extract_parts(group: CloneGroup, ctx: ExtractContext) -> list[Extraction | R
                                        first_line=block[start].lineno,
                                        last_line=block[stop - 1].end_lineno or block[stop - 1].lineno))
         part = replace(group, id=f"{group.id}.{number}", occurrences=tuple(occurrences),
-                       statements=shape(first[start:stop]).weight)
+                       statements=block_shape(first[start:stop]).weight)
         result = extract_group(part, ctx)
         if isinstance(result, Refusal):
             what = "plotting" if kind == "plot" else "computation"
@@ -307,7 +307,7 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     if lead or trail:
         blocks, occurrences = _cut(blocks, occurrences, lead, trail)
         trimmed = "constants it assigns"
-    if not blocks[0] or shape(blocks[0]).weight < ctx.min_statements:
+    if not blocks[0] or block_shape(blocks[0]).weight < ctx.min_statements:
         if shown is None:
             raise _Refuse(f"too small once the {trimmed} stay in the cell" if trimmed
                           else "too small")
@@ -316,7 +316,7 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
         blocks = [b + [s] for b, s in zip(blocks, shown)]
         occurrences = [replace(o, stop=o.stop + 1, last_line=s.end_lineno or s.lineno)
                        for o, s in zip(occurrences, shown)]
-        if shape(blocks[0]).weight < ctx.min_statements:
+        if block_shape(blocks[0]).weight < ctx.min_statements:
             raise _Refuse("too small once the displayed last expression stays in the cell"
                           + (" and the constants it assigns" if lead else ""))
     else:
@@ -335,10 +335,10 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
         for node in walk(ast.Module(body=block, type_ignores=[])):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 raise _Refuse("defines a function or class inside the copied block")
-    leaves = [shape(b).leaves for b in blocks]
+    leaves = [block_shape(b).leaves for b in blocks]
     if any(is_placeholder_name(str(leaf.value)) for leaf in leaves[0] if leaf.kind == "name"):
         raise _Refuse("contains IPython magics or shell commands, which only run in a notebook")
-    clash = renaming_clash(leaves, [bound_names(b) for b in blocks])
+    clash = renaming_clash(leaves, [block_bound(b) for b in blocks])
     if clash:
         raise _Refuse("a name stands for different names in different copies: " + clash)
 
@@ -488,13 +488,13 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     params = [local[k] for k in inputs] + list(literal_names.values())
     returned = [local[k] for k in outputs]
     # The function's statements: the block's, and the `return` when it returns something.
-    statements_count = shape(blocks[0]).weight + bool((returned or escape) and shown is None)
+    statements_count = block_shape(blocks[0]).weight + bool((returned or escape) and shown is None)
     literal_count = len(literal_names)
     if len(params) > statements_count + 1:
         raise _Refuse(f"would take {len(params)} parameters for {statements_count} statements: "
                       "not worth a function")
     if literal_count >= 2 and 3 * literal_count > 2 * len(params) \
-            and 2 * literal_count > shape(blocks[0]).weight:
+            and 2 * literal_count > block_shape(blocks[0]).weight:
         raise _Refuse(f"{literal_count} of its {len(params)} parameters are constants that "
                       "differ between the copies: the copies differ in data, not logic")
     from .function_code import function_source
@@ -589,8 +589,8 @@ def _data_edges(blocks: list[list[ast.stmt]], allow_trailing: bool) -> tuple[int
             if not is_data(blocks[0][i]):
                 break
             count += 1
-            first = [leaf.value for leaf in shape([blocks[0][i]]).leaves]
-            differs = differs or any([leaf.value for leaf in shape([b[i]]).leaves] != first
+            first = [leaf.value for leaf in block_shape([blocks[0][i]]).leaves]
+            differs = differs or any([leaf.value for leaf in block_shape([b[i]]).leaves] != first
                                      for b in blocks[1:])
         return count if differs else 0
 

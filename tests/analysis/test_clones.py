@@ -4,7 +4,8 @@ from pathlib import Path
 
 from helpers import write_notebook
 from nb2pkg.analysis import analyze
-from nb2pkg.analysis.clones import find_clones
+from nb2pkg.analysis.clones import (block_bound, block_shape, bound_names, find_clones,
+                                   reusing_fingerprints, shape)
 from nb2pkg.analysis.parse import parse_cell
 from nb2pkg.notebook import read_notebook
 
@@ -180,3 +181,20 @@ def test_a_cells_fingerprints_are_kept_while_reusing_them_and_only_for_that_cell
         assert again == some[0] and _cell_facts(again) is not _cell_facts(some[0])
         assert find_clones(some) == plain  # the second search, from the kept fingerprints
     assert _cell_facts(some[0]) is not _cell_facts(some[0])  # the scope ended: nothing kept
+
+
+def test_what_clone_search_kept_of_a_statement_is_what_it_would_compute_again() -> None:
+    source = (BLOCK + "def f(x):\n    return [y for y in x]\n"
+              + "for k in range(3):\n    import os\n    " + BLOCK.replace("\n", "\n    "))
+    parsed = cells(source, BLOCK)
+    statements = [s for cell in parsed for s in cell.tree.body]
+    nested = statements[4].body  # the loop's body: clone search visits nested lists too
+    with reusing_fingerprints():
+        find_clones(parsed)
+        for block in ([s] for s in statements + nested):
+            kept = block_shape(block)
+            assert (kept.leaves, kept.weight) == (shape(block).leaves, shape(block).weight)
+            assert block_bound(block) == bound_names(block)
+        # Kept, not computed again: the leaves are the objects clone search made.
+        assert block_shape(statements[:1]).leaves[0] is block_shape(statements[:1]).leaves[0]
+    assert block_shape(statements[:1]).leaves[0] is not block_shape(statements[:1]).leaves[0]

@@ -1,10 +1,13 @@
 """What a block reads before binding, binds surely or maybe, and what makes moving it unsafe."""
 
 import ast
+import json
+from pathlib import Path
 
 import pytest
 
-from nb2pkg.analysis.scope import block_io
+from nb2pkg.analysis.scope import block_io, block_io_and_writes
+from nb2pkg.magics import mask
 
 
 def io(source: str):
@@ -98,3 +101,42 @@ def test_names_are_read_in_the_order_of_the_syntax_trees_children() -> None:
         visit(statement)
     assert io(source).reads == tuple(expected)
     assert len(expected) == 30
+
+
+_EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "notebooks").glob("*.ipynb"))
+_TRICKY = """
+import os.path as osp, sys
+from math import *
+x = [y := n for n in range(3)]
+for i, (a, b) in enumerate(pairs):
+    total += a
+else:
+    done = True
+try:
+    import missing
+except ImportError as error:
+    missing = None
+with open(path) as handle, lock:
+    data = handle.read()
+def f(q):
+    global counter
+    counter = q
+class C:
+    attribute = x
+del a
+match command:
+    case [first, *rest]:
+        pass
+    case {"k": value, **others}:
+        pass
+"""
+
+
+@pytest.mark.parametrize("source", [_TRICKY] + [
+    "".join(cell["source"]) for path in _EXAMPLES
+    for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code"])
+def test_one_scan_finds_what_each_statement_binds(source: str) -> None:
+    body = ast.parse(mask(source).code).body
+    io, writes = block_io_and_writes(body)
+    assert io == block_io(body)
+    assert writes == [block_io([statement]).writes for statement in body]
