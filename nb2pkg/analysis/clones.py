@@ -65,15 +65,15 @@ class _Facts:
     key: int  # fingerprint
     weight: int  # statements inside, this one included
     # The statement's leaves, kept from its fingerprint: a statement lies in many candidate
-    # copies, each of which needs them (None: not visited, see ``_fingerprint``).
+    # copies, each of which needs them (None: not visited, see ``_statement_facts``).
     shape_leaves: list[Leaf] | None
     _bound: frozenset[str] | None = None
+    defines: bool = False  # is or holds a function or class definition
 
     @property
     def leaves(self) -> list[Leaf]:
-        if self.shape_leaves is None:
-            self.shape_leaves = shape([self.node]).leaves
-        return self.shape_leaves
+        # Not kept when not visited: ``shape_leaves`` None also says ``weight`` is not the size.
+        return self.shape_leaves if self.shape_leaves is not None else shape([self.node]).leaves
 
     @property
     def bound(self) -> frozenset[str]:
@@ -131,8 +131,7 @@ def _cell_facts(cell: ParsedCell) -> list[tuple[Path, list[_Facts]]]:
     if found is not None and found[0] is cell:
         return found[1]
     assert cell.tree is not None
-    facts = [(path, [_Facts(statement, *_fingerprint_and_leaves(cell, statement))
-                     for statement in body])
+    facts = [(path, [_statement_facts(cell, statement) for statement in body])
              for path, body in _statement_lists(cell.tree)]
     if kept is not None:
         kept[id(cell)] = (cell, facts)
@@ -198,12 +197,14 @@ def _statement_lists(tree: ast.Module) -> Iterator[tuple[Path, list[ast.stmt]]]:
 class _Shape:
     """Normalized token stream of a statement, and its leaves in the same order."""
 
-    __slots__ = ("tokens", "leaves", "weight")
+    __slots__ = ("tokens", "leaves", "weight", "bound", "defines")
 
     def __init__(self) -> None:
         self.tokens: list[str] = []
         self.leaves: list[Leaf] = []
         self.weight = 0
+        self.bound: set[str] = set()  # bound_names() of what was visited, found on the way
+        self.defines = False  # a function or class definition was visited
 
     def visit(self, node: ast.AST) -> None:
         kind = type(node)
@@ -211,6 +212,8 @@ class _Shape:
         if kind is ast.Name:
             tokens.append("N")
             self.leaves.append(Leaf("name", node.id, node))  # type: ignore[attr-defined]
+            if type(node.ctx) is not ast.Load:  # type: ignore[attr-defined]
+                self.bound.add(node.id)  # type: ignore[attr-defined]
             return
         if kind is ast.Constant:
             value = node.value  # type: ignore[attr-defined]
@@ -232,10 +235,17 @@ class _Shape:
                     self.visit(part.value)
                     if part.format_spec is not None:  # format specs stay concrete
                         tokens.append(ast.dump(part.format_spec))
+                        self.bound |= _bound_in(part.format_spec)
             tokens.append(")")
             return
         if isinstance(node, ast.stmt):
             self.weight += 1
+            if kind in _DEFINITIONS:
+                self.defines = True
+        elif kind in _BINDERS:
+            name = _binding(node)
+            if name:
+                self.bound.add(name)
         tokens.append(kind.__name__)
         for field in node._fields:
             value = getattr(node, field, None)
@@ -316,30 +326,31 @@ def _is_call_to(statement: ast.stmt, names: frozenset[str]) -> bool:
 
 
 def _fingerprint(cell: ParsedCell, statement: ast.stmt) -> tuple[int, int]:
-    key, weight, _ = _fingerprint_and_leaves(cell, statement)
-    return key, weight
+    facts = _statement_facts(cell, statement)
+    return facts.key, facts.weight
 
 
-def _fingerprint_and_leaves(cell: ParsedCell, statement: ast.stmt
-                            ) -> tuple[int, int, list[Leaf] | None]:
-    """The fingerprint, the weight and the leaves of ``statement`` (None when it was not
-    visited: it gets a unique key)."""
+def _statement_facts(cell: ParsedCell, statement: ast.stmt) -> _Facts:
+    """The fingerprint, weight, leaves and bound names of ``statement`` (leaves None when it was
+    not visited: it gets a unique key)."""
     # Definitions and imports are moved to modules by the hoister, never extracted as clones:
     # give each a unique key so no run crosses them.
     if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import,
                               ast.ImportFrom)):
-        return hash(("unique", id(statement))), 1, None
+        return _Facts(statement, hash(("unique", id(statement))), 1, None,
+                      defines=isinstance(statement, _DEFINITIONS))
     found = _Shape()
     try:
         found.visit(statement)
     except RecursionError:  # nested too deeply to compare (parse_cell keeps such cells opaque)
-        return hash(("unique", id(statement))), 1, None
+        return _Facts(statement, hash(("unique", id(statement))), 1, None)
     # Magic placeholders compare by the magic they stand for, so copies with magics are found
     # (and then refused with that reason) rather than silently missed.
     for leaf in found.leaves:
         if leaf.kind == "name" and is_placeholder_name(str(leaf.value)):
             found.tokens.append(_magic_text(cell, str(leaf.value)))
-    return hash("\x00".join(found.tokens)), found.weight, found.leaves
+    return _Facts(statement, hash("\x00".join(found.tokens)), found.weight, found.leaves,
+                  frozenset(found.bound), found.defines)
 
 
 def _magic_text(cell: ParsedCell, placeholder: str) -> str:
@@ -485,8 +496,7 @@ def _surely_refused(lists: list[list[_Stmt]], candidate: _Candidate, min_stateme
                                                         "`continue` leaves the block")
     if data_only(nodes) or (reasons and not escapes_only):
         return True
-    if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-           for statement in nodes for n in ast.walk(statement)):
+    if any(e.facts.defines for e in first):
         return True
     return any(leaf.kind == "name" and is_placeholder_name(str(leaf.value)) for leaf in leaves[0])
 
@@ -659,20 +669,38 @@ def bound_names(statements: list[ast.stmt]) -> frozenset[str]:
     targets, ``as`` names, lambda arguments, imports, match captures included)."""
     found: set[str] = set()
     for statement in statements:
-        for node in walk(statement):
-            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-                found.add(node.id)
-            elif isinstance(node, ast.arg):
-                found.add(node.arg)
-            elif isinstance(node, ast.ExceptHandler) and node.name:
-                found.add(node.name)
-            elif isinstance(node, ast.alias):
-                found.add(node.asname or node.name.split(".")[0])
-            elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
-                found.add(node.name)
-            elif isinstance(node, ast.MatchMapping) and node.rest:
-                found.add(node.rest)
+        found |= _bound_in(statement)
     return frozenset(found)
+
+
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+# Nodes other than names that bind a name (``_Shape`` visits names itself).
+_BINDERS = frozenset({ast.arg, ast.ExceptHandler, ast.alias, ast.MatchAs, ast.MatchStar,
+                      ast.MatchMapping})
+
+
+def _bound_in(tree: ast.AST) -> set[str]:
+    found: set[str] = set()
+    for node in walk(tree):
+        if type(node) is ast.Name:
+            if type(node.ctx) is not ast.Load:
+                found.add(node.id)
+        elif type(node) in _BINDERS:
+            name = _binding(node)
+            if name:
+                found.add(name)
+    return found
+
+
+def _binding(node: ast.AST) -> str | None:
+    """The name one of ``_BINDERS`` binds itself (not its children), if any."""
+    if isinstance(node, ast.arg):
+        return node.arg
+    if isinstance(node, ast.alias):
+        return node.asname or node.name.split(".")[0]
+    if isinstance(node, ast.MatchMapping):
+        return node.rest
+    return node.name  # type: ignore[attr-defined]  # ExceptHandler, MatchAs, MatchStar
 
 
 def renaming_clash(leaf_lists: list[list[Leaf]], bound: list[frozenset[str]]) -> str | None:

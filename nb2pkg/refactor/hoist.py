@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..analysis.dataflow import BUILTIN_NAMES, DataFlow
 from ..analysis.parse import ParsedCell
-from ..analysis.scope import block_io
+from ..analysis.scope import BlockIO, block_io, block_io_and_writes
 from ..magics import is_placeholder_name
 from ..notebook import Notebook
 
@@ -61,10 +61,16 @@ def import_table(parsed: list[tuple[ParsedCell, ...]], flows: list[DataFlow]) ->
     for cells, flow in zip(parsed, flows):
         found: dict[str, set[str]] = {}
         bound_by_import: dict[str, int] = {}
+        importing: dict[str, set[int]] = {}  # name -> the cells importing it (any import)
         for cell in cells:
             if cell.tree is None:
                 continue
             for statement in cell.tree.body:
+                if isinstance(statement, (ast.Import, ast.ImportFrom)):
+                    for alias in statement.names:
+                        bound = alias.asname or (alias.name if isinstance(statement, ast.ImportFrom)
+                                                 else alias.name.split(".")[0])
+                        importing.setdefault(bound, set()).add(cell.cell)
                 if isinstance(statement, ast.Import):
                     for alias in statement.names:
                         name = alias.asname or alias.name.split(".")[0]
@@ -83,23 +89,11 @@ def import_table(parsed: list[tuple[ParsedCell, ...]], flows: list[DataFlow]) ->
         table = {}
         for name, texts in found.items():
             # Bound elsewhere too (assigned, or imported differently): not a plain import.
-            other_bindings = len(flow.defined_in.get(name, ())) > len(
-                {c.cell for c in cells if c.tree is not None and _imports_in(c, name)})
+            other_bindings = len(flow.defined_in.get(name, ())) > len(importing.get(name, ()))
             if len(texts) == 1 and not other_bindings:
                 table[name] = texts.pop()
         tables.append(table)
     return ImportTable(tuple(tables))
-
-
-def _imports_in(cell: ParsedCell, name: str) -> bool:
-    assert cell.tree is not None
-    for statement in cell.tree.body:
-        if isinstance(statement, (ast.Import, ast.ImportFrom)):
-            if any((a.asname or (a.name if isinstance(statement, ast.ImportFrom)
-                                 else a.name.split(".")[0])) == name for a in statement.names):
-                return True
-    # A name also bound by a non-import statement in this cell is not import-only.
-    return False
 
 
 def _is_constant(statement: ast.stmt) -> str | None:
@@ -121,11 +115,13 @@ def plan_hoisting(notebooks: list[Notebook], parsed: list[tuple[ParsedCell, ...]
     """What moves to which module, and what stays (with why)."""
     candidates: list[tuple[int, ParsedCell, int, str, str, ast.stmt]] = []
     kept: list[Kept] = []
+    ios: dict[int, BlockIO] = {}  # id(statement) -> block_io([statement]), of the candidates
     for nb, (notebook, cells, flow) in enumerate(zip(notebooks, parsed, flows)):
         parameters = notebook.parameters_cell.index if notebook.parameters_cell else None
         for cell in cells:
             if cell.tree is None:
                 continue
+            writes: list[frozenset[str]] | None = None  # what each statement of the cell binds
             for index, statement in enumerate(cell.tree.body):
                 if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     kind = "class" if isinstance(statement, ast.ClassDef) else "function"
@@ -135,7 +131,10 @@ def plan_hoisting(notebooks: list[Notebook], parsed: list[tuple[ParsedCell, ...]
                     kind = "constant"
                     if not name or cell.cell == parameters:
                         continue
-                reason = _blocker(statement, name, flow, cell) or (
+                if writes is None:
+                    writes = block_io_and_writes(cell.tree.body)[1]
+                io = ios[id(statement)] = block_io([statement])
+                reason = _blocker(statement, name, flow, io, writes) or (
                     isinstance(statement, ast.ClassDef) and _default_repr_shown(statement, cells))
                 if reason:
                     kept.append(Kept(nb, cell.cell, name, reason))
@@ -146,7 +145,7 @@ def plan_hoisting(notebooks: list[Notebook], parsed: list[tuple[ParsedCell, ...]
     alive = {(c[0], c[3]) for c in candidates}
     needs: dict[tuple[int, str], set[str]] = {}
     for nb, cell, index, name, kind, statement in candidates:
-        io = block_io([statement])
+        io = ios[id(statement)]
         needs[(nb, name)] = ((set(io.reads) | io.deferred_reads) - {name}) - {
             n for n in BUILTIN_NAMES if n not in flows[nb].defined_in}
     changed = True
@@ -179,19 +178,19 @@ def plan_hoisting(notebooks: list[Notebook], parsed: list[tuple[ParsedCell, ...]
     return hoisted, kept
 
 
-def _blocker(statement: ast.stmt, name: str, flow: DataFlow, cell: ParsedCell) -> str | None:
+def _blocker(statement: ast.stmt, name: str, flow: DataFlow, io: BlockIO,
+             cell_writes: list[frozenset[str]]) -> str | None:
+    """Why ``statement`` (whose ``block_io`` is ``io``, in a cell whose statements bind
+    ``cell_writes``) must stay in the notebook, or None."""
     if len(flow.defined_in.get(name, ())) > 1:
         return "defined in more than one cell; which definition runs depends on the order"
-    assert cell.tree is not None  # opaque cells hold no definitions
-    bindings = sum(1 for s in cell.tree.body if name in block_io([s]).writes)
-    if bindings > 1:
+    if sum(1 for written in cell_writes if name in written) > 1:
         return "bound more than once in its cell"
     for node in ast.walk(statement):
         if isinstance(node, (ast.Global, ast.Nonlocal)):
             return "declares `global`, so it changes notebook variables"
         if isinstance(node, ast.Name) and is_placeholder_name(node.id):
             return "contains IPython magics or shell commands"
-    io = block_io([statement])
     if io.dynamic:
         return f"uses {', '.join(io.dynamic)}, which depends on the notebook's namespace"
     namespace = _namespace_use(statement)
@@ -270,9 +269,13 @@ def _namespace_use(statement: ast.stmt) -> str | None:
 
 def _shared(candidates, alive, needs, imports: ImportTable) -> set[tuple[int, str]]:
     """Definitions that are the same text in several notebooks and need only imports."""
+    notebooks_of: dict[str, set[int]] = {}
+    for nb, _, _, name, _, _ in candidates:
+        notebooks_of.setdefault(name, set()).add(nb)
     by_text: dict[tuple[str, str], list[int]] = {}
     for nb, cell, index, name, kind, statement in candidates:
-        if (nb, name) in alive:
+        # Compared as text only when another notebook defines the name too.
+        if (nb, name) in alive and len(notebooks_of[name]) > 1:
             by_text.setdefault((name, ast.dump(statement)), []).append(nb)
     shared: set[tuple[int, str]] = set()
     for (name, _), notebooks in by_text.items():

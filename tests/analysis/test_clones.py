@@ -140,15 +140,16 @@ def test_merging_keeps_what_extraction_can_take(tmp_path: Path) -> None:
 def test_kept_leaves_and_bound_names_are_those_of_the_statements() -> None:
     # find_clones keeps each statement's leaves and bound names and joins them for a run;
     # the join must be what ``shape`` and ``bound_names`` give for the run's statements.
-    from nb2pkg.analysis.clones import (_bound_names, _Facts, _fingerprint_and_leaves, _leaves,
+    # The bound names are found while fingerprinting, not by bound_names' own walk.
+    from nb2pkg.analysis.clones import (_bound_names, _leaves, _statement_facts,
                                         _statement_lists, _Stmt, bound_names, shape)
 
     def stmt(cell, path, i, s):
-        facts = _Facts(s, *_fingerprint_and_leaves(cell, s))
+        facts = _statement_facts(cell, s)
         return _Stmt(cell, path, i, s, facts.key, facts.weight, facts)
 
     source = ("for i, (a, b) in enumerate(rows):\n    import os.path as p\n"
-              "    total = f'{a}-{b}' + 'x'\n    del b\nwith open(p) as fh:\n    text = fh.read()\n"
+              "    total = f'{a}-{b:{(width := 3)}}' + 'x'\n    del b\nwith open(p) as fh:\n    text = fh.read()\n"
               "try:\n    n = int(text)\nexcept ValueError as err:\n    n = len([w for w in text])\n"
               "match n:\n    case [first, *others]: pass\n    case {'k': 1, **more}: pass\n"
               "g = lambda q, *r: q + 1.5\n")
@@ -163,7 +164,7 @@ def test_kept_leaves_and_bound_names_are_those_of_the_statements() -> None:
                 assert _bound_names(run) == bound_names(nodes)
     top = [stmt(cell, (), i, s) for i, s in enumerate(cell.tree.body)]
     assert _bound_names(top) >= {"i", "a", "b", "p", "total", "fh", "text", "n", "err",
-                                     "w", "first", "others", "more", "g", "q", "r"}
+                                     "w", "width", "first", "others", "more", "g", "q", "r"}
 
 
 def test_a_cells_fingerprints_are_kept_while_reusing_them_and_only_for_that_cell() -> None:
