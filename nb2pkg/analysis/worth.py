@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import ast
 
+from .parse import walk
+
 # Conventional names of plotting modules and of what they return, and plotting methods.
 PLOT_ROOTS = frozenset({"plt", "pyplot", "sns", "seaborn", "mpl", "matplotlib", "px", "go",
                         "fig", "ax", "axs", "axes", "ax1", "ax2", "figure", "plotly"})
@@ -93,8 +95,9 @@ def _plotting_name(name: str) -> bool:
     return name.startswith("plot") or name.endswith("plot")
 
 
-def _plots(statement: ast.stmt, plotted: set[str]) -> bool:
-    for node in ast.walk(statement):
+def _plots(nodes: list[ast.AST], plotted: set[str]) -> bool:
+    """Does the statement whose nodes are ``nodes`` draw?"""
+    for node in nodes:
         if isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Attribute):
@@ -115,15 +118,18 @@ def kinds(statements: list[ast.stmt]) -> list[str]:
     plotted: set[str] = set()
     found = []
     for statement in statements:
-        reads = {n.id for n in ast.walk(statement)
-                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - _BUILTINS
+        nodes = walk(statement)
+        reads: set[str] = set()
+        bound: set[str] = set()
+        for node in nodes:
+            if isinstance(node, ast.Name):
+                (reads if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        reads -= _BUILTINS
         if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name):
             reads.add(statement.target.id)
-        bound = {n.id for n in ast.walk(statement)
-                 if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
         # `ax = axes[0]`: works on what a drawing statement returned, here or in an earlier
         # cell (under the conventional names of figures and axes).
-        if _plots(statement, plotted) or (reads and reads <= plotted | PLOT_ROOTS):
+        if _plots(nodes, plotted) or (reads and reads <= plotted | PLOT_ROOTS):
             plotted |= bound
             found.append("plot")
         elif bound or isinstance(statement, (ast.AugAssign, ast.For, ast.While, ast.With,

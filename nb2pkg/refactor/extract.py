@@ -110,6 +110,7 @@ class ExtractContext:
     _rest_io: dict[tuple[CellKey, tuple, int], BlockIO] = field(default_factory=dict)
     _later: dict[int, tuple[dict[str, list[int]], dict[str, list[int]], list[int]]] = field(
         default_factory=dict)
+    _mentions: dict[tuple[int, str], list[int]] = field(default_factory=dict)
 
     def cst_module(self, key: CellKey) -> cst.Module:
         """The cell's masked code parsed with libcst (once)."""
@@ -208,6 +209,22 @@ class ExtractContext:
                     writes.setdefault(name, []).append(position)
             self._later[notebook] = (reads, writes, textual)
         return self._later[notebook]
+
+    def mentions(self, notebook: int, name: str) -> list[int]:
+        """The positions of the cells read only as text (see ``cell_events``) whose text holds
+        ``name``: an opaque cell's source, or another cell's magics. Once per name: the
+        liveness check asks for a name in every copy of every block that assigns it."""
+        found = self._mentions.get((notebook, name))
+        if found is None:
+            keys = self.notebook_facts(notebook)[0]
+            found = []
+            for position in self.cell_events(notebook)[2]:
+                cell = self.cells[keys[position]]
+                if (name in cell.source if cell.io is None
+                        else any(name in m.text for m in cell.masked.magics)):
+                    found.append(position)
+            self._mentions[(notebook, name)] = found
+        return found
 
 
 def _first_from(positions: list[int], start: int) -> int | None:
@@ -776,17 +793,13 @@ def _live_after(ctx: ExtractContext, o: Occurrence, name: str) -> bool:
     # The later cells in order: the first that reads the name (as code, or as text in an
     # opaque cell or a magic) before or in the first cell that surely binds it.
     start = bisect.bisect_right(keys, key)
-    reads, writes, textual = ctx.cell_events(o.notebook)
+    reads, writes, _ = ctx.cell_events(o.notebook)
     read = _first_from(reads.get(name, []), start)
     write = _first_from(writes.get(name, []), start)
     limit = min((p for p in (read, write) if p is not None), default=len(keys))
-    for position in textual[bisect.bisect_left(textual, start):]:
-        if position > limit:
-            break
-        cell = ctx.cells[keys[position]]
-        if (name in cell.source if cell.io is None
-                else any(name in m.text for m in cell.masked.magics)):
-            return True
+    mention = _first_from(ctx.mentions(o.notebook, name), start)
+    if mention is not None and mention <= limit:
+        return True
     return read is not None and (write is None or read <= write)
 
 
