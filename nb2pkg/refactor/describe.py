@@ -152,6 +152,11 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
         drawing = [m for m in methods if m.startswith("plot_") and len(m) > 5]
         if drawing:
             return identifier(drawing[0])
+        # What is drawn says what the figure is about; the figure, its axes and the calls that
+        # dress them (`plt.xlabel`, `set_fontsize`) do not.
+        series = _plotted(facts)
+        if series is not None:
+            return f"plot_{series}"
     bound = ["_".join(w for w in identifier(n).split("_") if w not in facts.varying)
              for n in _bound(facts.block)]
     meaningful = [r for r in facts.returns if len(r) > 2] or [n for n in bound if len(n) > 2][-1:]
@@ -166,6 +171,50 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
     if named:
         return f"{verb}_{identifier(named[0].removeprefix('set_'))}"
     return None
+
+
+# Calls that draw data, and the attributes that only select part of it (`df.loc[...].values`).
+_DRAWS = {"plot", "scatter", "hist", "bar", "barh", "step", "stem", "errorbar", "fill_between",
+          "semilogx", "semilogy", "loglog", "stackplot", "boxplot", "violinplot", "hexbin"}
+_SELECTORS = {"values", "T", "iloc", "loc", "index", "to_numpy", "copy", "squeeze", "flatten",
+              "ravel"}
+
+
+def _plotted(facts: Facts) -> str | None:
+    """The first data series the block draws: the ``y`` of ``ax.plot(x, y)``, the ``x`` of
+    ``plt.hist(x)``, named after what holds it (``fittedvalues`` for ``res.fittedvalues``).
+    Series that differ between the copies, or go by a name as generic as ``y``, are passed
+    over."""
+    varying = {original for _, arguments, original in facts.params
+               if original is not None and len(set(arguments)) > 1}
+    for statement in facts.block:
+        for node in ast.walk(statement):
+            if not (isinstance(node, ast.Call) and dotted_name(node.func).rsplit(".", 1)[-1]
+                    in _DRAWS):
+                continue
+            data = [a for a in node.args if not isinstance(a, ast.Constant)]
+            name = _holder(data[1] if len(data) > 1 else data[0]) if data else None
+            if name and name not in varying and name not in _GENERIC_VALUES and len(name) > 1:
+                return identifier(name)
+    return None
+
+
+def _holder(node: ast.expr) -> str | None:
+    """The name of what holds a value: ``variance`` for ``forecasts.variance.iloc[-1].values``."""
+    while True:
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute) and node.attr not in _SELECTORS:
+            return node.attr
+        if isinstance(node, (ast.Attribute, ast.Subscript)):
+            node = node.value
+        elif isinstance(node, ast.UnaryOp):
+            node = node.operand
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in _SELECTORS:
+            node = node.func.value
+        else:
+            return None
 
 
 # Names that say what a value is in general, not which: a function returning only these is
