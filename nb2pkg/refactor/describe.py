@@ -237,16 +237,28 @@ def _loaded(facts: Facts) -> str | None:
     method = name.rsplit(".", 1)[-1]
     if not (method.startswith(("load", "read_")) or method in {"fetch", "open_dataset"}):
         return None
-    for argument in call.args[:1]:  # a file: its name
-        if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+    for argument in call.args[:1]:
+        if isinstance(argument, ast.Constant) and isinstance(argument.value, str):  # a file
             stem = identifier(re.split(r"[\\/]", argument.value)[-1].split(".")[0])
             if stem and stem not in _GENERIC_VALUES:
                 return stem
+        # what holds the bytes, read as they are or through a wrapper: pd.read_stata(
+        # BytesIO(wpi1)); a name like `path` or `url` says where, not what, and one that
+        # differs between the copies is not what they all load
+        while isinstance(argument, ast.Call) and len(argument.args) == 1:
+            argument = argument.args[0]
+        if isinstance(argument, ast.Name) and argument.id not in _GENERIC_VALUES \
+                and not set(identifier(argument.id).split("_")) & (_WHERE | facts.varying):
+            return identifier(argument.id)
     receiver = name.rsplit(".", 2)[-2] if name.count(".") else ""
     if receiver and receiver not in _MODULE_ALIASES and receiver not in _GENERIC_VALUES:
         return identifier(receiver)  # a dataset: mroz.load(), sm.datasets.anes96.load_pandas()
     return "data"
 
+
+# Words of names that say where data is, not what it is.
+_WHERE = {"path", "paths", "file", "files", "filename", "fname", "fn", "filepath", "url", "uri",
+          "dir", "folder", "name", "f", "fh", "fp", "buffer", "buf", "source", "src", "link"}
 
 # Modules by their usual aliases: `pd.read_csv` loads nothing called `pd`.
 _MODULE_ALIASES = {"pd", "pandas", "np", "numpy", "sm", "smf", "sp", "scipy", "json", "pickle",
