@@ -224,10 +224,11 @@ _GENERIC_VALUES = {"data", "df", "res", "result", "results", "out", "output", "t
 
 
 def _loaded(facts: Facts) -> str | None:
-    """What a block that starts by loading data loads, when what it returns says no more
-    (``data``): ``mroz`` for ``data = mroz.load()``, ``sales`` for ``df =
-    pd.read_csv("sales.csv")``, else ``data``."""
-    if not facts.returns or not set(facts.returns) <= _GENERIC_VALUES or not facts.block:
+    """What a block that starts by loading data loads, when what it returns first says no
+    more (``data``): ``mroz`` for ``data = mroz.load()``, ``sales`` for ``df =
+    pd.read_csv("sales.csv")``, else ``data``. What it returns after that (the labels of the
+    data's categories, say) is the block preparing what it loaded."""
+    if not facts.returns or facts.returns[0] not in _GENERIC_VALUES or not facts.block:
         return None
     first = facts.block[0]
     call = first.value if isinstance(first, ast.Assign) else None
