@@ -157,6 +157,9 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
         series = _plotted(facts)
         if series is not None:
             return f"plot_{series}"
+    interval = _interval(facts.returns, calls)
+    if interval is not None:
+        return f"{verb}_{interval}"
     bound = ["_".join(w for w in identifier(n).split("_") if w not in facts.varying)
              for n in _bound(facts.block)]
     meaningful = [r for r in facts.returns if len(r) > 2] or [n for n in bound if len(n) > 2][-1:]
@@ -171,6 +174,33 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
     if named:
         return f"{verb}_{identifier(named[0].removeprefix('set_'))}"
     return None
+
+
+# The words that tell the two bounds of an interval apart (iv_l, iv_u), and the words that
+# only say "interval" (conf_lower: what it is the interval of is not "conf").
+_BOUNDS = [{"l", "u"}, {"lower", "upper"}, {"lo", "hi"}, {"low", "high"}]
+_INTERVAL = {"iv", "ci", "conf", "interval", "int", "bound", "bounds"}
+
+
+def _interval(returns: Sequence[str], calls: list[str]) -> str | None:
+    """``prediction_interval`` for a block returning ``iv_l, iv_u`` after calling
+    ``res.get_prediction()``: the two bounds are one value, an interval of what their names
+    share or else of what the block's first specific call gets; None for other returns."""
+    if len(returns) != 2:
+        return None
+    lower, upper = (identifier(r).split("_") for r in returns)
+    differ = [i for i, (a, b) in enumerate(zip(lower, upper)) if a != b]
+    if len(lower) != len(upper) or len(differ) != 1 \
+            or {lower[differ[0]], upper[differ[0]]} not in _BOUNDS:
+        return None
+    stem = [w for i, w in enumerate(lower) if i != differ[0] and w not in _INTERVAL]
+    if not stem:
+        specific = [identifier(c.rsplit(".", 1)[-1]).removeprefix("get_") for c in calls
+                    if c.rsplit(".", 1)[-1] not in _GENERIC_CALLS]
+        if specific and set(specific[0].split("_")) & _INTERVAL:
+            return specific[0]  # res.conf_int() already says it: conf_int, not conf_int_interval
+        stem = specific[:1]
+    return "_".join([*stem, "interval"])
 
 
 # Calls that draw data, and the attributes that only select part of it (`df.loc[...].values`).
