@@ -24,6 +24,9 @@ _FILLER = {"extra", "code", "cell", "cells", "figure", "fig", "generates", "gene
            "exercise", "note", "todo", "fixme", "changing", "these", "those", "lines", "line",
            "formatting", "was", "were", "has", "have", "had", "all", "what", "which", "how",
            "why", "when", "there", "their", "they", "them", "i", "me", "my", "so", "or"}
+# Words that join what a title compares ("raw vs hourly"): alone (what they joined differs
+# between the copies, "OLS vs. WLS") they name nothing.
+_JOINING = {"vs", "versus"}
 _VERBS = {"evaluate", "compute", "plot", "fit", "train", "predict", "score", "load", "clean",
           "split", "draw", "show", "print", "report", "count", "summarize", "summarise", "build",
           "make", "create", "check", "filter", "select", "scale", "normalize", "transform",
@@ -63,7 +66,7 @@ def _words(text: str | None, facts: Facts) -> list[str]:
     text = re.sub(r"\$[^$]*\$|`[^`]*`|\d+[–-]\d+", " ", text)  # LaTeX, code, figure numbers
     words = [w for w in words_of_comment(text, set(facts.varying)) if w not in _FILLER
              and len(w) > 1]
-    return words[:MAX_WORDS]
+    return words[:MAX_WORDS] if set(words) - _JOINING else []
 
 
 def _calls(block: Sequence[ast.stmt], renamed: Mapping[int, str] | None = None) -> list[str]:
