@@ -113,6 +113,10 @@ def function_name(facts: Facts) -> str:
         words = _words(text, facts)
         if words and words[0] in _VERBS:
             return "_".join(words)
+        # A title that starts by saying what the verb says ("Plots", "Plotting residuals")
+        # would say it twice: plot_residuals, not plot_plotting_residuals
+        while words and re.fullmatch(verb + r"(s|t?ing|t?ed)?", words[0]):
+            words = words[1:]
         if words:
             return "_".join([verb, *words[:MAX_WORDS - 1]])
     return _name_from_code(facts, calls, verb) or f"{verb}_block"
