@@ -164,6 +164,9 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
         series = _plotted(facts)
         if series is not None:
             return f"plot_{series}"
+        saved = _saved(facts)
+        if saved is not None:  # it finishes a figure drawn before: save it, under what name
+            return f"save_{saved}"
     interval = _interval(facts.returns, calls)
     if interval is not None:
         return f"{verb}_{interval}"
@@ -234,6 +237,36 @@ def _plotted(facts: Facts) -> str | None:
             if name and name not in varying and name not in _GENERIC_VALUES and len(name) > 1:
                 return identifier(name)
     return None
+
+
+def _saved(facts: Facts) -> str | None:
+    """What a block that saves its figure saves it as: the file's name, or what the names the
+    copies save under share (``regression_plot`` for ``save_fig("ridge_regression_plot")`` and
+    ``save_fig("lasso_regression_plot")``), else ``figure``; None when it saves nothing."""
+    for statement in facts.block:
+        for node in ast.walk(statement):
+            if not (isinstance(node, ast.Call) and re.fullmatch(
+                    r"save_?fig(ure)?", dotted_name(node.func).rsplit(".", 1)[-1])):
+                continue
+            file = node.args[0] if node.args else None
+            if not (isinstance(file, ast.Constant) and isinstance(file.value, str)):
+                return "figure"
+            values = [file.value]
+            for _, arguments, original in facts.params:  # the names the other copies save as
+                if original is None and _literal(arguments[0]) == file.value:
+                    values = [str(_literal(a)) for a in arguments]
+            stem = common_stem([identifier(re.split(r"[\\/]", v)[-1].split(".")[0])
+                                for v in values])
+            return stem if stem and stem != "fig" else "figure"
+    return None
+
+
+def _literal(text: str) -> object:
+    """The value of a literal the copies pass (``"sgd_plot"``); None for other code."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
 
 
 def _holder(node: ast.expr) -> str | None:
