@@ -154,6 +154,9 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
     loaded = _loaded(facts) if verb == "compute" else None
     if loaded is not None:
         return f"load_{loaded}"
+    if verb == "compute" and _simulates(facts.block):
+        # what it returns is made up, whatever short names (m, X, y; rng, eta) it goes by
+        return "simulate_data"
     if verb == "plot":  # res.plot_forest(): what it draws names it better than `fig`
         methods = [c.rsplit(".", 1)[-1] for c in calls if "." in c]
         drawing = [m for m in methods if m.startswith("plot_") and len(m) > 5]
@@ -285,6 +288,19 @@ def _holder(node: ast.expr) -> str | None:
             node = node.func.value
         else:
             return None
+
+
+_SEEDING = {"seed", "manual_seed", "set_seed", "default_rng", "RandomState", "Generator"}
+_DRAWING = {"rand", "randn", "randint", "random", "normal", "standard_normal", "uniform",
+            "integers", "choice", "multivariate_normal", "binomial", "poisson", "exponential",
+            "gamma", "beta", "standard_t", "lognormal"}
+
+
+def _simulates(block: Sequence[ast.stmt]) -> bool:
+    """Whether the block makes up data: it starts by seeding a random generator
+    (``np.random.seed(42)``, ``rng = np.random.default_rng(1)``) and draws from it."""
+    seeds = {c.rsplit(".", 1)[-1] for c in _calls(block[:1])} & _SEEDING
+    return bool(seeds and {c.rsplit(".", 1)[-1] for c in _calls(block[1:])} & _DRAWING)
 
 
 # Names that say what a value is in general, not which: a function returning only these is
