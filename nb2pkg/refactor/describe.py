@@ -24,6 +24,9 @@ _FILLER = {"extra", "code", "cell", "cells", "figure", "fig", "generates", "gene
            "exercise", "note", "todo", "fixme", "changing", "these", "those", "lines", "line",
            "formatting", "was", "were", "has", "have", "had", "all", "what", "which", "how",
            "why", "when", "there", "their", "they", "them", "i", "me", "my", "so", "or"}
+# Words that join what a title compares ("raw vs hourly"): alone (what they joined differs
+# between the copies, "OLS vs. WLS") they name nothing.
+_JOINING = {"vs", "versus"}
 _VERBS = {"evaluate", "compute", "plot", "fit", "train", "predict", "score", "load", "clean",
           "split", "draw", "show", "print", "report", "count", "summarize", "summarise", "build",
           "make", "create", "check", "filter", "select", "scale", "normalize", "transform",
@@ -63,7 +66,7 @@ def _words(text: str | None, facts: Facts) -> list[str]:
     text = re.sub(r"\$[^$]*\$|`[^`]*`|\d+[–-]\d+", " ", text)  # LaTeX, code, figure numbers
     words = [w for w in words_of_comment(text, set(facts.varying)) if w not in _FILLER
              and len(w) > 1]
-    return words[:MAX_WORDS]
+    return words[:MAX_WORDS] if set(words) - _JOINING else []
 
 
 def _calls(block: Sequence[ast.stmt], renamed: Mapping[int, str] | None = None) -> list[str]:
@@ -110,6 +113,10 @@ def function_name(facts: Facts) -> str:
         words = _words(text, facts)
         if words and words[0] in _VERBS:
             return "_".join(words)
+        # A title that starts by saying what the verb says ("Plots", "Plotting residuals")
+        # would say it twice: plot_residuals, not plot_plotting_residuals
+        while words and re.fullmatch(verb + r"(s|t?ing|t?ed)?", words[0]):
+            words = words[1:]
         if words:
             return "_".join([verb, *words[:MAX_WORDS - 1]])
     return _name_from_code(facts, calls, verb) or f"{verb}_block"
@@ -147,11 +154,25 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
     loaded = _loaded(facts) if verb == "compute" else None
     if loaded is not None:
         return f"load_{loaded}"
+    if verb == "compute" and _simulates(facts.block):
+        # what it returns is made up, whatever short names (m, X, y; rng, eta) it goes by
+        return "simulate_data"
     if verb == "plot":  # res.plot_forest(): what it draws names it better than `fig`
         methods = [c.rsplit(".", 1)[-1] for c in calls if "." in c]
         drawing = [m for m in methods if m.startswith("plot_") and len(m) > 5]
         if drawing:
             return identifier(drawing[0])
+        # What is drawn says what the figure is about; the figure, its axes and the calls that
+        # dress them (`plt.xlabel`, `set_fontsize`) do not.
+        series = _plotted(facts)
+        if series is not None:
+            return f"plot_{series}"
+        saved = _saved(facts)
+        if saved is not None:  # it finishes a figure drawn before: save it, under what name
+            return f"save_{saved}"
+    interval = _interval(facts.returns, calls)
+    if interval is not None:
+        return f"{verb}_{interval}"
     bound = ["_".join(w for w in identifier(n).split("_") if w not in facts.varying)
              for n in _bound(facts.block)]
     meaningful = [r for r in facts.returns if len(r) > 2] or [n for n in bound if len(n) > 2][-1:]
@@ -168,6 +189,120 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
     return None
 
 
+# The words that tell the two bounds of an interval apart (iv_l, iv_u), and the words that
+# only say "interval" (conf_lower: what it is the interval of is not "conf").
+_BOUNDS = [{"l", "u"}, {"lower", "upper"}, {"lo", "hi"}, {"low", "high"}]
+_INTERVAL = {"iv", "ci", "conf", "interval", "int", "bound", "bounds"}
+
+
+def _interval(returns: Sequence[str], calls: list[str]) -> str | None:
+    """``prediction_interval`` for a block returning ``iv_l, iv_u`` after calling
+    ``res.get_prediction()``: the two bounds are one value, an interval of what their names
+    share or else of what the block's first specific call gets; None for other returns."""
+    if len(returns) != 2:
+        return None
+    lower, upper = (identifier(r).split("_") for r in returns)
+    differ = [i for i, (a, b) in enumerate(zip(lower, upper)) if a != b]
+    if len(lower) != len(upper) or len(differ) != 1 \
+            or {lower[differ[0]], upper[differ[0]]} not in _BOUNDS:
+        return None
+    stem = [w for i, w in enumerate(lower) if i != differ[0] and w not in _INTERVAL]
+    if not stem:
+        specific = [identifier(c.rsplit(".", 1)[-1]).removeprefix("get_") for c in calls
+                    if c.rsplit(".", 1)[-1] not in _GENERIC_CALLS]
+        if specific and set(specific[0].split("_")) & _INTERVAL:
+            return specific[0]  # res.conf_int() already says it: conf_int, not conf_int_interval
+        stem = specific[:1]
+    return "_".join([*stem, "interval"])
+
+
+# Calls that draw data, and the attributes that only select part of it (`df.loc[...].values`).
+_DRAWS = {"plot", "scatter", "hist", "bar", "barh", "step", "stem", "errorbar", "fill_between",
+          "semilogx", "semilogy", "loglog", "stackplot", "boxplot", "violinplot", "hexbin"}
+_SELECTORS = {"values", "T", "iloc", "loc", "index", "to_numpy", "copy", "squeeze", "flatten",
+              "ravel"}
+
+
+def _plotted(facts: Facts) -> str | None:
+    """The first data series the block draws: the ``y`` of ``ax.plot(x, y)``, the ``x`` of
+    ``plt.hist(x)``, named after what holds it (``fittedvalues`` for ``res.fittedvalues``).
+    Series that differ between the copies, or go by a name as generic as ``y``, are passed
+    over."""
+    varying = {original for _, arguments, original in facts.params
+               if original is not None and len(set(arguments)) > 1}
+    for statement in facts.block:
+        for node in ast.walk(statement):
+            if not (isinstance(node, ast.Call) and dotted_name(node.func).rsplit(".", 1)[-1]
+                    in _DRAWS):
+                continue
+            data = [a for a in node.args if not isinstance(a, ast.Constant)]
+            name = _holder(data[1] if len(data) > 1 else data[0]) if data else None
+            if name and name not in varying and name not in _GENERIC_VALUES and len(name) > 1:
+                return identifier(name)
+    return None
+
+
+def _saved(facts: Facts) -> str | None:
+    """What a block that saves its figure saves it as: the file's name, or what the names the
+    copies save under share (``regression_plot`` for ``save_fig("ridge_regression_plot")`` and
+    ``save_fig("lasso_regression_plot")``), else ``figure``; None when it saves nothing."""
+    for statement in facts.block:
+        for node in ast.walk(statement):
+            if not (isinstance(node, ast.Call) and re.fullmatch(
+                    r"save_?fig(ure)?", dotted_name(node.func).rsplit(".", 1)[-1])):
+                continue
+            file = node.args[0] if node.args else None
+            if not (isinstance(file, ast.Constant) and isinstance(file.value, str)):
+                return "figure"
+            values = [file.value]
+            for _, arguments, original in facts.params:  # the names the other copies save as
+                if original is None and _literal(arguments[0]) == file.value:
+                    values = [str(_literal(a)) for a in arguments]
+            stem = common_stem([identifier(re.split(r"[\\/]", v)[-1].split(".")[0])
+                                for v in values])
+            return stem if stem and stem != "fig" else "figure"
+    return None
+
+
+def _literal(text: str) -> object:
+    """The value of a literal the copies pass (``"sgd_plot"``); None for other code."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
+
+
+def _holder(node: ast.expr) -> str | None:
+    """The name of what holds a value: ``variance`` for ``forecasts.variance.iloc[-1].values``."""
+    while True:
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute) and node.attr not in _SELECTORS:
+            return node.attr
+        if isinstance(node, (ast.Attribute, ast.Subscript)):
+            node = node.value
+        elif isinstance(node, ast.UnaryOp):
+            node = node.operand
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in _SELECTORS:
+            node = node.func.value
+        else:
+            return None
+
+
+_SEEDING = {"seed", "manual_seed", "set_seed", "default_rng", "RandomState", "Generator"}
+_DRAWING = {"rand", "randn", "randint", "random", "normal", "standard_normal", "uniform",
+            "integers", "choice", "multivariate_normal", "binomial", "poisson", "exponential",
+            "gamma", "beta", "standard_t", "lognormal"}
+
+
+def _simulates(block: Sequence[ast.stmt]) -> bool:
+    """Whether the block makes up data: it starts by seeding a random generator
+    (``np.random.seed(42)``, ``rng = np.random.default_rng(1)``) and draws from it."""
+    seeds = {c.rsplit(".", 1)[-1] for c in _calls(block[:1])} & _SEEDING
+    return bool(seeds and {c.rsplit(".", 1)[-1] for c in _calls(block[1:])} & _DRAWING)
+
+
 # Names that say what a value is in general, not which: a function returning only these is
 # better named after what it does.
 _GENERIC_VALUES = {"data", "df", "res", "result", "results", "out", "output", "tmp", "value",
@@ -175,10 +310,11 @@ _GENERIC_VALUES = {"data", "df", "res", "result", "results", "out", "output", "t
 
 
 def _loaded(facts: Facts) -> str | None:
-    """What a block that starts by loading data loads, when what it returns says no more
-    (``data``): ``mroz`` for ``data = mroz.load()``, ``sales`` for ``df =
-    pd.read_csv("sales.csv")``, else ``data``."""
-    if not facts.returns or not set(facts.returns) <= _GENERIC_VALUES or not facts.block:
+    """What a block that starts by loading data loads, when what it returns first says no
+    more (``data``): ``mroz`` for ``data = mroz.load()``, ``sales`` for ``df =
+    pd.read_csv("sales.csv")``, else ``data``. What it returns after that (the labels of the
+    data's categories, say) is the block preparing what it loaded."""
+    if not facts.returns or facts.returns[0] not in _GENERIC_VALUES or not facts.block:
         return None
     first = facts.block[0]
     call = first.value if isinstance(first, ast.Assign) else None
@@ -188,16 +324,28 @@ def _loaded(facts: Facts) -> str | None:
     method = name.rsplit(".", 1)[-1]
     if not (method.startswith(("load", "read_")) or method in {"fetch", "open_dataset"}):
         return None
-    for argument in call.args[:1]:  # a file: its name
-        if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+    for argument in call.args[:1]:
+        if isinstance(argument, ast.Constant) and isinstance(argument.value, str):  # a file
             stem = identifier(re.split(r"[\\/]", argument.value)[-1].split(".")[0])
             if stem and stem not in _GENERIC_VALUES:
                 return stem
+        # what holds the bytes, read as they are or through a wrapper: pd.read_stata(
+        # BytesIO(wpi1)); a name like `path` or `url` says where, not what, and one that
+        # differs between the copies is not what they all load
+        while isinstance(argument, ast.Call) and len(argument.args) == 1:
+            argument = argument.args[0]
+        if isinstance(argument, ast.Name) and argument.id not in _GENERIC_VALUES \
+                and not set(identifier(argument.id).split("_")) & (_WHERE | facts.varying):
+            return identifier(argument.id)
     receiver = name.rsplit(".", 2)[-2] if name.count(".") else ""
     if receiver and receiver not in _MODULE_ALIASES and receiver not in _GENERIC_VALUES:
         return identifier(receiver)  # a dataset: mroz.load(), sm.datasets.anes96.load_pandas()
     return "data"
 
+
+# Words of names that say where data is, not what it is.
+_WHERE = {"path", "paths", "file", "files", "filename", "fname", "fn", "filepath", "url", "uri",
+          "dir", "folder", "name", "f", "fh", "fp", "buffer", "buf", "source", "src", "link"}
 
 # Modules by their usual aliases: `pd.read_csv` loads nothing called `pd`.
 _MODULE_ALIASES = {"pd", "pandas", "np", "numpy", "sm", "smf", "sp", "scipy", "json", "pickle",
