@@ -486,7 +486,6 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     if wanted in inner:
         wanted = f"{'plot' if wanted != 'plot' else 'draw'}_{wanted}"
     function = Namer(ctx.taken | set(kept) | inner).claim(wanted)
-    ctx.taken.add(function)
 
     # -- build the function ---------------------------------------------------------------------
     replacements: dict[int, str] = {}  # leaf index in copy 0 -> new name
@@ -533,6 +532,7 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
         if escape is not None:
             statement = f"if {call}:\n    {escape}"
         calls.append(CallSite(occurrence, statement + (";" if quiet[i] else "")))
+    ctx.taken.add(function)  # only now: a group refused above leaves its name to another
     return Extraction(group.id, function, module, source, tuple(parameters), tuple(returned),
                       tuple(calls), tuple(sorted(set(kept))))
 
