@@ -12,7 +12,7 @@ from typing import Iterator
 
 from ..magics import Masked, mask
 from ..notebook import Notebook
-from .scope import BlockIO, block_io
+from .scope import BlockIO, block_io, remembering_functions
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,12 @@ _parses: ContextVar[dict[str, ParsedCell] | None] = ContextVar("nb2pkg_parses", 
 @contextlib.contextmanager
 def reusing_parses() -> Iterator[None]:
     """Within: ``parse_notebook`` and ``reparse`` keep their parses, which ``reparse`` hands out
-    again for the same source. Scoped, so a long-running process (the lab) keeps no trees."""
+    again for the same source, and the scope analysis scans each function once. Scoped, so a
+    long-running process (the lab) keeps no trees."""
     token = _parses.set({})
     try:
-        yield
+        with remembering_functions():
+            yield
     finally:
         _parses.reset(token)
 

@@ -12,7 +12,10 @@ It works on the stdlib ``ast`` so that analysing thousands of cells stays cheap.
 from __future__ import annotations
 
 import ast
+import contextlib
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Iterator
 
 # Calls that read or write the caller's namespace by name: moving code that uses them changes it.
 DYNAMIC_CALLS = frozenset({"locals", "globals", "vars", "exec", "eval", "get_ipython", "dir"})
@@ -402,7 +405,34 @@ def _all_args(args: ast.arguments) -> list[ast.arg]:
     return [a for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg] if a]
 
 
-def _function_free_names(node: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+# The free names of functions already scanned, by the function's identity (the node kept, so
+# its id stays its own), while ``remembering_functions``: a conversion scans a cell's functions
+# many times (the cell, its stage, hoisting, the liveness of extracted blocks).
+_free_names: ContextVar[dict[int, tuple[ast.AST, frozenset[str]]] | None] = \
+    ContextVar("nb2pkg_free_names", default=None)
+
+
+@contextlib.contextmanager
+def remembering_functions() -> Iterator[None]:
+    """Within: each function body is scanned once (nothing in nb2pkg changes a tree)."""
+    token = _free_names.set({})
+    try:
+        yield
+    finally:
+        _free_names.reset(token)
+
+
+def _function_free_names(node: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+    kept = _free_names.get()
+    if kept is None:
+        return _scan_function(node)
+    found = kept.get(id(node))
+    if found is None or found[0] is not node:
+        found = kept[id(node)] = (node, _scan_function(node))
+    return found[1]
+
+
+def _scan_function(node: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
     """Global names a function body may read when it is called (its free variables)."""
     params = {a.arg for a in _all_args(node.args)}
     inner = _Scanner()
@@ -411,4 +441,4 @@ def _function_free_names(node: ast.FunctionDef | ast.AsyncFunctionDef) -> set[st
     local = (inner.written | params) - declared
     free = (set(inner.reads) | inner.deferred) - local
     # Names declared global and written inside the function are globals it reads or creates.
-    return free | (declared & (set(inner.reads) | inner.deferred))
+    return frozenset(free | (declared & (set(inner.reads) | inner.deferred)))

@@ -104,11 +104,23 @@ def _verb(facts: Facts, calls: list[str]) -> str:
     return "update"
 
 
-def function_name(facts: Facts) -> str:
-    """verb + object: the object from the comment, the section title, what it returns or the
-    most specific call; a comment that starts with a verb is used as it is."""
+def function_names(facts: Facts) -> list[str]:
+    """Names for the function, best first. verb + object: the object from the comment or the
+    section title (a comment that starts with a verb is used as it is), else from the code:
+    what it returns or the most specific call. Then names from the code alone (a comment or
+    section title shared with another group may have named that one)."""
     calls = _calls(facts.block)
     verb = _verb(facts, calls)
+    from_code = _name_from_code(facts, calls, verb)
+    names = [_titled(facts, verb) or from_code or f"{verb}_block"]
+    for name in (_label_name(facts, calls), from_code):
+        if name is not None and name not in names:
+            names.append(name)
+    return names
+
+
+def _titled(facts: Facts, verb: str) -> str | None:
+    """The name the comment above the block or its section title gives, if any."""
     for text in (facts.comment, facts.section):
         words = _words(text, facts)
         if words and words[0] in _VERBS:
@@ -119,18 +131,7 @@ def function_name(facts: Facts) -> str:
             words = words[1:]
         if words:
             return "_".join([verb, *words[:MAX_WORDS - 1]])
-    return _name_from_code(facts, calls, verb) or f"{verb}_block"
-
-
-def function_names(facts: Facts) -> list[str]:
-    """Names for the function, best first: :func:`function_name`'s, then names from the code
-    alone (a comment or section title shared with another group may have named that one)."""
-    calls = _calls(facts.block)
-    names = [function_name(facts)]
-    for name in (_label_name(facts, calls), _name_from_code(facts, calls, _verb(facts, calls))):
-        if name is not None and name not in names:
-            names.append(name)
-    return names
+    return None
 
 
 def free_name(facts: Facts, taken: set[str]) -> str:

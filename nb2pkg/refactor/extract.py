@@ -111,6 +111,7 @@ class ExtractContext:
     _later: dict[int, tuple[dict[str, list[int]], dict[str, list[int]], list[int]]] = field(
         default_factory=dict)
     _mentions: dict[tuple[int, str], list[int]] = field(default_factory=dict)
+    _words: dict[int, dict[str, list[int]]] = field(default_factory=dict)
 
     def cst_module(self, key: CellKey) -> cst.Module:
         """The cell's masked code parsed with libcst (once)."""
@@ -212,19 +213,42 @@ class ExtractContext:
 
     def mentions(self, notebook: int, name: str) -> list[int]:
         """The positions of the cells read only as text (see ``cell_events``) whose text holds
-        ``name``: an opaque cell's source, or another cell's magics. Once per name: the
-        liveness check asks for a name in every copy of every block that assigns it."""
+        ``name``: an opaque cell's source, or another cell's magics. The liveness check asks
+        for a name in every copy of every block that assigns it, so each text is split once
+        into its runs of word characters: a name (all word characters) is in a text exactly
+        when it is in one of its runs, and the runs of all texts are far fewer than the texts."""
         found = self._mentions.get((notebook, name))
         if found is None:
-            keys = self.notebook_facts(notebook)[0]
-            found = []
-            for position in self.cell_events(notebook)[2]:
-                cell = self.cells[keys[position]]
-                if (name in cell.source if cell.io is None
-                        else any(name in m.text for m in cell.masked.magics)):
-                    found.append(position)
+            words = self._textual_words(notebook)
+            if _WORD_RUN.fullmatch(name):
+                found = sorted({p for word, positions in words.items() if name in word
+                                for p in positions})
+            else:  # not an identifier of word characters (never seen): read every text
+                keys = self.notebook_facts(notebook)[0]
+                found = [p for p in self.cell_events(notebook)[2]
+                         if name in _text_of(self.cells[keys[p]])]
             self._mentions[(notebook, name)] = found
         return found
+
+    def _textual_words(self, notebook: int) -> dict[str, list[int]]:
+        """Each run of word characters in the text-only cells' texts -> their positions."""
+        found = self._words.get(notebook)
+        if found is None:
+            keys = self.notebook_facts(notebook)[0]
+            found = {}
+            for position in self.cell_events(notebook)[2]:
+                for word in set(_WORD_RUN.findall(_text_of(self.cells[keys[position]]))):
+                    found.setdefault(word, []).append(position)
+            self._words[notebook] = found
+        return found
+
+
+_WORD_RUN = re.compile(r"\w+")
+
+
+def _text_of(cell: ParsedCell) -> str:
+    """What of a cell only text can tell: all of an opaque one, else its magics."""
+    return cell.source if cell.io is None else "\n".join(m.text for m in cell.masked.magics)
 
 
 def _first_from(positions: list[int], start: int) -> int | None:

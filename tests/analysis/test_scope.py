@@ -140,3 +140,18 @@ def test_one_scan_finds_what_each_statement_binds(source: str) -> None:
     io, writes = block_io_and_writes(body)
     assert io == block_io(body)
     assert writes == [block_io([statement]).writes for statement in body]
+
+
+def test_a_function_is_scanned_once_while_functions_are_remembered(monkeypatch) -> None:
+    from nb2pkg.analysis import scope
+
+    body = ast.parse("def f(x):\n    return x + y\n\nz = f(1)\n").body
+    scanned = []
+    scan = scope._scan_function
+    monkeypatch.setattr(scope, "_scan_function", lambda node: scanned.append(node) or scan(node))
+    with scope.remembering_functions():
+        assert block_io(body) == block_io(body[:1] + body[1:])
+        assert block_io(body[:1]).deferred_reads == {"y"}
+    assert len(scanned) == 1
+    block_io(body)  # outside: nothing is kept
+    assert len(scanned) == 2
