@@ -713,10 +713,10 @@ def renaming_clash(leaf_lists: list[list[Leaf]], bound: list[frozenset[str]]) ->
     gives two parameters, both passed ``X`` by that copy.
     """
     names = [[leaf.value for leaf in leaves if leaf.kind == "name"] for leaves in leaf_lists]
-    tuples = set(zip(*names))
+    tuples = sorted(set(zip(*names)), key=repr)  # in a fixed order, so the reason is too
     for i, copy_bound in enumerate(bound):
         seen: dict[object, tuple] = {}
-        for key in sorted(tuples, key=repr):
+        for key in tuples:
             name = key[i]
             if name not in copy_bound:
                 continue

@@ -210,6 +210,7 @@ def _lift_notebook(nb: int, result: NotebookAnalysis, candidates: set[str], impo
     bindings = _bindings(cells, wanted)
     notebook_wide = _notebook_wide_blockers(cells)
     every_reference = _references(cells, set(functions))
+    as_text = _named_as_text(cells)
     while True:  # refusing one may refuse those that call it
         for name, f in list(functions.items()):
             stuck = sorted(f.calls - set(functions))
@@ -223,7 +224,7 @@ def _lift_notebook(nb: int, result: NotebookAnalysis, candidates: set[str], impo
         for name, f in functions.items():
             try:
                 _check(f, variables, references.get(name, []), functions, bindings,
-                       notebook_wide, cells)
+                       notebook_wide, cells, as_text)
             except _Refused as exc:
                 failed[name] = str(exc)
         if not failed:
@@ -365,7 +366,8 @@ def _notebook_wide_blockers(cells: list[ParsedCell]) -> dict[str, str]:
 
 def _check(f: _Function, variables: dict[str, list[str]], references: list[_Reference],
            functions: dict[str, _Function], bindings: dict[str, list[_Binding]],
-           blockers: dict[str, str], cells: list[ParsedCell]) -> None:
+           blockers: dict[str, str], cells: list[ParsedCell],
+           as_text: dict[str, tuple[int, bool]]) -> None:
     mine = variables[f.name]
     for variable in mine:
         why = blockers.get(variable) or blockers.get("*")
@@ -383,13 +385,13 @@ def _check(f: _Function, variables: dict[str, list[str]], references: list[_Refe
             raise _Refused(f"reads notebook variable `{variable}` after it returns (in a nested "
                            "function, lambda or generator), and the notebook binds it more than "
                            "once: passing the value at the call could pass an older one")
-    pattern = re.compile(rf"(?<![\w.]){re.escape(f.name)}\b")
-    for cell in cells:
-        if cell.tree is None and pattern.search(cell.source):
-            raise _Refused(f"cell {cell.cell} cannot be parsed and names `{f.name}`")
-        if cell.tree is not None and any(pattern.search(text) for _, text in cell.masked.replacements):
-            raise _Refused(f"cell {cell.cell} names `{f.name}` in IPython syntax, which cannot "
-                           "be rewritten to pass its variables")
+    named = as_text.get(f.name) if _WORDS.fullmatch(f.name) else _first_naming(cells, f.name)
+    if named is not None:
+        cell_index, opaque = named
+        if opaque:
+            raise _Refused(f"cell {cell_index} cannot be parsed and names `{f.name}`")
+        raise _Refused(f"cell {cell_index} names `{f.name}` in IPython syntax, which cannot "
+                       "be rewritten to pass its variables")
     for ref in references:
         if ref.call is None:
             raise _Refused(f"reads notebook variable `{mine[0]}` and is used as a value in cell "
@@ -415,6 +417,38 @@ def _check(f: _Function, variables: dict[str, list[str]], references: list[_Refe
                     or _bound_by_loop(top, variable, ref.node)):
                 raise _Refused(f"is called in cell {ref.cell} line {ref.node.lineno}, where "
                                f"`{variable}` may not be bound yet")
+
+
+def _texts(cell: ParsedCell) -> list[str]:
+    """What of a cell can name a function only as text: all of an opaque cell, the IPython
+    syntax of another."""
+    return [cell.source] if cell.tree is None else [t for _, t in cell.masked.replacements]
+
+
+def _first_naming(cells: list[ParsedCell], name: str) -> tuple[int, bool] | None:
+    """The first cell whose text names ``name`` (not as an attribute), and whether it is
+    opaque."""
+    pattern = re.compile(rf"(?<![\w.]){re.escape(name)}\b")
+    for cell in cells:
+        if any(pattern.search(text) for text in _texts(cell)):
+            return cell.cell, cell.tree is None
+    return None
+
+
+# A run of word characters not preceded by a dot: for a name of word characters, it is what
+# `(?<![\w.])name\b` finds, so one pass over the texts answers for every function.
+_WORDS = re.compile(r"\w+")
+_RUN_NOT_ATTRIBUTE = re.compile(r"(?<![\w.])\w+")
+
+
+def _named_as_text(cells: list[ParsedCell]) -> dict[str, tuple[int, bool]]:
+    """Each name the cells' texts hold (``_texts``) -> ``_first_naming``'s answer for it."""
+    found: dict[str, tuple[int, bool]] = {}
+    for cell in cells:
+        for text in _texts(cell):
+            for word in _RUN_NOT_ATTRIBUTE.findall(text):
+                found.setdefault(word, (cell.cell, cell.tree is None))
+    return found
 
 
 def _read_later(f: _Function, variables: dict[str, list[str]],
