@@ -407,7 +407,7 @@ def docstring(facts: Facts, name: str) -> str:
     """What the function does, its parameters and what it returns (Google style)."""
     calls = _calls(facts.block, facts.renamed)
     summary = _sentence(facts.comment, facts) or _sentence(facts.section, facts) \
-        or _summary(facts, calls)
+        or _summary(facts, calls, name)
     lines = [summary, ""]
     plotted = [c for c in calls if c.rsplit(".", 1)[-1] in PLOT_METHODS]
     others = [c for c in calls if c not in plotted and c not in _BUILTINS
@@ -453,7 +453,7 @@ def _bound(block: Sequence[ast.stmt]) -> list[str]:
     return list(found)
 
 
-def _summary(facts: Facts, calls: list[str]) -> str:
+def _summary(facts: Facts, calls: list[str], name: str) -> str:
     """A first line from what the block does, when no comment or title says it."""
     params = [f"`{p}`" for p, _, _ in facts.params]
     source = f" from {_join(params)}" if params else ""
@@ -472,7 +472,9 @@ def _summary(facts: Facts, calls: list[str]) -> str:
     if verb == "plot":
         return f"Draw the figure{source}." if params else "Draw the figure."
     if facts.returns:
-        return f"Compute {_join([f'`{r}`' for r in facts.returns])}{source}."
+        # What the name says the block does (load_mroz, simulate_data), else "Compute".
+        doing = {"load": "Load", "simulate": "Simulate"}.get(name.split("_", 1)[0], "Compute")
+        return f"{doing} {_join([f'`{r}`' for r in facts.returns])}{source}."
     if verb == "report":
         return f"Print what is computed{source}."
     changed = [f"`{p}`" for p, _, original in facts.params if original in facts.mutated]
