@@ -274,6 +274,7 @@ def shape(statements: list[ast.stmt]) -> _Shape:
 class BlockShape:
     leaves: list[Leaf]  # as ``shape(statements).leaves``
     weight: int  # as ``shape(statements).weight``
+    defines: bool  # a function or class definition is or lies among the statements
 
 
 def _kept(statement: ast.stmt) -> _Facts | None:
@@ -288,20 +289,17 @@ def _kept(statement: ast.stmt) -> _Facts | None:
 
 
 def block_shape(statements: list[ast.stmt]) -> BlockShape:
-    """The leaves and weight of ``shape(statements)``, from what clone search kept of each
-    statement where it can."""
+    """The leaves, weight and definitions of ``shape(statements)``, from what clone search kept
+    of each statement where it can."""
     leaves: list[Leaf] = []
     weight = 0
+    defines = False
     for statement in statements:
-        facts = _kept(statement)
-        if facts is None:
-            found = shape([statement])
-            leaves += found.leaves
-            weight += found.weight
-        else:
-            leaves += facts.leaves
-            weight += facts.weight
-    return BlockShape(leaves, weight)
+        found = _kept(statement) or shape([statement])
+        leaves += found.leaves
+        weight += found.weight
+        defines = defines or found.defines
+    return BlockShape(leaves, weight, defines)
 
 
 def block_bound(statements: list[ast.stmt]) -> frozenset[str]:

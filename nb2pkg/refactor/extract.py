@@ -372,11 +372,10 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     for io in ios:
         if io.unsafe_reasons and escape is None:
             raise _Refuse("not safe to move into a function: " + "; ".join(io.unsafe_reasons))
-    for block in blocks:
-        for node in walk(ast.Module(body=block, type_ignores=[])):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                raise _Refuse("defines a function or class inside the copied block")
-    leaves = [block_shape(b).leaves for b in blocks]
+    shapes = [block_shape(b) for b in blocks]
+    if any(found.defines for found in shapes):
+        raise _Refuse("defines a function or class inside the copied block")
+    leaves = [found.leaves for found in shapes]
     if any(is_placeholder_name(str(leaf.value)) for leaf in leaves[0] if leaf.kind == "name"):
         raise _Refuse("contains IPython magics or shell commands, which only run in a notebook")
     clash = renaming_clash(leaves, [block_bound(b) for b in blocks])

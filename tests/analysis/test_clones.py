@@ -186,15 +186,17 @@ def test_a_cells_fingerprints_are_kept_while_reusing_them_and_only_for_that_cell
 
 def test_what_clone_search_kept_of_a_statement_is_what_it_would_compute_again() -> None:
     source = (BLOCK + "def f(x):\n    return [y for y in x]\n"
-              + "for k in range(3):\n    import os\n    " + BLOCK.replace("\n", "\n    "))
+              + "for k in range(3):\n    import os\n    " + BLOCK.replace("\n", "\n    ").rstrip(" ")
+              + "if f:\n    class C:\n        pass\n")
     parsed = cells(source, BLOCK)
     statements = [s for cell in parsed for s in cell.tree.body]
     nested = statements[4].body  # the loop's body: clone search visits nested lists too
     with reusing_fingerprints():
         find_clones(parsed)
         for block in ([s] for s in statements + nested):
-            kept = block_shape(block)
-            assert (kept.leaves, kept.weight) == (shape(block).leaves, shape(block).weight)
+            kept, found = block_shape(block), shape(block)
+            assert (kept.leaves, kept.weight, kept.defines) == \
+                (found.leaves, found.weight, found.defines)
             assert block_bound(block) == bound_names(block)
         # Kept, not computed again: the leaves are the objects clone search made.
         assert block_shape(statements[:1]).leaves[0] is block_shape(statements[:1]).leaves[0]
