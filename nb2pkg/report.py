@@ -107,7 +107,7 @@ def format_conversion(report: Any) -> str:
             out.append(f"  {r.group} ({_where(names, r.occurrences[0])}, ...): {r.reason}")
     if plan.loops or plan.loop_refusals:
         runs = "run" if len(plan.loops) == 1 else "runs"
-        out.append(f"rolled {len(plan.loops)} {runs} of statements differing only in literals into "
+        out.append(f"rolled {len(plan.loops)} {runs} of statements differing only in literals and variables into "
                    f"loops" + (f", left {len(plan.loop_refusals)} alone" if plan.loop_refusals
                                else "") + ":")
         for loop in plan.loops:

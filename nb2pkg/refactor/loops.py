@@ -1,22 +1,33 @@
-"""Runs of statements that differ only in literals, rolled into a loop over a table of them.
+"""Runs of statements that differ only in literals and the variables they read, rolled into a
+loop over a table of them.
 
 Three or more consecutive statements of one statement list (in the notebook's global scope), of
-one shape once their literals are set aside — calls (``plt.plot(X[y == 2, 0], ..., "g^")``),
-assignments to an item or attribute (``ratings[0] = 4``) — become one loop::
+one shape once their literals and the variables they read are set aside — calls
+(``plt.plot(X[y == 2, 0], ..., "g^")``), assignments to an item or attribute
+(``ratings[0] = 4``, ``results["SES"] = [fit1.params[p] for p in params] + [fit1.sse]``) —
+become one loop::
 
     for y_value, style, label in [(2, "g^", "Iris virginica"), (1, "bs", "Iris versicolor"), ...]:
         plt.plot(X[y == y_value, 0], X[y == y_value, 1], style, label=label)
 
 A column per distinct sequence of differing values (equal sequences share one); what every
-statement has in common stays written out. The loop runs the same code on the same values in
-the same order, so it behaves the same, with two differences a run must not be able to notice:
+statement has in common stays written out. The function a statement calls by name is part of
+its shape (``f(a)``, ``g(b)`` are not one loop's rows). The loop runs the same code on the same
+values in the same order, so it behaves the same, with three differences a run must not be able
+to notice:
 
 - the loop's variables are new notebook names. They are chosen among names that appear nowhere
   in the notebook's code, and a notebook that reaches its names another way (``globals()``,
   ``vars()``, ``eval``, ``%who``, ``%run``, ``get_ipython()``, ``import __main__``) is left alone;
 - a literal becomes a read of a variable holding the same value. Refused where that is not the
   same: inside a lambda or a generator expression (it may run after the loop, reading the last
-  value), as an operand of ``is``.
+  value), as an operand of ``is``;
+- a variable that differs is read once, when the table is built, before the first statement
+  runs, instead of by its own statement. That is the same object as long as nothing in the run
+  binds it again and it is bound before the run: refused when a statement of the run binds it
+  (``:=``), a function of the notebook declares it ``global``, it is not surely bound by the
+  cells before (or the statements before the run), or it is one of IPython's ``_`` names; also
+  refused inside a lambda or a generator, as for a literal.
 
 Also left alone: a run ending a cell with a displayed expression (a loop displays nothing), a
 run in the ``parameters`` cell (papermill's), a comment or a multi-line string inside the run
@@ -35,12 +46,13 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Collection, Iterable, Mapping, Sequence
 
 from ..analysis.clones import Path, _nested_lists, _statement_lists, displays
 from ..analysis.parse import ParsedCell, parse_cell, walk
 from ..magics import is_placeholder_name
-from .naming import Namer, identifier, names_in
+from ..analysis.scope import block_io
+from .naming import Namer, common_stem, identifier, names_in, unnumbered
 
 MAX_COLUMNS = 4
 
@@ -142,11 +154,14 @@ def plan_loops(cells: Sequence[Sequence[ParsedCell]], taken: Iterable[str],
         blocker = _dynamic_access(notebook_cells)
         words = _names_used(notebook_cells)
         parameters = parameters_cells[nb] if nb < len(parameters_cells) else None
+        declared = {name for cell in notebook_cells for node in cell.nodes
+                    if isinstance(node, (ast.Global, ast.Nonlocal)) for name in node.names}
         for run in runs:
             number += 1
             why_not = blocker or ("in the parameters cell, which papermill reads as assignments"
                                   if run.cell.cell == parameters else None)
-            decided = _decide(run, f"L{number}", words | taken, overrides, why_not)
+            decided = _decide(run, f"L{number}", words | taken, overrides, why_not,
+                              bound=_bound_before(notebook_cells, run), rebound=declared)
             # Loops may reuse each other's variables: none reads them outside its own body.
             if isinstance(decided, Loop):
                 loops.append(decided)
@@ -175,11 +190,15 @@ def roll_functions(functions: Sequence[tuple[str, str, int, int]], taken: Iterab
             continue
         lists = _function_lists(definition)
         words = _names_used([cell]) | set(taken)
+        arguments = {a.arg for a in ast.walk(definition.args) if isinstance(a, ast.arg)}
         lines = source.splitlines(keepends=True)
         edits = []
         for run in _runs(cell, min_rows, True, lists):
             number += 1
-            decided = _decide(run, f"L{number}", words, overrides, function=name)
+            # The function's top-level statement holding the run (path: (0, "body"), ...).
+            top = run.path[1][0] if len(run.path) > 1 else run.start
+            bound = arguments | block_io(definition.body[:top]).definite_writes
+            decided = _decide(run, f"L{number}", words, overrides, function=name, bound=bound)
             if isinstance(decided, LoopRefusal):
                 refusals.append(decided)
                 continue
@@ -196,19 +215,39 @@ def roll_functions(functions: Sequence[tuple[str, str, int, int]], taken: Iterab
 
 def _decide(run: _Run, loop_id: str, taken: set[str],
             overrides: Mapping[str, Mapping[str, object]], why_not: str | None = None,
-            function: str = "") -> Loop | LoopRefusal:
-    """The loop for ``run``, or why it is left alone (``why_not`` says so already)."""
+            function: str = "", bound: Collection[str] = frozenset(),
+            rebound: Collection[str] = frozenset()) -> Loop | LoopRefusal:
+    """The loop for ``run``, or why it is left alone (``why_not`` says so already). ``bound``:
+    the names surely bound when the run starts; ``rebound``: names a function may bind
+    (``global``)."""
     override = overrides.get(loop_id, {})
     try:
         if override.get("skip"):
             raise _Refuse("skipped: the names file says so")
         if why_not:
             raise _Refuse(why_not)
-        return replace(_roll(run, loop_id, taken, override), function=function)
+        return replace(_roll(run, loop_id, taken, override, bound, rebound), function=function)
     except _Refuse as exc:
         return LoopRefusal(loop_id, run.cell.notebook, run.cell.cell, run.statements[0].lineno,
                            run.statements[-1].end_lineno or 0, len(run.statements), str(exc),
                            function)
+
+
+def _bound_before(cells: Sequence[ParsedCell], run: _Run) -> set[str]:
+    """Names surely bound when ``run`` starts: bound on every path by a cell before it (and not
+    deleted by one), or by the statements of its cell before the one holding it."""
+    bound: set[str] = set()
+    deleted: set[str] = set()
+    for cell in cells:
+        if cell.cell >= run.cell.cell:
+            break
+        if cell.io is not None:
+            bound |= cell.io.definite_writes
+            deleted |= cell.io.deletes
+    assert run.cell.tree is not None
+    top = run.path[0][0] if run.path else run.start
+    before = block_io(run.cell.tree.body[:top])
+    return (bound - deleted - before.deletes) | before.definite_writes
 
 
 def _function_lists(definition: ast.FunctionDef) -> list[tuple[Path, list[ast.stmt]]]:
@@ -287,19 +326,22 @@ def _is_literal(node: ast.AST) -> bool:
 
 
 def _shape(node: ast.AST, leaves: list[ast.expr] | None = None) -> str:
-    """The statement with every literal replaced by a mark (f-strings compared whole); the
-    literal nodes, in the same order, appended to ``leaves``."""
-    if _is_literal(node):
+    """The statement with every literal and every variable it reads replaced by a mark
+    (f-strings compared whole, a function called by name kept); the literal and name nodes, in
+    the same order, appended to ``leaves``."""
+    if _is_literal(node) or isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
         if leaves is not None:
             leaves.append(node)  # type: ignore[arg-type]
-        return "#"
+        return "$" if isinstance(node, ast.Name) else "#"
     if isinstance(node, ast.JoinedStr):
         return ast.dump(node)
     parts = [type(node).__name__]
     for name, value in ast.iter_fields(node):
         if name == "ctx":
             continue
-        if isinstance(value, list):
+        if name == "func" and isinstance(value, ast.Name):
+            parts.append(value.id)  # `print(a)` and `len(a)` are not one shape
+        elif isinstance(value, list):
             parts.append("[" + ",".join(_shape(v, leaves) if isinstance(v, ast.AST) else repr(v)
                                         for v in value) + "]")
         elif isinstance(value, ast.AST):
@@ -310,7 +352,8 @@ def _shape(node: ast.AST, leaves: list[ast.expr] | None = None) -> str:
 
 
 # -- rolling a run ------------------------------------------------------------------------------
-def _roll(run: _Run, loop_id: str, taken: set[str], override: Mapping[str, object]) -> Loop:
+def _roll(run: _Run, loop_id: str, taken: set[str], override: Mapping[str, object],
+          bound: Collection[str], rebound: Collection[str]) -> Loop:
     lines = run.cell.masked.code.splitlines(keepends=True)
     first, last = run.statements[0].lineno, run.statements[-1].end_lineno or 0
     for statement in run.statements:
@@ -338,11 +381,15 @@ def _roll(run: _Run, loop_id: str, taken: set[str], override: Mapping[str, objec
             columns.setdefault(values, []).append(j)
     parents = {id(child): node for statement in run.statements[:1] for node in walk(statement)
                for child in ast.iter_child_nodes(node)}
-    for positions in columns.values():
+    for values, positions in columns.items():
         for j in positions:
             why = _not_a_plain_read(leaves[0][j], parents)
             if why:
-                raise _Refuse(f"a literal that differs sits {why}")
+                kind = "variable" if isinstance(leaves[0][j], ast.Name) else "literal"
+                raise _Refuse(f"a {kind} that differs sits {why}")
+        if isinstance(leaves[0][positions[0]], ast.Name):
+            _check_read_early([row[positions[0]].id for row in leaves],  # type: ignore[attr-defined]
+                              run.statements, bound, rebound)
     if len(columns) > min(MAX_COLUMNS, len(run.statements)):
         raise _Refuse(f"{len(columns)} differing values for {len(run.statements)} statements: "
                       "they differ in data more than they repeat")
@@ -352,14 +399,21 @@ def _roll(run: _Run, loop_id: str, taken: set[str], override: Mapping[str, objec
     names = []
     unnamed = 0
     for positions in columns.values():
-        # The most telling name of the positions a column fills (a key rather than "text").
+        # The most telling name of the positions a column fills (a key rather than "text");
+        # variables are named after what their names share (fit1, fit2 -> fit) first.
         candidates = [_column_name(leaves[0][j], parents, run.statements[0]) for j in positions]
+        if isinstance(leaves[0][positions[0]], ast.Name):
+            candidates.insert(0, _shared_name([row[positions[0]].id for row in leaves])  # type: ignore[attr-defined]
+                              or "value")
         wanted = next((c for c in candidates if c not in _GENERIC), candidates[0])
         unnamed += wanted in _GENERIC
         if wanted == "number" and any(not isinstance(ast.literal_eval(row[positions[0]]), int)
                                       for row in leaves):
             wanted = "value"  # 0, 0.5, 1
         wanted = next((w for w in _ALTERNATIVES.get(wanted, ()) if w not in namer.taken), wanted)
+        if wanted in namer.taken and isinstance(leaves[0][positions[0]], ast.Name):
+            # `fit_2` would read as the notebook's `fit2`: `this_fit`.
+            wanted = f"this_{wanted}"
         if isinstance(params, dict) and isinstance(params.get(wanted), str):
             wanted = str(params[wanted])
         names.append(namer.claim(wanted))
@@ -429,8 +483,28 @@ def _shares_lines(run: _Run, lines: list[str]) -> bool:
 
 
 def _value_key(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return f"name:{node.id}"
     value = ast.literal_eval(node)
     return f"{type(value).__name__}:{value!r}"
+
+
+def _check_read_early(names: Sequence[str], statements: Sequence[ast.stmt],
+                      bound: Collection[str], rebound: Collection[str]) -> None:
+    """Refuse a column of variables unless reading them all before the run is reading them
+    where each statement did (see the module's docstring)."""
+    binds = set().union(*(names_in(s) for s in statements))
+    for name in dict.fromkeys(names):
+        if name.startswith("_"):
+            raise _Refuse(f"`{name}` differs: IPython rebinds names that start with `_`")
+        if name in binds:
+            raise _Refuse(f"`{name}` differs and the run binds it")
+        if name in rebound:
+            raise _Refuse(f"`{name}` differs and a function of the notebook declares it "
+                          "`global`")
+        if name not in bound:
+            raise _Refuse(f"`{name}` differs and is not surely bound before the run (the loop "
+                          "would read it before the first statement runs)")
 
 
 def _not_a_plain_read(node: ast.AST, parents: Mapping[int, ast.AST]) -> str | None:
@@ -439,19 +513,28 @@ def _not_a_plain_read(node: ast.AST, parents: Mapping[int, ast.AST]) -> str | No
         if isinstance(parent, _LATER):
             return "inside a lambda or a generator (it could read the loop's variable after " \
                    "the loop)"
-        if isinstance(parent, ast.Compare) and any(
+        if isinstance(node, ast.Name):
+            pass  # a variable holds the very object: `is` sees no difference
+        elif isinstance(parent, ast.Compare) and any(
                 isinstance(op, (ast.Is, ast.IsNot)) for op in parent.ops):
             return "in an `is` comparison (a variable may not be the same object)"
         parent = parents.get(id(parent))
     return None
 
 
+def _shared_name(names: Sequence[str]) -> str:
+    """What the variables of a column have in common (fit1, fit2 -> fit; res_ols, res_wls ->
+    res), "" if nothing."""
+    stem = unnumbered(names) or common_stem(list(names)) or ""
+    return stem if len(stem) > 1 else ""
+
+
 def _column_name(node: ast.expr, parents: Mapping[int, ast.AST], statement: ast.stmt) -> str:
-    """A name from where the literal sits: keyword, the item or attribute it is assigned to,
-    the other side of a comparison, the column it selects, the method it is passed to; else
-    what it is."""
+    """A name from where the literal or variable sits: keyword, the item or attribute it is
+    assigned to, the other side of a comparison, the column it selects, the method it is passed
+    to; else what it is."""
     parent = parents.get(id(node))
-    value = ast.literal_eval(node)
+    value = None if isinstance(node, ast.Name) else ast.literal_eval(node)
     if isinstance(parent, ast.keyword) and parent.arg:
         return identifier(parent.arg)
     if isinstance(statement, (ast.Assign, ast.AugAssign)) and statement.value is node:
@@ -468,6 +551,10 @@ def _column_name(node: ast.expr, parents: Mapping[int, ast.AST], statement: ast.
             return f"{identifier(other.id)}_value"
     if isinstance(parent, ast.Subscript) and parent.slice is node:
         return "index" if isinstance(value, int) and not isinstance(value, bool) else "key"
+    if isinstance(parent, ast.List) and isinstance(value, str):
+        grand = parents.get(id(parent))
+        if isinstance(grand, ast.Subscript) and grand.slice is parent:
+            return "column"  # df[["level"]]
     if isinstance(parent, ast.Call) and node in parent.args:
         function = parent.func.attr if isinstance(parent.func, ast.Attribute) else \
             parent.func.id if isinstance(parent.func, ast.Name) else ""
@@ -501,7 +588,8 @@ _ARGUMENT_OF = {**dict.fromkeys(("append", "add", "remove", "discard", "appendle
 def _singular(name: str) -> str:
     if name.endswith("ies") and len(name) > 4:
         return name[:-3] + "y"
-    if name.endswith("s") and not name.endswith("ss") and len(name) > 2:
+    # Short words and Latin endings are not plurals: res, analysis, corpus.
+    if name.endswith("s") and not name.endswith(("ss", "is", "us")) and len(name) > 3:
         return name[:-1]
     return f"{name}_value"
 

@@ -57,7 +57,7 @@ def test_the_cli_summary_lists_each_loop(tmp_path: Path) -> None:
                                                      'log.append("b")\nlog.append("c")\nprint(log)'])
     result = run("convert", str(notebook), "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
-    assert (f"rolled 1 run of statements differing only in literals into loops, left 1 alone:\n"
+    assert (f"rolled 1 run of statements differing only in literals and variables into loops, left 1 alone:\n"
             f"  L1 ({notebook} cell 0 lines 2-4): 3 statements, a loop over key, summary_value\n"
             f"  L2 ({notebook} cell 1 lines 2-4): left alone, a comment inside the run would be "
             "lost\n") in result.stdout
