@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 from ..analysis.parse import dotted_name
 from ..analysis.worth import PLOT_METHODS, kinds
-from .naming import common_stem, identifier, words_of_comment
+from .naming import common_stem, identifier, looks_like_class, words_of_comment
 
 # Words that say nothing about what code does (comments of course notebooks are full of them).
 _FILLER = {"extra", "code", "cell", "cells", "figure", "fig", "generates", "generate", "saves",
@@ -534,7 +534,8 @@ def _describe_param(arguments: Sequence[str], original: str | None, facts: Facts
                         and node.func.id == original:
                     called = True
         if called:
-            parts.append("Called as a function.")
+            parts.append("The class to instantiate." if all(looks_like_class(a) for a in arguments)
+                         else "Called as a function.")
         if attributes:
             parts.append("Its " + _join([f"`{a}`" for a in list(attributes)[:4]]) + " are used."
                          if len(attributes) > 1 else f"Its `{next(iter(attributes))}` is used.")

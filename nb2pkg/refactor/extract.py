@@ -24,7 +24,7 @@ from ..analysis.parse import ParsedCell, walk
 from ..analysis.scope import BlockIO, block_io
 from ..magics import is_placeholder_name
 from .describe import Facts, changed_in_place, docstring, free_name
-from .naming import Namer, common_stem, identifier, unnumbered
+from .naming import Namer, common_stem, identifier, looks_like_class, unnumbered
 
 if TYPE_CHECKING:  # libcst is imported only when a cell is parsed with it (see cst_code.py)
     import libcst as cst
@@ -695,14 +695,19 @@ def _local_stem(key: tuple[str, ...], siblings: list[tuple[str, ...]],
 
     The words the copies' names share (df_north, df_south -> df); when one copy's name stands
     for several (it reads `X` where another reads `X_train` and `X_test`), the names of the
-    copy where they are told apart; else what the value is (the rows of a frame, a list), and
-    only then the literal that differs alongside (north/south with "north" -> region_data).
+    copy where they are told apart; classes called to make something by what they make
+    (PooledOLS, RandomEffects in `mod = PooledOLS(..)` -> mod_class); else what the value is
+    (the rows of a frame, a list), and only then the literal that differs alongside
+    (north/south with "north" -> region_data).
     """
     if len(siblings) > 1:
         for c in range(len(key)):
             names = [k[c] for k in siblings]
             if len(set(names)) == len(names):
                 return identifier(key[c]) if not key[c].isidentifier() else key[c]
+    made = _class_kind(key, block, leaves[positions[0]].node)
+    if made:
+        return made
     stem = common_stem(list(key))
     if stem is not None:
         return stem
@@ -720,6 +725,21 @@ def _local_stem(key: tuple[str, ...], siblings: list[tuple[str, ...]],
     if kind:
         return kind
     return f"{like[0]}_data" if like else key[0]
+
+
+def _class_kind(key: tuple[str, ...], block: list[ast.stmt], name_node: ast.AST) -> str | None:
+    """``model_class`` (or ``<made>_class``) for different classes, CamelCase names, that the
+    block calls and binds the result of to one name (``mod = PooledOLS(..)``): a parameter
+    named after one of them reads as that class."""
+    if not all(looks_like_class(name) for name in key):
+        return None
+    for statement in block:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1 \
+                and isinstance(statement.targets[0], ast.Name) \
+                and isinstance(statement.value, ast.Call) and statement.value.func is name_node:
+            made = statement.targets[0].id
+            return "model_class" if made in ("mod", "model", "m") else f"{identifier(made)}_class"
+    return None
 
 
 def _value_kind(block: list[ast.stmt], name_node: ast.AST) -> str | None:

@@ -121,7 +121,8 @@ def words_of_comment(comment: str, drop: set[str]) -> list[str]:
 
 
 def common_stem(names: list[str]) -> str | None:
-    """The words the names share: df_north, df_south -> df; north_total, south_total -> total."""
+    """The words the names share: df_north, df_south -> df; north_total, south_total -> total;
+    predict_mle_ci, predict_bayes_ci -> predict_ci."""
     if len(set(names)) == 1:
         return names[0]
     split = [identifier(n).split("_") for n in names]
@@ -135,10 +136,20 @@ def common_stem(names: list[str]) -> str | None:
         if len(set(words)) > 1:
             break
         suffix.insert(0, words[0])
+    if prefix and suffix and len(prefix) + len(suffix) <= min(len(w) for w in split):
+        return "_".join(prefix + suffix)  # the words between differ
     best = max(("_".join(prefix), "_".join(suffix)), key=len)
     if best and best.isidentifier() and not best[0].isdigit():
         return best
     return None
+
+
+_CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*")
+
+
+def looks_like_class(name: str) -> bool:
+    """A CamelCase name (PooledOLS, LocalLevel), as classes are named; not X, OLS or df."""
+    return _CLASS_NAME.fullmatch(name) is not None
 
 
 def unnumbered(names: Sequence[str]) -> str | None:

@@ -10,7 +10,7 @@ import pytest
 from nb2pkg.api import ConvertOptions, convert
 from nb2pkg.errors import Nb2pkgError
 from nb2pkg.pipeline.split import slug
-from nb2pkg.refactor.naming import MAX_NAME, clashes, package_name
+from nb2pkg.refactor.naming import MAX_NAME, clashes, common_stem, looks_like_class, package_name
 
 CASES = Path(__file__).parents[1] / "data" / "naming" / "package_names.tsv"
 ROWS = [line.split("\t") for line in CASES.read_text(encoding="utf-8").splitlines()
@@ -61,3 +61,20 @@ def test_module_is_not_named_like_its_package(tmp_path: Path) -> None:
     assert [m.name for m in report.plan.modules] == ["core"]
     refactored = (tmp_path / "out" / "notebooks" / "quarterly.ipynb").read_text()
     assert "from quarterly.core import twice" in refactored
+
+
+SHARED = Path(__file__).parents[1] / "data" / "naming" / "shared_names.tsv"
+SHARED_ROWS = [line.split("\t") for line in SHARED.read_text(encoding="utf-8").splitlines()
+               if line and not line.startswith("#")]
+
+
+@pytest.mark.parametrize("names, expected, why", SHARED_ROWS, ids=[r[0] for r in SHARED_ROWS])
+def test_what_names_share(names: str, expected: str, why: str) -> None:
+    assert (common_stem(names.split(",")) or "-") == expected, why
+
+
+@pytest.mark.parametrize("name, expected", [("PooledOLS", True), ("LocalLevel", True),
+                                            ("TVRegression", True), ("X", False), ("OLS", False),
+                                            ("df", False), ("X_train", False)])
+def test_class_like_names(name: str, expected: bool) -> None:
+    assert looks_like_class(name) is expected
