@@ -171,6 +171,9 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
         saved = _saved(facts)
         if saved is not None:  # it finishes a figure drawn before: save it, under what name
             return f"save_{saved}"
+        methods = {c.rsplit(".", 1)[-1] for c in calls}
+        if "show" in methods and methods <= _DRESSING | {"show", "tight_layout"}:
+            return "show_plot"  # it finishes a figure drawn before (limits, grid) and shows it
     interval = _interval(facts.returns, calls)
     if interval is not None:
         return f"{verb}_{interval}"
@@ -382,7 +385,7 @@ def _fitted_model(block: Sequence[ast.stmt]) -> str | None:
 
 # Calls that only dress a figure: a block making nothing else labels it.
 _DRESSING = {"xlabel", "ylabel", "title", "suptitle", "set_xlabel", "set_ylabel", "set_title",
-             "legend", "grid", "xlim", "ylim", "set_xlim", "set_ylim", "xticks", "yticks",
+             "legend", "grid", "axis", "xlim", "ylim", "set_xlim", "set_ylim", "xticks", "yticks",
              "set_xticks", "set_yticks", "tick_params", "set_xticklabels", "set_yticklabels"}
 _LABELS = {"xlabel", "ylabel", "title", "suptitle", "set_xlabel", "set_ylabel", "set_title"}
 
@@ -462,13 +465,13 @@ def _summary(facts: Facts, calls: list[str], name: str) -> str:
         return f"The value the notebook displays, computed{source}."
     labelled = _label_name(facts, calls)
     if labelled is not None:
-        what = {"xlabel": "axis labels", "ylabel": "axis labels", "title": "title",
-                "suptitle": "title", "xlim": "limits", "ylim": "limits", "xticks": "ticks",
-                "yticks": "ticks", "tick_params": "ticks", "legend": "legend", "grid": "grid"}
-        parts = dict.fromkeys(what.get(c.rsplit(".", 1)[-1].removeprefix("set_"), "ticks")
-                              for c in calls)
         target = "the plot" if labelled == "label_plot" else f"`{labelled.removeprefix('label_')}`"
-        return f"Set the {_join(list(parts))} of {target}."
+        return f"Set the {_join(_dressed(calls))} of {target}."
+    if name.startswith("show_plot"):
+        dressed = _dressed([c for c in calls if c.rsplit(".", 1)[-1] not in
+                            ("show", "tight_layout")])
+        return f"Set the {_join(dressed)} of the plot and show it." if dressed \
+            else "Show the plot."
     if verb == "plot":
         return f"Draw the figure{source}." if params else "Draw the figure."
     if facts.returns:
@@ -481,6 +484,18 @@ def _summary(facts: Facts, calls: list[str], name: str) -> str:
     if changed:
         return f"Update {_join(changed)} in place."
     return f"Run the repeated steps{source}."
+
+
+_DRESSED = {"xlabel": "axis labels", "ylabel": "axis labels", "title": "title",
+            "suptitle": "title", "xlim": "limits", "ylim": "limits", "axis": "limits",
+            "xticks": "ticks", "yticks": "ticks", "tick_params": "ticks", "legend": "legend",
+            "grid": "grid"}
+
+
+def _dressed(calls: list[str]) -> list[str]:
+    """What dressing calls set (``plt.xlabel`` -> axis labels), each once, in order."""
+    return list(dict.fromkeys(_DRESSED.get(c.rsplit(".", 1)[-1].removeprefix("set_"), "ticks")
+                              for c in calls))
 
 
 def _indent(text: str) -> str:

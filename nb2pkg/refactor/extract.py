@@ -912,6 +912,9 @@ def _literal_name(node: ast.AST, kind: str, value: object, parents: dict[int, as
     if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute) \
             and node in parent.args and len(parent.args) == 1:
         return identifier(parent.func.attr.removeprefix("set_"))
+    if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute) \
+            and parent.func.attr == "plot" and isinstance(value, str) and node in parent.args[1:]:
+        return "style"  # matplotlib's format string after the data ("b.", "k--")
     if isinstance(parent, ast.Assign) and len(parent.targets) == 1 \
             and isinstance(parent.targets[0], ast.Name):
         return identifier(parent.targets[0].id)
