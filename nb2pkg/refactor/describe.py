@@ -171,8 +171,8 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
         saved = _saved(facts)
         if saved is not None:  # it finishes a figure drawn before: save it, under what name
             return f"save_{saved}"
-        methods = {c.rsplit(".", 1)[-1] for c in calls}
-        if "show" in methods and methods <= _DRESSING | {"show", "tight_layout"}:
+        called = {c.rsplit(".", 1)[-1] for c in calls}
+        if "show" in called and called <= _DRESSING | {"show", "tight_layout"}:
             return "show_plot"  # it finishes a figure drawn before (limits, grid) and shows it
     interval = _interval(facts.returns, calls)
     if interval is not None:
