@@ -894,13 +894,17 @@ def _parents(block: list[ast.stmt]) -> dict[int, ast.AST]:
 
 
 def _literal_name(node: ast.AST, kind: str, value: object, parents: dict[int, ast.AST]) -> str:
-    """A parameter name from where the literal sits: keyword, compared attribute, column key,
-    the method it is passed to (``plt.xlabel("x")`` -> xlabel), the name it is assigned to."""
+    """A parameter name from where the literal sits: keyword, a model formula
+    (``ols("y ~ x", ..)``), compared attribute, column key, the method it is passed to
+    (``plt.xlabel("x")`` -> xlabel), the name it is assigned to."""
     parent = parents.get(id(node))
     if kind == "fstring":
         return "label"
     if isinstance(parent, ast.keyword) and parent.arg:
         return identifier(parent.arg)
+    if isinstance(value, str) and "~" in value and isinstance(parent, ast.Call) \
+            and parent.args and parent.args[0] is node:
+        return "formula"  # ols("y ~ x", data=df): a model formula (patsy, formulaic)
     if isinstance(parent, ast.Compare):
         other = parent.left if parent.left is not node else parent.comparators[0]
         if isinstance(other, ast.Attribute):
