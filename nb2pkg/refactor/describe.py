@@ -27,6 +27,9 @@ _FILLER = {"extra", "code", "cell", "cells", "figure", "fig", "generates", "gene
 # Words that join what a title compares ("raw vs hourly"): alone (what they joined differs
 # between the copies, "OLS vs. WLS") they name nothing.
 _JOINING = {"vs", "versus"}
+# A title that is only one of these names no function: every block under it is about them.
+_VAGUE = {"model", "models", "results", "result", "data", "setup", "plots", "analysis",
+          "introduction", "overview", "summary", "examples", "output", "outputs", "estimation"}
 _VERBS = {"evaluate", "compute", "plot", "fit", "train", "predict", "score", "load", "clean",
           "split", "draw", "show", "print", "report", "count", "summarize", "summarise", "build",
           "make", "create", "check", "filter", "select", "scale", "normalize", "transform",
@@ -129,6 +132,8 @@ def _titled(facts: Facts, verb: str) -> str | None:
         # would say it twice: plot_residuals, not plot_plotting_residuals
         while words and re.fullmatch(verb + r"(s|t?ing|t?ed)?", words[0]):
             words = words[1:]
+        if len(words) == 1 and words[0] in _VAGUE:
+            continue  # "## Model", "## Results": the code says more
         if words:
             return "_".join([verb, *words[:MAX_WORDS - 1]])
     return None
