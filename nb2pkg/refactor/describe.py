@@ -27,7 +27,8 @@ _FILLER = {"extra", "code", "cell", "cells", "figure", "fig", "generates", "gene
 # Words that join what a title compares ("raw vs hourly"): alone (what they joined differs
 # between the copies, "OLS vs. WLS") they name nothing.
 _JOINING = {"vs", "versus"}
-# A title that is only one of these names no function: every block under it is about them.
+# A section title that is only one of these names no function: every block under it is about
+# them. (A comment saying just "summary" is the author's own word for the block.)
 _VAGUE = {"model", "models", "results", "result", "data", "setup", "plots", "analysis",
           "introduction", "overview", "summary", "examples", "output", "outputs", "estimation"}
 _VERBS = {"evaluate", "compute", "plot", "fit", "train", "predict", "score", "load", "clean",
@@ -124,7 +125,7 @@ def function_names(facts: Facts) -> list[str]:
 
 def _titled(facts: Facts, verb: str) -> str | None:
     """The name the comment above the block or its section title gives, if any."""
-    for text in (facts.comment, facts.section):
+    for text, title in ((facts.comment, False), (facts.section, True)):
         words = _words(text, facts)
         if words and words[0] in _VERBS:
             return "_".join(words)
@@ -132,7 +133,7 @@ def _titled(facts: Facts, verb: str) -> str | None:
         # would say it twice: plot_residuals, not plot_plotting_residuals
         while words and re.fullmatch(verb + r"(s|t?ing|t?ed)?", words[0]):
             words = words[1:]
-        if len(words) == 1 and words[0] in _VAGUE:
+        if title and len(words) == 1 and words[0] in _VAGUE:
             continue  # "## Model", "## Results": the code says more
         if words:
             return "_".join([verb, *words[:MAX_WORDS - 1]])
