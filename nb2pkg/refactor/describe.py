@@ -116,8 +116,11 @@ def function_names(facts: Facts) -> list[str]:
     calls = _calls(facts.block)
     verb = _verb(facts, calls)
     from_code = _name_from_code(facts, calls, verb)
-    names = [_titled(facts, verb) or from_code or f"{verb}_block"]
-    for name in (_label_name(facts, calls), from_code):
+    # A block that only labels a figure is named for that (label_plot), not after its first
+    # call (plot_ylim).
+    labelled = _label_name(facts, calls)
+    names = [_titled(facts, verb) or labelled or from_code or f"{verb}_block"]
+    for name in (labelled, from_code):
         if name is not None and name not in names:
             names.append(name)
     return names
