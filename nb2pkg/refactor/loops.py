@@ -388,8 +388,7 @@ def _roll(run: _Run, loop_id: str, taken: set[str], override: Mapping[str, objec
                 kind = "variable" if isinstance(leaves[0][j], ast.Name) else "literal"
                 raise _Refuse(f"a {kind} that differs sits {why}")
         if isinstance(leaves[0][positions[0]], ast.Name):
-            _check_read_early([row[positions[0]].id for row in leaves],  # type: ignore[attr-defined]
-                              run.statements, bound, rebound)
+            _check_read_early(_variables(leaves, positions[0]), run.statements, bound, rebound)
     if len(columns) > min(MAX_COLUMNS, len(run.statements)):
         raise _Refuse(f"{len(columns)} differing values for {len(run.statements)} statements: "
                       "they differ in data more than they repeat")
@@ -403,8 +402,7 @@ def _roll(run: _Run, loop_id: str, taken: set[str], override: Mapping[str, objec
         # variables are named after what their names share (fit1, fit2 -> fit) first.
         candidates = [_column_name(leaves[0][j], parents, run.statements[0]) for j in positions]
         if isinstance(leaves[0][positions[0]], ast.Name):
-            candidates.insert(0, _shared_name([row[positions[0]].id for row in leaves])  # type: ignore[attr-defined]
-                              or "value")
+            candidates.insert(0, _shared_name(_variables(leaves, positions[0])) or "value")
         wanted = next((c for c in candidates if c not in _GENERIC), candidates[0])
         unnamed += wanted in _GENERIC
         if wanted == "number" and any(not isinstance(ast.literal_eval(row[positions[0]]), int)
@@ -487,6 +485,11 @@ def _value_key(node: ast.expr) -> str:
         return f"name:{node.id}"
     value = ast.literal_eval(node)
     return f"{type(value).__name__}:{value!r}"
+
+
+def _variables(leaves: Sequence[Sequence[ast.expr]], position: int) -> list[str]:
+    """The names a column of variables holds, one per statement of the run."""
+    return [node.id for row in leaves if isinstance(node := row[position], ast.Name)]
 
 
 def _check_read_early(names: Sequence[str], statements: Sequence[ast.stmt],
