@@ -895,7 +895,7 @@ def _parents(block: list[ast.stmt]) -> dict[int, ast.AST]:
 
 def _literal_name(node: ast.AST, kind: str, value: object, parents: dict[int, ast.AST]) -> str:
     """A parameter name from where the literal sits: keyword, a model formula
-    (``ols("y ~ x", ..)``), compared attribute, column key, the method it is passed to
+    (``ols("y ~ x", ..)``), a format template, compared attribute, column key, the method it is passed to
     (``plt.xlabel("x")`` -> xlabel), the name it is assigned to."""
     parent = parents.get(id(node))
     if kind == "fstring":
@@ -905,6 +905,8 @@ def _literal_name(node: ast.AST, kind: str, value: object, parents: dict[int, as
     if isinstance(value, str) and "~" in value and isinstance(parent, ast.Call) \
             and parent.args and parent.args[0] is node:
         return "formula"  # ols("y ~ x", data=df): a model formula (patsy, formulaic)
+    if isinstance(parent, ast.Attribute) and parent.attr == "format" and isinstance(value, str):
+        return "template"  # "Estimand {}".format(count)
     if isinstance(parent, ast.Compare):
         other = parent.left if parent.left is not node else parent.comparators[0]
         if isinstance(other, ast.Attribute):
