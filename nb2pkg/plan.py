@@ -80,8 +80,8 @@ class PackagePlan:
     # The package calls a verification recorded (runtime.recording): they become
     # tests/test_recorded.py and its data. None: not verified, or not recorded.
     recorded: tuple[Any, ...] | None = None
-    # Runs of statements differing only in literals and variables read, rolled into loops (refactor/loops.py),
-    # and those left alone with the reason.
+    # Runs of statements differing only in literals and variables read, rolled into loops
+    # (refactor/loops.py), and those left alone with the reason.
     loops: tuple[Loop, ...] = ()
     loop_refusals: tuple[LoopRefusal, ...] = ()
 

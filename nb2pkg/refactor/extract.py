@@ -895,8 +895,9 @@ def _parents(block: list[ast.stmt]) -> dict[int, ast.AST]:
 
 def _literal_name(node: ast.AST, kind: str, value: object, parents: dict[int, ast.AST]) -> str:
     """A parameter name from where the literal sits: keyword, a model formula
-    (``ols("y ~ x", ..)``), a format template, compared attribute, column key, the method it is passed to
-    (``plt.xlabel("x")`` -> xlabel), the name it is assigned to."""
+    (``ols("y ~ x", ..)``), a format template, compared attribute, column key, the method it is
+    passed to (``plt.xlabel("x")`` -> xlabel), plot's format string, the name it is assigned
+    to."""
     parent = parents.get(id(node))
     if kind == "fstring":
         return "label"

@@ -161,7 +161,7 @@ def plan_loops(cells: Sequence[Sequence[ParsedCell]], taken: Iterable[str],
             why_not = blocker or ("in the parameters cell, which papermill reads as assignments"
                                   if run.cell.cell == parameters else None)
             decided = _decide(run, f"L{number}", words | taken, overrides, why_not,
-                              bound=_bound_before(notebook_cells, run), rebound=declared)
+                              bound=_surely_bound_before(notebook_cells, run), rebound=declared)
             # Loops may reuse each other's variables: none reads them outside its own body.
             if isinstance(decided, Loop):
                 loops.append(decided)
@@ -233,7 +233,7 @@ def _decide(run: _Run, loop_id: str, taken: set[str],
                            function)
 
 
-def _bound_before(cells: Sequence[ParsedCell], run: _Run) -> set[str]:
+def _surely_bound_before(cells: Sequence[ParsedCell], run: _Run) -> set[str]:
     """Names surely bound when ``run`` starts: bound on every path by a cell before it (and not
     deleted by one), or by the statements of its cell before the one holding it."""
     bound: set[str] = set()
