@@ -40,41 +40,25 @@ FETCH = ROOT.parent / "shared" / "corpus" / "fetch.sh"
 
 # Example notebooks that data-analysis libraries ship in their sdists: real analyses (regressions,
 # time series, plots) written by other people for users, the kind of notebook nb2pkg is for.
-# Pinned and checked by hash: corpus name -> (sdist, sha256, folder of the notebooks in it),
-# downloaded from PyPI.
+# Pinned and checked by hash: corpus name -> (sdist, sha256), downloaded from PyPI.
 SDIST_EXAMPLES = {
     "statsmodels": [("statsmodels-0.14.6.tar.gz",
-                     "4d17873d3e607d398b85126cd4ed7aad89e4e9d89fc744cdab1af3189a996c2a",
-                     "/examples/")],
+                     "4d17873d3e607d398b85126cd4ed7aad89e4e9d89fc744cdab1af3189a996c2a")],
     "econometrics": [("arch-8.0.0.tar.gz",
-                      "5e9895c2354b9475aff50797ff2191dc64dc5f79602baf0c9321310fb864b637",
-                      "/examples/"),
+                      "5e9895c2354b9475aff50797ff2191dc64dc5f79602baf0c9321310fb864b637"),
                      ("linearmodels-7.1.tar.gz",
-                      "870ed2be6aac0550e89abd38bc37b0353762ca8ef6247290b87baca08f37f2a8",
-                      "/examples/")],
-    # Causal inference, survival analysis and spatial statistics (session 28: no rule was
-    # tuned on them when they were added).
-    "causal": [("dowhy-0.9.tar.gz",
-                "f92c8f426667f09ec8fcc82d0c1d17267da232b9b6db62ca65d45bf638d48ad3",
-                "/example_notebooks/"),
-               ("scikit_survival-0.28.0.tar.gz",
-                "f8903bf9b67bf9040c7a8b639d300b0817d9e208c8fd7bf34cc624dcc71d32ee",
-                "/user_guide/"),
-               ("esda-2.9.0.tar.gz",
-                "90ec966c54e5ceb826fe0cedd7b335232862252b89cc9d1dbaa3e07a5fc9845a",
-                "/notebooks/")],
+                      "870ed2be6aac0550e89abd38bc37b0353762ca8ef6247290b87baca08f37f2a8")],
 }
 
 
-def fetch_sdist_examples(folder: Path, sdists: list[tuple[str, str, str]]) -> None:
-    """``folder/notebooks``: the notebooks of each sdist under its folder (``/examples/``),
-    from PyPI."""
+def fetch_sdist_examples(folder: Path, sdists: list[tuple[str, str]]) -> None:
+    """``folder/notebooks``: the notebooks under ``examples/`` of each sdist, from PyPI."""
     import io
     import tarfile
     import urllib.request
 
     (folder / "notebooks").mkdir(parents=True, exist_ok=True)
-    for name, sha256, under in sdists:
+    for name, sha256 in sdists:
         project = name.rsplit("-", 1)[0]
         request = urllib.request.Request(f"https://pypi.org/simple/{project}/", headers={
             "Accept": "application/vnd.pypi.simple.v1+json"})
@@ -87,8 +71,8 @@ def fetch_sdist_examples(folder: Path, sdists: list[tuple[str, str, str]]) -> No
             raise OSError(f"{name}: not the expected file (sha256 differs)")
         with tarfile.open(fileobj=io.BytesIO(data)) as archive:
             for member in archive.getmembers():
-                if member.isfile() and under in member.name \
-                        and member.name.endswith(".ipynb") and "checkpoint" not in member.name:
+                if member.isfile() and "/examples/" in member.name \
+                        and member.name.endswith(".ipynb"):
                     source = archive.extractfile(member)
                     assert source is not None
                     target = folder / "notebooks" / Path(member.name).name
