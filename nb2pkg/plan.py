@@ -164,6 +164,9 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
             kept.append(Kept(h.notebook, h.cell, h.name, str(exc)))
     extractions: list[Extraction] = []
     refusals: list[Refusal] = []
+    # Statements moved into the package (a definition, or a constant it reads) leave their
+    # cells: a call site or loop containing one would replace what is already gone.
+    moved = [LoopSpan(h.notebook, h.cell, (), h.index, h.index + 1) for h in hoisted]
     claimed: list = []
     if options.extract:
         for group in analysis.clones:
@@ -175,6 +178,8 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
                 if isinstance(result, Extraction):
                     try:
                         for call in result.calls:
+                            if any(_overlaps(call.occurrence, m) for m in moved):
+                                raise _Refuse("overlaps a definition moved into the package")
                             _check_span(ctx, call.occurrence)
                     except _Refuse as exc:
                         refusals.append(Refusal(result.group, str(exc), group.occurrences))
@@ -186,12 +191,9 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
     loops: list[Loop] = []
     loop_refusals: list[LoopRefusal] = []
     if options.extract:
-        moved = {(h.notebook, h.cell, h.index) for h in hoisted}
-
         def occupied(nb: int, cell: int, path, start: int, stop: int) -> bool:
             span = LoopSpan(nb, cell, path, start, stop)
-            return any(_overlaps(span, c) for c in claimed) or (path == () and any(
-                (nb, cell, index) in moved for index in range(start, stop)))
+            return any(_overlaps(span, c) for c in (*claimed, *moved))
 
         parameters = [(p.index if (p := a.notebook.parameters_cell) is not None else None)
                       for a in analysis.notebooks]
@@ -316,8 +318,11 @@ def _check_span(ctx: ExtractContext, occurrence) -> None:
 
 
 def _rewrite(ctx: ExtractContext, cell: ParsedCell, replacements: list[Replacement]) -> str:
-    return rewrite_cell(cell.masked, replacements, cell.tree,
-                        lambda: ctx.cst_module((cell.notebook, cell.cell)))
+    try:
+        return rewrite_cell(cell.masked, replacements, cell.tree,
+                            lambda: ctx.cst_module((cell.notebook, cell.cell)))
+    except RewriteError as exc:  # spans are checked when planned: a planning bug
+        raise RuntimeError(f"cell {cell.cell}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -520,10 +525,7 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
                 if done is not None and counts.get(index) == len(replacements[index]):
                     cell.source = done
                     continue
-                try:
-                    cell.source = _rewrite(ctx, parsed[index], replacements[index])
-                except RewriteError as exc:  # pragma: no cover - spans are checked when planned
-                    raise RuntimeError(f"cell {index}: {exc}") from exc
+                cell.source = _rewrite(ctx, parsed[index], replacements[index])
         if imported:
             source = "# Functions nb2pkg extracted from code repeated in this notebook\n" + "\n".join(
                 f"from {package}.{m} import {', '.join(sorted(names))}"

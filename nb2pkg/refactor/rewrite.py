@@ -35,7 +35,7 @@ class Replacement:
 
 
 class RewriteError(Exception):
-    """A replacement could not be applied; the caller leaves the cell unchanged."""
+    """A replacement could not be applied (libcst's reasons, or replacements that overlap)."""
 
 
 def rewrite_cell(masked: Masked, replacements: list[Replacement], tree: ast.Module | None = None,
@@ -47,10 +47,26 @@ def rewrite_cell(masked: Masked, replacements: list[Replacement], tree: ast.Modu
     """
     if not replacements:
         return unmask(masked.code, masked.replacements)
+    _check_disjoint(replacements)
     code = _on_lines(masked.code, tree, replacements) if tree is not None else None
     if code is None:
         code = _with_libcst(parse() if parse is not None else _parse(masked.code), replacements)
     return unmask(code, masked.replacements)
+
+
+def _check_disjoint(replacements: list[Replacement]) -> None:
+    """Refuse two replacements of the same statement: the second would edit what the first
+    already replaced (libcst's indexes would point past the edited list, or an edit inside a
+    replaced block would be lost). The planner never makes such a pair; this says so loudly."""
+    for i, a in enumerate(replacements):
+        for b in replacements[i + 1:]:
+            for outer, inner in ((a, b), (b, a)):
+                depth = len(outer.path)
+                if inner.path[:depth] == outer.path and (
+                        outer.start < inner.stop and inner.start < outer.stop
+                        if len(inner.path) == depth else outer.start <= inner.path[depth][0] < outer.stop):
+                    raise RewriteError(f"two replacements of the same statements ({outer.start}"
+                                       f"..{outer.stop - 1} at {outer.path or 'the top level'})")
 
 
 def _parse(code: str) -> cst.Module:

@@ -87,6 +87,24 @@ def test_a_name_imported_differently_in_two_notebooks_becomes_a_parameter(tmp_pa
     assert "import math as m" in plan.modules[0].imports
 
 
+def test_copies_holding_a_definition_moved_into_the_package_stay(tmp_path: Path) -> None:
+    """A copied block that contains a constant the notebook's function reads (moved into the
+    package with it) is not extracted: its call would replace statements already gone (this
+    crashed the rewrite when one causal notebook was converted beside a copy of itself)."""
+    cell = ("import numpy as np\nn = 100\ndata = {'a': np.arange(n)}\nP_1 = 0.2\nP_2 = 0.15\n\n"
+            "def observe(data):\n    return data['a'] * P_1 + P_2\n\nobserved = observe(data)")
+    one = write_notebook(tmp_path / "one.ipynb", [cell])
+    two = write_notebook(tmp_path / "two.ipynb", [cell])
+    plan = plan_package(analyze([read_notebook(one), read_notebook(two)]), PlanOptions(name="case"))
+    assert not plan.extractions
+    assert any("moved into the package" in r.reason for r in plan.refusals)
+    assert "P_1 = 0.2" in plan.modules[0].definitions
+    for notebook in plan.notebooks:
+        (code,) = [c.source for c in notebook.node.cells if c.cell_type == "code"
+                   and "nb2pkg-imports" not in c.metadata.get("tags", ())]
+        assert "P_1 = " not in code and "observed = observe(data)" in code
+
+
 # -- behaviour: every case runs before and after, with the same output and the same variables --
 def _run_cells(cells: list[str]) -> tuple[list[str], dict]:
     """Run ``cells`` in one fresh namespace as IPython would: stdout captured per cell, and the

@@ -48,6 +48,22 @@ def test_each_way_of_rewriting_gives_the_expected_cell(case: dict) -> None:
     compile(case["result"], "<cell>", "exec")
 
 
+@pytest.mark.parametrize("second", [Replacement((), 1, 2, "y = g()"),
+                                    Replacement(((2, "body"),), 0, 1, "z = h()")],
+                         ids=["same statements", "inside a replaced block"])
+def test_replacements_of_the_same_statements_are_refused(second: Replacement) -> None:
+    """Two replacements of one statement mean the planner went wrong: said, not half done."""
+    masked = mask("x = 1\ny = 2\nfor i in range(3):\n    z = i\nw = 4")
+    first = Replacement((), 0, 3, "x, y = f()")
+    for way in (lambda: rewrite_cell(masked, [first, second], ast.parse(masked.code)),
+                lambda: rewrite_cell(masked, [second, first])):
+        with pytest.raises(RewriteError, match="two replacements of the same statements"):
+            way()
+    assert rewrite_cell(masked, [Replacement((), 0, 2, "x, y = f()"),
+                                 Replacement(((2, "body"),), 0, 1, "z = h(i)")]) == (
+        "x, y = f()\nfor i in range(3):\n    z = h(i)\nw = 4")
+
+
 def test_magics_are_restored_around_the_rewritten_lines() -> None:
     source = "%matplotlib inline\nx = 1\ny = 2\n!ls"
     masked = mask(source)

