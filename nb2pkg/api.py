@@ -172,6 +172,9 @@ def convert(paths: Sequence[Path | str], output: Path | str,
                                  tuple(failures))
         if options.record:
             plan = replace(plan, recorded=tuple(verification.calls))
+        from .plan import with_run_dependencies
+
+        plan = with_run_dependencies(plan, verification)
         files = {**runnable, **render_rest(plan)}
     else:
         files = render(plan)

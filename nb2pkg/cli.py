@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="do not turn repeated code into functions")
     convert.add_argument("--verify", action="store_true",
                          help="execute original and refactored notebooks and fail unless their "
-                              "outputs match (needs a Jupyter kernel)")
+                              "outputs match (needs a Jupyter kernel); then run each refactored "
+                              "notebook once more where only the project's dependencies can be "
+                              "imported, and add what a library needed there")
     convert.add_argument("--no-pipeline", dest="pipeline", action="store_false",
                          help="do not write pipeline stages (stages/, pipeline.yaml, CI workflow)")
     convert.add_argument("--single-stage", action="store_true",

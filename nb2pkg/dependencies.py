@@ -25,7 +25,7 @@ from .analysis.files import pip_install_arguments, requirement_lines
 class Dependency:
     name: str  # distribution name, as installed
     version: str | None  # installed version
-    source: str  # "import" or "pip install"
+    source: str  # "import", "pip install" or "run" (running the notebook showed it is needed)
     specifier: str = ""  # as the notebook's `pip install` wrote it (">=2"), else ""
 
     @property
@@ -190,6 +190,24 @@ def providing_distribution(import_name: str) -> str | None:
     found = _providing(environment, import_name)
     environment.save()
     return found
+
+
+def import_providers() -> Mapping[str, list[str]]:
+    """Every top-level import name of this environment -> the distributions providing it."""
+    environment = _environment()
+    found = environment.providers()
+    environment.save()
+    return found
+
+
+def needed_at_run_time(import_name: str) -> Dependency | None:
+    """The dependency on the installed distribution providing ``import_name``, which running
+    the notebook showed it needs (``nb2pkg.isolation``), or None."""
+    environment = _environment()
+    distribution = _providing(environment, import_name)
+    facts = environment.distribution(distribution) if distribution else None
+    environment.save()
+    return Dependency(facts.name, facts.version, "run") if facts else None
 
 
 def _providing(environment: _Environment, import_name: str) -> str | None:

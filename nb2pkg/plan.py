@@ -91,6 +91,35 @@ class PackagePlan:
         return tuple(f for a in self.analysis.notebooks for f in a.findings) + self.notices
 
 
+def with_run_dependencies(plan: PackagePlan, verification: Any) -> PackagePlan:
+    """``plan`` with the dependencies that running each notebook with only its dependencies
+    installed showed it needs (``verify.run_alone``), and a notice for each, and for a notebook
+    that still fails there."""
+    from .dependencies import canonical_name
+
+    have = {canonical_name(d.name.partition("[")[0]) for d in plan.dependencies}
+    added: list[Dependency] = []
+    notices: list[Finding] = []
+    for result in verification.notebooks:
+        for needed in result.needs:
+            if canonical_name(needed.name) not in have:
+                have.add(canonical_name(needed.name))
+                added.append(needed)
+                notices.append(Finding(
+                    "run-dependency", f"`{needed.name}` is needed when the notebook runs (a "
+                    "library it uses imports it; the notebook does not): it is listed as a "
+                    "dependency", result.original))
+        if result.alone:
+            notices.append(Finding(
+                "needs-more", f"with only the project's dependencies installed, {result.alone}",
+                result.original, hint="add what it needs to pyproject.toml's dependencies"))
+    if not notices:
+        return plan
+    return replace(plan, dependencies=tuple(sorted((*plan.dependencies, *added),
+                                                   key=lambda d: d.name.lower())),
+                   notices=plan.notices + tuple(notices))
+
+
 def module_names(analysis: Analysis, package: str) -> list[str]:
     """One module per notebook, named after it; ``core`` when that is the package's own name
     (``sales_report.core``, not ``sales_report.sales_report``)."""

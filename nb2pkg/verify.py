@@ -65,6 +65,10 @@ class NotebookVerification:
     calls: tuple[Any, ...] = field(default=(), repr=False)  # record.RecordedCall, when recording
     comparison: Comparison = field(default=Comparison(), repr=False)
     python: str | None = None  # the Python the recording kernel ran, when recording
+    # Run again where only the project's dependencies can be imported (nb2pkg.isolation):
+    # the dependencies.Dependency records it needed beyond them, and what still failed there.
+    needs: tuple[Any, ...] = ()
+    alone: str | None = None
 
     def describe(self, limit: int = 40) -> str:
         return notebook_outputs.describe(self.comparison, self.expected, self.actual,
@@ -83,7 +87,9 @@ class NotebookVerification:
                 "suspects": list(self.suspects), "varying_cells": sorted(set(self.varying)),
                 "differing_cells": list(c.differing), "missing_warnings": list(c.missing_warnings),
                 "added_warnings": list(c.added_warnings),
-                "varying_warnings": list(c.varying_warnings), "diff": self.diff()}
+                "varying_warnings": list(c.varying_warnings), "diff": self.diff(),
+                "dependencies_needed": [d.name for d in self.needs],
+                "fails_with_only_its_dependencies": self.alone}
 
 
 @dataclass(frozen=True)
@@ -209,9 +215,11 @@ def verify_paths(originals: Sequence[Path], project: Path, *, timeout: int = 600
 
 def verify_project(plan: Any, files: Mapping[str, str | bytes], *, timeout: int = 600,
                    progress: Progress | None = None, record: bool = True,
-                   cwd: Path | str | None = None) -> Verification:
+                   cwd: Path | str | None = None, alone: bool = True) -> Verification:
     """Verify a planned project before it is written: render it to a scratch folder and run.
-    Both notebooks run from ``cwd``, by default the original's own folder."""
+    Both notebooks run from ``cwd``, by default the original's own folder. With ``alone``, a
+    refactored notebook that prints what its original prints runs once more where only the
+    project's dependencies can be imported (``run_alone``)."""
     scratch = Path(tempfile.mkdtemp(prefix="nb2pkg-verify-"))
     try:
         for relative, content in files.items():
@@ -229,9 +237,65 @@ def verify_project(plan: Any, files: Mapping[str, str | bytes], *, timeout: int 
                                      record=functions)
             if not result.equivalent:
                 result = _with_suspects(plan, notebook, result)
+            elif alone:
+                if progress is not None:
+                    progress(f"executing notebooks/{notebook.filename} with only the project's "
+                             "dependencies installed")
+                needs, problem = run_alone(
+                    scratch / "notebooks" / notebook.filename, result.actual,
+                    [d.requirement for d in plan.dependencies],
+                    cwd=Path(cwd or Path(notebook.original).parent),
+                    python_path=[scratch / "src"], timeout=timeout)
+                result = replace(result, needs=needs, alone=problem)
             results.append(result)
         return keep_reproducible(Verification(tuple(results), functions), scratch,
                                  timeout=timeout)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# How many dependencies running alone may add before it gives up (each costs a run).
+MAX_NEEDED = 5
+
+
+def run_alone(refactored: Path, shown: Sequence[Output], requirements: Sequence[str], *,
+              cwd: Path, python_path: Sequence[Path], timeout: int = 600
+              ) -> tuple[tuple[Any, ...], str | None]:
+    """Run the refactored notebook where only what ``requirements`` install (with ipykernel)
+    can be imported, as in a fresh environment with the project installed (see
+    ``nb2pkg.isolation``). An error it did not show in ``shown`` (its outputs here) that names
+    an installed module outside them adds that module's distribution, and it runs again.
+
+    Returns the dependencies added (``dependencies.Dependency``) and, when it still fails
+    there, what fails (None when it runs).
+    """
+    from . import isolation
+    from .dependencies import needed_at_run_time
+    from .runtime.notebook_outputs import package_warnings_setup
+
+    added: list[Any] = []
+    scratch = Path(tempfile.mkdtemp(prefix="nb2pkg-alone-"))
+    try:
+        while True:
+            attempt = len(added)
+            found = isolation.closure([*requirements, *(d.requirement for d in added)])
+            site = scratch / f"site-{attempt}"
+            isolation.link_distributions(site, found.distributions)
+            try:
+                node = notebook_outputs.execute(
+                    refactored, cwd=cwd, timeout=timeout,
+                    setup=package_warnings_setup(python_path),
+                    kernel_manager=isolation.kernel_manager(site, python_path))
+            except Exception as exc:  # a kernel that does not start there says so, no more
+                return tuple(added), f"it did not run ({str(exc).splitlines()[0]})"
+            error = first_unexpected_error(outputs_of(node), shown)
+            if error is None:
+                return tuple(added), None
+            module = isolation.named_module(error.text, found.outside)
+            needed = needed_at_run_time(module) if module else None
+            if needed is None or attempt == MAX_NEEDED:
+                return tuple(added), f"cell {error.cell} raises {error.text}"
+            added.append(needed)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -27,9 +27,10 @@ class Finding:
 SEVERITY = {
     "unparseable-cell": "error", "use-before-define": "error",
     "hidden-state": "warning", "absolute-path": "warning", "unseeded-random": "warning",
-    "unknown-import": "warning", "pip-install-unparsed": "warning",
+    "unknown-import": "warning", "pip-install-unparsed": "warning", "needs-more": "warning",
     "unused-import": "info", "redefined": "info", "untagged-parameters": "info",
     "pip-install": "info", "kernel-replaced": "info", "package-renamed": "info",
+    "run-dependency": "info",
 }
 
 

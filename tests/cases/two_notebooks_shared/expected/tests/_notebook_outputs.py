@@ -559,13 +559,14 @@ def execute(
     python_path: Sequence[Path | str] = (),
     timeout: int = 600,
     setup: str | None = None,
+    kernel_manager: Any = None,
 ) -> Any:
     """Execute a notebook on a real kernel (errors recorded, not raised); the node.
 
     The kernel runs in ``cwd`` (default: the notebook's folder) with ``python_path``
     first on ``PYTHONPATH``. ``setup`` is code run first in the same kernel, in a cell
     removed again afterwards; what it writes to stderr (warnings of imports) moves to
-    the first code cell.
+    the first code cell. ``kernel_manager``: another kernel than the notebook's.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -584,8 +585,9 @@ def execute(
         node.cells.insert(0, nbformat.v4.new_code_cell(setup))
     client = NotebookClient(
         node,
+        km=kernel_manager,
         timeout=timeout,
-        kernel_name=_kernel_name(node),
+        kernel_name=_kernel_name(node) if kernel_manager is None else "",
         allow_errors=True,
         resources={"metadata": {"path": str(Path(cwd or path.parent).absolute())}},
         config=_kernel_config(),

@@ -1,0 +1,43 @@
+"""What a notebook needs beyond its project's dependencies (nb2pkg.isolation): the module an
+import error names, and a folder of links that stands in for site-packages. The runs
+themselves are in test_verify.py (a real kernel)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nb2pkg.isolation import _link, closure, link_distributions, named_module
+
+ERRORS = yaml.safe_load((Path(__file__).parent / "data" / "isolation" / "errors.yaml").read_text())
+
+
+@pytest.mark.parametrize("case", ERRORS, ids=[c["id"] for c in ERRORS])
+def test_the_module_an_import_error_names(case: dict) -> None:
+    outside = frozenset({"pandas", "pytest", "thing"})
+    assert named_module(case["error"], outside) == case["named"]
+
+
+def test_the_closure_holds_the_requirements_what_they_need_and_the_kernel() -> None:
+    found = closure(["PyYAML"])
+    names = {n.lower() for n in found.distributions}
+    assert {"pyyaml", "ipykernel", "pyzmq"} <= names
+    assert "yaml" not in found.outside and "zmq" not in found.outside
+    assert "pandas" not in {n.lower() for n in found.distributions} and "pandas" in found.outside
+
+
+def test_linked_distributions_import_and_share_namespace_folders(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    assert link_distributions(site, ["PyYAML", "not-installed-anywhere"]) == [
+        "not-installed-anywhere"]
+    assert (site / "yaml" / "__init__.py").is_file() and (site / "yaml").is_symlink()
+    # Two distributions with one top-level folder (a namespace package): both are kept.
+    one, two = tmp_path / "one" / "ns", tmp_path / "two" / "ns"
+    (one / "a").mkdir(parents=True)
+    (two / "b").mkdir(parents=True)
+    _link(one, site / "ns")
+    _link(two, site / "ns")
+    assert sorted(p.name for p in (site / "ns").iterdir()) == ["a", "b"]
+    assert not (site / "ns").is_symlink() and (site / "ns" / "b").resolve() == (two / "b")
