@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .analysis import Analysis, Finding
 from .analysis.files import pip_install_arguments, requirement_lines
+from .magics import Magic
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ def dependencies(analysis: Analysis, package: str, local: Iterable[str] = (),
             for name in cell.imports:
                 imports.setdefault(name, (where, cell.cell))
             for magic in cell.masked.magics:
+                for name in _loaded_by(magic):
+                    imports.setdefault(name, (where, cell.cell))
                 requirements, files = pip_install_arguments(magic)
                 for file in files:
                     text = requirement_file(nb, file)
@@ -110,6 +113,20 @@ def dependencies(analysis: Analysis, package: str, local: Iterable[str] = (),
         found[key] = Dependency(name, version, "pip install", str(requirement.specifier))
     environment.save()
     return sorted(found.values(), key=lambda d: d.name.lower()), findings
+
+
+# Line magics that load a module the notebook never imports: (magic, its first argument) ->
+# the module. `%matplotlib widget` needs ipympl; without it the cell raises "'widget' is not
+# a recognised GUI loop or backend name" (dspda-timeseries).
+MAGIC_IMPORTS = {("matplotlib", "widget"): "ipympl", ("matplotlib", "ipympl"): "ipympl"}
+
+
+def _loaded_by(magic: Magic) -> list[str]:
+    if magic.kind != "line":
+        return []
+    words = magic.text.lstrip("%").split()
+    wanted = (words[0], words[1]) if len(words) > 1 else None
+    return [MAGIC_IMPORTS[wanted]] if wanted in MAGIC_IMPORTS else []
 
 
 def constraints(requirements: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:

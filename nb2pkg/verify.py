@@ -280,14 +280,14 @@ def run_alone(refactored: Path, shown: Sequence[Output], requirements: Sequence[
             attempt = len(added)
             found = isolation.closure([*requirements, *(d.requirement for d in added)])
             site = scratch / f"site-{attempt}"
-            isolation.link_distributions(site, found.distributions)
             try:
+                isolation.link_distributions(site, found.distributions)
                 node = notebook_outputs.execute(
                     refactored, cwd=cwd, timeout=timeout,
                     setup=package_warnings_setup(python_path),
                     kernel_manager=isolation.kernel_manager(site, python_path))
-            except Exception as exc:  # a kernel that does not start there says so, no more
-                return tuple(added), f"it did not run ({str(exc).splitlines()[0]})"
+            except Exception as exc:  # no links (Windows), a kernel that does not start there
+                return tuple(added), f"it did not run ({(str(exc).splitlines() or [repr(exc)])[0]})"
             error = first_unexpected_error(outputs_of(node), shown)
             if error is None:
                 return tuple(added), None

@@ -30,7 +30,7 @@ def test_dependencies(tmp_path: Path, case: dict) -> None:
     report = convert([folder / "deps.ipynb"], tmp_path / "out", ConvertOptions(pipeline=False))
     pyproject = tomllib.loads((tmp_path / "out" / "pyproject.toml").read_text())
     expected = [d.format(**{n: importlib.metadata.version(n) for n in
-                            ("numpy", "PyYAML", "scikit-learn")}) for d in case["dependencies"]]
+                            ("numpy", "PyYAML", "scikit-learn", "ipympl")}) for d in case["dependencies"]]
     assert pyproject["project"]["dependencies"] == expected
     codes = [f.code for f in report.plan.findings
              if f.code in ("unknown-import", "pip-install-unparsed")]

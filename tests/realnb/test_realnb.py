@@ -151,8 +151,15 @@ def test_convert_verify(converted: Converted) -> None:
         line = next(line for line in report.splitlines()
                     if line.startswith(f"- `{call['function']}`"))
         assert "not reproducible from its arguments" in line, line
+    # Run again where only the project's dependencies can be imported, each runs: what a
+    # library needed there (homl3: pandas) was added, nothing fails.
+    (alone,) = verification["notebooks"]
+    assert alone["fails_with_only_its_dependencies"] is None, alone
+    pyproject = (converted.project / "pyproject.toml").read_text()
+    assert all(f'"{name}>=' in pyproject for name in alone["dependencies_needed"]), pyproject
     _report(converted.case, extracted=[e["function"] for e in converted.report["extracted"]],
             moved=len(converted.report["hoisted"]), verified=True,
+            dependencies_needed=alone["dependencies_needed"],
             written_by_the_notebook=sorted(set(after) - set(converted.inputs_before)),
             recorded_kept=len(kept), recorded_kept_by_function=_counts(kept),
             recorded_dropped=[{"function": c["function"].rpartition(".")[2], "cell": c["cell"],
