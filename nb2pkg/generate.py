@@ -96,8 +96,6 @@ def _template(name: str, context: Mapping[str, Any], **more: Any) -> str:
 
 def _context(plan: PackagePlan) -> dict[str, Any]:
     """What the project templates get."""
-    from .record import coverage
-
     calls = plan.recorded
     # File names only: a generated package must not carry the author's folders.
     sources = [a.notebook.path.name for a in plan.analysis.notebooks]
@@ -127,10 +125,16 @@ def _context(plan: PackagePlan) -> dict[str, Any]:
         assets=plan.assets,
         findings=[replace(f, notebook=Path(f.notebook).name)
                   for f in plan.findings],
-        coverage=None if calls is None else coverage(
-            [f"{plan.name}.{m.name}.{name}" for m in plan.modules
-             for name in _public_names(plan, m.name, functions_only=True)], calls),
+        coverage=None if calls is None else _coverage(plan, calls),
     )
+
+
+def _coverage(plan: PackagePlan, calls: Sequence[Any]) -> list[Any]:
+    # Only a verified conversion recorded calls: others need not import record (~7 ms).
+    from .record import coverage
+
+    return coverage([f"{plan.name}.{m.name}.{name}" for m in plan.modules
+                     for name in _public_names(plan, m.name, functions_only=True)], calls)
 
 
 # What each module of nb2pkg/runtime/ is for, in the project that carries a copy of it.
@@ -222,6 +226,8 @@ def _constraints(plan: PackagePlan, test_requirements: Sequence[str]) -> list[st
 def _test_requirements(plan: PackagePlan, calls: Sequence[Any]) -> list[str]:
     """What the generated tests need to read the recorded values (numpy, pandas, pyarrow),
     minus what the package already depends on."""
+    if not calls:
+        return []
     from .dependencies import canonical_name
     from .record import test_requirements
 
