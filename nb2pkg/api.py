@@ -26,6 +26,9 @@ class ConvertOptions:
     pipeline: bool = True  # write stage notebooks, pipeline.yaml and the CI workflow
     verify: bool = False
     record: bool = True  # with verify: record package calls as regression tests
+    # With verify: run each refactored notebook again with only the project's dependencies
+    # importable, and add what a library needed there (verify.run_alone).
+    isolated_run: bool = True
     force: bool = False
     dry_run: bool = False
     single_stage: bool = False
@@ -166,7 +169,7 @@ def convert(paths: Sequence[Path | str], output: Path | str,
         runnable = render_runnable(plan)
         say("verifying: executing original and refactored notebooks")
         verification = verify_project(plan, runnable, progress=say, record=options.record,
-                                      cwd=source_folder)
+                                      cwd=source_folder, alone=options.isolated_run)
         if not verification.equivalent:  # never leave a package that prints something else
             return ConvertReport(plan.name, str(output), (), False, plan, verification,
                                  tuple(failures))

@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="one pipeline stage per notebook (when values cannot cross sections)")
     convert.add_argument("--no-record", dest="record", action="store_false",
                          help="with --verify: do not record package calls as regression tests")
+    convert.add_argument("--no-isolated-run", dest="isolated_run", action="store_false",
+                         help="with --verify: do not run each refactored notebook again with "
+                              "only the project's dependencies importable (faster; a package a "
+                              "library needs for one call may then be missing)")
     convert.add_argument("--names", type=given_path, metavar="FILE",
                          help="JSON or YAML mapping of clone group id (C1, ...; REPORT.md "
                               "lists them) to {name: function name, params: {generated: "
@@ -249,8 +253,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .api import ConvertOptions, convert
 
     options = ConvertOptions(name=args.name, extract=args.extract, verify=args.verify,
-                             record=args.record, pipeline=args.pipeline,
-                             single_stage=args.single_stage,
+                             record=args.record, isolated_run=args.isolated_run,
+                             pipeline=args.pipeline, single_stage=args.single_stage,
                              force=args.force, dry_run=args.dry_run,
                              min_clone_statements=args.min_clone_size,
                              min_clone_lines=args.min_clone_lines, names=_load_names(args.names),
