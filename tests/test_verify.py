@@ -396,6 +396,12 @@ def test_what_a_library_needs_only_for_one_call_becomes_a_dependency(tmp_path) -
     assert f"pandas=={importlib.metadata.version('pandas')}" in pins
     assert "`pandas` is needed when the notebook runs" in (tmp_path / "out" / "REPORT.md").read_text()
     assert report.to_dict()["verification"]["notebooks"][0]["dependencies_needed"] == ["pandas"]
+    # Its kernels are stopped (nbclient stops only the kernels it started itself).
+    import psutil
+
+    isolated = [c for c in psutil.Process().children(recursive=True)
+                if {"-S", "ipykernel_launcher"} <= set(c.cmdline())]
+    assert not isolated, [c.cmdline() for c in isolated]
 
 
 @kernel

@@ -597,6 +597,10 @@ def execute(
             path=path,
             hint="raise the timeout, or check the notebook runs on its own",
         ) from None
+    finally:
+        # nbclient stops only the kernels it started itself.
+        if kernel_manager is not None and kernel_manager.has_kernel:
+            kernel_manager.shutdown_kernel(now=True)
     if setup:
         errors = [o for o in node.cells[0].outputs if o.get("output_type") == "error"]
         if errors:
