@@ -10,7 +10,8 @@ a real kernel, outputs compared), one process per notebook, with a time limit.
 Each notebook lands in one class:
 
 - ``equivalent``: verified, same outputs (``changed`` says whether the refactoring changed any
-  code: an extraction, a moved definition, a loop, an import tidied);
+  code: an extraction, a moved definition, a loop, an import tidied; ``needed``, the
+  distributions the isolated run added, ``alone``, what failed there: ``verify.run_alone``);
 - ``different``: the refactored notebook printed something else. Every one is a bug to look at
   (nb2pkg then writes nothing, as a user would see);
 - ``refused``: exit 2, one line saying why (not Python, unreadable, ...);
@@ -57,8 +58,14 @@ def classify(done: subprocess.CompletedProcess | None) -> dict:
     verification = report.get("verification") or {}
     changed = any(report.get(section) for section in CHANGES)
     if verification.get("equivalent"):
+        notebooks = verification["notebooks"]
         return {"class": "equivalent", "changed": changed,
-                "compared": sum(n["outputs_compared"] for n in verification["notebooks"])}
+                "compared": sum(n["outputs_compared"] for n in notebooks),
+                # Run again with only the project's dependencies importable: what a library
+                # needed there (added), and what still failed.
+                "needed": [d for n in notebooks for d in n.get("dependencies_needed", [])],
+                "alone": [n["fails_with_only_its_dependencies"] for n in notebooks
+                          if n.get("fails_with_only_its_dependencies")]}
     if done.returncode not in (0, 1):
         return {"class": "crash", "stderr": done.stderr[-2000:]}
     return {"class": "different", "changed": changed, "reason": _last_line(done.stderr),
@@ -110,7 +117,14 @@ def main() -> int:
             sink.flush()
             kind = result["class"] + ("+changed" if result.get("changed") else "")
             counts[kind] += 1
-            print(f"[{index}/{len(notebooks)}] {kind:20} {notebook.name}", flush=True)
+            alone = ""
+            if result.get("needed"):
+                counts["(dependency added)"] += 1
+                alone += f"  needed {', '.join(result['needed'])}"
+            if result.get("alone"):
+                counts["(fails alone)"] += 1
+                alone += f"  alone: {result['alone'][0]}"
+            print(f"[{index}/{len(notebooks)}] {kind:20} {notebook.name}{alone}", flush=True)
     print()
     for kind, count in sorted(counts.items()):
         print(f"{kind:20} {count}")

@@ -470,8 +470,6 @@ def _summary(facts: Facts, calls: list[str], name: str) -> str:
     params = [f"`{p}`" for p, _, _ in facts.params]
     source = f" from {_join(params)}" if params else ""
     verb = _verb(facts, calls)
-    if facts.returns_display:
-        return f"The value the notebook displays, computed{source}."
     labelled = _label_name(facts, calls)
     if labelled is not None:
         target = "the plot" if labelled == "label_plot" else f"`{labelled.removeprefix('label_')}`"
@@ -483,6 +481,10 @@ def _summary(facts: Facts, calls: list[str], name: str) -> str:
             else "Show the plot."
     if verb == "plot":
         return f"Draw the figure{source}." if params else "Draw the figure."
+    # (A block that labels or draws a plot says so first, though the notebook displays
+    # what its last call returns: the Returns section says that.)
+    if facts.returns_display:
+        return f"The value the notebook displays, computed{source}."
     if facts.returns:
         # What the name says the block does (load_mroz, simulate_data), else "Compute".
         doing = {"load": "Load", "simulate": "Simulate"}.get(name.split("_", 1)[0], "Compute")
