@@ -30,7 +30,8 @@ _JOINING = {"vs", "versus"}
 # A section title that is only one of these names no function: every block under it is about
 # them. (A comment saying just "summary" is the author's own word for the block.)
 _VAGUE = {"model", "models", "results", "result", "data", "setup", "plots", "analysis",
-          "introduction", "overview", "summary", "examples", "output", "outputs", "estimation"}
+          "introduction", "overview", "summary", "examples", "output", "outputs", "estimation",
+          "time"}  # "# Code time" ("code" is filler)
 _VERBS = {"evaluate", "compute", "plot", "fit", "train", "predict", "score", "load", "clean",
           "split", "draw", "show", "print", "report", "count", "summarize", "summarise", "build",
           "make", "create", "check", "filter", "select", "scale", "normalize", "transform",
