@@ -42,7 +42,8 @@ def test_repr_that_evals_still_displays_after_conversion(tmp_path: Path) -> None
     code = next(c["code"] for c in CASES if c["id"] == "repr-evals-names")
     notebook = _write(tmp_path / "in", [code.replace("class thing", "class display_all"),
                                         "a = 1\nb = [2, 3]\ndisplay_all('a', 'b')"])
-    report = convert([notebook], tmp_path / "out", ConvertOptions(verify=True, pipeline=False))
+    report = convert([notebook], tmp_path / "out",
+                     ConvertOptions(verify=True, pipeline=False, isolated_run=False))
     assert report.verification is not None and report.verification.equivalent
 
 
@@ -54,6 +55,7 @@ def test_a_class_shown_with_pythons_own_repr_stays_and_verifies(tmp_path: Path) 
         "class Note:\n    def __init__(self, text):\n        self.text = text\n\n"
         "    def _repr_html_(self):\n        return f'<b>{self.text}</b>'",
         "Note('Testing testing')"])
-    report = convert([notebook], tmp_path / "out", ConvertOptions(verify=True, pipeline=False))
+    report = convert([notebook], tmp_path / "out",
+                     ConvertOptions(verify=True, pipeline=False, isolated_run=False))
     assert "Note" in {k.name for k in report.plan.kept}
     assert report.verification is not None and report.verification.equivalent

@@ -107,7 +107,8 @@ def test_the_loop_variables_are_names_the_notebook_never_uses(tmp_path: Path) ->
 def test_rolled_loops_verify_on_a_real_kernel(tmp_path: Path) -> None:
     """`convert --verify` runs the original and the refactored notebook and compares outputs."""
     notebook = write_notebook(tmp_path / "nb.ipynb", [RUN, PLOT])
-    result = run("convert", str(notebook), "-o", str(tmp_path / "out"), "--verify", "--json")
+    result = run("convert", str(notebook), "-o", str(tmp_path / "out"), "--verify",
+                 "--no-isolated-run", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert [loop["id"] for loop in data["loops"]] == ["L1", "L2"]
