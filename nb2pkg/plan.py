@@ -28,7 +28,8 @@ from .refactor.lift import lift_variables
 from .refactor.loops import Loop, LoopRefusal, plan_loops, roll_functions
 from .errors import Nb2pkgError
 from .refactor.naming import MAX_NAME, Namer, clashes, identifier, module_name, package_name
-from .refactor.rewrite import Replacement, RewriteError, rewrite_cell, span_refusal, statement_source
+from .refactor.rewrite import (Replacement, RewriteError, rewrite_cell, span_refusal, spans_overlap,
+                               statement_source)
 from .refactor.tidy import can_gather, import_cell, import_forms, names_read, statement_forms, without_names
 
 if TYPE_CHECKING:
@@ -366,16 +367,7 @@ class LoopSpan:
 
 
 def _overlaps(a, b) -> bool:
-    if (a.notebook, a.cell) != (b.notebook, b.cell):
-        return False
-    if a.path == b.path:
-        return a.start < b.stop and b.start < a.stop
-    for outer, inner in ((a, b), (b, a)):
-        if inner.path[:len(outer.path)] == outer.path and len(inner.path) > len(outer.path):
-            index = inner.path[len(outer.path)][0]
-            if outer.start <= index < outer.stop:
-                return True
-    return False
+    return (a.notebook, a.cell) == (b.notebook, b.cell) and spans_overlap(a, b)
 
 
 def _statement_source(ctx: ExtractContext, notebook: int, cell: int, index: int) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..analysis.clones import Path, nested_list, statement_list
 from ..magics import Masked, unmask
@@ -54,19 +54,28 @@ def rewrite_cell(masked: Masked, replacements: list[Replacement], tree: ast.Modu
     return unmask(code, masked.replacements)
 
 
+def spans_overlap(a: Any, b: Any) -> bool:
+    """Whether two spans (``path``, ``start``, ``stop``: a ``Replacement``, a clone occurrence)
+    in one cell share a statement: the same list and overlapping indexes, or one inside a
+    statement of the other."""
+    for outer, inner in ((a, b), (b, a)):
+        depth = len(outer.path)
+        if inner.path[:depth] == outer.path and (
+                outer.start < inner.stop and inner.start < outer.stop if len(inner.path) == depth
+                else outer.start <= inner.path[depth][0] < outer.stop):
+            return True
+    return False
+
+
 def _check_disjoint(replacements: list[Replacement]) -> None:
     """Refuse two replacements of the same statement: the second would edit what the first
     already replaced (libcst's indexes would point past the edited list, or an edit inside a
     replaced block would be lost). The planner never makes such a pair; this says so loudly."""
     for i, a in enumerate(replacements):
         for b in replacements[i + 1:]:
-            for outer, inner in ((a, b), (b, a)):
-                depth = len(outer.path)
-                if inner.path[:depth] == outer.path and (
-                        outer.start < inner.stop and inner.start < outer.stop
-                        if len(inner.path) == depth else outer.start <= inner.path[depth][0] < outer.stop):
-                    raise RewriteError(f"two replacements of the same statements ({outer.start}"
-                                       f"..{outer.stop - 1} at {outer.path or 'the top level'})")
+            if spans_overlap(a, b):
+                raise RewriteError(f"two replacements of the same statements ({a.start}..{a.stop - 1}"
+                                   f" and {b.start}..{b.stop - 1} at {a.path or 'the top level'})")
 
 
 def _parse(code: str) -> cst.Module:
