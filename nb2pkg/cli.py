@@ -112,13 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
                             "order (normalizing execution counts, memory addresses and timings) "
                             "and print the differences. When they match, the calls the notebooks "
                             "made to the package are recorded into DIR/tests/data/recorded as "
-                            "regression tests. Exit status 0 when equivalent, 1 when not, 2 when "
-                            "the original notebook itself fails here (a missing package or data "
-                            "file): two failures are never called equivalent.")
+                            "regression tests, and each matching notebook runs once more where only "
+                            "the dependencies DIR/pyproject.toml lists can be imported: what it "
+                            "needs beyond them is printed as a warning. Exit status 0 when "
+                            "equivalent, 1 when not, 2 when the original notebook itself fails "
+                            "here (a missing package or data file): two failures are never "
+                            "called equivalent.")
     verify.add_argument("paths", nargs="+", type=given_path, metavar="NB... DIR")
     verify.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
     verify.add_argument("--no-record", dest="record", action="store_false",
                         help="do not refresh DIR/tests/data/recorded (the recorded-value tests)")
+    verify.add_argument("--no-isolated-run", dest="isolated_run", action="store_false",
+                        help="do not run each refactored notebook again with only the "
+                             "dependencies DIR/pyproject.toml lists importable (it catches a "
+                             "dependency the project does not list; it costs one more run)")
     verify.add_argument("--json", action="store_true")
     COMMANDS.update(add_pipeline_commands(sub))
     from .update_cli import add_commands as add_update_commands
@@ -305,7 +312,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for original in originals:  # a FIFO, a link loop, bad text: one line before any kernel starts
         read_notebook(original)
     result = verify_paths(originals, project, timeout=args.timeout, progress=_progress(not args.json),
-                          record=args.record)
+                          record=args.record, alone=args.isolated_run)
     if args.record and result.equivalent:
         from .write import write_recordings
 
@@ -317,6 +324,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print()
     else:
         print(result.describe())
+        for line in result.standalone_problems():
+            print(f"warning: {line}")
     return 0 if result.equivalent else 1
 
 

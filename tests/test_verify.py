@@ -389,6 +389,12 @@ def test_what_a_library_needs_only_for_one_call_becomes_a_dependency(tmp_path) -
         "frame = load_iris(as_frame=True).frame\nprint(frame.shape)"])
     convert([notebook], tmp_path / "plain", ConvertOptions(pipeline=False))
     assert _dependencies(tmp_path / "plain") == ["scikit-learn"]
+    # `nb2pkg verify` on the project written without --verify says what it lacks.
+    checked = nb2pkg("verify", "--no-record", str(notebook), str(tmp_path / "plain"))
+    assert checked.returncode == 0, checked.stderr
+    assert (f"warning: notebooks/iris.ipynb needs `pandas>={importlib.metadata.version('pandas')}` "
+            "when it runs") in checked.stdout.replace(str(tmp_path / "plain") + "/", ""), \
+        checked.stdout
     report = convert([notebook], tmp_path / "out", ConvertOptions(verify=True, pipeline=False))
     assert report.verification is not None and report.verification.equivalent
     assert _dependencies(tmp_path / "out") == ["pandas", "scikit-learn"]
