@@ -10,6 +10,7 @@ extractions that may have caused a difference.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -333,9 +334,11 @@ def run_alone(refactored: Path, shown: Sequence[Output], requirements: Sequence[
                     kernel_manager=isolation.kernel_manager(site, python_path))
             except Exception as exc:  # no links (Windows), a kernel that does not start there
                 return tuple(added), f"it did not run ({(str(exc).splitlines() or [repr(exc)])[0]})"
-            error = first_unexpected_error(outputs_of(node), shown)
+            outputs = outputs_of(node)
+            error = first_unexpected_error(outputs, shown)
             if error is None:
-                return tuple(added), None
+                return tuple(added), _prints_differently(refactored, shown, outputs, cwd=cwd,
+                                                         python_path=python_path, timeout=timeout)
             module = isolation.named_module(error.text, found.outside)
             needed = needed_at_run_time(module) if module else None
             if needed is None or attempt == MAX_NEEDED:
@@ -343,6 +346,34 @@ def run_alone(refactored: Path, shown: Sequence[Output], requirements: Sequence[
             added.append(needed)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _prints_differently(refactored: Path, shown: Sequence[Output], alone: Sequence[Output], *,
+                        cwd: Path, python_path: Sequence[Path], timeout: int) -> str | None:
+    """What the run with only the project's dependencies printed differently from ``shown``
+    without raising (a library that prints another way without an optional package), or None.
+    A difference is checked against one more run where everything is installed: what varies
+    from run to run (unseeded randomness, clocks) is not blamed on the missing packages."""
+    from .runtime.notebook_outputs import package_warnings_setup
+
+    if compare(shown, alone).equivalent:
+        return None
+    again = outputs_of(notebook_outputs.execute(refactored, cwd=cwd, python_path=python_path,
+                                                timeout=timeout,
+                                                setup=package_warnings_setup(python_path)))
+    comparison = compare(shown, alone, again)
+    if comparison.equivalent:
+        return None
+    diff = diff_lines(shown, alone, comparison)
+
+    def first(sign: str) -> str:
+        # The output is the notebook's: quoted as text (REPORT.md escapes it), never as code.
+        line = next((line[1:] for line in diff if line[:1] == sign and line[:3] != sign * 3), "")
+        return re.sub(r"^\[cell \d+ \w+\] ", "", line).strip()[:80].replace("`", "'")
+
+    return (f"cell {comparison.first_difference_cell} prints differently (where everything is "
+            f"installed: {first('-') or 'nothing'}; with only its dependencies: "
+            f"{first('+') or 'nothing'})")
 
 
 def keep_reproducible(verification: Verification, project: Path, *,

@@ -423,6 +423,23 @@ def test_a_notebook_that_fails_with_only_its_dependencies_gets_a_finding(tmp_pat
     assert _dependencies(tmp_path / "out") == []
 
 
+@kernel
+def test_a_notebook_that_prints_differently_with_only_its_dependencies_gets_a_finding(tmp_path) -> None:
+    """A library that prints another way without an optional package raises nothing: the
+    outputs are compared too; what varies from run to run (cell 1) is not blamed on it.
+    (PyYAML is installed here, and no dependency of the project.)"""
+    notebook = write_notebook(tmp_path / "optional.ipynb", [
+        "import importlib.util\nimport random",
+        "print(random.random())",
+        "print('fast loader' if importlib.util.find_spec('yaml') else 'slow loader')"])
+    report = convert([notebook], tmp_path / "out", ConvertOptions(verify=True, pipeline=False))
+    assert report.verification is not None and report.verification.equivalent
+    (finding,) = [f for f in report.plan.findings if f.code == "needs-more"]
+    assert finding.message == ("with only the project's dependencies installed, cell 2 prints "
+                               "differently (where everything is installed: fast loader; with "
+                               "only its dependencies: slow loader)")
+
+
 READS_DATA = ["import csv",
               "with open('data/sales.csv') as f:\n    rows = list(csv.DictReader(f))\nprint(len(rows), 'rows')",
               "def total(rows):\n    return sum(float(r['amount']) for r in rows)\n",
