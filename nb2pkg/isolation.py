@@ -46,26 +46,40 @@ def closure(requirements: Iterable[str]) -> Closure:
 
 
 def link_distributions(folder: Path, names: Iterable[str]) -> list[str]:
-    """Link the top-level files of each installed distribution ``names`` into ``folder``; the
-    names whose files are not listed (no RECORD), which the isolated kernel cannot import."""
+    """Link the top-level files of each installed distribution ``names`` into ``folder``.
+
+    Returns the names the isolated kernel cannot import all the same: not installed, files not
+    listed (no RECORD), or found through a ``.pth`` file (an editable install: ``-S`` reads
+    none), so that a failure there can say why.
+    """
     import importlib.metadata as metadata
 
     folder.mkdir(parents=True, exist_ok=True)
-    unlisted = []
+    unlinked = []
     for name in names:
         try:
             distribution = metadata.distribution(name)
         except (metadata.PackageNotFoundError, ValueError):
-            unlisted.append(name)
+            unlinked.append(name)
             continue
         tops = {file.parts[0] for file in distribution.files or () if file.parts}
-        if not tops:
-            unlisted.append(name)
+        if not tops or _editable(distribution):
+            unlinked.append(name)  # its files are not listed, or not here
         for top in sorted(tops):
             if top in ("..", "__pycache__") or top.endswith(".pth"):
                 continue  # scripts beside the environment; .pth files -S would not read
             _link(Path(str(distribution.locate_file(top))), folder / top)
-    return unlisted
+    return unlinked
+
+
+def _editable(distribution: Any) -> bool:
+    """Installed in editable mode (PEP 610's direct_url.json): its code is found through a
+    .pth file, elsewhere."""
+    try:
+        direct = json.loads(distribution.read_text("direct_url.json") or "{}")
+    except ValueError:
+        return False
+    return isinstance(direct, dict) and bool((direct.get("dir_info") or {}).get("editable"))
 
 
 def _link(source: Path, target: Path) -> None:

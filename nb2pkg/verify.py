@@ -327,7 +327,7 @@ def run_alone(refactored: Path, shown: Sequence[Output], requirements: Sequence[
             found = isolation.closure([*requirements, *(d.requirement for d in added)])
             site = scratch / f"site-{attempt}"
             try:
-                isolation.link_distributions(site, found.distributions)
+                unlinked = isolation.link_distributions(site, found.distributions)
                 node = notebook_outputs.execute(
                     refactored, cwd=cwd, timeout=timeout,
                     setup=package_warnings_setup(python_path),
@@ -342,7 +342,11 @@ def run_alone(refactored: Path, shown: Sequence[Output], requirements: Sequence[
             module = isolation.named_module(error.text, found.outside)
             needed = needed_at_run_time(module) if module else None
             if needed is None or attempt == MAX_NEEDED:
-                return tuple(added), f"cell {error.cell} raises {error.text}"
+                # A dependency installed in a way this run cannot reproduce (an editable
+                # install) is the likelier cause than the project: say so.
+                why = (f" ({', '.join(unlinked)}: installed here in a way this run cannot "
+                       "copy, such as an editable install)" if unlinked else "")
+                return tuple(added), f"cell {error.cell} raises {error.text}{why}"
             added.append(needed)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

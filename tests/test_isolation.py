@@ -41,3 +41,21 @@ def test_linked_distributions_import_and_share_namespace_folders(tmp_path: Path)
     _link(two, site / "ns")
     assert sorted(p.name for p in (site / "ns").iterdir()) == ["a", "b"]
     assert not (site / "ns").is_symlink() and (site / "ns" / "b").resolve() == (two / "b")
+
+
+def test_an_editable_install_is_named_as_not_linked(tmp_path: Path, monkeypatch) -> None:
+    """Found through a .pth file, which the isolated kernel (-S) never reads (PEP 610 says
+    editable): a failure there names it rather than blaming the project."""
+    installed = tmp_path / "installed"
+    info = installed / "editable_thing-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: editable-thing\nVersion: 1.0\n")
+    (info / "RECORD").write_text("__editable__.editable_thing-1.0.pth,,\n"
+                                 "editable_thing-1.0.dist-info/METADATA,,\n"
+                                 "editable_thing-1.0.dist-info/RECORD,,\n")
+    (info / "direct_url.json").write_text('{"url": "file:///somewhere", "dir_info": {"editable": true}}')
+    (installed / "__editable__.editable_thing-1.0.pth").write_text("/somewhere/src\n")
+    monkeypatch.syspath_prepend(str(installed))
+    site = tmp_path / "site"
+    assert link_distributions(site, ["PyYAML", "editable-thing"]) == ["editable-thing"]
+    assert not list(site.glob("*.pth"))
