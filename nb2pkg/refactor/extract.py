@@ -300,7 +300,14 @@ def extract_parts(group: CloneGroup, ctx: ExtractContext) -> list[Extraction | R
         return [extract_group(group, ctx)]
     parts = plot_split(first)
     if len(parts) < 2:
-        return [extract_group(group, ctx)]
+        result = extract_group(group, ctx)
+        inner = _loop_body(group, ctx) if isinstance(result, Refusal) else None
+        if isinstance(result, Refusal) and inner is not None:
+            inside = extract_parts(inner, ctx)
+            if any(isinstance(r, Extraction) for r in inside):
+                return [replace(result, reason=f"{result.reason}; the loop stays, and its body "
+                                               f"is extracted ({inner.id})"), *inside]
+        return [result]
     results: list[Extraction | Refusal] = []
     for number, (start, stop, kind) in enumerate(parts, 1):
         occurrences = []
@@ -318,6 +325,52 @@ def extract_parts(group: CloneGroup, ctx: ExtractContext) -> list[Extraction | R
                                             f"plots (split there): {result.reason}")
         results.append(result)
     return results
+
+
+# How much of each copy's section title the words they share must be to name the function.
+TITLE_SHARE = 0.8
+
+
+def _common_words(texts: Sequence[str | None], most: float = 0.0) -> str | None:
+    """The words of the first text that every other has too, in its order; None when they are
+    less than ``most`` of some text's words."""
+    split = [[identifier(w) for w in (text or "").split()] for text in texts]
+    common = [w for w in split[0] if all(w in words for words in split[1:])]
+    if not common or any(len(common) < most * len(words) for words in split):
+        return None
+    return " ".join(w for w, key in zip((texts[0] or "").split(), split[0]) if key in common)
+
+
+def _loop_body(group: CloneGroup, ctx: ExtractContext) -> CloneGroup | None:
+    """The group of the copies' loop bodies (id ``C3.1``), when every copy is one ``for`` or
+    ``while`` loop without ``else``: the loop and the guards opening its body (``if ...:
+    continue``) stay in the notebook, and the function does one iteration's work. A loop as a
+    whole is refused when the names it binds only if it runs had values before; the body
+    binds them every time it runs."""
+    occurrences = []
+    for o in group.occurrences:
+        block = _statements(ctx, o)
+        if len(block) != 1 or not isinstance(block[0], (ast.For, ast.While)) or block[0].orelse:
+            return None
+        body = block[0].body
+        guards = 0
+        while guards < len(body) and _guard(body[guards]):
+            guards += 1
+        if guards == len(body):
+            return None
+        occurrences.append(replace(o, path=(*o.path, (o.start, "body")), start=guards,
+                                   stop=len(body), first_line=body[guards].lineno,
+                                   last_line=body[-1].end_lineno or body[-1].lineno))
+    first = _statements(ctx, occurrences[0])
+    return replace(group, id=f"{group.id}.1", occurrences=tuple(occurrences),
+                   statements=block_shape(first).weight,
+                   lines=occurrences[0].last_line - occurrences[0].first_line + 1)
+
+
+def _guard(statement: ast.stmt) -> bool:
+    """``if condition: continue`` (or ``break``): the loop's, so it stays with the loop."""
+    return (isinstance(statement, ast.If) and not statement.orelse and len(statement.body) == 1
+            and isinstance(statement.body[0], (ast.Continue, ast.Break)))
 
 
 def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
@@ -487,17 +540,16 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
         if len(set(key)) > 1:
             words: list[set[str]] = [set(identifier(str(value)).split("_")) for value in key]
             varying |= set[str]().union(*words) - words[0].intersection(*words[1:])
-    # A comment or section title names the function only when every copy has it.
-    titles = {ctx.section_title(o.notebook, o.cell) if ctx.section_title is not None else None
-              for o in occurrences}
-    # ... and of the comments, the words every copy's comment has ("alcohol outliers",
-    # "malic acid outliers" -> "outliers").
-    comments = [(_leading_comment(ctx, o) or "").split() for o in occurrences]
-    common = [w for w in comments[0] if all(identifier(w) in {identifier(x) for x in c}
-                                            for c in comments[1:])]
+    # A comment names the function with the words every copy's comment has ("alcohol
+    # outliers", "malic acid outliers" -> "outliers"); a section title only when the copies'
+    # titles are nearly the same ("Estimate causal effects using linear regression",
+    # "Estimate effects using linear regression"), not by a word two sections happen to share.
+    titles = [ctx.section_title(o.notebook, o.cell) if ctx.section_title is not None else None
+              for o in occurrences]
+    comments = [_leading_comment(ctx, o) for o in occurrences]
     facts = Facts(
-        block=blocks[0], comment=" ".join(common) or None,
-        section=titles.pop() if len(titles) == 1 else None,
+        block=blocks[0], comment=_common_words(comments),
+        section=_common_words(titles, most=TITLE_SHARE),
         varying=frozenset(varying), returns=[local[k] for k in outputs],
         returns_display=shown is not None,
         params=[(local[k], k, k[0]) for k in inputs]
