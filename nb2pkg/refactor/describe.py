@@ -240,9 +240,11 @@ _SELECTORS = {"values", "T", "iloc", "loc", "index", "to_numpy", "copy", "squeez
 def _plotted(facts: Facts) -> str | None:
     """The first data series the block draws: the ``y`` of ``ax.plot(x, y)``, the ``x`` of
     ``plt.hist(x)``, named after what holds it (``fittedvalues`` for ``res.fittedvalues``).
-    Series that differ between the copies, or go by a name as generic as ``y``, are passed
-    over."""
-    varying = {original for _, arguments, original in facts.params
+    A series that differs between the copies goes by the words their names share
+    (``nearest_state`` for ``nearest_outside_state`` and ``nearest_state``), or is passed over,
+    as is one that goes by a name as generic as ``y``."""
+    varying = {original: common_stem([identifier(a) for a in arguments])
+               for _, arguments, original in facts.params
                if original is not None and len(set(arguments)) > 1}
     for statement in facts.block:
         for node in ast.walk(statement):
@@ -251,7 +253,9 @@ def _plotted(facts: Facts) -> str | None:
                 continue
             data = [a for a in node.args if not isinstance(a, ast.Constant)]
             name = _holder(data[1] if len(data) > 1 else data[0]) if data else None
-            if name and name not in varying and name not in _GENERIC_VALUES and len(name) > 1:
+            if name in varying:
+                name = varying[name]
+            if name and name not in _GENERIC_VALUES and len(name) > 1:
                 return identifier(name)
     return None
 

@@ -291,7 +291,8 @@ def extract_group(group: CloneGroup, ctx: ExtractContext) -> Extraction | Refusa
 def extract_parts(group: CloneGroup, ctx: ExtractContext) -> list[Extraction | Refusal]:
     """Extract ``group``; a block that computes and then plots (or the reverse) is split where
     one gives way to the other, and each part (ids ``C3.1``, ``C3.2``) is extracted or refused
-    on its own (``analysis.worth``)."""
+    on its own (``analysis.worth``). A part refused as a whole may have a smaller part
+    extracted instead (``_smaller``)."""
     if _override(ctx, group.id).get("skip"):
         return [Refusal(group.id, "skipped: the names file says so", group.occurrences)]
     try:
@@ -300,14 +301,7 @@ def extract_parts(group: CloneGroup, ctx: ExtractContext) -> list[Extraction | R
         return [extract_group(group, ctx)]
     parts = plot_split(first)
     if len(parts) < 2:
-        result = extract_group(group, ctx)
-        inner = _loop_body(group, ctx) if isinstance(result, Refusal) else None
-        if isinstance(result, Refusal) and inner is not None:
-            inside = extract_parts(inner, ctx)
-            if any(isinstance(r, Extraction) for r in inside):
-                return [replace(result, reason=f"{result.reason}; the loop stays, and its body "
-                                               f"is extracted ({inner.id})"), *inside]
-        return [result]
+        return _or_smaller(group, ctx)
     results: list[Extraction | Refusal] = []
     for number, (start, stop, kind) in enumerate(parts, 1):
         occurrences = []
@@ -318,13 +312,33 @@ def extract_parts(group: CloneGroup, ctx: ExtractContext) -> list[Extraction | R
                                        last_line=block[stop - 1].end_lineno or block[stop - 1].lineno))
         part = replace(group, id=f"{group.id}.{number}", occurrences=tuple(occurrences),
                        statements=block_shape(first[start:stop]).weight)
-        result = extract_group(part, ctx)
-        if isinstance(result, Refusal):
+        found = _or_smaller(part, ctx)
+        if isinstance(found[0], Refusal):
             what = "plotting" if kind == "plot" else "computation"
-            result = replace(result, reason=f"the {what} part of a block that computes and "
-                                            f"plots (split there): {result.reason}")
-        results.append(result)
+            found[0] = replace(found[0], reason=f"the {what} part of a block that computes and "
+                                                f"plots (split there): {found[0].reason}")
+        results += found
     return results
+
+
+CONDITIONAL = "is assigned only on some paths through the block"
+
+
+def _or_smaller(group: CloneGroup, ctx: ExtractContext) -> list[Extraction | Refusal]:
+    """``group`` extracted; or, refused, the refusal and what a smaller part of it gives."""
+    result = extract_group(group, ctx)
+    if isinstance(result, Extraction) or _override(ctx, group.id).get("skip"):
+        return [result]
+    smaller, what = _loop_body(group, ctx), "the loop stays, and its body is extracted"
+    if smaller is None and CONDITIONAL in result.reason:
+        smaller, what = _without_conditional_edges(group, ctx), (
+            "the statements at its edges that assign names only on some paths stay, and the "
+            "rest is extracted")
+    if smaller is not None:
+        inside = extract_parts(smaller, ctx)
+        if any(isinstance(r, Extraction) for r in inside):
+            return [replace(result, reason=f"{result.reason}; {what} ({smaller.id})"), *inside]
+    return [result]
 
 
 # How much of each copy's section title the words they share must be to name the function.
@@ -364,6 +378,24 @@ def _loop_body(group: CloneGroup, ctx: ExtractContext) -> CloneGroup | None:
     first = _statements(ctx, occurrences[0])
     return replace(group, id=f"{group.id}.1", occurrences=tuple(occurrences),
                    statements=block_shape(first).weight,
+                   lines=occurrences[0].last_line - occurrences[0].first_line + 1)
+
+
+def _without_conditional_edges(group: CloneGroup, ctx: ExtractContext) -> CloneGroup | None:
+    """The group (id ``C3.1``) without the statements at the start and end of its copies that
+    assign a name only on some paths (``for ax_ in axes: ...`` after a plot): a name bound
+    before, or read later, that a function could not leave as it was. None when there are
+    none, or nothing else."""
+    blocks = [_statements(ctx, o) for o in group.occurrences]
+    conditional = [bool(io.writes - io.definite_writes)
+                   for io in (block_io([statement]) for statement in blocks[0])]
+    lead = next((i for i, c in enumerate(conditional) if not c), len(conditional))
+    trail = next((i for i, c in enumerate(reversed(conditional)) if not c), len(conditional))
+    if not (lead or trail) or lead + trail >= len(blocks[0]):
+        return None
+    kept, occurrences = _cut(blocks, list(group.occurrences), lead, trail)
+    return replace(group, id=f"{group.id}.1", occurrences=tuple(occurrences),
+                   statements=block_shape(kept[0]).weight,
                    lines=occurrences[0].last_line - occurrences[0].first_line + 1)
 
 
@@ -463,7 +495,7 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
                    for o, name in zip(occurrences, key)):
                 read = True  # pass the old value in, so a path that skips the assignment keeps it
             else:
-                raise _Refuse(f"`{key[0]}` is assigned only on some paths through the block")
+                raise _Refuse(f"`{key[0]}` {CONDITIONAL}")
         if read:
             inputs.append(key)
         if needed:
