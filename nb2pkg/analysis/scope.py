@@ -46,9 +46,15 @@ class BlockIO:
         return tuple(reasons)
 
 
-def block_io(statements: list[ast.stmt]) -> BlockIO:
-    """Analyse ``statements`` as if they ran at module level, in order."""
-    scanner = _Scanner()
+def block_io(statements: list[ast.stmt], *, range_is_builtin: bool = False) -> BlockIO:
+    """Analyse ``statements`` as if they ran at module level, in order.
+
+    A ``for`` loop over a literal that is not empty (``[1, 3, 5]``; with ``range_is_builtin``,
+    ``range(1, 31)`` too: the caller knows no notebook rebinds ``range``) runs its body at
+    least once, so what the body surely binds, the loop surely binds, unless a ``break`` or
+    ``continue`` may cut the body short.
+    """
+    scanner = _Scanner(range_is_builtin)
     scanner.block(statements)
     return _result(scanner)
 
@@ -84,8 +90,50 @@ def _result(scanner: _Scanner) -> BlockIO:
     )
 
 
+def _not_empty(iterable: ast.expr, range_is_builtin: bool) -> bool:
+    """Does iterating over ``iterable`` surely give at least one item?"""
+    if isinstance(iterable, (ast.List, ast.Tuple, ast.Set)):
+        return bool(iterable.elts) and not any(isinstance(e, ast.Starred) for e in iterable.elts)
+    if isinstance(iterable, ast.Dict):
+        return bool(iterable.keys) and None not in iterable.keys  # (None: a ** unpacking)
+    if isinstance(iterable, ast.Constant):
+        return isinstance(iterable.value, (str, bytes)) and len(iterable.value) > 0
+    if (range_is_builtin and isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name)
+            and iterable.func.id == "range" and not iterable.keywords and 1 <= len(iterable.args) <= 3):
+        bounds = [_int_constant(a) for a in iterable.args]
+        if all(isinstance(b, int) for b in bounds) and (len(bounds) < 3 or bounds[2] != 0):
+            return len(range(*bounds)) > 0  # type: ignore[arg-type]
+    return False
+
+
+def _int_constant(node: ast.expr) -> int | None:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _int_constant(node.operand)
+        return None if inner is None else -inner
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    return None
+
+
+def _cut_short(body: list[ast.stmt]) -> bool:
+    """May a ``break`` or ``continue`` of this loop end one round of ``body`` early?"""
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Break, ast.Continue)):
+            return True
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+            stack += node.orelse  # the inner loop's own body breaks out of it, not this one
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        stack += ast.iter_child_nodes(node)
+    return False
+
+
 class _Scanner:
-    def __init__(self) -> None:
+    def __init__(self, range_is_builtin: bool = False) -> None:
+        self.range_is_builtin = range_is_builtin
         self.reads: dict[str, None] = {}  # ordered set
         self.read_lines: dict[str, int] = {}
         self.deferred: set[str] = set()
@@ -164,8 +212,11 @@ class _Scanner:
         self.target(node.target)
         self.block(node.body)
         self.loop_depth -= 1
-        self.definite = before
-        self.branch(node.orelse)
+        if _not_empty(node.iter, self.range_is_builtin) and not _cut_short(node.body):
+            self.block(node.orelse)  # no `break`: the else clause runs too
+        else:
+            self.definite = before
+            self.branch(node.orelse)
 
     stmt_AsyncFor = stmt_For
 

@@ -187,6 +187,23 @@ class ExtractContext:
         return self._notebook_facts[notebook]
 
 
+    def range_is_builtin(self, notebook: int) -> bool:
+        """Is ``range`` surely the builtin in this notebook (so ``for i in range(1, 31)`` runs
+        its body)? Not when its code binds the name or reaches the namespace in ways we cannot
+        follow (``globals()``), when a cell does not parse, or when IPython syntax names it or
+        may run code that binds names (``%run``, ``%store -r``, extensions, ``%%capture``)."""
+        _, _, dynamic = self.notebook_facts(notebook)
+        if dynamic or "range" in self.flows[notebook].defined_in:
+            return False
+        for key, cell in self.cells.items():
+            if key[0] != notebook:
+                continue
+            if cell.io is None or any(_BINDING_MAGIC.match(m.text)
+                                      or "range" in _WORD_RUN.findall(m.text)
+                                      for m in cell.masked.magics):
+                return False
+        return True
+
     def cell_events(self, notebook: int) -> tuple[dict[str, list[int]], dict[str, list[int]],
                                                   list[int]]:
         """Per name, the positions (in ``notebook_facts`` keys) of the cells that read it and of
@@ -244,6 +261,9 @@ class ExtractContext:
 
 
 _WORD_RUN = re.compile(r"\w+")
+# IPython syntax that may bind any name: running a script or stored variables into the
+# namespace, loading an extension, capturing a cell's output into a variable.
+_BINDING_MAGIC = re.compile(r"\s*%{1,2}\s*(run|store|load_ext|reload_ext|load|capture|macro)\b")
 
 
 def _text_of(cell: ParsedCell) -> str:
@@ -450,7 +470,8 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     quiet = [shown is not None and end and not _displayed(ctx, o, b[-1])
              for o, b, end in zip(occurrences, blocks, ends)]
 
-    ios = [block_io(b) for b in blocks]
+    ios = [block_io(b, range_is_builtin=ctx.range_is_builtin(o.notebook))
+           for b, o in zip(blocks, occurrences)]
     # A `break` or `continue` leaving the block (of one kind, the same in every copy) becomes
     # `return True`; the call says `if f(...): break` (see _loop_escape).
     escape = _loop_escape(ios, blocks)
@@ -625,7 +646,11 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     source = function_source(ctx, occurrences[0], leaves[0], replacements, swapped, function,
                              params, returned, docstring(facts, function),
                              escape=escape is not None, returns_shown=shown is not None)
-    _check_free_names(source, set(kept))
+    # What only a loop that surely runs binds (`for year in range(1995, 2020, step)`, proven
+    # for each copy's own values) the function's own analysis cannot see as bound.
+    by_loops = frozenset.intersection(*(io.definite_writes for io in ios)) \
+        - block_io(blocks[0]).definite_writes
+    _check_free_names(source, set(kept), {local[k] for k in outputs if k[0] in by_loops})
 
     # -- call sites ---------------------------------------------------------------------------
     parameters = [Parameter(local[k], tuple(k)) for k in inputs]
@@ -1064,8 +1089,9 @@ def _derived_strings(literal_params: Mapping[tuple[str, ...], list[int]],
     return found
 
 
-def _check_free_names(source: str, kept: set[str]) -> None:
-    """The generated function may read only its parameters, its locals and kept globals."""
+def _check_free_names(source: str, kept: set[str], bound_by_loops: set[str]) -> None:
+    """The generated function may read only its parameters, its locals and kept globals
+    (``bound_by_loops``: locals a loop that runs for every call's values surely binds)."""
     from ..analysis.dataflow import BUILTIN_NAMES
 
     tree = ast.parse(source)
@@ -1073,6 +1099,6 @@ def _check_free_names(source: str, kept: set[str]) -> None:
     assert isinstance(function, ast.FunctionDef)
     params = {a.arg for a in function.args.args}
     io = block_io(function.body)
-    free = set(io.reads) - params - kept - BUILTIN_NAMES
+    free = set(io.reads) - params - kept - BUILTIN_NAMES - (bound_by_loops & io.writes)
     if free:
         raise _Refuse(f"internal check failed: the function would read undefined {sorted(free)}")

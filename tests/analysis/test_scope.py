@@ -35,6 +35,43 @@ def test_loop_variable_read_after_the_loop_is_a_free_read() -> None:
     assert "i" in io("for i in xs:\n    pass\nprint(i)").reads
 
 
+# A loop that surely runs its body once, start to end, surely binds what the body binds.
+LOOPS_THAT_RUN = [
+    ("for i in [1, 3]:\n    d = i", True),
+    ("for i in (0,):\n    d = i", True),
+    ("for i in 'ab':\n    d = i", True),
+    ("for i in {'a': 1}:\n    d = i", True),
+    ("for i in range(1, 31):\n    d = i", True),
+    ("for i in range(5, 0, -1):\n    d = i", True),
+    ("for i in range(3):\n    d = i\nelse:\n    e = 1", True),
+    ("for i in []:\n    d = i", False),
+    ("for i in [*xs]:\n    d = i", False),
+    ("for i in {**m}:\n    d = i", False),
+    ("for i in '':\n    d = i", False),
+    ("for i in range(0):\n    d = i", False),
+    ("for i in range(5, 0):\n    d = i", False),
+    ("for i in range(1, n):\n    d = i", False),
+    ("for i in range(0, 5, 0):\n    d = i", False),
+    ("for i in range(3, step=1):\n    d = i", False),
+    ("for i in range(3):\n    if i:\n        continue\n    d = i", False),
+    ("for i in range(3):\n    try:\n        d = i\n    except ValueError:\n        break", False),
+    ("for i in range(3):\n    for j in xs:\n        pass\n    else:\n        break\n    d = i", False),
+    # A break of an inner loop leaves that loop only.
+    ("for i in range(3):\n    for j in xs:\n        break\n    d = i", True),
+]
+
+
+@pytest.mark.parametrize("source, runs", LOOPS_THAT_RUN)
+def test_a_loop_that_surely_runs_binds_what_its_body_binds(source: str, runs: bool) -> None:
+    found = block_io(ast.parse(source).body, range_is_builtin=True).definite_writes
+    assert ({"i", "d"} <= found) is runs, found
+    if "else" in source and runs:
+        assert "e" in found
+    # Unless the caller knows `range` is the builtin, a range proves nothing.
+    if "range" in source:
+        assert "d" not in io(source).definite_writes
+
+
 def test_function_bodies_are_deferred_reads() -> None:
     result = io("def f(a, b=default):\n    return a + THRESHOLD\n")
     assert result.reads == ("default",)
