@@ -505,7 +505,10 @@ def _default(f: _Function, places: list[_Binding], cells: list[ParsedCell], vari
     if not _immutable(literal):
         return None
     cell = next(c for c in cells if c.cell == before[-1].cell)
-    text = ast.get_source_segment(cell.masked.code, value)
+    # A tuple may be written bare (`rad = 0.05, 1.0`; `rad = 1,`), which as a default would be
+    # two parameters or an int: write it as Python writes the value.
+    text = repr(literal) if isinstance(value, ast.Tuple) \
+        else ast.get_source_segment(cell.masked.code, value)
     if text is None or len(text) > _MAX_DEFAULT or "\n" in text:
         return None
     return text
