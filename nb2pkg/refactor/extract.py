@@ -494,6 +494,15 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
         if leaf.kind == "name":
             key = tuple(str(l[j].value) for l in leaves)
             name_classes.setdefault(key, []).append(j)
+    # Names bound by something other than a name leaf (`import json as web` inside a `try`,
+    # `except E as err`) are the same in every copy and stay the function's own: refused when
+    # the notebook uses them after the block, or had given them a value before it.
+    for o, io, copy in zip(occurrences, ios, leaves):
+        named = {str(leaf.value) for leaf in copy if leaf.kind == "name"}
+        for name in sorted(io.writes - named):
+            if _live_after(ctx, o, name) or _bound_outside(ctx, occurrences, o, name):
+                raise _Refuse(f"binds `{name}` otherwise than by assignment (an import, an "
+                              "`except ... as`), and the notebook uses it outside the block")
     one_notebook = len({o.notebook for o in occurrences}) == 1
     module = ctx.modules[occurrences[0].notebook] if one_notebook else "common"
 
