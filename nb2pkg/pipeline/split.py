@@ -479,18 +479,15 @@ def _resolve(index: int, facts: list[_StageFacts], parameter_names: set[str],
             io = block_io([statement.node])
             need([*io.reads, *sorted(io.deferred_reads)])
 
-    # Classes of earlier stages are always defined again: pickled instances refer to them.
+    # Classes of earlier stages are always defined again: pickled instances refer to them,
+    # and their methods may be called here, so what the methods read is needed too.
     latest_class: dict[str, _Binding] = {}
     for earlier in facts[:index]:
         for name, binding in earlier.bindings.items():
             latest_class[name] = binding
     for name, binding in latest_class.items():
         if binding.kind == "definition" and binding.is_class:
-            statement = binding.statement
-            assert statement is not None
-            if statement.text not in definitions:
-                definitions[statement.text] = (statement.order, statement.node)
-                need(block_io([statement.node]).reads)  # what the class body reads now
+            copy_definition(binding)
 
     position = 0
     while position < len(needed):

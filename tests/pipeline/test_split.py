@@ -145,6 +145,18 @@ def test_classes_are_always_defined_again_for_pickled_instances():
     assert dict(result["nb-b"].inputs) == {"box": "nb-a"}
 
 
+def test_a_class_defined_again_brings_what_its_methods_read():
+    """A stage calling a method of an earlier stage's class (here through a subclass) needs the
+    imports the method body reads, not only what the class body reads."""
+    result = by_name(split("import math\nN = 4",
+                           ("md", "## Define"), "class C:\n    k = N\n    def f(self):\n"
+                                                "        return math.sqrt(self.k)",
+                           ("md", "## Use"), "class D(C):\n    pass\n\nprint(D().f())"))
+    use = result["nb-use"]
+    assert any(d.startswith("class C") for d in use.late_definitions)  # it reads N
+    assert "import math" in use.imports, use.imports
+
+
 def test_parameters_used_by_a_stage_and_rebinding_makes_a_value():
     cells = [("code", "n = 3  # rows\nname = 'x'\nlimit = n * 2", ["parameters"]),
              ("md", "## A"), "print(n)",
