@@ -15,6 +15,7 @@ markdown and outputs untouched, every clone refusal has a reason). The counts go
 
 from __future__ import annotations
 
+import ast
 import collections
 import contextlib
 import hashlib
@@ -32,6 +33,10 @@ import pytest
 
 from helpers import ROOT
 from harness import run_cli
+from nb2pkg.analysis.dataflow import BUILTIN_NAMES
+from nb2pkg.analysis.parse import parse_cell
+from nb2pkg.analysis.scope import block_io
+from nb2pkg.magics import is_placeholder_name
 from nb2pkg.notebook import PYTHON_LANGUAGES
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
@@ -218,7 +223,55 @@ def check_output(folder: Path, source: Path) -> list[str]:
             problems.append("outputs changed")
         if "__nb2pkg_m" in str(after.get("source", "")):
             problems.append("a cell contains a magic placeholder")
+    # What the original reads before binding it, the refactored notebook may read too, and
+    # nothing else: an extraction or moved definition that leaves a name undefined, or code
+    # that no longer parses, shows here (a module that compiles proves neither).
+    before, after = free_names(original.cells), free_names(new.cells)
+    if before is not None:
+        if after is None:
+            problems.append("a refactored code cell does not parse")
+        elif after - before:
+            problems.append(f"the refactored notebook reads {sorted(after - before)} unbound")
+        for stage in sorted((folder / "stages").rglob("*.ipynb")):
+            cells = nbformat.read(str(stage), as_version=4).cells
+            found = free_names(cells)
+            if found is None:
+                problems.append(f"{stage.relative_to(folder)}: a code cell does not parse")
+            elif found - before - stage_inputs(cells):  # inputs arrive through globals()
+                problems.append(f"{stage.relative_to(folder)} reads "
+                                f"{sorted(found - before - stage_inputs(cells))} unbound")
     return problems
+
+
+def stage_inputs(cells: list) -> set[str]:
+    """The names a stage notebook loads from earlier stages (its ``nb2pkg_inputs``)."""
+    for cell in cells:
+        tree = ast.parse(str(cell.get("source", ""))) if cell.get("cell_type") == "code" else None
+        for statement in tree.body if tree else ():
+            if isinstance(statement, ast.Assign) and ast.unparse(statement.targets[0]) == "nb2pkg_inputs":
+                return set(ast.literal_eval(statement.value))
+    return set()
+
+
+def free_names(cells: list) -> set[str] | None:
+    """The names (not builtins) the code cells read where no statement before may have bound
+    them, in order, and those function bodies read that no statement binds (IPython syntax
+    masked); None when a cell does not parse."""
+    free: set[str] = set()
+    bound: set[str] = set()
+    deferred: set[str] = set()
+    for cell in cells:
+        if cell.get("cell_type") == "code":
+            parsed = parse_cell(str(cell.get("source", "")))
+            if parsed.tree is None:
+                return None
+            for statement in parsed.tree.body:
+                io = block_io([statement])
+                free |= {n for n in io.reads if n not in bound}
+                bound |= io.writes
+                deferred |= io.deferred_reads
+    return {n for n in free | (deferred - bound)
+            if not is_placeholder_name(n) and n not in BUILTIN_NAMES}
 
 
 def test_every_corpus_notebook(corpus: Path, tmp_path: Path) -> None:
@@ -344,6 +397,15 @@ def test_all_python_notebooks_as_one_package(corpus: Path, tmp_path: Path) -> No
     plan = convert(notebooks, tmp_path / "dry", ConvertOptions(dry_run=True)).plan
     assert len({n.module for n in plan.notebooks}) == len(plan.notebooks) == len(written)
     assert len({n.filename.casefold() for n in plan.notebooks}) == len(written)
+    # Code shared between notebooks moved into `common`: no notebook reads a name unbound that
+    # its original bound (an import inside a copied `try`, say).
+    unbound = {}
+    for planned in plan.notebooks:
+        before = free_names(nbformat.read(planned.original, as_version=4).cells)
+        after = free_names(planned.node.cells)
+        if before is not None and (after is None or after - before):
+            unbound[planned.filename] = "does not parse" if after is None else sorted(after - before)
+    assert not unbound, unbound
 
 
 def test_analyze_the_corpus_folder(corpus: Path) -> None:
