@@ -333,10 +333,9 @@ def _cell_of(steps: Sequence) -> int | None:
 def _invalid(error: Any, path: Path) -> NotebookError:
     """A schema ValidationError as a one-line NotebookError naming the field (and cell)."""
     steps = list(error.absolute_path)
-    where = "/".join(str(p) for p in steps) or "notebook"
-    cell = steps[1] if len(steps) > 1 and steps[0] == "cells" and isinstance(steps[1], int) else None
-    return NotebookError(f"invalid notebook at {where}: {_first_line(error.message)}", path=path,
-                         cell=cell, hint="re-save it from Jupyter, or fix the field by hand")
+    where = " at " + "/".join(str(p) for p in steps) if steps else ""  # "": the whole file
+    return NotebookError(f"invalid notebook{where}: {_first_line(error.message)}", path=path,
+                         cell=_cell_of(steps), hint="re-save it from Jupyter, or fix the field by hand")
 
 
 def _schema_error(text: str, version: int) -> Any:
