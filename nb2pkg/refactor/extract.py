@@ -112,6 +112,7 @@ class ExtractContext:
         default_factory=dict)
     _mentions: dict[tuple[int, str], list[int]] = field(default_factory=dict)
     _words: dict[int, dict[str, list[int]]] = field(default_factory=dict)
+    _range_is_builtin: dict[int, bool] = field(default_factory=dict)
 
     def cst_module(self, key: CellKey) -> cst.Module:
         """The cell's masked code parsed with libcst (once)."""
@@ -192,17 +193,14 @@ class ExtractContext:
         its body)? Not when its code binds the name or reaches the namespace in ways we cannot
         follow (``globals()``), when a cell does not parse, or when IPython syntax names it or
         may run code that binds names (``%run``, ``%store -r``, extensions, ``%%capture``)."""
-        _, _, dynamic = self.notebook_facts(notebook)
-        if dynamic or "range" in self.flows[notebook].defined_in:
-            return False
-        for key, cell in self.cells.items():
-            if key[0] != notebook:
-                continue
-            if cell.io is None or any(_BINDING_MAGIC.match(m.text)
-                                      or "range" in _WORD_RUN.findall(m.text)
-                                      for m in cell.masked.magics):
-                return False
-        return True
+        if notebook not in self._range_is_builtin:
+            keys, _, dynamic = self.notebook_facts(notebook)
+            self._range_is_builtin[notebook] = not dynamic \
+                and "range" not in self.flows[notebook].defined_in \
+                and not any(self.cells[key].io is None
+                            or any(_BINDING_MAGIC.match(m.text) or "range" in _WORD_RUN.findall(m.text)
+                                   for m in self.cells[key].masked.magics) for key in keys)
+        return self._range_is_builtin[notebook]
 
     def cell_events(self, notebook: int) -> tuple[dict[str, list[int]], dict[str, list[int]],
                                                   list[int]]:
@@ -312,7 +310,7 @@ def extract_parts(group: CloneGroup, ctx: ExtractContext) -> list[Extraction | R
     """Extract ``group``; a block that computes and then plots (or the reverse) is split where
     one gives way to the other, and each part (ids ``C3.1``, ``C3.2``) is extracted or refused
     on its own (``analysis.worth``). A part refused as a whole may have a smaller part
-    extracted instead (``_smaller``)."""
+    extracted instead (``_or_smaller``)."""
     if _override(ctx, group.id).get("skip"):
         return [Refusal(group.id, "skipped: the names file says so", group.occurrences)]
     try:
@@ -657,9 +655,10 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
                              escape=escape is not None, returns_shown=shown is not None)
     # What only a loop that surely runs binds (`for year in range(1995, 2020, step)`, proven
     # for each copy's own values) the function's own analysis cannot see as bound.
-    by_loops = frozenset.intersection(*(io.definite_writes for io in ios)) \
-        - block_io(blocks[0]).definite_writes
-    _check_free_names(source, set(kept), {local[k] for k in outputs if k[0] in by_loops})
+    plain = block_io(blocks[0]).definite_writes
+    by_loops = {local[k] for k in outputs if k[0] not in plain
+                and all(name in io.definite_writes for name, io in zip(k, ios))}
+    _check_free_names(source, set(kept), by_loops)
 
     # -- call sites ---------------------------------------------------------------------------
     parameters = [Parameter(local[k], tuple(k)) for k in inputs]
