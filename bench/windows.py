@@ -42,8 +42,12 @@ REALNB = REPO.parent / "shared" / "realnb" / "cases"
 def windows(sources: list[str], extracted: frozenset[str] = frozenset()) -> list[tuple[int, ...]]:
     """The normalized 3-statement windows of ``sources`` (cell texts), one entry per position."""
     found = []
+    # Kept alive until counted: a definition or import is fingerprinted by its id(), and a
+    # freed cell's statements would hand their ids (and keys) to the next cell's.
+    parsed = []
     for index, source in enumerate(sources):
         cell = parse_cell(source, 0, index)
+        parsed.append(cell)
         if cell.tree is None:
             continue
         for _, body in _statement_lists(cell.tree):
@@ -91,8 +95,10 @@ def _explain(notebook, plan, cells, extracted: frozenset[str]) -> list[dict]:
                     if o.first_line <= s.lineno and (s.end_lineno or s.lineno) <= o.last_line:
                         refused.setdefault((o.cell, ast.dump(s)), f"{refusal.group}: {refusal.reason}")
     positions: list[tuple[tuple[int, ...], int, int, int, list[ast.stmt]]] = []
+    alive = []
     for cell in cells:
         parsed = parse_cell(cell.source, 0, 0)
+        alive.append(parsed)  # (as in windows(): ids stay unique while compared)
         if parsed.tree is None:
             continue
         for number, (_, body) in enumerate(_statement_lists(parsed.tree)):

@@ -332,7 +332,9 @@ def _statement_facts(cell: ParsedCell, statement: ast.stmt) -> _Facts:
     """The fingerprint, weight, leaves and bound names of ``statement`` (leaves None when it was
     not visited: it gets a unique key)."""
     # Definitions and imports are moved to modules by the hoister, never extracted as clones:
-    # give each a unique key so no run crosses them.
+    # give each a unique key so no run crosses them. (Unique among statements alive at once:
+    # whoever compares keys keeps the parsed cells alive, or a freed statement's id, and its
+    # key, passes to a new one.)
     if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import,
                               ast.ImportFrom)):
         return _Facts(statement, hash(("unique", id(statement))), 1, None,
