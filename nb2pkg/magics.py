@@ -82,6 +82,7 @@ from typing import Callable, Iterable
 
 __all__ = [
     "HELP_MAGICS",
+    "NAMESPACE_MAGICS",
     "PLACEHOLDER_PREFIX",
     "PYTHON_BODY_CELL_MAGICS",
     "Magic",
@@ -127,6 +128,15 @@ PYTHON_BODY_CELL_MAGICS: frozenset[str] = frozenset(
 #: Line magics reported with ``kind == "help"`` (what ``obj?`` / ``obj??`` /
 #: ``pattern*?`` expand to in IPython).
 HELP_MAGICS: frozenset[str] = frozenset({"pinfo", "pinfo2", "psearch"})
+
+#: Magics that see or change the user namespace as a whole, not only the names
+#: they mention: listing its variables (``%whos``) or the versions of the
+#: packages imported into it (``%watermark -iv``), deleting, storing or
+#: restoring variables, running a script into it.  With one of these in a
+#: notebook, every name it binds (an import nothing else reads) shows.
+NAMESPACE_MAGICS: frozenset[str] = frozenset(
+    {"who", "whos", "who_ls", "reset", "reset_selective", "store", "xdel", "run",
+     "watermark"})
 
 
 @dataclass(frozen=True)

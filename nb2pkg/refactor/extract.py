@@ -22,7 +22,7 @@ from ..analysis.worth import data_only, is_data, literal_container, plot_split
 from ..analysis.dataflow import DataFlow
 from ..analysis.parse import ParsedCell, walk
 from ..analysis.scope import BlockIO, block_io
-from ..magics import is_placeholder_name
+from ..magics import NAMESPACE_MAGICS, is_placeholder_name
 from .describe import Facts, changed_in_place, docstring, free_name
 from .naming import Namer, common_stem, identifier, looks_like_class, unnumbered
 
@@ -113,6 +113,7 @@ class ExtractContext:
     _mentions: dict[tuple[int, str], list[int]] = field(default_factory=dict)
     _words: dict[int, dict[str, list[int]]] = field(default_factory=dict)
     _range_is_builtin: dict[int, bool] = field(default_factory=dict)
+    _listings: dict[int, list[tuple[int, int, str]]] = field(default_factory=dict)
 
     def cst_module(self, key: CellKey) -> cst.Module:
         """The cell's masked code parsed with libcst (once)."""
@@ -188,6 +189,18 @@ class ExtractContext:
         return self._notebook_facts[notebook]
 
 
+    def listing_after(self, o: Occurrence) -> str | None:
+        """A magic after the copy ``o`` that lists the notebook's variables (``%whos``), as
+        ``"cell N runs `%whos`"``, or None."""
+        if o.notebook not in self._listings:
+            keys = self.notebook_facts(o.notebook)[0]
+            self._listings[o.notebook] = [
+                (key[1], m.line, m.name) for key in keys
+                for m in self.cells[key].masked.magics if m.name in _SEES_VARIABLES]
+        found = next(((cell, name) for cell, line, name in self._listings[o.notebook]
+                      if (cell, line) > (o.cell, o.last_line)), None)
+        return f"cell {found[0]} runs `%{found[1]}`" if found else None
+
     def range_is_builtin(self, notebook: int) -> bool:
         """Is ``range`` surely the builtin in this notebook (so ``for i in range(1, 31)`` runs
         its body)? Not when its code binds the name or reaches the namespace in ways we cannot
@@ -259,6 +272,9 @@ class ExtractContext:
 
 
 _WORD_RUN = re.compile(r"\w+")
+# Magics that show the notebook's variables, all of them (`%watermark -iv` shows the modules
+# imported, which extraction never moves).
+_SEES_VARIABLES = NAMESPACE_MAGICS - {"watermark"}
 # IPython syntax that may bind any name: running a script or stored variables into the
 # namespace, loading an extension, capturing a cell's output into a variable.
 _BINDING_MAGIC = re.compile(r"\s*%{1,2}\s*(run|store|load_ext|reload_ext|load|capture|macro)\b")
@@ -428,6 +444,10 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     blocks = [_statements(ctx, o) for o in occurrences]
     if data_only(blocks[0]):
         raise _Refuse("only assigns constants (data, not logic)")
+    listing = next(filter(None, map(ctx.listing_after, occurrences)), None)
+    if listing:
+        raise _Refuse(f"{listing}, which lists the notebook's variables: the function's name "
+                      "would show there, and what the copies assign")
 
     # A displayed last expression stays in its cell, so the display is untouched; if what is
     # left is too small, the function returns the value and the call ends the cell instead.

@@ -50,7 +50,7 @@ from typing import Callable, Collection, Iterable, Mapping, Sequence
 
 from ..analysis.clones import Path, _nested_lists, _statement_lists, displays
 from ..analysis.parse import ParsedCell, parse_cell, walk
-from ..magics import is_placeholder_name
+from ..magics import HELP_MAGICS, NAMESPACE_MAGICS, is_placeholder_name
 from ..analysis.scope import block_io
 from .naming import Namer, common_stem, identifier, names_in, unnumbered
 
@@ -61,8 +61,7 @@ MAX_COLUMNS = 4
 _DYNAMIC_WORDS = re.compile(
     r"\b(?:globals|locals|vars|dir|eval|exec|get_ipython|__main__|__dict__|"
     r"ast_node_interactivity)\b")
-_DYNAMIC_MAGICS = {"who", "whos", "who_ls", "reset", "reset_selective", "store", "xdel", "run",
-                   "psearch", "pinfo", "pinfo2", "pdef", "pdoc", "psource", "pfile"}
+_DYNAMIC_MAGICS = NAMESPACE_MAGICS | HELP_MAGICS | {"pdef", "pdoc", "psource", "pfile"}
 
 # Code that may run after the statement (a lambda, a generator): it would read the loop's
 # variable then. (A list, set or dict comprehension runs at once and reads globals as is.)

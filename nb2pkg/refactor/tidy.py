@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from ..analysis.parse import ParsedCell, reparse
+from ..magics import NAMESPACE_MAGICS
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def names_read(sources: Iterable[str]) -> tuple[set[str], bool]:
                 read.add(node.id)
         for magic in cell.masked.magics:
             read |= set(re.findall(r"[A-Za-z_]\w*", magic.text))
-            if magic.name in {"who", "whos", "who_ls", "reset", "store", "xdel", "run"}:
+            if magic.name in NAMESPACE_MAGICS:
                 dynamic = True
     return read, dynamic
 
