@@ -29,6 +29,7 @@ class ConvertOptions:
     # With verify: run each refactored notebook again with only the project's dependencies
     # importable, and add what a library needed there (verify.run_alone).
     isolated_run: bool = True
+    timeout: int = 600  # with verify: seconds a cell may run
     force: bool = False
     dry_run: bool = False
     single_stage: bool = False
@@ -169,7 +170,8 @@ def convert(paths: Sequence[Path | str], output: Path | str,
         runnable = render_runnable(plan)
         say("verifying: executing original and refactored notebooks")
         verification = verify_project(plan, runnable, progress=say, record=options.record,
-                                      cwd=source_folder, alone=options.isolated_run)
+                                      cwd=source_folder, alone=options.isolated_run,
+                                      timeout=options.timeout)
         if not verification.equivalent:  # never leave a package that prints something else
             return ConvertReport(plan.name, str(output), (), False, plan, verification,
                                  tuple(failures))

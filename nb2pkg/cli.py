@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="one pipeline stage per notebook (when values cannot cross sections)")
     convert.add_argument("--no-record", dest="record", action="store_false",
                          help="with --verify: do not record package calls as regression tests")
+    convert.add_argument("--timeout", type=int, default=600,
+                         help="with --verify: seconds a cell may run (default 600)")
     convert.add_argument("--no-isolated-run", dest="isolated_run", action="store_false",
                          help="with --verify: do not run each refactored notebook again with "
                               "only the project's dependencies importable (faster; a package a "
@@ -261,6 +263,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     options = ConvertOptions(name=args.name, extract=args.extract, verify=args.verify,
                              record=args.record, isolated_run=args.isolated_run,
+                             timeout=args.timeout,
                              pipeline=args.pipeline, single_stage=args.single_stage,
                              force=args.force, dry_run=args.dry_run,
                              min_clone_statements=args.min_clone_size,

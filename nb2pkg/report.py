@@ -87,8 +87,9 @@ def format_conversion(report: Any) -> str:
     names = [str(a.notebook.path) for a in plan.analysis.notebooks]
     if report.verification is not None and not report.verification.equivalent:
         out = [f"Nothing written to {report.output}: the refactored notebooks do not print what "
-               "the originals print (see below); rerun with --no-extract to convert without "
-               "extraction"]
+               "the originals print (see below), which is a bug in nb2pkg (please report it); "
+               "rerun with --no-extract to convert without extracting functions (definitions "
+               "still move into the package)"]
     else:
         out = [("Would write" if report.dry_run else "Wrote") + f" package `{plan.name}` to "
                f"{report.output} ({len(report.files)} files)"]

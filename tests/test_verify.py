@@ -440,6 +440,18 @@ def test_a_notebook_that_prints_differently_with_only_its_dependencies_gets_a_fi
                                "only its dependencies: slow loader)")
 
 
+@kernel
+def test_convert_verify_takes_a_timeout_per_cell(tmp_path) -> None:
+    """The error says to raise --timeout: convert has it too, not only verify."""
+    notebook = write_notebook(tmp_path / "slow.ipynb", ["import time", "time.sleep(30)"])
+    result = nb2pkg("convert", str(notebook), "-o", str(tmp_path / "out"), "--verify",
+                    "--timeout", "2", "--no-pipeline")
+    assert result.returncode == 2, result.stderr
+    (line,) = error_lines(result)
+    assert "raise --timeout" in line, line
+    assert not (tmp_path / "out").exists()
+
+
 READS_DATA = ["import csv",
               "with open('data/sales.csv') as f:\n    rows = list(csv.DictReader(f))\nprint(len(rows), 'rows')",
               "def total(rows):\n    return sum(float(r['amount']) for r in rows)\n",
