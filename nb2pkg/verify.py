@@ -233,7 +233,8 @@ def verify_paths(originals: Sequence[Path], project: Path, *, timeout: int = 600
                 progress(f"executing {refactored} with only the project's dependencies installed")
             needs, problem = run_alone(refactored, result.actual, requirements,
                                        cwd=Path(original).absolute().parent,
-                                       python_path=[(project / "src").absolute()], timeout=timeout)
+                                       python_path=[(project / "src").absolute()], timeout=timeout,
+                                       varying=result.comparison)
             result = replace(result, needs=needs, alone=problem)
         results.append(result)
     return keep_reproducible(Verification(tuple(results), functions), project, timeout=timeout)
@@ -291,7 +292,7 @@ def verify_project(plan: Any, files: Mapping[str, str | bytes], *, timeout: int 
                     scratch / "notebooks" / notebook.filename, result.actual,
                     [d.requirement for d in plan.dependencies],
                     cwd=Path(cwd or Path(notebook.original).parent),
-                    python_path=[scratch / "src"], timeout=timeout)
+                    python_path=[scratch / "src"], timeout=timeout, varying=result.comparison)
                 result = replace(result, needs=needs, alone=problem)
             results.append(result)
         return keep_reproducible(Verification(tuple(results), functions), scratch,
@@ -305,15 +306,16 @@ MAX_NEEDED = 5
 
 
 def run_alone(refactored: Path, shown: Sequence[Output], requirements: Sequence[str], *,
-              cwd: Path, python_path: Sequence[Path], timeout: int = 600
-              ) -> tuple[tuple[Any, ...], str | None]:
+              cwd: Path, python_path: Sequence[Path], timeout: int = 600,
+              varying: Comparison = Comparison()) -> tuple[tuple[Any, ...], str | None]:
     """Run the refactored notebook where only what ``requirements`` install (with ipykernel)
     can be imported, as in a fresh environment with the project installed (see
     ``nb2pkg.isolation``). An error it did not show in ``shown`` (its outputs here) that names
     an installed module outside them adds that module's distribution, and it runs again.
 
     Returns the dependencies added (``dependencies.Dependency``) and, when it still fails
-    there, what fails (None when it runs).
+    there, what fails (None when it runs). ``varying``: the verification's comparison, whose
+    cells and warnings that vary between runs of the original are not blamed on this run.
     """
     from . import isolation
     from .dependencies import needed_at_run_time
@@ -337,8 +339,9 @@ def run_alone(refactored: Path, shown: Sequence[Output], requirements: Sequence[
             outputs = outputs_of(node)
             error = first_unexpected_error(outputs, shown)
             if error is None:
-                return tuple(added), _prints_differently(refactored, shown, outputs, cwd=cwd,
-                                                         python_path=python_path, timeout=timeout)
+                return tuple(added), _prints_differently(refactored, shown, outputs, varying,
+                                                         cwd=cwd, python_path=python_path,
+                                                         timeout=timeout)
             module = isolation.named_module(error.text, found.outside)
             needed = needed_at_run_time(module) if module else None
             if needed is None or attempt == MAX_NEEDED:
@@ -352,15 +355,20 @@ def run_alone(refactored: Path, shown: Sequence[Output], requirements: Sequence[
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _prints_differently(refactored: Path, shown: Sequence[Output], alone: Sequence[Output], *,
-                        cwd: Path, python_path: Sequence[Path], timeout: int) -> str | None:
+def _prints_differently(refactored: Path, shown: Sequence[Output], alone: Sequence[Output],
+                        varying: Comparison, *, cwd: Path, python_path: Sequence[Path],
+                        timeout: int) -> str | None:
     """What the run with only the project's dependencies printed differently from ``shown``
     without raising (a library that prints another way without an optional package), or None.
-    A difference is checked against one more run where everything is installed: what varies
-    from run to run (unseeded randomness, clocks) is not blamed on the missing packages."""
+    What varies from run to run (unseeded randomness, clocks) is not blamed on the missing
+    packages: cells and warnings already seen to vary (``varying``) are passed over, and any
+    other difference is checked against one more run where everything is installed."""
     from .runtime.notebook_outputs import package_warnings_setup
 
-    if compare(shown, alone).equivalent:
+    plain = compare(shown, alone)
+    if plain.equivalent or (set(plain.differing) <= set(varying.varying) and
+                            set(plain.missing_warnings) | set(plain.added_warnings)
+                            <= set(varying.varying_warnings)):
         return None
     again = outputs_of(notebook_outputs.execute(refactored, cwd=cwd, python_path=python_path,
                                                 timeout=timeout,
