@@ -16,7 +16,7 @@ from typing import Sequence
 
 from . import __version__
 from .cliargs import given_path
-from .errors import Nb2pkgError
+from .errors import Nb2pkgError, Terminated
 from .pipeline.cli import add_commands as add_pipeline_commands
 from .pipeline.cli import cmd_run, run_parser
 
@@ -176,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Nb2pkgError as exc:
         print(f"nb2pkg: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("nb2pkg: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("nb2pkg: interrupted", file=sys.stderr)
         return 130

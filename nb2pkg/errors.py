@@ -18,6 +18,11 @@ def one_line(text: str) -> str:
     return _UNPRINTABLE.sub(lambda match: repr(match.group())[1:-1], text)
 
 
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM): it stops as on Ctrl-C, cleaning up on the way
+    (scratch folders, kernels, half-written output), and the CLI exits with 128 + 15."""
+
+
 class Nb2pkgError(Exception):
     """Base class of every error nb2pkg reports to users (never a traceback)."""
 

@@ -229,13 +229,10 @@ def verify_paths(originals: Sequence[Path], project: Path, *, timeout: int = 600
         result = verify_notebook(Path(original), refactored, python_path=[project / "src"],
                                  timeout=timeout, progress=progress, record=functions)
         if alone and result.equivalent:
-            if progress is not None:
-                progress(f"executing {refactored} with only the project's dependencies installed")
-            needs, problem = run_alone(refactored, result.actual, requirements,
-                                       cwd=Path(original).absolute().parent,
-                                       python_path=[(project / "src").absolute()], timeout=timeout,
-                                       varying=result.comparison)
-            result = replace(result, needs=needs, alone=problem)
+            result = _alone_checked(result, refactored, str(refactored), requirements,
+                                    cwd=Path(original).absolute().parent,
+                                    python_path=[(project / "src").absolute()], timeout=timeout,
+                                    progress=progress)
         results.append(result)
     return keep_reproducible(Verification(tuple(results), functions), project, timeout=timeout)
 
@@ -285,20 +282,30 @@ def verify_project(plan: Any, files: Mapping[str, str | bytes], *, timeout: int 
             if not result.equivalent:
                 result = _with_suspects(plan, notebook, result)
             elif alone:
-                if progress is not None:
-                    progress(f"executing notebooks/{notebook.filename} with only the project's "
-                             "dependencies installed")
-                needs, problem = run_alone(
-                    scratch / "notebooks" / notebook.filename, result.actual,
-                    [d.requirement for d in plan.dependencies],
-                    cwd=Path(cwd or Path(notebook.original).parent),
-                    python_path=[scratch / "src"], timeout=timeout, varying=result.comparison)
-                result = replace(result, needs=needs, alone=problem)
+                result = _alone_checked(result, scratch / "notebooks" / notebook.filename,
+                                        f"notebooks/{notebook.filename}",
+                                        [d.requirement for d in plan.dependencies],
+                                        cwd=Path(cwd or Path(notebook.original).parent),
+                                        python_path=[scratch / "src"], timeout=timeout,
+                                        progress=progress)
             results.append(result)
         return keep_reproducible(Verification(tuple(results), functions), scratch,
                                  timeout=timeout)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _alone_checked(result: NotebookVerification, refactored: Path, label: str,
+                   requirements: Sequence[str], *, cwd: Path, python_path: Sequence[Path],
+                   timeout: int, progress: Progress | None) -> NotebookVerification:
+    """``result`` with what ``run_alone`` found: the dependencies it added, and what still
+    fails where only those and ``requirements`` are installed."""
+    if progress is not None:
+        progress(f"executing {label} with only the project's dependencies installed")
+    needs, problem = run_alone(refactored, result.actual, requirements, cwd=cwd,
+                               python_path=python_path, timeout=timeout,
+                               varying=result.comparison)
+    return replace(result, needs=needs, alone=problem)
 
 
 # How many dependencies running alone may add before it gives up (each costs a run).

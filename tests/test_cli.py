@@ -6,8 +6,10 @@ import hashlib
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -409,3 +411,44 @@ def test_upper_case_variables_are_named_as_the_notebook_wrote_them(tmp_path: Pat
     lines = text.stdout.splitlines()
     assert "  to_label: takes churn_threshold (was the notebook's CHURN_THRESHOLD)" in lines
     assert not any(line.lstrip().startswith("tidy:") for line in lines)
+
+
+def _stopped_by(sig: signal.Signals, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """``nb2pkg ARGS`` sent ``sig`` once it says it is executing a notebook (a cell sleeps a
+    minute, so it is still at work); what it printed and its status."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nb2pkg", *args], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)})
+    said = []
+    for line in process.stderr:  # the progress lines; the notebook's cell sleeps meanwhile
+        said.append(line)
+        if "executing" in line:
+            break
+    time.sleep(3)  # into the kernel's start or the sleeping cell
+    process.send_signal(sig)
+    try:
+        out, err = process.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError(f"{sig.name} did not stop it: {''.join(said)}") from None
+    assert not list(scratch.glob("nb2pkg-*")), "scratch folders left behind"
+    return subprocess.CompletedProcess(args, process.returncode, out, "".join(said) + err)
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_verify_stops_it_cleanly(sig: signal.Signals, tmp_path: Path) -> None:
+    # Before: SIGTERM while a kernel ran ended in an nbclient traceback (CancelledError,
+    # AssertionError) with status 1; after the first notebook ran, SIGTERM killed the process
+    # outright (nbclient reset it to the default), leaving its scratch folders.
+    notebook = write_notebook(tmp_path / "slow.ipynb", ["import time", "time.sleep(60)", "x = 1"])
+    result = _stopped_by(sig, tmp_path, "convert", str(notebook), "-o", str(tmp_path / "out"),
+                         "--verify")
+    assert "Traceback" not in result.stderr, result.stderr
+    assert (result.returncode, result.stderr.splitlines()[-1]) in (
+        (130, "nb2pkg: interrupted"), (143, "nb2pkg: terminated")), result.stderr
+    assert not (tmp_path / "out").exists()

@@ -157,3 +157,18 @@ def test_the_recorded_section_of_the_report_is_replaced_alone(report, expected) 
     assert with_recorded_section(report, SECTION) == expected
     assert recorded_section_of(expected).strip() == SECTION.strip()
 
+
+
+def test_the_package_test_checks_the_package_when_nothing_moved(tmp_path: Path) -> None:
+    # A notebook with nothing to move made `parametrize("module, names", [])`: pytest reported
+    # the generated test as skipped ("got empty parameter set"), checking nothing.
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("x = 1\nprint(x)")]
+    project = convert_one(tmp_path, "plain.ipynb", nb)
+    tested = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "-p", "no:randomly", "tests/test_package.py"], cwd=project,
+                            capture_output=True, text=True, env={"PYTHONPATH": str(project / "src"),
+                                                                 "PATH": "/usr/bin:/bin"})
+    assert tested.returncode == 0 and "1 passed" in tested.stdout, tested.stdout + tested.stderr
+    assert "skipped" not in tested.stdout

@@ -639,3 +639,23 @@ def test_an_unseeded_real_notebook_is_not_blamed_on_the_refactoring(tmp_path: Pa
     nbformat.write(node, str(refactored))
     broken = verify_paths([case / "Exercises_with_solutions.ipynb"], tmp_path / "out").notebooks[0]
     assert broken.comparison.differing == (6, 12), broken.describe()
+
+
+@pytest.mark.kernel
+def test_running_a_notebook_keeps_the_signal_handlers(tmp_path: Path) -> None:
+    # nbclient resets SIGINT and SIGTERM to Python's defaults after a run: the CLI's SIGTERM
+    # handler was gone after the first notebook, and SIGTERM then killed the process where it
+    # stood, leaving scratch folders behind.
+    import signal
+
+    from nb2pkg.runtime import notebook_outputs
+
+    def mine(signum: int, frame: object) -> None:
+        raise AssertionError("not called")
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        notebook_outputs.execute(write_notebook(tmp_path / "a.ipynb", ["x = 1"]))
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -552,6 +552,39 @@ def _kernel_name(node: Any) -> str:
     return "python3" if "python3" in available else next(iter(available), "python3")
 
 
+# nbclient, in the main thread, handles SIGINT and SIGTERM itself while it runs a notebook: it
+# shuts the kernel down, and the run then fails with whatever the dead kernel causes
+# (CancelledError, AssertionError). Afterwards it resets both signals to Python's defaults, so
+# the process's own handlers (the CLI's, for SIGTERM) would be gone.
+_SIGNALS = ("SIGINT", "SIGTERM")
+
+
+def _signal_handlers() -> dict[Any, Any]:
+    """The main thread's handlers of SIGINT and SIGTERM (none elsewhere: only it has any)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {
+        sig: signal.getsignal(sig) for sig in (getattr(signal, n) for n in _SIGNALS)
+    }
+
+
+def _restore(handlers: dict[Any, Any]) -> None:
+    import signal
+
+    for sig, handler in handlers.items():
+        if handler is not None:  # set outside Python: nothing to put back
+            signal.signal(sig, handler)
+
+
+def _stopped_by_signal(client: Any) -> bool:
+    """Whether nbclient's signal handler shut the kernel down (Ctrl-C or SIGTERM while a cell
+    ran): the run stopped because the user asked, not because the notebook failed."""
+    return getattr(client, "_async_cleanup_kernel_future", None) is not None
+
+
 def execute(
     path: Path | str,
     *,
@@ -589,21 +622,33 @@ def execute(
         timeout=timeout,
         kernel_name=_kernel_name(node) if kernel_manager is None else "",
         allow_errors=True,
+        # Its outputs are in; the kernel (with its process group) is killed at once rather
+        # than asked to exit. Asked, a kernel still inside a cell when the user stops us
+        # (nbclient shuts it down on Ctrl-C and SIGTERM) prints a traceback of its own.
+        shutdown_kernel="immediate",
         resources={"metadata": {"path": str(Path(cwd or path.parent).absolute())}},
         config=_kernel_config(),
     )
+    handlers = _signal_handlers()
     try:
         client.execute(env=env)
     except (CellTimeoutError, DeadKernelError) as exc:
+        if _stopped_by_signal(client):
+            raise KeyboardInterrupt() from None
         raise ExecutionStopped(
             f"execution stopped: {str(exc).splitlines()[0]}",
             path=path,
             hint="raise the timeout, or check the notebook runs on its own",
         ) from None
+    except BaseException:
+        if _stopped_by_signal(client):
+            raise KeyboardInterrupt() from None
+        raise
     finally:
         # nbclient stops only the kernels it started itself.
         if kernel_manager is not None and kernel_manager.has_kernel:
             kernel_manager.shutdown_kernel(now=True)
+        _restore(handlers)
     if setup:
         errors = [o for o in node.cells[0].outputs if o.get("output_type") == "error"]
         if errors:

@@ -8,6 +8,7 @@ import pytest
 @pytest.mark.parametrize(
     "module, names",
     [
+        ("magics_and_opaque", []),
         ("magics_and_opaque.magics", ["SCALE", "by_factor", "scaled"]),
     ],
 )

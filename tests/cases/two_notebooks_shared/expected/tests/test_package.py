@@ -8,6 +8,7 @@ import pytest
 @pytest.mark.parametrize(
     "module, names",
     [
+        ("two_notebooks_shared", []),
         ("two_notebooks_shared.common", ["clean", "compute_summary"]),
     ],
 )
