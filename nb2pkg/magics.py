@@ -88,6 +88,7 @@ __all__ = [
     "Magic",
     "Masked",
     "is_placeholder_name",
+    "lists_packages",
     "mask",
     "unmask",
 ]
@@ -137,6 +138,18 @@ HELP_MAGICS: frozenset[str] = frozenset({"pinfo", "pinfo2", "psearch"})
 NAMESPACE_MAGICS: frozenset[str] = frozenset(
     {"who", "whos", "who_ls", "reset", "reset_selective", "store", "xdel", "run",
      "watermark"})
+
+
+#: ``%watermark -iv`` (``--iversions``, or a prefix argparse accepts) lists the version of the
+#: package of every module, function and class in the namespace: a definition moved into the
+#: generated package, or a function extracted there, adds that package to the list once it is
+#: installed.
+_IVERSIONS = re.compile(r"(?<!\S)(?:-iv|--iv\w*)(?!\S)")
+
+
+def lists_packages(magic: "Magic") -> bool:
+    """Does ``magic`` print the packages of what the namespace holds (``%watermark -iv``)?"""
+    return magic.name == "watermark" and _IVERSIONS.search(magic.text) is not None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from .analysis.dataflow import BUILTIN_NAMES
 from .magics import is_placeholder_name
 from .notebook_format import copy_node, from_dict
 from .refactor.extract import ExtractContext, Extraction, Refusal, _Refuse, extract_parts
-from .refactor.hoist import IPYTHON_IMPORTS, Hoisted, ImportTable, Kept, import_table, plan_hoisting
+from .refactor.hoist import (IPYTHON_IMPORTS, Hoisted, ImportTable, Kept, import_table,
+                             package_listing, plan_hoisting)
 from .refactor.lift import lift_variables
 from .refactor.loops import Loop, LoopRefusal, plan_loops, roll_functions
 from .errors import Nb2pkgError
@@ -559,6 +560,10 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
                       len(node.cells))
             if target is not None and first_call is not None and target.cell < first_call:
                 at = target.cell + 1
+            # After the last `%watermark -iv` (extraction leaves copies before it alone).
+            packages = package_listing(result.cells)
+            if packages is not None:
+                at = max(at, packages[0] + 1)
             node.cells.insert(at, new)
             _renumber_ids(node)
         filename = result.notebook.path.name

@@ -285,3 +285,22 @@ def test_a_folder_above_the_notebook_swapped_for_a_link_is_not_followed(jail, mo
     monkeypatch.setattr(assets_module, "open_beneath", swapping)
     assets = found(notebook, confine_to=root)
     assert assets.data == () and "data/values.csv" in left_out(assets)
+
+
+def test_a_shapefile_travels_with_its_parts(tmp_path: Path) -> None:
+    # inequality's pengram notebook reads `weighted.shp`: only that file was carried, and the
+    # project's own test failed ("Unable to open weighted.shx").
+    folder = tmp_path / "nb"
+    for part in ("weighted.shp", "weighted.shx", "weighted.dbf", "weighted.cpg", "other.dbf",
+                 "ROADS.SHP", "ROADS.SHX"):
+        (folder / part).parent.mkdir(exist_ok=True)
+        (folder / part).write_bytes(part.encode())
+    notebook = notebook_at(folder / "map.ipynb", "import geopandas as gpd",
+                           "w = gpd.read_file('weighted.shp')\nr = gpd.read_file('ROADS.SHP')",
+                           "w.to_file('out.shp')")
+    carried = {d.target: d for d in found(notebook).data}
+    assert sorted(t for t, d in carried.items() if d.copied) == [
+        "notebooks/ROADS.SHP", "notebooks/ROADS.SHX", "notebooks/weighted.cpg",
+        "notebooks/weighted.dbf", "notebooks/weighted.shp", "notebooks/weighted.shx"]
+    assert carried["notebooks/weighted.dbf"].read_by == ((0, 1),)
+    assert not any(t.startswith("notebooks/out.") and t != "notebooks/out.shp" for t in carried)

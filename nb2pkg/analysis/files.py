@@ -78,8 +78,26 @@ def file_uses(cells: tuple[ParsedCell, ...]) -> FileUses:
             if text is None or not _PATH_LIKE.match(text):
                 continue
             seen.update(id(n) for n in walk(node))
-            paths.append(PathUse(text, cell.cell, getattr(node, "lineno", 1), id(node) in writes_at))
+            line, writes = getattr(node, "lineno", 1), id(node) in writes_at
+            paths.append(PathUse(text, cell.cell, line, writes))
+            if not writes:
+                paths += [PathUse(other, cell.cell, line, False) for other in companions(text)]
     return FileUses(tuple(paths), tuple(dict.fromkeys(sys_paths)))
+
+
+# A shapefile is several files: reading `x.shp` reads `x.shx`, `x.dbf`, `x.prj`... beside it
+# (the ones that exist are carried with it).
+_SHAPEFILE_PARTS = (".shx", ".dbf", ".prj", ".cpg", ".sbn", ".sbx", ".qix", ".shp.xml")
+
+
+def companions(path: str) -> list[str]:
+    """The other files a reader of ``path`` opens with it (a shapefile's parts), spelled in the
+    case of its extension."""
+    stem, dot, extension = path.rpartition(".")
+    if not dot or extension.lower() != "shp":
+        return []
+    upper = extension.isupper()
+    return [stem + (part.upper() if upper else part) for part in _SHAPEFILE_PARTS]
 
 
 # pip options that take a value (the value is not a requirement).

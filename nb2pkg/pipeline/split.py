@@ -231,6 +231,9 @@ class _StageFacts:
     bindings: dict[str, _Binding]  # last top-level binding of each name in the stage
     star_imports: list[_Statement]
     magics: list[tuple[tuple[int, int], str]]
+    # Imports of submodules, by top-level package: `from a.b import c` also makes `a.b` an
+    # attribute of `a`, which a stage reading `a` may use (`a.b.c`) without importing it.
+    submodule_imports: dict[str, list[_Statement]]
 
 
 def _facts(parsed_cells: list[tuple[int, ParsedCell]], skip: set[tuple[int, int]]) -> _StageFacts:
@@ -240,6 +243,7 @@ def _facts(parsed_cells: list[tuple[int, ParsedCell]], skip: set[tuple[int, int]
     bindings: dict[str, _Binding] = {}
     stars: list[_Statement] = []
     magics: list[tuple[tuple[int, int], str]] = []
+    submodules: dict[str, list[_Statement]] = {}
     for (statement, parsed), written in zip(kept, writes):
         node = statement.node
         magic = _magic_of(node, parsed)
@@ -251,6 +255,10 @@ def _facts(parsed_cells: list[tuple[int, ParsedCell]], skip: set[tuple[int, int]
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             if any(alias.name == "*" for alias in node.names):
                 stars.append(statement)
+            dotted = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                      else [node.module] if node.module and not node.level else [])
+            for top in dict.fromkeys(name.split(".")[0] for name in dotted if "." in name):
+                submodules.setdefault(top, []).append(statement)
             for alias in node.names:
                 if alias.name != "*":
                     bound = alias.asname or alias.name.split(".")[0]
@@ -265,7 +273,8 @@ def _facts(parsed_cells: list[tuple[int, ParsedCell]], skip: set[tuple[int, int]
     mentions = set(io.reads) | io.writes | io.mutated | io.deferred_reads | io.deletes
     mentions = {n for n in mentions if not is_placeholder_name(n)}
     changes = {n for n in io.writes | io.mutated | io.deletes if not is_placeholder_name(n)}
-    return _StageFacts(list(dict.fromkeys(reads)), mentions, changes, bindings, stars, magics)
+    return _StageFacts(list(dict.fromkeys(reads)), mentions, changes, bindings, stars, magics,
+                       submodules)
 
 
 # -- parameters ---------------------------------------------------------------------------------
@@ -512,6 +521,16 @@ def _resolve(index: int, facts: list[_StageFacts], parameter_names: set[str],
         if binding.kind == "import":
             assert binding.statement is not None
             imports.setdefault(binding.statement.text, binding.statement.order)
+            # A package bound by an import: the submodules earlier stages loaded are its
+            # attributes in the original's session (`matplotlib_scalebar.scalebar.ScaleBar`
+            # after `from matplotlib_scalebar.scalebar import ScaleBar`).
+            node = binding.statement.node
+            package = next((a.name.split(".")[0] for a in node.names
+                            if (a.asname or a.name.split(".")[0]) == name),
+                           None) if isinstance(node, ast.Import) else None
+            for earlier in facts[:index] if package else ():
+                for statement in earlier.submodule_imports.get(package, ()):
+                    imports.setdefault(statement.text, statement.order)
         elif binding.kind == "definition":
             copy_definition(binding)
         else:

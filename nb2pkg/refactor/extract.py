@@ -23,6 +23,7 @@ from ..analysis.dataflow import DataFlow
 from ..analysis.parse import ParsedCell, walk
 from ..analysis.scope import BlockIO, block_io
 from ..magics import NAMESPACE_MAGICS, is_placeholder_name
+from .hoist import package_listing
 from .describe import Facts, changed_in_place, docstring, free_name
 from .naming import Namer, common_stem, identifier, looks_like_class, unnumbered
 
@@ -114,6 +115,7 @@ class ExtractContext:
     _words: dict[int, dict[str, list[int]]] = field(default_factory=dict)
     _range_is_builtin: dict[int, bool] = field(default_factory=dict)
     _listings: dict[int, list[tuple[int, int, str]]] = field(default_factory=dict)
+    _package_listings: dict[int, tuple[int, int] | None] = field(default_factory=dict)
 
     def cst_module(self, key: CellKey) -> cst.Module:
         """The cell's masked code parsed with libcst (once)."""
@@ -200,6 +202,13 @@ class ExtractContext:
         found = next(((cell, name) for cell, line, name in self._listings[o.notebook]
                       if (cell, line) > (o.cell, o.last_line)), None)
         return f"cell {found[0]} runs `%{found[1]}`" if found else None
+
+    def package_listing(self, notebook: int) -> tuple[int, int] | None:
+        """(cell, line) of the notebook's last ``%watermark -iv``, or None (``hoist``)."""
+        if notebook not in self._package_listings:
+            keys = self.notebook_facts(notebook)[0]
+            self._package_listings[notebook] = package_listing(self.cells[key] for key in keys)
+        return self._package_listings[notebook]
 
     def range_is_builtin(self, notebook: int) -> bool:
         """Is ``range`` surely the builtin in this notebook (so ``for i in range(1, 31)`` runs
@@ -448,6 +457,12 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     if listing:
         raise _Refuse(f"{listing}, which lists the notebook's variables: the function's name "
                       "would show there, and what the copies assign")
+    for o in occurrences:
+        packages = ctx.package_listing(o.notebook)
+        if packages and o.cell <= packages[0]:
+            raise _Refuse(f"cell {packages[0]} runs `%watermark -iv`, which lists the package of "
+                          "each function the notebook holds: the function, imported before it, "
+                          "would add the package to that list")
 
     # A displayed last expression stays in its cell, so the display is untouched; if what is
     # left is too small, the function returns the value and the call ends the cell instead.

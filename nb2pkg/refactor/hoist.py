@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from ..analysis.dataflow import BUILTIN_NAMES, DataFlow
 from ..analysis.parse import ParsedCell
 from ..analysis.scope import BlockIO, block_io, block_io_and_writes
-from ..magics import is_placeholder_name
+from ..magics import is_placeholder_name, lists_packages
 from ..notebook import Notebook
 
 if TYPE_CHECKING:  # lift.py imports this module
@@ -118,6 +118,7 @@ def plan_hoisting(notebooks: list[Notebook], parsed: list[tuple[ParsedCell, ...]
     ios: dict[int, BlockIO] = {}  # id(statement) -> block_io([statement]), of the candidates
     for nb, (notebook, cells, flow) in enumerate(zip(notebooks, parsed, flows)):
         parameters = notebook.parameters_cell.index if notebook.parameters_cell else None
+        listing = package_listing(cells)
         for cell in cells:
             if cell.tree is None:
                 continue
@@ -136,6 +137,11 @@ def plan_hoisting(notebooks: list[Notebook], parsed: list[tuple[ParsedCell, ...]
                 io = ios[id(statement)] = block_io([statement])
                 reason = _blocker(statement, name, flow, io, writes) or (
                     isinstance(statement, ast.ClassDef) and _default_repr_shown(statement, cells))
+                if not reason and kind != "constant" and listing and \
+                        (cell.cell, statement.lineno) < listing:
+                    reason = (f"cell {listing[0]} runs `%watermark -iv`, which lists the package "
+                              "of each function and class the notebook holds: imported from the "
+                              "package, it would add the package to that list")
                 if reason:
                     kept.append(Kept(nb, cell.cell, name, reason))
                 else:
@@ -176,6 +182,13 @@ def plan_hoisting(notebooks: list[Notebook], parsed: list[tuple[ParsedCell, ...]
         hoisted.append(Hoisted(nb, cell.cell, index, name, kind, module,
                                frozenset(n for n in needs[(nb, name)] if not is_placeholder_name(n))))
     return hoisted, kept
+
+
+def package_listing(cells: Iterable[ParsedCell]) -> tuple[int, int] | None:
+    """(cell, line) of the notebook's last ``%watermark -iv`` (``magics.lists_packages``), or
+    None: a function or class of the package bound before it changes what it prints."""
+    return max(((cell.cell, m.line) for cell in cells for m in cell.masked.magics
+                if lists_packages(m)), default=None)
 
 
 def _blocker(statement: ast.stmt, name: str, flow: DataFlow, io: BlockIO,

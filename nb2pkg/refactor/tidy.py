@@ -3,7 +3,8 @@ imports the refactoring left unused removed, each only when behaviour provably s
 
 - A moved definition's ``from pkg.module import name`` goes after the last top-level import of
   the notebook's first importing cell (instead of where the definition was) when nothing between
-  there and the old place mentions the name: binding it earlier then changes nothing.
+  there and the old place mentions the name or lists the namespace (``%whos``, ``%watermark
+  -iv``): binding it earlier then changes nothing.
 - An import the original notebook read and the refactored one no longer reads (its uses moved
   into the package) is removed when a package module the notebook imports makes the same import
   (so the module and its side effects still load, from the package's import in the same or an
@@ -54,17 +55,14 @@ def can_gather(cells: dict[int, ParsedCell], target: ImportCell, cell: int, line
         parsed = cells.get(index)
         if parsed is None:
             continue
-        if index == target.cell == cell:
-            if line <= target.end_line:
-                return False
-            text = "\n".join(parsed.source.splitlines()[target.end_line:line - 1])
-        elif index == target.cell:
-            text = "\n".join(parsed.source.splitlines()[target.end_line:])
-        elif index == cell:
-            text = "\n".join(parsed.source.splitlines()[:line - 1])
-        else:
-            text = parsed.source
-        if _mentions(text, name):
+        first = target.end_line if index == target.cell else 0  # lines [first, last) between
+        last = line - 1 if index == cell else len(parsed.source.splitlines())
+        if last < first:
+            return False
+        text = "\n".join(parsed.source.splitlines()[first:last])
+        # `%whos` or `%watermark -iv` in between would list it where the original did not.
+        if _mentions(text, name) or any(m.name in NAMESPACE_MAGICS and first < m.line <= last
+                                        for m in parsed.masked.magics):
             return False
     return True
 

@@ -128,6 +128,19 @@ def test_imports_are_copied_not_passed():
     assert "np" not in result["nb-a"].outputs
 
 
+def test_a_package_comes_with_the_submodules_imported_before():
+    # spaghetti's notebook imports `matplotlib_scalebar` and, beside it, `from
+    # matplotlib_scalebar.scalebar import ScaleBar`, then calls
+    # `matplotlib_scalebar.scalebar.ScaleBar(...)`: a stage with the first import only failed
+    # (AttributeError: module 'matplotlib_scalebar' has no attribute 'scalebar').
+    result = by_name(split(("md", "# T"),
+                           "import scalebar as sb\nimport numpy as np\n"
+                           "from scalebar.bar import Bar\nimport numpy.linalg\nimport os.path",
+                           ("md", "## A"), "x = 1",
+                           ("md", "## B"), "print(sb.bar.Bar(x))"))
+    assert result["nb-b"].imports == ("import scalebar as sb", "from scalebar.bar import Bar")
+
+
 def test_definitions_are_copied_with_what_they_read():
     result = by_name(split(("md", "## A"), "THRESHOLD = 0.5\n\ndef label(p):\n    return p > THRESHOLD",
                            ("md", "## B"), "THRESHOLD = 0.4\nprint(label(0.45))",

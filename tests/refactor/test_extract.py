@@ -3,6 +3,7 @@ or the reason the copies were left alone. One file per case in tests/data/extrac
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -212,7 +213,8 @@ def test_extraction_case_behaves_the_same(case: Path, tmp_path: Path) -> None:
     parts = parse_case(case.read_text())
     cells = parts["cells"]
     if not _runnable(cells):
-        pytest.skip("IPython syntax: checked on a real kernel by tests/test_verify.py")
+        pytest.skip("IPython syntax: checked on a real kernel by "
+                    "test_extraction_case_with_ipython_syntax_behaves_the_same_on_a_kernel")
     plan = _plan(write_notebook(tmp_path / "case.ipynb", cells))
     shown_before, before = _run_cells([c for c in cells if isinstance(c, str)])
     shown_after, after = _execute_plan(plan)
@@ -297,3 +299,27 @@ def test_source_segments_are_those_of_ast_get_source_segment() -> None:
             assert source_segment(lines, node) == ast.get_source_segment(source, node), (source, ast.dump(node))
             checked += 1
     assert checked > 3000
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("case", [c for c in CASES if not _runnable(parse_case(c.read_text())["cells"])],
+                         ids=lambda c: c.stem)
+def test_extraction_case_with_ipython_syntax_behaves_the_same_on_a_kernel(case: Path,
+                                                                         tmp_path: Path) -> None:
+    """What only a kernel runs (magics, shell commands, top-level await): `convert --verify`
+    executes the original and the refactored notebook and compares what they print."""
+    from nb2pkg.api import ConvertOptions, convert
+
+    from nb2pkg.magics import mask
+
+    cells = parse_case(case.read_text())["cells"]
+    try:
+        for cell in cells:
+            if isinstance(cell, str):
+                ast.parse(mask(cell).code)  # top-level await parses; compile() would refuse it
+    except SyntaxError:
+        pytest.skip("a cell does not parse even as IPython: the original cannot run either")
+    notebook = write_notebook(tmp_path / "case.ipynb", cells)
+    report = convert([notebook], tmp_path / "out", ConvertOptions(verify=True, name="case"))
+    assert report.verification is not None and report.verification.equivalent, \
+        report.verification and report.verification.describe()
