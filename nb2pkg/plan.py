@@ -272,7 +272,9 @@ def _without_local(table: ImportTable, local: frozenset[str]) -> ImportTable:
         return statement.split()[1].split(".")[0] in local
 
     return ImportTable(tuple({name: statement for name, statement in by_name.items()
-                              if not local_import(statement)} for by_name in table.by_notebook))
+                              if not local_import(statement)} for by_name in table.by_notebook),
+                       tuple({top: names for top, names in loaded.items() if top not in local}
+                             for loaded in table.submodules))
 
 
 # Jupyter's own rule for kernel names (jupyter_client.kernelspec._kernel_name_pat), bounded: the
@@ -405,6 +407,8 @@ def _modules(analysis: Analysis, package: str, modules: list[str], hoisted: list
             needed |= set(e.globals_used)
             notebook_of.update({n: e.calls[0].occurrence.notebook for n in e.globals_used})
         defined_here = {h.name for h in items}
+        sources = tuple(_statement_source(ctx, h.notebook, h.cell, h.index) for h in items)
+        code = "\n".join((*sources, *(e.source for e in functions)))
         lines = set()
         for name in sorted(needed - defined_here):
             if is_placeholder_name(name):
@@ -412,10 +416,11 @@ def _modules(analysis: Analysis, package: str, modules: list[str], hoisted: list
             if name in home and home[name] != module:
                 lines.add(f"from .{home[name]} import {name}")
             elif imports.statement(notebook_of[name], name):
-                lines.add(imports.statement(notebook_of[name], name))  # type: ignore[arg-type]
+                statement = imports.statement(notebook_of[name], name)
+                lines.add(statement)  # type: ignore[arg-type]
+                lines.update(imports.loaded_with(notebook_of[name], statement, code))  # type: ignore[arg-type]
             elif name in IPYTHON_IMPORTS:
                 lines.add(IPYTHON_IMPORTS[name])
-        sources = tuple(_statement_source(ctx, h.notebook, h.cell, h.index) for h in items)
         origin = sorted({analysis.notebooks[h.notebook].notebook.path.name for h in items}
                         | {analysis.notebooks[c.occurrence.notebook].notebook.path.name
                            for e in functions for c in e.calls})

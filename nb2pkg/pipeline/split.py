@@ -528,8 +528,8 @@ def _resolve(index: int, facts: list[_StageFacts], parameter_names: set[str],
             package = next((a.name.split(".")[0] for a in node.names
                             if (a.asname or a.name.split(".")[0]) == name),
                            None) if isinstance(node, ast.Import) else None
-            for earlier in facts[:index] if package else ():
-                for statement in earlier.submodule_imports.get(package, ()):
+            for earlier in facts[:index]:
+                for statement in earlier.submodule_imports.get(package or "", ()):
                     imports.setdefault(statement.text, statement.order)
         elif binding.kind == "definition":
             copy_definition(binding)

@@ -9,6 +9,7 @@ reason. A definition identical in several notebooks moves once, into the shared 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
@@ -51,14 +52,43 @@ class ImportTable:
     """Names bound only by identical top-level imports, per notebook: name -> import statement."""
 
     by_notebook: tuple[dict[str, str], ...]
+    # Per notebook, per top-level package: the submodules its imports and magics load (`from
+    # a.b import c` loads `a.b`, `%matplotlib` loads `matplotlib.pyplot`). Each is then an
+    # attribute of the package, which code may use (`a.b.f()`) after `import a` alone.
+    submodules: tuple[dict[str, tuple[str, ...]], ...]
 
     def statement(self, notebook: int, name: str) -> str | None:
         return self.by_notebook[notebook].get(name)
 
+    def loaded_with(self, notebook: int, statement: str, code: str) -> list[str]:
+        """``import a.b`` for each submodule the notebook loads of the package that
+        ``statement`` (``import a``, ``import a as x``) imports and ``code`` reaches through
+        it (``x.b.f()``); [] for other statements."""
+        match = re.fullmatch(r"import (\w+)(?: as (\w+))?", statement)
+        if not match:
+            return []
+        package, bound = match.group(1), match.group(2) or match.group(1)
+        return [f"import {name}" for name in self.submodules[notebook].get(package, ())
+                if re.search(rf"(?<![\w.]){bound}{re.escape(name[len(package):])}\b", code)]
+
 
 def import_table(parsed: list[tuple[ParsedCell, ...]], flows: list[DataFlow]) -> ImportTable:
     tables = []
+    loaded = []
     for cells, flow in zip(parsed, flows):
+        submodules: dict[str, list[str]] = {}
+        for cell in cells:
+            dotted = ["matplotlib.pyplot" for m in cell.masked.magics
+                      if m.kind == "line" and m.name == "matplotlib"]
+            for statement in cell.tree.body if cell.tree is not None else ():
+                if isinstance(statement, ast.Import):
+                    dotted += [a.name for a in statement.names]
+                elif isinstance(statement, ast.ImportFrom) and statement.module and not statement.level:
+                    dotted.append(statement.module)
+            for name in dotted:
+                if "." in name and name not in submodules.get(name.split(".")[0], ()):
+                    submodules.setdefault(name.split(".")[0], []).append(name)
+        loaded.append({top: tuple(names) for top, names in submodules.items()})
         found: dict[str, set[str]] = {}
         bound_by_import: dict[str, int] = {}
         importing: dict[str, set[int]] = {}  # name -> the cells importing it (any import)
@@ -93,7 +123,7 @@ def import_table(parsed: list[tuple[ParsedCell, ...]], flows: list[DataFlow]) ->
             if len(texts) == 1 and not other_bindings:
                 table[name] = texts.pop()
         tables.append(table)
-    return ImportTable(tuple(tables))
+    return ImportTable(tuple(tables), tuple(loaded))
 
 
 def _is_constant(statement: ast.stmt) -> str | None:

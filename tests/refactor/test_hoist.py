@@ -59,3 +59,18 @@ def test_a_class_shown_with_pythons_own_repr_stays_and_verifies(tmp_path: Path) 
                      ConvertOptions(verify=True, pipeline=False, isolated_run=False))
     assert "Note" in {k.name for k in report.plan.kept}
     assert report.verification is not None and report.verification.equivalent
+
+
+def test_a_module_loads_the_submodules_the_notebook_loaded(tmp_path: Path) -> None:
+    # spaghetti's `plot_k` calls `matplotlib.pyplot.subplots` after `import matplotlib`: the
+    # notebook's `%matplotlib inline` had loaded pyplot. Moved into a module that imported
+    # `matplotlib` alone, it failed in a pipeline stage (no attribute 'pyplot').
+    report = convert([_write(tmp_path / "in", [
+        "import matplotlib\nimport scalebar as sb\nfrom scalebar.bars.kinds import Bar\n"
+        "import numpy as np\n%matplotlib inline",
+        "def plot(values):\n    fig, ax = matplotlib.pyplot.subplots()\n"
+        "    return sb.bars.kinds.Bar(np.mean(values)), fig",
+        "plot([1, 2])"])], tmp_path / "out", ConvertOptions(pipeline=False))
+    (module,) = report.plan.modules
+    assert module.imports == ("import matplotlib", "import matplotlib.pyplot", "import numpy as np",
+                              "import scalebar as sb", "import scalebar.bars.kinds")
