@@ -180,6 +180,13 @@ def convert(paths: Sequence[Path | str], output: Path | str,
         from .plan import with_run_dependencies
 
         plan = with_run_dependencies(plan, verification)
+        found = _run_time_assets(plan, verification, options.max_data_bytes, source_folder,
+                                 confine_to, allow_hidden)
+        if found != plan.assets:
+            say(f"carrying {len(found.data) - len(plan.assets.data)} more data files the "
+                "notebooks read when they ran")
+            plan = replace(plan, assets=found)
+            runnable = render_runnable(plan)
         files = {**runnable, **render_rest(plan)}
     else:
         files = render(plan)
@@ -293,6 +300,37 @@ def _assets(analysis: Analysis, max_bytes: int, folder: Path | str | None = None
         outside += found.outside
     return Assets(tuple(data[k] for k in sorted(data)), tuple(modules[k] for k in sorted(modules)),
                   tuple(dict.fromkeys(outside)))
+
+
+def _run_time_assets(plan: Any, verification: Any, max_bytes: int,
+                     folder: Path | str | None, confine_to: Path | str | None,
+                     allow_hidden: bool) -> Any:
+    """``plan.assets`` with the data files verification saw the notebooks read that static
+    analysis had not found (``NotebookVerification.opened``), found and read as every other
+    file is (``assets.find_assets``: the same confinement, size limit and hidden-file rule)."""
+    import posixpath
+
+    from .analysis.files import FileUses, PathUse
+    from .assets import PROJECT_NOTEBOOKS, find_assets
+
+    known = {d.target for d in plan.assets.data}
+    data = list(plan.assets.data)
+    for position, (result, notebook) in enumerate(zip(verification.notebooks, plan.notebooks)):
+        uses = tuple(PathUse(path, cell if cell is not None else 0, 0, False)
+                     for path, cell in result.opened
+                     if posixpath.normpath(posixpath.join(PROJECT_NOTEBOOKS, path)) not in known)
+        if not uses:
+            continue
+        found = find_assets(Path(notebook.original), FileUses(uses, ()), set(), max_bytes,
+                            position, folder=folder, confine_to=confine_to,
+                            allow_hidden=allow_hidden)
+        for item in found.data:
+            if item.target not in known:
+                known.add(item.target)
+                data.append(replace(item, at_run_time=True))
+    if len(data) == len(plan.assets.data):
+        return plan.assets
+    return replace(plan.assets, data=tuple(sorted(data, key=lambda d: d.target)))
 
 
 def _occurrence_dict(names: list[str], o: Any) -> dict[str, Any]:

@@ -55,6 +55,8 @@ class DataFile:
     written_by: tuple[tuple[int, int], ...]  # (notebook position, cell) that write it
     # What is carried, read once when found: generation never opens a path again.
     contents: Contents = field(default=(), repr=False)
+    # Seen read only when `convert --verify` ran the notebook (a name built at run time).
+    at_run_time: bool = False
 
 
 @dataclass(frozen=True)

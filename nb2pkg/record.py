@@ -53,15 +53,21 @@ def setup_code(functions: Sequence[str], folder: Path, limit: int = DEFAULT_LIMI
     checkout is not on its path, and the folder of an installed nb2pkg (site-packages) must
     not go before the kernel's own packages.
     """
+    return runtime_call("recording", f"install({list(functions)!r}, {str(folder)!r}, {limit!r})")
+
+
+def runtime_call(module: str, call: str) -> str:
+    """Python source the kernel runs to call ``nb2pkg.runtime.<module>.<call>``, importing
+    nb2pkg from where this process found it (see ``setup_code``)."""
     root = _nb2pkg_parent()
     return (f"import sys as __nb2pkg_sys\n"
             f"__nb2pkg_sys.path.insert(0, {root!r})\n"
             f"try:\n"
-            f"    import nb2pkg.runtime.recording as __nb2pkg_recording\n"
+            f"    import nb2pkg.runtime.{module} as __nb2pkg_{module}\n"
             f"finally:\n"
             f"    __nb2pkg_sys.path.remove({root!r})\n"
-            f"__nb2pkg_recording.install({list(functions)!r}, {str(folder)!r}, {limit!r})\n"
-            f"del __nb2pkg_sys, __nb2pkg_recording\n")
+            f"__nb2pkg_{module}.{call}\n"
+            f"del __nb2pkg_sys, __nb2pkg_{module}\n")
 
 
 def _nb2pkg_parent() -> str:

@@ -70,6 +70,10 @@ class NotebookVerification:
     # the dependencies.Dependency records it needed beyond them, and what still failed there.
     needs: tuple[Any, ...] = ()
     alone: str | None = None
+    # Files below the original's folder the refactored notebook read while it ran, as
+    # (path relative to that folder, POSIX; the original's cell, when known): with names built
+    # at run time, static analysis does not see them all (``runtime/opened.py``).
+    opened: tuple[tuple[str, int | None], ...] = ()
 
     def describe(self, limit: int = 40) -> str:
         return notebook_outputs.describe(self.comparison, self.expected, self.actual,
@@ -163,13 +167,17 @@ def verify_notebook(original: Path, refactored: Path, *, python_path: Sequence[P
     ``nb2pkg.runtime.notebook_outputs``). Relative paths are taken from the current working
     directory. ``record``: dotted names of package functions whose calls are recorded.
     """
-    python_path = [Path(p).absolute() for p in python_path]
-    setup, recording = None, None
-    if record:
-        from .record import setup_code
+    from .record import runtime_call, setup_code
 
-        recording = Path(tempfile.mkdtemp(prefix="nb2pkg-record-"))
-        setup = setup_code(record, recording)
+    python_path = [Path(p).absolute() for p in python_path]
+    folder = Path(cwd or Path(original).parent).absolute()
+    scratch = Path(tempfile.mkdtemp(prefix="nb2pkg-record-"))
+    opened_file = scratch / "opened.txt"
+    setup = runtime_call("opened", f"install({str(folder)!r}, {str(opened_file)!r})")
+    recording = scratch / "calls" if record else None
+    if recording is not None:
+        recording.mkdir()
+        setup += setup_code(record, recording)
     try:
         with _as_verification_errors(hint_for_setup="rerun with --no-record"):
             result = notebook_outputs.compare_notebooks(
@@ -183,14 +191,53 @@ def verify_notebook(original: Path, refactored: Path, *, python_path: Sequence[P
 
             calls = tuple(load(recording, result.executed, Path(refactored).name))
             python = interpreter(recording)
+        opened = _opened(opened_file, folder, result.executed,
+                         exclude=[Path(original), Path(refactored), *python_path])
     finally:
-        if recording is not None:
-            shutil.rmtree(recording, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     comparison = result.comparison
     return NotebookVerification(result.original, result.refactored, comparison.equivalent,
                                 result.expected, result.actual, comparison.first_difference_cell,
                                 varying=comparison.varying, calls=calls, comparison=comparison,
-                                python=python)
+                                python=python, opened=opened)
+
+
+# Code, not data: imports the notebook makes, which nb2pkg.assets finds as local modules.
+_CODE_SUFFIXES = (".py", ".pyc", ".pyi", ".so", ".pyd", ".ipynb")
+
+
+def _opened(record: Path, folder: Path, executed: Any, *,
+            exclude: Sequence[Path]) -> tuple[tuple[str, int | None], ...]:
+    """What ``runtime/opened.py`` noted in ``record``: data files below ``folder``, relative
+    to it, with the original's cell that read each (by execution count in ``executed``, the
+    refactored node: nb2pkg.source_cell). Hidden files, code and ``exclude`` are left out."""
+    import os
+
+    try:
+        lines = record.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+    except OSError:
+        return ()
+    code = [c for c in executed.cells if c.get("cell_type") == "code"]
+    cells = {c.get("execution_count"): c.get("metadata", {}).get("nb2pkg", {}).get("source_cell")
+             for c in code}
+    # The setup cell ran just before the first cell: what its count was then calibrates.
+    first = min((c for c in cells if isinstance(c, int)), default=None)
+    setup = lines.pop(0).partition("\t")[2] if lines and lines[0].startswith("setup\t") else ""
+    offset = int(setup) - (first - 1) if setup.isdigit() and first is not None else 0
+    real = os.path.realpath(folder)
+    skipped = [os.path.realpath(p) for p in exclude]
+    found: dict[str, int | None] = {}
+    for line in lines:
+        count, _, path = line.partition("\t")
+        relative = os.path.relpath(path, real)
+        parts = relative.split(os.sep)
+        if relative.startswith("..") or any(p.startswith(".") for p in parts) \
+                or path.endswith(_CODE_SUFFIXES) \
+                or any(path == s or path.startswith(os.path.join(s, "")) for s in skipped):
+            continue
+        cell = cells.get(int(count) - offset) if count.isdigit() else None
+        found.setdefault("/".join(parts), cell if isinstance(cell, int) else None)
+    return tuple(found.items())
 
 
 def package_functions(src: Path) -> list[str]:

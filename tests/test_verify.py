@@ -659,3 +659,32 @@ def test_running_a_notebook_keeps_the_signal_handlers(tmp_path: Path) -> None:
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+@kernel
+def test_files_read_by_names_built_at_run_time_are_carried(tmp_path: Path) -> None:
+    # great_tables' sports-earnings example reads an icon per sport (`sport + ".png"`): the
+    # project lacked them, and its own test failed once the notebook ran from notebooks/.
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    for name, text in (("north.txt", "N"), ("south.txt", "S"), ("unread.txt", "U"),
+                       (".hidden.txt", "H"), ("helper_data.py", "X = 1\n")):
+        (folder / name).write_text(text)
+    notebook = write_notebook(folder / "regions.ipynb", [
+        "regions = ['north', 'south']",
+        "texts = [open(r + '.txt').read() for r in regions]\nprint(texts)",
+        "with open('made.txt', 'w') as out:\n    out.write('m')\nprint(open('made.txt').read())",
+        "print(open('.hid' + 'den.txt').read(), open('/etc/hostname').read() != '')",
+    ])
+    before = sorted(p.name for p in folder.iterdir())
+    report = convert([notebook], tmp_path / "out", ConvertOptions(verify=True))
+    assert report.verification is not None and report.verification.equivalent
+    (result,) = report.verification.notebooks
+    assert ("north.txt", 1) in result.opened and ("south.txt", 1) in result.opened
+    carried = {d.target: d for d in report.plan.assets.data if d.at_run_time}
+    assert sorted(carried) == ["notebooks/north.txt", "notebooks/south.txt"]  # not written ones
+    assert carried["notebooks/north.txt"].read_by == ((0, 1),)
+    assert (tmp_path / "out" / "notebooks" / "south.txt").read_text() == "S"
+    assert "found by `--verify`" in (tmp_path / "out" / "REPORT.md").read_text()
+    assert sorted(p.name for p in folder.iterdir() if p.name != "made.txt") == \
+        [n for n in before if n != "made.txt"]
