@@ -8,6 +8,7 @@ the templates (every byte of every file comes from the plan) and ``write`` write
 
 from __future__ import annotations
 
+import ast
 import keyword
 import re
 import sys
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 
 from .analysis import Analysis, Finding
-from .analysis.parse import ParsedCell
+from .analysis.parse import ParsedCell, names_in_strings
 from .assets import Assets
 from .dependencies import Dependency, dependencies
 from .analysis.dataflow import BUILTIN_NAMES
@@ -409,6 +410,15 @@ def _modules(analysis: Analysis, package: str, modules: list[str], hoisted: list
         defined_here = {h.name for h in items}
         sources = tuple(_statement_source(ctx, h.notebook, h.cell, h.index) for h in items)
         code = "\n".join((*sources, *(e.source for e in functions)))
+        # An import a formula string uses (`smf.ols("y ~ np.log(x)", data)`): patsy evaluates
+        # the formula in the calling function's module.
+        for name in sorted(names_in_strings(ast.walk(ast.parse(code)))
+                           if "." in code else ()):
+            holder = next((nb for nb in sorted(set(notebook_of.values()))
+                           if imports.statement(nb, name)), None)
+            if name not in needed and holder is not None:
+                needed.add(name)
+                notebook_of[name] = holder
         lines = set()
         for name in sorted(needed - defined_here):
             if is_placeholder_name(name):

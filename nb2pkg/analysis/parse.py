@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import re
 import warnings
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from ..magics import Masked, mask
 from ..notebook import Notebook
@@ -170,3 +171,19 @@ def dotted_name(node: ast.expr) -> str:
     if isinstance(node, ast.Name):
         parts.append(node.id)
     return ".".join(reversed(parts))
+
+
+# `np.sin(x1)` inside a string: formula languages (patsy, formulaic: "y ~ np.log(x)") and
+# `DataFrame.eval`/`query` with `@` evaluate such text in the caller's namespace.
+_NAME_IN_TEXT = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\s*\.\s*[A-Za-z_]")
+
+
+def names_in_strings(nodes: Iterable[ast.AST]) -> set[str]:
+    """The names that string literals among ``nodes`` use as ``name.attribute``: read when a
+    formula in the string is evaluated, so an import binding one of them is needed. A string
+    that is a statement of its own (a docstring) is not evaluated."""
+    nodes = list(nodes)
+    alone = {id(n.value) for n in nodes if isinstance(n, ast.Expr)}
+    return {name for node in nodes if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and "." in node.value and id(node) not in alone
+            for name in _NAME_IN_TEXT.findall(node.value)}

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from ..analysis.dataflow import IPYTHON_NAMES
-from ..analysis.parse import ParsedCell, reparse
+from ..analysis.parse import ParsedCell, names_in_strings, reparse
 from ..analysis.scope import block_io, block_io_and_writes
 from ..magics import is_placeholder_name, unmask
 from ..notebook import headings
@@ -234,6 +234,9 @@ class _StageFacts:
     # Imports of submodules, by top-level package: `from a.b import c` also makes `a.b` an
     # attribute of `a`, which a stage reading `a` may use (`a.b.c`) without importing it.
     submodule_imports: dict[str, list[_Statement]]
+    # Names used as `name.attribute` inside its strings (formulas: "y ~ np.log(x)"): an
+    # import binding one is copied too.
+    in_strings: set[str]
 
 
 def _facts(parsed_cells: list[tuple[int, ParsedCell]], skip: set[tuple[int, int]]) -> _StageFacts:
@@ -273,8 +276,10 @@ def _facts(parsed_cells: list[tuple[int, ParsedCell]], skip: set[tuple[int, int]
     mentions = set(io.reads) | io.writes | io.mutated | io.deferred_reads | io.deletes
     mentions = {n for n in mentions if not is_placeholder_name(n)}
     changes = {n for n in io.writes | io.mutated | io.deletes if not is_placeholder_name(n)}
+    cells = {id(parsed): parsed for _, parsed in kept}  # whole cells: a few imports too many at worst
+    in_strings = names_in_strings([n for parsed in cells.values() for n in parsed.nodes])
     return _StageFacts(list(dict.fromkeys(reads)), mentions, changes, bindings, stars, magics,
-                       submodules)
+                       submodules, in_strings)
 
 
 # -- parameters ---------------------------------------------------------------------------------
@@ -467,7 +472,13 @@ def _resolve(index: int, facts: list[_StageFacts], parameter_names: set[str],
              names: list[str]) -> dict[str, list]:
     """What stage ``index`` takes from earlier stages (see the module docstring)."""
     own = facts[index]
-    needed: list[str] = list(own.reads)
+    # Names only a formula string reads count when an import binds them (not values: a
+    # formula's other names are mostly its data's columns).
+    latest: dict[str, str] = {}
+    for earlier in facts[:index]:
+        latest.update((name, b.kind) for name, b in earlier.bindings.items())
+    imported_before = {name for name, kind in latest.items() if kind == "import"}
+    needed: list[str] = list(dict.fromkeys([*own.reads, *sorted(own.in_strings & imported_before)]))
     queued = set(needed)
     imports: dict[str, tuple[int, int]] = {}
     definitions: dict[str, tuple[tuple[int, int], ast.stmt]] = {}

@@ -215,3 +215,18 @@ def test_definitions_that_read_inputs_when_defined_come_after_loading():
     b = result["nb-b"]
     assert dict(b.inputs) == {"K": "nb-a"}
     assert b.definitions == () and b.late_definitions[0].startswith("def scale(x, k=K):")
+
+
+def test_an_import_a_formula_string_uses_is_copied():
+    # statsmodels' predict example: `ols("y ~ x1 + np.sin(x1)", data)` in a later stage failed
+    # (patsy: name 'np' is not defined); the formula's other names are data, not inputs.
+    result = by_name(split(("md", "# T"), "import numpy as np\nimport pandas as pd\nnp = np",
+                           ("md", "## A"), "x1 = pd.Series([1.0])\nnp2 = 1",
+                           ("md", "## B"), "fit = ols('y ~ x1 + np.sin(x1) + I(x1.mean())', data)"))
+    b = result["nb-b"]
+    assert "import numpy as np" not in b.imports  # `np` was rebound as a value after
+    result = by_name(split(("md", "# T"), "import numpy as np\nimport pandas as pd",
+                           ("md", "## A"), "data = pd.DataFrame({'x1': [1.0]})",
+                           ("md", "## B"), "fit = ols('y ~ x1 + np.sin(x1) + I(x1.mean())', data)"))
+    b = result["nb-b"]
+    assert b.imports == ("import numpy as np",) and dict(b.inputs) == {"data": "nb-a"}

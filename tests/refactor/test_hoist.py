@@ -74,3 +74,14 @@ def test_a_module_loads_the_submodules_the_notebook_loaded(tmp_path: Path) -> No
     (module,) = report.plan.modules
     assert module.imports == ("import matplotlib", "import matplotlib.pyplot", "import numpy as np",
                               "import scalebar as sb", "import scalebar.bars.kinds")
+
+
+def test_a_module_imports_what_a_formula_string_uses(tmp_path: Path) -> None:
+    # patsy evaluates "y ~ np.log(x)" in the calling function's module: moved there, the
+    # function needs `np` although no code of it names it.
+    report = convert([_write(tmp_path / "in", [
+        "import numpy as np\nimport pandas as pd\nfrom statsmodels.formula.api import ols",
+        "def fit(data):\n    return ols('y ~ np.log(x) + pd.x', data).fit()",
+        "print('done')"])], tmp_path / "out", ConvertOptions(pipeline=False))
+    (module,) = report.plan.modules
+    assert "import numpy as np" in module.imports and "import pandas as pd" in module.imports
