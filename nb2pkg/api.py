@@ -177,6 +177,10 @@ def convert(paths: Sequence[Path | str], output: Path | str,
                                  tuple(failures))
         if options.record:
             plan = replace(plan, recorded=tuple(verification.calls))
+        plan = replace(plan, varying=tuple(
+            (notebook.filename, result.comparison.varying)
+            for notebook, result in zip(plan.notebooks, verification.notebooks)
+            if result.comparison.varying))
         from .plan import with_run_dependencies
 
         plan = with_run_dependencies(plan, verification)

@@ -108,6 +108,7 @@ def _context(plan: PackagePlan) -> dict[str, Any]:
         module_names={m.name: _public_names(plan, m.name) for m in plan.modules},
         notebooks=plan.notebooks,
         notebook_files=[n.filename for n in plan.notebooks],
+        varying={name: list(cells) for name, cells in plan.varying},
         dependencies=plan.dependencies,
         test_requirements=_test_requirements(plan, calls or ()),
         # The project has a pipeline (stage notebooks, dvc.yaml): its tools are an extra.

@@ -87,6 +87,9 @@ class PackagePlan:
     # (refactor/loops.py), and those left alone with the reason.
     loops: tuple[Loop, ...] = ()
     loop_refusals: tuple[LoopRefusal, ...] = ()
+    # Per refactored notebook file, the cells a verification saw print differently in two
+    # runs of the original (unseeded randomness): the generated notebook test knows them.
+    varying: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     @property
     def findings(self) -> tuple[Finding, ...]:

@@ -149,6 +149,24 @@ def test_a_cell_that_varies_by_itself_is_compared_on_what_both_runs_print() -> N
     assert compare(first, two_scores, second).differing == (2,)  # more than either run printed
 
 
+def test_a_cell_known_to_vary_needs_only_the_same_kinds_of_output() -> None:
+    # spaghetti's LISA plots come from permutations: conversion saw two runs of the original
+    # differ there, the project's own test ran it twice more, the runs happened to agree, and
+    # the refactored notebook's picture (a third draw) failed the test.
+    first = [out(32, "display", "image/png sha256:3fe9"), out(40, "stdout", "done\n")]
+    refactored = [out(32, "display", "image/png sha256:7702"), out(40, "stdout", "done\n")]
+    assert compare(first, refactored, first).differing == (32,)  # not known: different
+    verdict = compare(first, refactored, first, known_varying=[32, 99])
+    assert verdict.equivalent and verdict.varying == (32,)
+    assert compare(first, refactored, known_varying=[32]).equivalent  # one run of the original
+    crashed = [out(32, "error", "ValueError: bad"), refactored[1]]
+    assert compare(first, crashed, first, known_varying=[32]).differing == (32,)
+    two = [refactored[0], refactored[0], refactored[1]]
+    assert compare(first, two, first, known_varying=[32]).differing == (32,)
+    changed_elsewhere = [refactored[0], out(40, "stdout", "done!\n")]
+    assert compare(first, changed_elsewhere, first, known_varying=[32]).differing == (40,)
+
+
 def test_an_error_is_never_excused_as_variation() -> None:
     first, second = [out(3, "stdout", "0.41\n")], [out(3, "stdout", "0.77\n")]
     crashed = [out(3, "error", "NameError: name 'model' is not defined")]
@@ -569,6 +587,9 @@ def test_outputs_that_vary_by_themselves_are_not_blamed_on_the_refactoring(tmp_p
     assert verification.varying == (2,) and verification.comparison.varying_warnings
     # original, refactored, original again, refactored with only the project's dependencies
     assert (tmp_path / "runs.txt").read_text() == "4"
+    # The generated notebook test knows the cell varies (its own runs may happen to agree).
+    test = (tmp_path / "out" / "tests" / "test_notebooks.py").read_text()
+    assert f'VARYING = {{"{original.name}": [2]}}' in test, test
 
     module = module_with("def label", tmp_path / "out")
     module.write_text(module.read_text().replace("runs", "tries"))

@@ -378,28 +378,38 @@ def compare(
     expected: Sequence[Output],
     actual: Sequence[Output],
     again: Sequence[Output] | None = None,
+    known_varying: Collection[int] = (),
 ) -> Comparison:
     """Compare a refactored notebook's outputs with the original's.
 
     ``again`` is the output of a second run of the original, when there was one.
+    ``known_varying``: cells seen to vary between two runs of the original before (when
+    the project was made); where this time's runs happen to agree, such a cell must
+    still show outputs of the same kinds, as many of each.
     """
     cells_e, cells_a = _by_cell(expected), _by_cell(actual)
     cells_b = _by_cell(again) if again is not None else None
     cells = sorted(set(cells_e) | set(cells_a) | set(cells_b or ()))
+    known = set(known_varying) & set(cells)
     varying = tuple(
         c
         for c in cells
-        if cells_b is not None and cells_b.get(c, ()) != cells_e.get(c, ())
+        if (cells_b is not None and cells_b.get(c, ()) != cells_e.get(c, ()))
+        or c in known
     )
-    differing = tuple(
-        c
-        for c in cells
-        if not cell_agrees(
-            cells_e.get(c, ()),
-            cells_a.get(c, ()),
-            None if cells_b is None else cells_b.get(c, ()),
+
+    def agrees(c: int) -> bool:
+        e, a = cells_e.get(c, ()), cells_a.get(c, ())
+        b = None if cells_b is None else cells_b.get(c, ())
+        if cell_agrees(e, a, b):
+            return True
+        return (
+            c in known
+            and (b is None or tuple(b) == tuple(e))
+            and Counter(map(_signature, a)) == Counter(map(_signature, e))
         )
-    )
+
+    differing = tuple(c for c in cells if not agrees(c))
 
     warn_e, warn_a = _warnings(expected), _warnings(actual)
     warn_b = _warnings(again) if again is not None else dict(warn_e)
@@ -758,12 +768,14 @@ def compare_notebooks(
     progress: Callable[[str], None] | None = None,
     original_label: str | None = None,
     refactored_label: str | None = None,
+    varying: Collection[int] = (),
 ) -> NotebookComparison:
     """Run both notebooks from ``cwd`` (default: the original's folder); compare.
 
     The refactored notebook runs with ``python_path`` first on ``PYTHONPATH``, the
     DeprecationWarnings of those packages shown, and ``setup`` run before it. Raises
     ``OriginalFails`` when the original raises an error here that it does not show.
+    ``varying``: cells known to vary between runs of the original (see ``compare``).
     """
     say = progress or (lambda message: None)
     shown_original = original_label or str(original)
@@ -783,13 +795,13 @@ def compare_notebooks(
         refactored, cwd=cwd, python_path=python_path, timeout=timeout, setup=setup
     )
     actual = outputs_of(executed)
-    comparison = compare(expected, actual)
+    comparison = compare(expected, actual, known_varying=varying)
     if not comparison.equivalent:
         # Before blaming the refactoring, see whether the original even agrees with
         # itself (unseeded randomness, clocks, warnings of one run only).
         say(f"outputs differ; executing {shown_original} again to see what varies")
         again = outputs_of(execute(original, cwd=cwd, timeout=timeout))
-        comparison = compare(expected, actual, again)
+        comparison = compare(expected, actual, again, varying)
     return NotebookComparison(
         shown_original, shown_refactored, expected, actual, comparison, executed
     )
