@@ -517,6 +517,19 @@ def test_a_missing_package_says_to_install_it(tmp_path: Path) -> None:
 
 
 @kernel
+def test_a_name_the_installed_package_lacks_says_which_version_to_install(tmp_path) -> None:
+    # sktime's examples import names later releases moved ("cannot import name
+    # 'ColumnConcatenator'"): the package is installed, so "install the missing package" misleads.
+    original = write_notebook(tmp_path / "nb.ipynb", ["from json.decoder import nb2pkg_gone", "1"])
+    with pytest.raises(EnvironmentProblem) as raised:
+        verify_notebook(original, original)
+    message = str(raised.value)
+    assert "the installed json has no nb2pkg_gone in json.decoder" in message, message
+    assert "install the version the notebook was written for" in message
+    assert "missing package" not in message and len(message.splitlines()) == 1
+
+
+@kernel
 def test_an_exception_the_original_shows_on_purpose_is_compared_not_refused(tmp_path) -> None:
     teaching = copy_case("shows_an_error.ipynb", tmp_path)
     result = verify_notebook(teaching, teaching)  # saved outputs show ZeroDivisionError in cell 3

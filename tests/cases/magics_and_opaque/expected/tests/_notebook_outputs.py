@@ -685,6 +685,15 @@ def execute(
 def what_to_do(error: Output, cwd: Path | str) -> str:
     """The fix for an error the original raises here but does not show itself."""
     name = error_name(error)
+    # "cannot import name 'X' from 'pkg.sub' (...)": the package is there, in another
+    # version than the one the notebook was written for (an API that moved or went).
+    moved = re.match(r"ImportError: cannot import name '([^']+)' from '([^']+)'", error.text)
+    if moved:
+        return (
+            f"the installed {moved.group(2).split('.')[0]} has no {moved.group(1)} in "
+            f"{moved.group(2)}: install the version the notebook was written for where "
+            "its kernel runs, then run again"
+        )
     if name in ("ModuleNotFoundError", "ImportError"):
         return (
             "install the missing package where the notebook's kernel runs, "
