@@ -125,6 +125,23 @@ def kernel_manager(folder: Path, python_path: Sequence[Path]) -> Any:
                          kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec.parent)]))
 
 
+# A library that runs on without an optional package often says so instead of raising:
+# sktime warns "ExponentialSmoothing requires package 'statsmodels' to be present in the python
+# environment" and computes something else. Words that ask for a module, then its name.
+_ASKS = re.compile(r"(?:No module named|requires? (?:the )?(?:(?:optional )?(?:package|module|"
+                   r"library|dependency) )?|(?:pip|please|to) install) ?[`'\"]?([A-Za-z_][\w.]*)")
+
+
+def asked_for(text: str, outside: frozenset[str]) -> str | None:
+    """The module outside the closure that a printed message or warning asks for
+    (``... requires package 'statsmodels' ...``, ``No module named 'x'``), or None."""
+    for found in _ASKS.finditer(text):
+        top = found.group(1).partition(".")[0]
+        if top in outside:
+            return top
+    return None
+
+
 def named_module(error_text: str, outside: frozenset[str]) -> str | None:
     """The module outside the closure that an import error names (``Name: message``):
     ``No module named 'pandas'``, or a library's own words (``ImportError: load_iris with

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -365,7 +366,9 @@ def run_alone(refactored: Path, shown: Sequence[Output], requirements: Sequence[
     """Run the refactored notebook where only what ``requirements`` install (with ipykernel)
     can be imported, as in a fresh environment with the project installed (see
     ``nb2pkg.isolation``). An error it did not show in ``shown`` (its outputs here) that names
-    an installed module outside them adds that module's distribution, and it runs again.
+    an installed module outside them, or an output it did not show that asks for one (a
+    library's warning about an optional package), adds that module's distribution, and it
+    runs again.
 
     Returns the dependencies added (``dependencies.Dependency``) and, when it still fails
     there, what fails (None when it runs). ``varying``: the verification's comparison, whose
@@ -393,9 +396,16 @@ def run_alone(refactored: Path, shown: Sequence[Output], requirements: Sequence[
             outputs = outputs_of(node)
             error = first_unexpected_error(outputs, shown)
             if error is None:
-                return tuple(added), _prints_differently(refactored, shown, outputs, varying,
-                                                         cwd=cwd, python_path=python_path,
-                                                         timeout=timeout)
+                # No error; but a library may say what it lacks and carry on differently.
+                module = _asked_for(shown, outputs, found.outside)
+                needed = needed_at_run_time(module) if module else None
+                if needed is None or attempt == MAX_NEEDED:
+                    return tuple(added), _prints_differently(refactored, shown, outputs,
+                                                             varying, cwd=cwd,
+                                                             python_path=python_path,
+                                                             timeout=timeout)
+                added.append(needed)
+                continue
             module = isolation.named_module(error.text, found.outside)
             needed = needed_at_run_time(module) if module else None
             if needed is None or attempt == MAX_NEEDED:
@@ -407,6 +417,24 @@ def run_alone(refactored: Path, shown: Sequence[Output], requirements: Sequence[
             added.append(needed)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _asked_for(shown: Sequence[Output], alone: Sequence[Output],
+               outside: frozenset[str]) -> str | None:
+    """A module outside the closure that an output only the isolated run printed asks for
+    (``isolation.asked_for``): a warning or line the run with everything installed lacks."""
+    from . import isolation
+
+    printed = Counter((o.cell, o.kind, o.text) for o in shown)
+    for output in alone:
+        key = (output.cell, output.kind, output.text)
+        if printed[key]:
+            printed[key] -= 1
+            continue
+        module = isolation.asked_for(output.text, outside)
+        if module is not None:
+            return module
+    return None
 
 
 def _prints_differently(refactored: Path, shown: Sequence[Output], alone: Sequence[Output],

@@ -9,15 +9,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nb2pkg.isolation import _link, closure, link_distributions, named_module
+from nb2pkg.isolation import _link, asked_for, closure, link_distributions, named_module
 
-ERRORS = yaml.safe_load((Path(__file__).parent / "data" / "isolation" / "errors.yaml").read_text())
+CASES = Path(__file__).parent / "data" / "isolation"
+ERRORS = yaml.safe_load((CASES / "errors.yaml").read_text())
+ASKED = yaml.safe_load((CASES / "asked.yaml").read_text())
 
 
 @pytest.mark.parametrize("case", ERRORS, ids=[c["id"] for c in ERRORS])
 def test_the_module_an_import_error_names(case: dict) -> None:
     outside = frozenset({"pandas", "pytest", "thing"})
     assert named_module(case["error"], outside) == case["named"]
+
+
+@pytest.mark.parametrize("case", ASKED, ids=[c["id"] for c in ASKED])
+def test_the_module_a_printed_message_asks_for(case: dict) -> None:
+    outside = frozenset({"pandas", "pytest", "thing", "statsmodels"})
+    assert asked_for(case["text"], outside) == case["named"]
 
 
 def test_the_closure_holds_the_requirements_what_they_need_and_the_kernel() -> None:

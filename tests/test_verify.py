@@ -459,6 +459,24 @@ def test_a_notebook_that_prints_differently_with_only_its_dependencies_gets_a_fi
 
 
 @kernel
+def test_what_a_library_says_it_lacks_becomes_a_dependency(tmp_path) -> None:
+    """A library may warn about an optional package and go on another way (sktime:
+    "ExponentialSmoothing requires package 'statsmodels' to be present"): nothing raises,
+    the warning names it, and --verify adds it as it adds what an error names. (PyYAML is
+    installed here, and no dependency of the project.)"""
+    notebook = write_notebook(tmp_path / "soft.ipynb", [
+        "import importlib.util\nimport warnings",
+        "if importlib.util.find_spec('yaml') is None:\n"
+        "    warnings.warn(\"the fast loader requires package 'yaml' to be present\")\n"
+        "print('loaded')"])
+    report = convert([notebook], tmp_path / "out", ConvertOptions(verify=True, pipeline=False))
+    assert report.verification is not None and report.verification.equivalent
+    assert report.to_dict()["verification"]["notebooks"][0]["dependencies_needed"] == ["PyYAML"]
+    assert _dependencies(tmp_path / "out") == ["PyYAML"]
+    assert not [f for f in report.plan.findings if f.code == "needs-more"]
+
+
+@kernel
 def test_convert_verify_takes_a_timeout_per_cell(tmp_path) -> None:
     """The error says to raise --timeout: convert has it too, not only verify."""
     notebook = write_notebook(tmp_path / "slow.ipynb", ["import time", "time.sleep(30)"])

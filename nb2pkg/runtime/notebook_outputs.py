@@ -684,7 +684,9 @@ def what_to_do(error: Output, cwd: Path | str) -> str:
     name = error_name(error)
     # "cannot import name 'X' from 'pkg.sub' (...)": the package is there, in another
     # version than the one the notebook was written for (an API that moved or went).
-    moved = re.match(r"ImportError: cannot import name '([^']+)' from '([^']+)'", error.text)
+    moved = re.match(
+        r"ImportError: cannot import name '([^']+)' from '([^']+)'", error.text
+    )
     if moved:
         return (
             f"the installed {moved.group(2).split('.')[0]} has no {moved.group(1)} in "
