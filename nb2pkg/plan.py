@@ -113,8 +113,8 @@ def with_run_dependencies(plan: PackagePlan, verification: Any) -> PackagePlan:
                 added.append(needed)
                 notices.append(Finding(
                     "run-dependency", f"`{needed.name}` is needed when the notebook runs (a "
-                    "library it uses imports it; the notebook does not): it is listed as a "
-                    "dependency", result.original))
+                    "library it uses needs it; the notebook does not import it): it is listed "
+                    "as a dependency", result.original))
         if result.alone:
             notices.append(Finding(
                 "needs-more", f"with only the project's dependencies installed, {result.alone}",
