@@ -12,14 +12,17 @@ Each notebook lands in one class:
 - ``passed``: every step of the workflow passed;
 - ``step failed``: the conversion succeeded and a workflow step failed (the step is named): a
   bug of the generated project unless the original itself cannot run on its own;
-- ``not converted``: ``nb2pkg convert`` refused (exit 2, its reason) or verification found
-  different outputs (exit 1) or the original cannot run here;
+- ``different``: verification found different outputs (exit 1): a bug of the refactoring
+  unless the notebook varies in a way the comparison cannot see;
+- ``not converted``: ``nb2pkg convert`` refused (exit 2, its reason), often because the
+  original cannot run here (a missing package, data file or network);
 - ``crash``, ``timeout``: a bug or a notebook too slow for ``--timeout``.
 
 Not a timing: ``python bench/standalone_sweep.py [--no-verify] [--timeout S] [--keep DIR]
 NOTEBOOK_OR_FOLDER ...``. Run it from an environment with the libraries the notebooks import
 (statsmodels, ...). One JSON line per notebook goes to
-``bench/results/standalone-sweep-*.jsonl``; exit status 1 when a step failed or nb2pkg crashed.
+``bench/results/standalone-sweep-*.jsonl``; exit status 1 when a step failed, outputs differed or
+nb2pkg crashed.
 """
 
 from __future__ import annotations
@@ -83,7 +86,9 @@ def sweep_one(notebook: Path, scratch: Path, python: Path, home: Path, verify: b
                               timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"class": "timeout", "step": "convert"}
-    if done.returncode in (1, 2):
+    if done.returncode == 1:  # verification found different outputs: a bug to look at
+        return {"class": "different", "output": _tail(done.stdout, 40)}
+    if done.returncode == 2:
         return {"class": "not converted", "reason": _tail(done.stderr, 1)}
     if done.returncode != 0:
         return {"class": "crash", "step": "convert", "output": _tail(done.stderr, 30)}
@@ -150,7 +155,7 @@ def main() -> int:
     for kind, count in sorted(counts.items()):
         print(f"{kind:14} {count}")
     print(f"details: {out}")
-    return 1 if counts["step failed"] + counts["crash"] else 0
+    return 1 if counts["step failed"] + counts["different"] + counts["crash"] else 0
 
 
 if __name__ == "__main__":

@@ -23,7 +23,11 @@ _FILLER = {"extra", "code", "cell", "cells", "figure", "fig", "generates", "gene
            "using", "way", "first", "second", "last", "one", "two", "three", "solution",
            "exercise", "note", "todo", "fixme", "changing", "these", "those", "lines", "line",
            "formatting", "was", "were", "has", "have", "had", "all", "what", "which", "how",
-           "why", "when", "there", "their", "they", "them", "i", "me", "my", "so", "or"}
+           "why", "when", "there", "their", "they", "them", "i", "me", "my", "so", "or",
+           # what a comment says of a constructor, and what a tutorial's titles call themselves
+           # ("# specify a linear detrender", "Primer on transformers", "basic vignettes")
+           "specify", "define", "instantiate", "initialize", "initialise", "primer",
+           "tutorial", "vignette", "vignettes", "walkthrough", "demo"}
 # Words that join what a title compares ("raw vs hourly"): alone (what they joined differs
 # between the copies, "OLS vs. WLS") they name nothing.
 _JOINING = {"vs", "versus"}
@@ -192,6 +196,11 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
     meaningful = [r for r in facts.returns if len(r) > 2] or [n for n in bound if len(n) > 2][-1:]
     if meaningful:
         return f"{verb}_{identifier(meaningful[0])}" if meaningful[0] != verb else verb
+    # A callee that differs between the copies (Detrender, SummaryTransformer) is a parameter:
+    # the first copy's name would misname the others.
+    passed = {original for _, arguments, original in facts.params
+              if original is not None and len(set(arguments)) > 1}
+    calls = [c for c in calls if c not in passed]
     specific = [c.rsplit(".", 1)[-1] for c in calls
                 if c.rsplit(".", 1)[-1] not in _GENERIC_CALLS | {"plot"}]
     if specific:
