@@ -131,10 +131,28 @@ def function_names(facts: Facts) -> list[str]:
     return names
 
 
+# Verbs that name an action the block's calls must show: a block under "## Load data" that
+# only slices and prints what was loaded before is not `load_data`.
+_ACTIONS = {"load": ("read", "load", "open", "fetch", "download", "get"),
+            "read": ("read", "load", "open", "fetch", "download", "get"),
+            "fit": ("fit",), "train": ("fit", "train"), "predict": ("predict",),
+            "write": ("to_", "save", "write", "dump"), "plot": (), "draw": ()}
+
+
+def _does(action: str, facts: Facts) -> bool:
+    """Whether the block does what ``action`` (a key of ``_ACTIONS``) says."""
+    if action in ("plot", "draw"):
+        return "plot" in kinds(list(facts.block))
+    return any(call.rsplit(".", 1)[-1].lower().startswith(_ACTIONS[action])
+               for call in _calls(facts.block))
+
+
 def _titled(facts: Facts, verb: str) -> str | None:
     """The name the comment above the block or its section title gives, if any."""
     for text, title in ((facts.comment, False), (facts.section, True)):
         words = _words(text, facts)
+        if words and words[0] in _ACTIONS and not _does(words[0], facts):
+            continue
         if words and words[0] in _VERBS:
             return "_".join(words)
         # A title that starts by saying what the verb says ("Plots", "Plotting residuals")
@@ -532,6 +550,8 @@ def _sentence(text: str | None, facts: Facts) -> str | None:
     words = _words(text, facts)
     if len(words) < 2 and not (words and words[0] in _VERBS):
         return None
+    if words[0] in _ACTIONS and not _does(words[0], facts):
+        return None  # "Load data." over copies that load nothing
     sentence = " ".join(words)
     return sentence[0].upper() + sentence[1:] + "."
 
