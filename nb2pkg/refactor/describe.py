@@ -162,7 +162,12 @@ def _titled(facts: Facts, verb: str) -> str | None:
         if title and len(words) == 1 and words[0] in _VAGUE:
             continue  # "## Model", "## Results": the code says more
         if words:
-            return "_".join([verb, *words[:MAX_WORDS - 1]])
+            kept = words[:MAX_WORDS - 1]
+            # "Time-based cross-validation": the last word kept is not cut off its compound.
+            if len(words) > len(kept) and f"{kept[-1]}-{words[len(kept)]}" in \
+                    (text or "").lower():
+                kept = words[:MAX_WORDS]
+            return "_".join([verb, *kept])
     return None
 
 
