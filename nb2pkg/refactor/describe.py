@@ -42,7 +42,8 @@ _VERBS = {"evaluate", "compute", "plot", "fit", "train", "predict", "score", "lo
           "merge", "group", "aggregate", "read", "write", "update", "remove", "drop", "add",
           "find", "calculate", "estimate", "test", "validate", "compare", "format", "prepare",
           "encode", "sort", "rank", "sample", "apply", "tune", "keep", "collect", "measure",
-          "label", "mark", "flag", "fill", "convert", "parse", "resample", "smooth", "describe"}
+          "label", "mark", "flag", "fill", "convert", "parse", "resample", "smooth", "describe",
+          "produce", "setup", "run", "construct", "simulate", "extract"}
 _GENERIC_CALLS = {"print", "len", "list", "dict", "set", "tuple", "str", "int", "float", "range",
                   "zip", "enumerate", "sorted", "round", "sum", "min", "max", "abs", "isinstance",
                   "figure", "subplots", "show", "grid", "legend", "xlabel", "ylabel", "title",
