@@ -131,6 +131,17 @@ class BenchmarkFailed(SystemExit):
         super().__init__(f"benchmark failed: {message}")
 
 
+def sorted_counts(counts, out: Path, bad: list[str]) -> int:
+    """Print how many notebooks fell into each class and where the details are; exit status 1
+    when any of the ``bad`` classes occurred (the sweeps of real notebooks)."""
+    width = max((len(kind) for kind in counts), default=0) + 2
+    print()
+    for kind, count in sorted(counts.items()):
+        print(f"{kind:{width}} {count}")
+    print(f"details: {out}")
+    return 1 if sum(counts[kind] for kind in bad) else 0
+
+
 def file_state(path: Path) -> tuple[int, int] | None:
     """(inode, mtime in ns) of ``path``, or None when it does not exist."""
     try:

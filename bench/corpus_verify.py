@@ -36,7 +36,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import REPO, RESULTS
+from _common import REPO, RESULTS, sorted_counts
 
 CORPUS = Path(os.environ.get("NB2PKG_CORPUS") or REPO / ".corpus")
 # What REPORT.md's and the JSON's sections hold when the refactoring changed some code.
@@ -125,11 +125,7 @@ def main() -> int:
                 counts["(fails alone)"] += 1
                 alone += f"  alone: {result['alone'][0]}"
             print(f"[{index}/{len(notebooks)}] {kind:20} {notebook.name}{alone}", flush=True)
-    print()
-    for kind, count in sorted(counts.items()):
-        print(f"{kind:20} {count}")
-    print(f"details: {out}")
-    return 1 if counts["different"] + counts["different+changed"] + counts["crash"] else 0
+    return sorted_counts(counts, out, ["different", "different+changed", "crash"])
 
 
 if __name__ == "__main__":

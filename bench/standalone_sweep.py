@@ -38,7 +38,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from _common import REPO, RESULTS
+from _common import REPO, RESULTS, sorted_counts
 
 sys.path.insert(0, str(REPO / "tests"))
 from helpers import venv_without_nb2pkg, workflow_bash  # noqa: E402
@@ -151,11 +151,7 @@ def main() -> int:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print()
-    for kind, count in sorted(counts.items()):
-        print(f"{kind:14} {count}")
-    print(f"details: {out}")
-    return 1 if counts["step failed"] + counts["different"] + counts["crash"] else 0
+    return sorted_counts(counts, out, ["step failed", "different", "crash"])
 
 
 if __name__ == "__main__":
