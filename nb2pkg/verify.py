@@ -395,26 +395,23 @@ def run_alone(refactored: Path, shown: Sequence[Output], requirements: Sequence[
                 return tuple(added), f"it did not run ({(str(exc).splitlines() or [repr(exc)])[0]})"
             outputs = outputs_of(node)
             error = first_unexpected_error(outputs, shown)
-            if error is None:
-                # No error; but a library may say what it lacks and carry on differently.
-                module = _asked_for(shown, outputs, found.outside)
-                needed = needed_at_run_time(module) if module else None
-                if needed is None or attempt == MAX_NEEDED:
-                    return tuple(added), _prints_differently(refactored, shown, outputs,
-                                                             varying, cwd=cwd,
-                                                             python_path=python_path,
-                                                             timeout=timeout)
+            # The module an error names; without one, a library may still say what it lacks
+            # (a warning about an optional package) and carry on differently.
+            module = (_asked_for(shown, outputs, found.outside) if error is None
+                      else isolation.named_module(error.text, found.outside))
+            needed = needed_at_run_time(module) if module else None
+            if needed is not None and attempt < MAX_NEEDED:
                 added.append(needed)
                 continue
-            module = isolation.named_module(error.text, found.outside)
-            needed = needed_at_run_time(module) if module else None
-            if needed is None or attempt == MAX_NEEDED:
-                # A dependency installed in a way this run cannot reproduce (an editable
-                # install) is the likelier cause than the project: say so.
-                why = (f" ({', '.join(unlinked)}: installed here in a way this run cannot "
-                       "copy, such as an editable install)" if unlinked else "")
-                return tuple(added), f"cell {error.cell} raises {error.text}{why}"
-            added.append(needed)
+            if error is None:
+                return tuple(added), _prints_differently(refactored, shown, outputs, varying,
+                                                         cwd=cwd, python_path=python_path,
+                                                         timeout=timeout)
+            # A dependency installed in a way this run cannot reproduce (an editable
+            # install) is the likelier cause than the project: say so.
+            why = (f" ({', '.join(unlinked)}: installed here in a way this run cannot "
+                   "copy, such as an editable install)" if unlinked else "")
+            return tuple(added), f"cell {error.cell} raises {error.text}{why}"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

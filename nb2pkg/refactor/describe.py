@@ -134,8 +134,8 @@ def function_names(facts: Facts) -> list[str]:
 
 # Verbs that name an action the block's calls must show: a block under "## Load data" that
 # only slices and prints what was loaded before is not `load_data`.
-_ACTIONS = {"load": ("read", "load", "open", "fetch", "download", "get"),
-            "read": ("read", "load", "open", "fetch", "download", "get"),
+_LOADING = ("read", "load", "open", "fetch", "download", "get")
+_ACTIONS = {"load": _LOADING, "read": _LOADING,
             "fit": ("fit",), "train": ("fit", "train"), "predict": ("predict",),
             "write": ("to_", "save", "write", "dump"), "plot": (), "draw": ()}
 
