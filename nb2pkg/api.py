@@ -17,6 +17,8 @@ from .notebook import read_notebook
 
 Progress = Callable[[str], None]
 JSON_VERSION = 1
+# Why a stage runs with the one before it when the user said so (REPORT.md, the manifest).
+JOIN_ASKED = "asked for with --join-stage"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class ConvertOptions:
     force: bool = False
     dry_run: bool = False
     single_stage: bool = False
+    # Stage name -> why it runs as part of the stage before it (``--join-stage``, and what
+    # --verify finds cannot be saved between stages).
+    join_stages: Mapping[str, str] = field(default_factory=dict)
     min_clone_statements: int = 3
     min_clone_lines: int = 3
     names: Mapping[str, Mapping[str, object]] = field(default_factory=dict)  # group id -> overrides
@@ -158,6 +163,7 @@ def convert(paths: Sequence[Path | str], output: Path | str,
         check_output(output, options.force, [Path(p) for p in paths])
     plan, failures = plan_project(paths, options, say, jobs, source_folder=source_folder,
                                   confine_to=confine_to, allow_hidden=allow_hidden)
+    _check_joined(plan, options)
     from .generate import render, render_rest, render_runnable
 
     if options.dry_run:
@@ -184,6 +190,15 @@ def convert(paths: Sequence[Path | str], output: Path | str,
         from .plan import with_run_dependencies
 
         plan = with_run_dependencies(plan, verification)
+        joins = _joins(verification)
+        if joins:
+            say(f"running {len(joins)} pipeline stage(s) with the stage before, for values "
+                "that cannot be saved between them: " + ", ".join(joins))
+            options = replace(options, join_stages={**options.join_stages, **joins})
+            from .pipeline.stages import plan_pipeline
+
+            plan = replace(plan, pipeline=plan_pipeline(plan, options.single_stage,
+                                                        options.join_stages))
         found = _run_time_assets(plan, verification, options.max_data_bytes, source_folder,
                                  confine_to, allow_hidden)
         if found != plan.assets:
@@ -204,6 +219,31 @@ def convert(paths: Sequence[Path | str], output: Path | str,
     say(f"wrote {len(written)} files to {output}")
     return ConvertReport(plan.name, str(output), tuple(written), False, plan, verification,
                          tuple(failures))
+
+
+def _joins(verification: Any) -> dict[str, str]:
+    """Stage name -> why, for each stage a value found ``uncrossable`` would be saved for."""
+    joins: dict[str, str] = {}
+    for result in verification.notebooks:
+        for stage, name, kind, error in result.uncrossable:
+            joins.setdefault(stage, f"`{name}` ({kind}) cannot be saved for the stages after "
+                                    f"it ({error}), found by --verify")
+    return joins
+
+
+def _check_joined(plan: Any, options: ConvertOptions) -> None:
+    """Every stage ``--join-stage`` names was joined to the stage before it."""
+    if not options.join_stages:
+        return
+    if plan.pipeline is None:
+        raise Nb2pkgError("--join-stage needs the pipeline", hint="drop --no-pipeline")
+    joined = {name for name, _ in plan.pipeline.joined}
+    unknown = [name for name in options.join_stages if name not in joined]
+    if unknown:
+        stages = [stage.name for split in plan.pipeline.splits for stage in split.stages]
+        raise Nb2pkgError(f"no stage `{unknown[0]}` to join to the stage before it",
+                          hint="name a stage pipeline.yaml lists, but not a notebook's first: "
+                               + ", ".join(stages))
 
 
 def _convert_one(job: tuple[Path, Path, ConvertOptions]) -> Any:
@@ -259,7 +299,8 @@ def plan_project(paths: Sequence[Path | str], options: ConvertOptions, say: Prog
                                                   min_statements=options.min_clone_statements,
                                                   overrides=options.names,
                                                   pipeline=options.pipeline,
-                                                  single_stage=options.single_stage), assets)
+                                                  single_stage=options.single_stage,
+                                                  join_stages=options.join_stages), assets)
     return plan, failures
 
 

@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="do not write pipeline stages (stages/, pipeline.yaml, CI workflow)")
     convert.add_argument("--single-stage", action="store_true",
                          help="one pipeline stage per notebook (when values cannot cross sections)")
+    convert.add_argument("--join-stage", action="append", default=[], metavar="STAGE",
+                         help="run pipeline stage STAGE (a name pipeline.yaml lists) as part of "
+                              "the stage before it, so no value crosses between them; repeat for "
+                              "more. --verify does this itself for a value that cannot be saved "
+                              "between stages (a generator, an open file, a model holding a "
+                              "lambda)")
     convert.add_argument("--no-record", dest="record", action="store_false",
                          help="with --verify: do not record package calls as regression tests")
     convert.add_argument("--timeout", type=int, default=600,
@@ -262,12 +268,13 @@ def _megabytes(text: str) -> float:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from .api import ConvertOptions, convert
+    from .api import JOIN_ASKED, ConvertOptions, convert
 
     options = ConvertOptions(name=args.name, extract=args.extract, verify=args.verify,
                              record=args.record, isolated_run=args.isolated_run,
                              timeout=args.timeout,
                              pipeline=args.pipeline, single_stage=args.single_stage,
+                             join_stages=dict.fromkeys(args.join_stage, JOIN_ASKED),
                              force=args.force, dry_run=args.dry_run,
                              min_clone_statements=args.min_clone_size,
                              min_clone_lines=args.min_clone_lines, names=_load_names(args.names),

@@ -116,6 +116,7 @@ def _context(plan: PackagePlan) -> dict[str, Any]:
         # How to run a stage by hand (README): the first stage's papermill call.
         first_stage=None if plan.pipeline is None else _first_stage(plan.pipeline.spec),
         pipeline_requirements=PIPELINE_REQUIREMENTS,
+        joined=() if plan.pipeline is None else plan.pipeline.joined,
         python_min=f"{sys.version_info.major}.{sys.version_info.minor}",
         extractions=plan.extractions,
         refusals=plan.refusals,

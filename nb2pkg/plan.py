@@ -62,6 +62,8 @@ class PlanOptions:
     min_statements: int = 3
     pipeline: bool = True  # stage notebooks, pipeline.yaml, dvc.yaml and the CI workflow
     single_stage: bool = False  # one stage per notebook instead of one per section
+    # Stage name -> why it runs as part of the stage before it (pipeline.split's ``join``).
+    join_stages: Mapping[str, str] = field(default_factory=dict)
     overrides: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
 
 
@@ -265,7 +267,8 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
     if options.pipeline:  # the split reads the refactored notebooks planned above
         from .pipeline.stages import plan_pipeline
 
-        plan = replace(plan, pipeline=plan_pipeline(plan, options.single_stage))
+        plan = replace(plan, pipeline=plan_pipeline(plan, options.single_stage,
+                                                    options.join_stages))
     return plan
 
 

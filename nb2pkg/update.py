@@ -64,9 +64,14 @@ def read_manifest(project: Path) -> Manifest:
 def _options(manifest: Manifest) -> Any:
     from .api import ConvertOptions
 
-    known = {"name", "extract", "pipeline", "single_stage", "min_clone_statements",
+    known = {"name", "extract", "pipeline", "single_stage", "join_stages", "min_clone_statements",
              "min_clone_lines", "max_data_bytes", "names"}
-    return ConvertOptions(**{k: v for k, v in manifest.options.items() if k in known})
+    options = {k: v for k, v in manifest.options.items() if k in known}
+    join = options.get("join_stages")
+    # Stage name -> why: a hand-edited manifest may hold anything else.
+    options["join_stages"] = ({str(k): str(v) for k, v in join.items()}
+                              if isinstance(join, dict) else {})
+    return ConvertOptions(**options)
 
 
 def _notebooks(project: Path, manifest: Manifest, given: Sequence[Path | str]) -> list[Path]:

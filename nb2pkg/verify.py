@@ -75,6 +75,9 @@ class NotebookVerification:
     # (path relative to that folder, POSIX; the original's cell, when known): with names built
     # at run time, static analysis does not see them all (``runtime/opened.py``).
     opened: tuple[tuple[str, int | None], ...] = ()
+    # Values the pipeline could not save between two stages, as (the stage after the
+    # boundary, variable, type, error): ``runtime/crossing.py``.
+    uncrossable: tuple[tuple[str, str, str, str], ...] = ()
 
     def describe(self, limit: int = 40) -> str:
         return notebook_outputs.describe(self.comparison, self.expected, self.actual,
@@ -95,7 +98,9 @@ class NotebookVerification:
                 "added_warnings": list(c.added_warnings),
                 "varying_warnings": list(c.varying_warnings), "diff": self.diff(),
                 "dependencies_needed": [d.name for d in self.needs],
-                "fails_with_only_its_dependencies": self.alone}
+                "fails_with_only_its_dependencies": self.alone,
+                "uncrossable": [{"stage": stage, "variable": name, "type": kind, "error": error}
+                                for stage, name, kind, error in self.uncrossable]}
 
 
 @dataclass(frozen=True)
@@ -161,12 +166,16 @@ def execute(path: Path, *, cwd: Path | None = None, python_path: Sequence[Path] 
 def verify_notebook(original: Path, refactored: Path, *, python_path: Sequence[Path] = (),
                     timeout: int = 600, cwd: Path | None = None, progress: Progress | None = None,
                     label: str | None = None, refactored_label: str | None = None,
-                    record: Sequence[str] = ()) -> NotebookVerification:
+                    record: Sequence[str] = (),
+                    boundaries: Mapping[int, tuple[str, tuple[str, ...]]] = {}
+                    ) -> NotebookVerification:
     """Execute both notebooks and compare their normalized outputs.
 
     Raises ``EnvironmentProblem`` when the original itself fails here (see
     ``nb2pkg.runtime.notebook_outputs``). Relative paths are taken from the current working
     directory. ``record``: dotted names of package functions whose calls are recorded.
+    ``boundaries``: where the refactored notebook's pipeline stages meet
+    (``pipeline.stages.boundaries``), whose values are tried for ``uncrossable``.
     """
     from .record import runtime_call, setup_code
 
@@ -179,6 +188,10 @@ def verify_notebook(original: Path, refactored: Path, *, python_path: Sequence[P
     if recording is not None:
         recording.mkdir()
         setup += setup_code(record, recording)
+    crossing_file = scratch / "crossing.txt"
+    if boundaries:
+        names = {ordinal: list(names) for ordinal, (_, names) in boundaries.items()}
+        setup += runtime_call("crossing", f"install({str(crossing_file)!r}, {names!r})")
     try:
         with _as_verification_errors(hint_for_setup="rerun with --no-record"):
             result = notebook_outputs.compare_notebooks(
@@ -194,13 +207,31 @@ def verify_notebook(original: Path, refactored: Path, *, python_path: Sequence[P
             python = interpreter(recording)
         opened = _opened(opened_file, folder, result.executed,
                          exclude=[Path(original), Path(refactored), *python_path])
+        uncrossable = _uncrossable(crossing_file, boundaries)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     comparison = result.comparison
     return NotebookVerification(result.original, result.refactored, comparison.equivalent,
                                 result.expected, result.actual, comparison.first_difference_cell,
                                 varying=comparison.varying, calls=calls, comparison=comparison,
-                                python=python, opened=opened)
+                                python=python, opened=opened, uncrossable=uncrossable)
+
+
+def _uncrossable(record: Path, boundaries: Mapping[int, tuple[str, tuple[str, ...]]]
+                 ) -> tuple[tuple[str, str, str, str], ...]:
+    """What ``runtime/crossing.py`` noted in ``record``, with the stage after each boundary."""
+    try:
+        lines = record.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ()
+    found = []
+    for line in lines:
+        # The type and error come from the notebook's objects: printable text only.
+        line = "".join(c if c.isprintable() or c == "\t" else "?" for c in line)
+        ordinal, name, kind, error = (line.split("\t", 3) + ["", "", ""])[:4]
+        if ordinal.isdigit() and int(ordinal) in boundaries:
+            found.append((boundaries[int(ordinal)][0], name, kind, error))
+    return tuple(found)
 
 
 # Code, not data: imports the notebook makes, which nb2pkg.assets finds as local modules.
@@ -312,6 +343,8 @@ def verify_project(plan: Any, files: Mapping[str, str | bytes], *, timeout: int 
     Both notebooks run from ``cwd``, by default the original's own folder. With ``alone``, a
     refactored notebook that prints what its original prints runs once more where only the
     project's dependencies can be imported (``run_alone``)."""
+    from .pipeline.stages import boundaries
+
     scratch = Path(tempfile.mkdtemp(prefix="nb2pkg-verify-"))
     try:
         for relative, content in files.items():
@@ -320,13 +353,15 @@ def verify_project(plan: Any, files: Mapping[str, str | bytes], *, timeout: int 
             target.write_bytes(content if isinstance(content, bytes) else content.encode())
         functions = tuple(package_functions(scratch / "src")) if record else ()
         results = []
-        for notebook in plan.notebooks:
+        splits = plan.pipeline.splits if plan.pipeline is not None else [None] * len(plan.notebooks)
+        for notebook, split in zip(plan.notebooks, splits):
             result = verify_notebook(Path(notebook.original), scratch / "notebooks" / notebook.filename,
                                      python_path=[scratch / "src"], timeout=timeout,
                                      cwd=Path(cwd or Path(notebook.original).parent),
                                      progress=progress,
                                      refactored_label=f"notebooks/{notebook.filename}",
-                                     record=functions)
+                                     record=functions,
+                                     boundaries={} if split is None else boundaries(split, notebook.node))
             if not result.equivalent:
                 result = _with_suspects(plan, notebook, result)
             elif alone:

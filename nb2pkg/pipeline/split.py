@@ -28,7 +28,7 @@ import ast
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Collection, Iterable, Sequence
 
 from ..analysis.dataflow import IPYTHON_NAMES
 from ..analysis.parse import ParsedCell, names_in_strings, reparse
@@ -87,6 +87,7 @@ class NotebookSplit:
     stages: tuple[StagePlan, ...]
     # Literal assignments of the parameters cell that stay code: (variable, why not a parameter).
     kept_as_code: tuple[tuple[str, str], ...] = ()
+    joined: tuple[str, ...] = ()  # stages run as part of the stage before them (``join``)
 
 
 # -- choosing the cuts --------------------------------------------------------------------------
@@ -384,12 +385,14 @@ def parameter_problem(name: str, value: Any) -> str | None:
 
 # -- the split ----------------------------------------------------------------------------------
 def split_notebook(module: str, node: Any, parameters_cell: int | None = None,
-                   single_stage: bool = False, taken_names: set[str] | None = None
-                   ) -> NotebookSplit:
+                   single_stage: bool = False, taken_names: set[str] | None = None,
+                   join: Collection[str] = ()) -> NotebookSplit:
     """Split the refactored notebook ``node`` (cells carry ``nb2pkg.source_cell``) into stages.
 
     ``parameters_cell`` is the original index of the cell tagged ``parameters``; ``taken_names``
-    holds stage names already used in the pipeline (updated).
+    holds stage names already used in the pipeline (updated). A stage named in ``join`` runs as
+    part of the stage before it (names as the split without joins gives them, so that joining
+    one stage never renames another).
     """
     taken = taken_names if taken_names is not None else set()
     level, groups = _groups(node, single_stage)
@@ -413,8 +416,6 @@ def split_notebook(module: str, node: Any, parameters_cell: int | None = None,
             parsed[parameters_position], parameters_position)
     parameter_names = {p.name for p in parameter_defs}
 
-    facts = [_facts([(p, parsed[p]) for p in positions if p in parsed], skip)
-             for _, positions in groups]
     slugs = _unique_slugs([slug(title, module) for title, _ in groups])
     names = []
     for s in slugs:
@@ -424,6 +425,17 @@ def split_notebook(module: str, node: Any, parameters_cell: int | None = None,
             name, n = f"{base}-{n}", n + 1
         taken.add(name)
         names.append(name)
+    joined = []
+    for index in range(len(groups) - 1, 0, -1):
+        if names[index] in join:
+            _, positions = groups.pop(index)
+            groups[index - 1] = (groups[index - 1][0], groups[index - 1][1] + positions)
+            joined.append(names.pop(index))
+            del slugs[index]
+    if len(groups) == 1:
+        level = None
+    facts = [_facts([(p, parsed[p]) for p in positions if p in parsed], skip)
+             for _, positions in groups]
 
     resolved = [_resolve(index, facts, parameter_names, names) for index in range(len(groups))]
     outputs: list[set[str]] = [set() for _ in groups]
@@ -447,7 +459,8 @@ def split_notebook(module: str, node: Any, parameters_cell: int | None = None,
             metric_cells=metric_cells))
     owner_residual = residual if parameters_position is not None else None
     return NotebookSplit(module, level, tuple(parameter_defs), parameters_position,
-                         owner_residual, comments, tuple(stages), kept_as_code)
+                         owner_residual, comments, tuple(stages), kept_as_code,
+                         tuple(reversed(joined)))
 
 
 def _unique_slugs(slugs: list[str]) -> list[str]:

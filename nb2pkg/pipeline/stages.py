@@ -44,10 +44,17 @@ class PipelinePlan:
     splits: tuple[NotebookSplit, ...]
     spec: Pipeline  # its path is relative to the project: the project is not written yet
     titles: Mapping[str, str]  # stage name -> section title (a comment in pipeline.yaml)
+    # (stage, why) of each stage that runs as part of the stage before it (``join``).
+    joined: tuple[tuple[str, str], ...] = ()
 
 
-def plan_pipeline(plan: Any, single_stage: bool = False) -> PipelinePlan:
-    """Split every notebook of a ``PackagePlan`` into stages, and describe the pipeline."""
+def plan_pipeline(plan: Any, single_stage: bool = False,
+                  join: Mapping[str, str] = {}) -> PipelinePlan:
+    """Split every notebook of a ``PackagePlan`` into stages, and describe the pipeline.
+
+    ``join`` maps the name of a stage that runs as part of the stage before it to why
+    (REPORT.md says it); names no notebook has are left out of ``joined``.
+    """
     from ..refactor.naming import Namer, module_name
 
     taken: set[str] = set()
@@ -60,10 +67,36 @@ def plan_pipeline(plan: Any, single_stage: bool = False) -> PipelinePlan:
         prefix = namer.claim(module_name(result.notebook.name))
         splits.append(split_notebook(prefix, notebook.node,
                                      cell.index if cell is not None else None,
-                                     single_stage=single_stage, taken_names=taken))
+                                     single_stage=single_stage, taken_names=taken,
+                                     join=join))
     spec = _spec(plan, splits)
     titles = {stage.name: stage.title for split in splits for stage in split.stages}
-    return PipelinePlan(tuple(splits), spec, titles)
+    joined = tuple((name, join[name]) for split in splits for name in split.joined)
+    return PipelinePlan(tuple(splits), spec, titles, joined)
+
+
+def boundaries(split: NotebookSplit, node: Any) -> dict[int, tuple[str, tuple[str, ...]]]:
+    """Where values cross between the stages of ``split`` when its refactored notebook ``node``
+    runs whole: {ordinal of the last cell of a stage: (the next stage, the values that may
+    cross there)}. Cells count as nbclient runs them (``runtime/crossing.py``).
+
+    The values are those any later stage takes from this stage or an earlier one, not only
+    what the stages save there now: whatever stages are joined afterwards, what crosses a
+    boundary left is among them, with the value it has there.
+    """
+    ordinals: dict[int, int] = {}
+    for position, cell in enumerate(node.cells):
+        if cell.cell_type == "code" and cell.source.strip():
+            ordinals[position] = len(ordinals) + 1
+    order = {stage.name: stage.index for stage in split.stages}
+    found = {}
+    for stage, after in zip(split.stages, split.stages[1:]):
+        last = max((ordinals[p] for p in stage.cells if p in ordinals), default=None)
+        names = sorted({variable for later in split.stages[stage.index + 1:]
+                        for variable, provider in later.inputs if order[provider] <= stage.index})
+        if last is not None and names:
+            found[last] = (after.name, tuple(names))
+    return found
 
 
 def _spec(plan: Any, splits: list[NotebookSplit]) -> Pipeline:

@@ -33,8 +33,9 @@ from typing import Any, Mapping, MutableMapping, Sequence
 FORMAT_VERSION = 1
 INDEX = "index.json"
 SINGLE_STAGE_FIX = (
-    "convert again with `nb2pkg convert --single-stage`, or merge the sections "
-    "that define and use it (delete the heading between them in the notebook)"
+    "convert again with `nb2pkg convert --join-stage STAGE`, STAGE being the stage "
+    "that uses it (`--verify` finds the values it cannot save and does this itself), "
+    "or with `--single-stage`"
 )
 
 _metrics: dict[str, Any] = {}

@@ -54,7 +54,7 @@ def test_unserializable_value_names_variable_stage_and_fix(tmp_path):
         save_outputs(tmp_path / "s", ["lock"], {"lock": threading.Lock()}, stage="nb-train")
     message = str(info.value)
     assert "stage nb-train: cannot save variable `lock` (_thread.lock)" in message
-    assert "--single-stage" in message and "merge the sections" in message
+    assert "--join-stage STAGE" in message and "--single-stage" in message
 
 
 def test_notebook_classes_must_be_defined_before_loading(tmp_path):

@@ -27,8 +27,8 @@ def node(*cells):
     return nb
 
 
-def split(*cells, parameters=None, single_stage=False):
-    return split_notebook("nb", node(*cells), parameters, single_stage=single_stage)
+def split(*cells, parameters=None, single_stage=False, join=()):
+    return split_notebook("nb", node(*cells), parameters, single_stage=single_stage, join=join)
 
 
 def by_name(result):
@@ -230,3 +230,48 @@ def test_an_import_a_formula_string_uses_is_copied():
                            ("md", "## B"), "fit = ols('y ~ x1 + np.sin(x1) + I(x1.mean())', data)"))
     b = result["nb-b"]
     assert b.imports == ("import numpy as np",) and dict(b.inputs) == {"data": "nb-a"}
+
+
+# -- joining stages (--join-stage, and what --verify finds cannot be saved) --------------------
+SECTIONS = (("md", "## Load"), "rows = [1, 2]\ngen = iter(rows)",
+            ("md", "## Plot"), "", "total = sum(gen)",
+            ("md", "## Plot"), "print(total, rows)",
+            ("md", "## Report"), "print(total)")
+
+
+def test_a_joined_stage_runs_in_the_stage_before_and_no_other_is_renamed():
+    plain = split(*SECTIONS)
+    assert [s.name for s in plain.stages] == ["nb-load", "nb-plot", "nb-plot_2", "nb-report"]
+    assert by_name(plain)["nb-plot"].inputs == (("gen", "nb-load"),)
+
+    joined = split(*SECTIONS, join={"nb-plot"})
+    assert joined.joined == ("nb-plot",)
+    # The second "Plot" keeps its name: names come from the split without joins.
+    assert [s.name for s in joined.stages] == ["nb-load", "nb-plot_2", "nb-report"]
+    load = by_name(joined)["nb-load"]
+    assert load.cells == (0, 1, 2, 3, 4)
+    assert load.outputs == ("rows", "total")  # `gen` no longer crosses
+    assert by_name(joined)["nb-plot_2"].inputs == (("total", "nb-load"), ("rows", "nb-load"))
+    assert [s.index for s in joined.stages] == [0, 1, 2]  # file names follow: 02_plot_2...
+
+
+def test_joining_every_stage_leaves_one_and_unknown_or_first_names_join_nothing():
+    everything = split(*SECTIONS, join={"nb-plot", "nb-plot_2", "nb-report"})
+    assert [s.name for s in everything.stages] == ["nb-load"]
+    assert everything.level is None and everything.stages[0].inputs == ()
+    nothing = split(*SECTIONS, join={"nb-load", "nb-elsewhere"})
+    assert nothing.joined == () and len(nothing.stages) == 4
+
+
+def test_boundaries_count_cells_as_nbclient_runs_them_and_list_what_may_cross():
+    from nb2pkg.pipeline.stages import boundaries
+
+    cells = node(*SECTIONS)
+    found = boundaries(split_notebook("nb", cells), cells)
+    # Ordinals skip markdown and the blank code cell: 1 is "rows = ...", 2 "total = ...".
+    assert found == {1: ("nb-plot", ("gen", "rows")),
+                     2: ("nb-plot_2", ("rows", "total")),
+                     3: ("nb-report", ("total",))}
+    joined = split_notebook("nb", cells, join={"nb-plot"})
+    assert boundaries(joined, cells) == {2: ("nb-plot_2", ("rows", "total")),
+                                         3: ("nb-report", ("total",))}
