@@ -23,7 +23,7 @@ Files = Mapping[str, "str | bytes"]
 def render(plan: PackagePlan) -> dict[str, str | bytes]:
     """Every file of the generated project, by relative POSIX path."""
     context = _context(plan)
-    return {**_runnable(plan, context), **_rest(plan, context)}
+    return _formatted(_runnable(plan, context), _rest(plan, context))
 
 
 def render_runnable(plan: PackagePlan) -> dict[str, str | bytes]:
@@ -32,23 +32,28 @@ def render_runnable(plan: PackagePlan) -> dict[str, str | bytes]:
     ``nb2pkg.verify`` runs these before the rest is rendered from what it found
     (``plan.recorded``), so that ``convert --verify`` renders each file once.
     """
-    return _runnable(plan, _context(plan))
+    return _formatted(_runnable(plan, _context(plan)))
 
 
 def render_rest(plan: PackagePlan) -> dict[str, str | bytes]:
     """Everything ``render_runnable`` leaves out: project metadata, README and REPORT, tests
     (with the recorded calls of ``plan.recorded``), the pipeline files."""
-    return _rest(plan, _context(plan))
+    return _formatted(_rest(plan, _context(plan)))
 
 
-def _runnable(plan: PackagePlan, context: Mapping[str, Any]) -> dict[str, str | bytes]:
+# Each part of the project is rendered as (Python files to format, the other files): all the
+# Python of a conversion is then formatted by one formatter process.
+Parts = tuple[dict[str, str], dict[str, "str | bytes"]]
+
+
+def _runnable(plan: PackagePlan, context: Mapping[str, Any]) -> Parts:
     from .assets import asset_files
 
     package = {f"src/{plan.name}/__init__.py": _template("project/__init__.py.j2", context)}
     for module in plan.modules:
         package[f"src/{plan.name}/{module.name}.py"] = _template("project/module.py.j2", context,
                                                                  module=module)
-    files: dict[str, str | bytes] = _formatted(package)
+    files: dict[str, str | bytes] = {}
     for notebook in plan.notebooks:
         files[f"notebooks/{notebook.filename}"] = notebook_json(notebook.node) + "\n"
     files.update(asset_files(plan.assets))
@@ -57,14 +62,15 @@ def _runnable(plan: PackagePlan, context: Mapping[str, Any]) -> dict[str, str | 
 
         # The stage notebooks' own module for loading and saving values: no nb2pkg needed.
         files[f"src/{plan.name}/{STAGE_IO}.py"] = runtime_module("stage_io")
-    return files
+    return package, files
 
 
-def _rest(plan: PackagePlan, context: Mapping[str, Any]) -> dict[str, str | bytes]:
+def _rest(plan: PackagePlan, context: Mapping[str, Any]) -> Parts:
     calls = plan.recorded
-    files: dict[str, str | bytes] = _formatted({
+    tests = {
         "tests/test_package.py": _template("project/tests/test_package.py.j2", context),
-        "tests/test_notebooks.py": _template("project/tests/test_notebooks.py.j2", context)})
+        "tests/test_notebooks.py": _template("project/tests/test_notebooks.py.j2", context)}
+    files: dict[str, str | bytes] = {}
     files.update({
         "pyproject.toml": _template("project/pyproject.toml.j2", context),
         "README.md": _template("project/README.md.j2", context),
@@ -82,12 +88,18 @@ def _rest(plan: PackagePlan, context: Mapping[str, Any]) -> dict[str, str | byte
         from .pipeline.stages import pipeline_files
 
         files.update(pipeline_files(plan))
+    return tests, files
+
+
+def _formatted(*parts: Parts) -> dict[str, str | bytes]:
+    """The files of ``parts``, in order, their Python formatted together (one process)."""
+    python = {path: text for code, _ in parts for path, text in code.items()}
+    formatted = dict(zip(python, format_modules(list(python.values()))))
+    files: dict[str, str | bytes] = {}
+    for code, other in parts:
+        files.update((path, formatted[path]) for path in code)
+        files.update(other)
     return files
-
-
-def _formatted(python: Mapping[str, str]) -> dict[str, str | bytes]:
-    """Generated Python files, formatted together (one formatter process)."""
-    return dict(zip(python, format_modules(list(python.values()))))
 
 
 def _template(name: str, context: Mapping[str, Any], **more: Any) -> str:
