@@ -1045,6 +1045,17 @@ def _parents(block: list[ast.stmt]) -> dict[int, ast.AST]:
     return parents
 
 
+# Positional parameters of calls notebooks repeat with other constants, by their documented
+# names (Python's, numpy's, matplotlib's): `range(1, 4)` -> start, stop.
+_POSITIONAL: dict[str, tuple[str, ...]] = {
+    "range": ("start", "stop", "step"), "arange": ("start", "stop", "step"),
+    "linspace": ("start", "stop", "num"), "logspace": ("start", "stop", "num"),
+    "round": ("number", "ndigits"), "randint": ("low", "high", "size"),
+    "uniform": ("low", "high", "size"), "normal": ("loc", "scale", "size"),
+    "subplots": ("nrows", "ncols"), "add_subplot": ("nrows", "ncols", "index"),
+}
+
+
 def _literal_name(node: ast.AST, kind: str, value: object, parents: dict[int, ast.AST]) -> str:
     """A parameter name from where the literal sits: keyword, a model formula
     (``ols("y ~ x", ..)``), a format template, compared attribute, column key, the method it is
@@ -1068,6 +1079,15 @@ def _literal_name(node: ast.AST, kind: str, value: object, parents: dict[int, as
             return identifier(str(other.slice.value), "value")
     if isinstance(parent, ast.Subscript) and isinstance(value, str):
         return "column"
+    if isinstance(parent, ast.Call) and node in parent.args:
+        callee = parent.func.attr if isinstance(parent.func, ast.Attribute) else \
+            parent.func.id if isinstance(parent.func, ast.Name) else ""
+        roles = _POSITIONAL.get(callee, ())
+        if callee in ("range", "arange") and len(parent.args) == 1:
+            roles = ("stop",)
+        position = parent.args.index(node)  # type: ignore[arg-type]
+        if position < len(roles):
+            return roles[position]
     if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute) \
             and node in parent.args and len(parent.args) == 1:
         return identifier(parent.func.attr.removeprefix("set_"))
