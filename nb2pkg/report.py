@@ -128,6 +128,11 @@ def format_conversion(report: Any) -> str:
         out.append(moved + (f"; kept {len(plan.kept)} in the notebook:" if plan.kept else ""))
     for k in plan.kept:
         out.append(f"  `{k.name}` ({names[k.notebook]} cell {k.cell}): {k.reason}")
+    if plan.pipeline is not None:
+        stages = [stage.name for split in plan.pipeline.splits for stage in split.stages]
+        out.append(f"pipeline of {_count(len(stages), 'stage')}: {', '.join(stages)}")
+        out += [f"  {name} runs as part of the stage before it: {why}"
+                for name, why in plan.pipeline.joined]
     findings = list(plan.findings)
     if findings:
         out.append(f"findings ({len(findings)}), details in REPORT.md")

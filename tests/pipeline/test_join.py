@@ -66,6 +66,10 @@ def test_verify_runs_together_the_stages_a_value_cannot_cross(tmp_path, capsys):
 def test_join_stage_is_kept_by_update_and_an_unknown_stage_is_an_error(tmp_path, capsys):
     code, out = convert(tmp_path, "--join-stage", "nb-sum")
     assert code == 0 and stages(out) == ["nb-load", "nb-report"]
+    printed_lines = capsys.readouterr().out.splitlines()
+    assert "pipeline of 2 stages: nb-load, nb-report" in printed_lines
+    assert "  nb-sum runs as part of the stage before it: asked for with --join-stage" \
+        in printed_lines
     assert "- `nb-sum`: asked for with --join-stage" in (out / "REPORT.md").read_text()
     manifest = json.loads((out / ".nb2pkg" / "manifest.json").read_text())
     assert manifest["options"]["join_stages"] == {"nb-sum": "asked for with --join-stage"}
