@@ -17,9 +17,9 @@ import pytest
 from helpers import DATA, ROOT, write_notebook
 from nb2pkg.api import ConvertOptions, convert
 from nb2pkg.verify import (EnvironmentProblem, NotebookVerification, Output, Verification,
-                           compare, first_unexpected_error, keep_reproducible, normalize_text,
-                           outputs_of, package_functions, source_cells, split_stderr,
-                           verify_notebook, verify_paths)
+                           compare, execute, first_unexpected_error, keep_reproducible,
+                           normalize_text, outputs_of, package_functions, source_cells,
+                           split_stderr, verify_notebook, verify_paths)
 
 kernel = pytest.mark.kernel
 CASES = DATA / "verify"
@@ -147,6 +147,95 @@ def test_a_cell_that_varies_by_itself_is_compared_on_what_both_runs_print() -> N
     assert compare(first, lost_what_both_print, second).differing == (2,)
     two_scores = [*refactored[:2], out(2, "stdout", "score 0.52\n"), refactored[2]]
     assert compare(first, two_scores, second).differing == (2,)  # more than either run printed
+
+
+def test_what_two_runs_print_by_chance_is_not_required_once_a_third_run_differs() -> None:
+    # dowhy's gcm.evaluate_causal_model: a permutation test draws one of two pictures, and
+    # prints a KL divergence of unseeded data. Both runs of the original drew picture A, the
+    # refactored run drew B; the third run of the original drew B too.
+    def run(picture: str, kl: str) -> list[Output]:
+        return [out(8, "stderr", "Test permutations: 100%"),
+                out(8, "display", f"image/png sha256:{picture}"), out(8, "stdout", kl),
+                out(9, "stdout", "done\n")]
+
+    first, second = run("a944", "KL 0.044\n"), run("a944", "KL 0.056\n")
+    refactored, third = run("dea6", "KL 0.031\n"), run("dea6", "KL 0.009\n")
+    assert compare(first, refactored, second).differing == (8,)  # the picture was "stable"
+    verdict = compare(first, refactored, second, third=third)
+    assert verdict.equivalent and verdict.varying == (8,)
+    assert verdict.compared == 2  # the progress line every run printed, and cell 9
+    lost = [o for o in refactored if o.kind != "stderr"]
+    assert compare(first, lost, second, third=third).differing == (8,)  # all three print it
+    no_picture = [o for o in refactored if o.kind != "display"]
+    assert compare(first, no_picture, second, third=third).differing == (8,)  # as many
+
+
+def test_a_progress_bar_compares_as_shown_its_last_state_without_times() -> None:
+    # tqdm writes each update after a carriage return; how many updates a run makes, and
+    # the rate, depend on the machine's speed. Jupyter shows the last state.
+    def cell(*chunks: str) -> nbformat.NotebookNode:
+        return _cell(*(nbformat.v4.new_output("stream", name="stderr", text=c) for c in chunks))
+
+    fast = cell("\rTest:   0%|   | 0/6 [00:00<?, ?it/s]",
+                "\rTest:  33%|#  | 2/6 [00:00<00:00, 13.56it/s]",
+                "\rTest: 100%|###| 6/6 [00:00<00:00, 20.60it/s]", "\n")
+    slow = cell("\rTest:   0%|   | 0/6 [00:00<?, ?it/s]",
+                "\rTest:  50%|## | 3/6 [00:01<00:01, 2.4s/it]",
+                "\rTest: 100%|###| 6/6 [01:02<00:00, 10.32s/it]\n")
+    assert outputs_of(fast) == outputs_of(slow) == (
+        Output(0, "stderr", "Test: 100%|###| 6/6 [<timing>]\n"),)
+    stopped = cell("\rTest:   0%|   | 0/6 [00:00<?, ?it/s]",
+                   "\rTest:  50%|## | 3/6 [00:01<00:01, 2.4s/it]\n")
+    assert outputs_of(stopped) != outputs_of(fast)
+    assert outputs_of(cell("abcdef\rXY\n")) == (Output(0, "stderr", "XYcdef\n"),)
+
+
+def test_where_only_varying_cells_differ_both_run_again_seeded(tmp_path, monkeypatch) -> None:
+    # Three runs of the original drew the same picture by chance, the refactored another;
+    # seeded alike, both print the same: equivalent, and said so. Seeded runs that still
+    # differ leave the verdict as it was.
+    from nb2pkg.runtime import notebook_outputs
+
+    def node(picture: str, number: str) -> nbformat.NotebookNode:
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell("draw()", outputs=[
+            nbformat.v4.new_output("display_data", data={"text/plain": picture}),
+            nbformat.v4.new_output("stream", name="stdout", text=number)])]
+        return nb
+
+    original, refactored = (write_notebook(tmp_path / n, ["draw()"]) for n in ("o.ipynb", "r.ipynb"))
+
+    def scripted(*runs: nbformat.NotebookNode):
+        calls = []
+
+        def execute(path, *, setup=None, **_):
+            calls.append((Path(path).name, setup is not None and "seed(0)" in setup))
+            return runs[len(calls) - 1]
+        monkeypatch.setattr(notebook_outputs, "execute", execute)
+        return calls
+
+    runs = (node("A", "0.1"), node("B", "0.2"), node("A", "0.3"), node("A", "0.4"))
+    calls = scripted(*runs, node("A", "0.5"), node("A", "0.5"))
+    result = notebook_outputs.compare_notebooks(original, refactored)
+    assert result.comparison.equivalent and result.comparison.seeded
+    assert calls == [("o.ipynb", False), ("r.ipynb", False), ("o.ipynb", False),
+                     ("o.ipynb", False), ("o.ipynb", True), ("r.ipynb", True)]
+    assert "random generators seeded alike" in result.describe()
+
+    scripted(*runs, node("A", "0.5"), node("B", "0.5"))
+    result = notebook_outputs.compare_notebooks(original, refactored)
+    assert result.comparison.differing == (0,) and not result.comparison.seeded
+
+
+@pytest.mark.kernel
+def test_seeding_makes_an_unseeded_notebook_print_the_same_twice(tmp_path) -> None:
+    from nb2pkg.runtime.notebook_outputs import SEEDED
+
+    path = write_notebook(tmp_path / "draw.ipynb", [
+        "import random\nimport numpy as np\nprint(random.random(), np.random.rand())"])
+    seeded = [outputs_of(execute(path, setup=SEEDED)) for _ in range(2)]
+    assert seeded[0] == seeded[1] and seeded[0][0].kind == "stdout"
+    assert outputs_of(execute(path)) != outputs_of(execute(path))
 
 
 def test_a_cell_known_to_vary_needs_only_the_same_kinds_of_output() -> None:

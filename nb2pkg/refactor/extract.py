@@ -1085,7 +1085,7 @@ def _literal_name(node: ast.AST, kind: str, value: object, parents: dict[int, as
         roles = _POSITIONAL.get(callee, ())
         if callee in ("range", "arange") and len(parent.args) == 1:
             roles = ("stop",)
-        position = parent.args.index(node)  # type: ignore[arg-type]
+        position = parent.args.index(node)
         if position < len(roles):
             return roles[position]
     if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute) \
