@@ -13,6 +13,7 @@ import keyword
 import re
 import sys
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 
@@ -121,11 +122,39 @@ def with_run_dependencies(plan: PackagePlan, verification: Any) -> PackagePlan:
             notices.append(Finding(
                 "needs-more", f"with only the project's dependencies installed, {result.alone}",
                 result.original, hint="add what it needs to pyproject.toml's dependencies"))
+        notices += _stopping_the_pipeline(plan, result)
     if not notices:
         return plan
     return replace(plan, dependencies=tuple(sorted((*plan.dependencies, *added),
                                                    key=lambda d: d.name.lower())),
                    notices=plan.notices + tuple(notices))
+
+
+def _stopping_the_pipeline(plan: PackagePlan, result: Any) -> list[Finding]:
+    """A finding for each error the notebook shows and runs on past that a pipeline stage
+    keeps: papermill fails the stage on it (``pipeline.split`` leaves out the cells tagged
+    to raise that it can)."""
+    if plan.pipeline is None:
+        return []
+    split = next((s for s, n in zip(plan.pipeline.splits, plan.notebooks)
+                  if n.filename == Path(result.refactored).name), None)
+    node: Any = next((n.node for n in plan.notebooks
+                      if n.filename == Path(result.refactored).name), None)
+    if split is None or node is None:
+        return []
+    found = []
+    for position, error in result.errors_run_past:
+        if position in split.left_out or position >= len(node.cells):
+            continue
+        cell = node.cells[position].get("metadata", {}).get("nb2pkg", {}).get("source_cell")
+        found.append(Finding(
+            "error-in-stage", f"shows an error and runs on ({error[:200]}), which fails the "
+            "pipeline stage holding it: papermill stops a run on any error output",
+            result.original, cell if isinstance(cell, int) else None,
+            hint="fix what raises (an error in showing a value is often a library version "
+                 "mismatch), or, if the cell raises on purpose, tag it raises-exception and "
+                 "keep what later cells use out of it"))
+    return found
 
 
 def module_names(analysis: Analysis, package: str) -> list[str]:

@@ -78,6 +78,10 @@ class NotebookVerification:
     # Values the pipeline could not save between two stages, as (the stage after the
     # boundary, variable, type, error): ``runtime/crossing.py``.
     uncrossable: tuple[tuple[str, str, str, str], ...] = ()
+    # Errors the refactored notebook shows and runs on past, as (position of the cell in
+    # the refactored notebook, "Name: message"): a cell tagged to raise, or a display
+    # formatter that raised. papermill fails a whole run on any error output.
+    errors_run_past: tuple[tuple[int, str], ...] = ()
 
     def describe(self, limit: int = 40) -> str:
         return notebook_outputs.describe(self.comparison, self.expected, self.actual,
@@ -208,13 +212,31 @@ def verify_notebook(original: Path, refactored: Path, *, python_path: Sequence[P
         opened = _opened(opened_file, folder, result.executed,
                          exclude=[Path(original), Path(refactored), *python_path])
         uncrossable = _uncrossable(crossing_file, boundaries)
+        errors_run_past = _errors_run_past(result.executed)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     comparison = result.comparison
     return NotebookVerification(result.original, result.refactored, comparison.equivalent,
                                 result.expected, result.actual, comparison.first_difference_cell,
                                 varying=comparison.varying, calls=calls, comparison=comparison,
-                                python=python, opened=opened, uncrossable=uncrossable)
+                                python=python, opened=opened, uncrossable=uncrossable,
+                                errors_run_past=errors_run_past)
+
+
+def _errors_run_past(executed: Any) -> tuple[tuple[int, str], ...]:
+    """Error outputs of cells the run went on after (a later code cell ran)."""
+    found: list[tuple[int, str]] = []
+    ran_after = False
+    for position in range(len(executed.cells) - 1, -1, -1):
+        cell = executed.cells[position]
+        if cell.get("cell_type") != "code":
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if errors and ran_after:
+            text = f"{errors[0].get('ename')}: {errors[0].get('evalue')}"
+            found.append((position, "".join(c if c.isprintable() else " " for c in text)))
+        ran_after = ran_after or cell.get("execution_count") is not None
+    return tuple(reversed(found))
 
 
 def _uncrossable(record: Path, boundaries: Mapping[int, tuple[str, tuple[str, ...]]]

@@ -847,3 +847,26 @@ def test_files_read_by_names_built_at_run_time_are_carried(tmp_path: Path) -> No
     assert "found by `--verify`" in (tmp_path / "out" / "REPORT.md").read_text()
     assert sorted(p.name for p in folder.iterdir() if p.name != "made.txt") == \
         [n for n in before if n != "made.txt"]
+
+
+@kernel
+def test_an_error_shown_without_stopping_is_a_finding_when_a_stage_keeps_it(tmp_path) -> None:
+    # nbclient runs on past a cell tagged to raise; papermill fails the run on its error
+    # output. The stage leaves out the cell whose changes nothing after reads, not the other.
+    notebook = write_notebook(tmp_path / "nb.ipynb", [
+        ("markdown", "## Fit"), "rows = [1, 2]",
+        ("code", "int('not a number')", ["raises-exception"]),  # left out of the stage
+        ("code", "rows.append(3)\nrows[7]", ["raises-exception"]),  # `rows` is read after
+        ("markdown", "## Use"), "print(rows)"])
+    report = convert([notebook], tmp_path / "out", ConvertOptions(verify=True, record=False,
+                                                                 isolated_run=False))
+    assert report.verification.equivalent
+    (result,) = report.verification.notebooks
+    assert [error for _, error in result.errors_run_past] == [
+        "ValueError: invalid literal for int() with base 10: 'not a number'",
+        "IndexError: list index out of range"]
+    found = [f for f in report.plan.findings if f.code == "error-in-stage"]
+    assert [(f.cell, f.message.split(" (")[0]) for f in found] == [
+        (3, "shows an error and runs on")]
+    assert "IndexError: list index out of range" in found[0].message
+    assert "[error-in-stage] `nb.ipynb` cell 3" in (tmp_path / "out" / "REPORT.md").read_text()

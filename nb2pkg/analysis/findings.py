@@ -25,7 +25,7 @@ class Finding:
 # cannot be converted, "warning" a result that differs elsewhere (another machine, another
 # run), "info" tidiness. Codes not listed (new ones) count as warnings.
 SEVERITY = {
-    "unparseable-cell": "error", "use-before-define": "error",
+    "unparseable-cell": "error", "use-before-define": "error", "error-in-stage": "error",
     "hidden-state": "warning", "absolute-path": "warning", "unseeded-random": "warning",
     "unknown-import": "warning", "pip-install-unparsed": "warning", "needs-more": "warning",
     "unused-import": "info", "redefined": "info", "untagged-parameters": "info",

@@ -40,6 +40,8 @@ from ..notebook import headings
 CONFIG_MAGICS = frozenset({"matplotlib", "load_ext", "reload_ext", "autoreload", "aimport",
                            "config"})
 METRICS_TAG = "metrics"
+# nbclient's and nbval's tag of a cell meant to raise (runtime.notebook_outputs.RAISES_TAG).
+RAISES_TAG = "raises-exception"
 # The module of the generated package that stage notebooks load and save values with (a copy of
 # nb2pkg/runtime/stage_io.py), imported under this name in their setup cell.
 STAGE_IO = "_stage_io"
@@ -88,6 +90,9 @@ class NotebookSplit:
     # Literal assignments of the parameters cell that stay code: (variable, why not a parameter).
     kept_as_code: tuple[tuple[str, str], ...] = ()
     joined: tuple[str, ...] = ()  # stages run as part of the stage before them (``join``)
+    # Cells tagged to raise that the stages leave out (papermill fails a run on any error
+    # output): nothing they change is read after them. Positions in the node.
+    left_out: tuple[int, ...] = ()
 
 
 # -- choosing the cuts --------------------------------------------------------------------------
@@ -415,6 +420,7 @@ def split_notebook(module: str, node: Any, parameters_cell: int | None = None,
         parameter_defs, skip, residual, comments, kept_as_code = _parameters(
             parsed[parameters_position], parameters_position)
     parameter_names = {p.name for p in parameter_defs}
+    left_out = _left_out(cells, parsed)
 
     slugs = _unique_slugs([slug(title, module) for title, _ in groups])
     names = []
@@ -434,8 +440,8 @@ def split_notebook(module: str, node: Any, parameters_cell: int | None = None,
             del slugs[index]
     if len(groups) == 1:
         level = None
-    facts = [_facts([(p, parsed[p]) for p in positions if p in parsed], skip)
-             for _, positions in groups]
+    facts = [_facts([(p, parsed[p]) for p in positions if p in parsed and p not in left_out],
+                    skip) for _, positions in groups]
 
     resolved = [_resolve(index, facts, parameter_names, names) for index in range(len(groups))]
     outputs: list[set[str]] = [set() for _ in groups]
@@ -460,7 +466,31 @@ def split_notebook(module: str, node: Any, parameters_cell: int | None = None,
     owner_residual = residual if parameters_position is not None else None
     return NotebookSplit(module, level, tuple(parameter_defs), parameters_position,
                          owner_residual, comments, tuple(stages), kept_as_code,
-                         tuple(reversed(joined)))
+                         tuple(reversed(joined)), left_out)
+
+
+def _left_out(cells: Any, parsed: dict[int, ParsedCell]) -> tuple[int, ...]:
+    """Cells tagged ``raises-exception`` whose changes no later cell reads.
+
+    Such a cell shows an error on purpose (a teaching notebook); nbclient runs on past it,
+    but papermill fails the whole run on any error output, so a stage holding it always
+    fails. Left out, the stage runs as the notebook does, less a traceback. A cell whose
+    bindings or changes a later cell reads stays (the stage then fails there, saying so).
+    """
+    later_reads: set[str] = set()
+    found = []
+    for position in sorted(parsed, reverse=True):
+        tree = parsed[position].tree
+        io = block_io(tree.body) if tree is not None else None
+        tags = cells[position].get("metadata", {}).get("tags") or ()
+        if io is not None and RAISES_TAG in tags and not io.dynamic \
+                and not (io.writes | io.mutated | io.deletes) & later_reads:
+            found.append(position)
+            continue
+        if io is None:
+            return tuple(sorted(found))  # an unparseable cell: what it reads is unknown
+        later_reads |= {*io.reads, *io.deferred_reads, *io.mutated}
+    return tuple(sorted(found))
 
 
 def _unique_slugs(slugs: list[str]) -> list[str]:

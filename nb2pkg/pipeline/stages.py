@@ -184,6 +184,9 @@ def stage_notebook(source: Any, split: NotebookSplit, stage: StagePlan,
         cells.append(_generated("load", "\n".join(load).rstrip() + "\n"))
     for position in stage.cells:
         cell = copy_node({k: v for k, v in original[position].items() if k != "outputs"})
+        if position in split.left_out:
+            cells.append(_left_out_cell(cell))
+            continue
         if position == split.parameters_position:
             if not split.parameters_residual:
                 continue  # only parameters: they are in the first cell now
@@ -256,6 +259,15 @@ def _generated(role: str, source: str, tags: list[str] | None = None) -> Any:
         "cell_type": "code", "execution_count": None, "outputs": [], "source": source,
         "metadata": {"nb2pkg": {"pipeline": role}, "tags": list(tags or []) + [f"nb2pkg-{role}"]},
     })
+
+
+def _left_out_cell(cell: Any) -> Any:
+    """A raw cell (papermill runs none) holding the code of a cell the stage leaves out."""
+    note = ("# Left out of this pipeline stage: in the notebook this cell raises on purpose\n"
+            "# (tagged raises-exception), and papermill fails a stage on any error.\n")
+    return from_dict({"cell_type": "raw", "source": note + cell.source,
+                      "metadata": {"nb2pkg": {"pipeline": "left-out",
+                                              **cell.get("metadata", {}).get("nb2pkg", {})}}})
 
 
 def _clear(cell: Any) -> None:

@@ -124,3 +124,16 @@ def test_metrics_and_report_with_baseline(project, tmp_path):
     assert "| `nb` | score | 0.5 | 0.75 | -0.25 (-33.3%) |" in report.replace("\\-", "-")
     assert "```mermaid" in report
     assert (out / "artifacts" / "nb.metrics.json").exists()  # for `dvc metrics`
+
+
+def test_a_cell_that_raises_on_purpose_does_not_fail_its_stage(project):
+    # papermill fails a run on any error output, also one nbclient ran past.
+    out = project([("markdown", "## Make"), "rows = [1, 2]",
+                   ("code", "rows[5]  # IndexError, shown on purpose", ["raises-exception"]),
+                   ("markdown", "## Show"), "print(rows)"])
+    code, _, stages = run_json(out)
+    assert code == 0 and stages == ["nb-make", "nb-show"]
+    assert printed(out, "nb-show") == "[1, 2]\n"
+    stage = nbformat.read(str(out / "stages" / "nb" / "01_make.ipynb"), as_version=4)
+    (raw,) = [c for c in stage.cells if c.cell_type == "raw"]
+    assert raw.source.endswith("rows[5]  # IndexError, shown on purpose")

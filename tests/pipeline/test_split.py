@@ -275,3 +275,19 @@ def test_boundaries_count_cells_as_nbclient_runs_them_and_list_what_may_cross():
     joined = split_notebook("nb", cells, join={"nb-plot"})
     assert boundaries(joined, cells) == {2: ("nb-plot_2", ("rows", "total")),
                                          3: ("nb-report", ("total",))}
+
+
+# -- cells that raise on purpose ----------------------------------------------------------------
+def test_a_cell_tagged_to_raise_is_left_out_when_nothing_after_reads_what_it_changes():
+    result = split(("md", "## Fit"), "model = [1]",
+                   ("code", "int(bad)  # shows the error", ["raises-exception"]),
+                   ("code", "y = int('x')", ["raises-exception"]),
+                   ("code", "model.append(2)\nmodel[5]", ["raises-exception"]),
+                   ("md", "## Use"), "print(model, y)",
+                   ("code", "model.clear()\n1 / 0", ["raises-exception"]))
+    # Cell 2 changes nothing. Cell 3 binds `y` and cell 4 may change `model` (a method
+    # call), both read by cell 6: they stay (and the stage fails there, saying so). Cell 7
+    # changes `model`, but nothing reads it after.
+    assert result.left_out == (2, 7)
+    # What a left-out cell reads is no input: `bad` is nowhere.
+    assert [n for s in result.stages for n, _ in s.inputs] == ["model", "y"]
