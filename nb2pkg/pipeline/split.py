@@ -19,7 +19,10 @@ copies read when called):
   at top level (reads, binds, mutates or deletes it), so changes made in place
   (``df.drop(..., inplace=True)``, ``rows.append(x)``, ``f(rows)``) are carried forward.
 
-A stage's outputs are the names later stages take from it.
+A stage's outputs are the names later stages take from it. Top-level statements of earlier
+stages that configure a library for the session (``SETTING_CALLS``: ``set_config(...)``,
+``pd.set_option(...)``, ``plt.rcParams[...] = ...``) and read only imported names run again in
+the stage's setup cell, after the imports.
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ from ..notebook import headings
 # Line magics that configure the session: later stages need them as much as the imports.
 CONFIG_MAGICS = frozenset({"matplotlib", "load_ext", "reload_ext", "autoreload", "aimport",
                            "config"})
+# Calls that configure a library for the rest of the session, by the called name: a later
+# stage, in a kernel of its own, needs them too (scikit-learn's display, pandas' and numpy's
+# printing, matplotlib's and seaborn's style, warnings filters, logging).
+SETTING_CALLS = frozenset({"set_config", "set_option", "set_printoptions", "seterr",
+                           "filterwarnings", "simplefilter", "set_theme", "set_style",
+                           "set_context", "set_palette", "basicConfig", "set_default_dtype"})
 METRICS_TAG = "metrics"
 # nbclient's and nbval's tag of a cell meant to raise (runtime.notebook_outputs.RAISES_TAG).
 RAISES_TAG = "raises-exception"
@@ -72,6 +81,9 @@ class StagePlan:
     late_definitions: tuple[str, ...]  # definitions that read inputs when defined: after loading
     metrics: tuple[str, ...]  # metric names recorded by cells tagged `metrics`, when literal
     metric_cells: tuple[int, ...]  # positions of cells tagged `metrics`
+    # Session settings made by earlier stages (`set_config(display="text")`,
+    # `pd.set_option(...)`, `plt.rcParams[...] = ...`), in order: run again after the imports.
+    settings: tuple[str, ...] = ()
 
     @property
     def filename(self) -> str:
@@ -211,6 +223,30 @@ def _defined_name(statement: ast.stmt) -> str:
     return statement.name  # type: ignore[attr-defined]
 
 
+def _dotted(node: ast.expr) -> list[str]:
+    """``pd.options.display`` -> ["pd", "options", "display"]; [] for anything else."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return [node.id, *reversed(parts)] if isinstance(node, ast.Name) else []
+
+
+def _is_setting(statement: ast.stmt) -> bool:
+    """A top-level statement that configures a library for the session (``SETTING_CALLS``,
+    ``plt.style.use(...)``, ``rcParams`` items and updates, ``pd.options.x = ...``)."""
+    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+        called = _dotted(statement.value.func)
+        return bool(called) and (called[-1] in SETTING_CALLS and len(called) <= 2
+                                 or called[-2:] in (["style", "use"], ["rcParams", "update"]))
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+        target = statement.targets[0]
+        if isinstance(target, ast.Subscript):
+            return _dotted(target.value)[-1:] == ["rcParams"]
+        return len(_dotted(target)) > 2 and _dotted(target)[1] == "options"
+    return False
+
+
 def _magic_of(statement: ast.stmt, parsed: ParsedCell) -> str | None:
     """The text of a line magic that is a whole top-level statement, if this is one."""
     if not (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)
@@ -237,6 +273,7 @@ class _StageFacts:
     bindings: dict[str, _Binding]  # last top-level binding of each name in the stage
     star_imports: list[_Statement]
     magics: list[tuple[tuple[int, int], str]]
+    settings: list[_Statement]  # top-level statements that configure a library (_is_setting)
     # Imports of submodules, by top-level package: `from a.b import c` also makes `a.b` an
     # attribute of `a`, which a stage reading `a` may use (`a.b.c`) without importing it.
     submodule_imports: dict[str, list[_Statement]]
@@ -252,6 +289,7 @@ def _facts(parsed_cells: list[tuple[int, ParsedCell]], skip: set[tuple[int, int]
     bindings: dict[str, _Binding] = {}
     stars: list[_Statement] = []
     magics: list[tuple[tuple[int, int], str]] = []
+    settings: list[_Statement] = []
     submodules: dict[str, list[_Statement]] = {}
     for (statement, parsed), written in zip(kept, writes):
         node = statement.node
@@ -261,6 +299,8 @@ def _facts(parsed_cells: list[tuple[int, ParsedCell]], skip: set[tuple[int, int]
             if name in CONFIG_MAGICS:
                 magics.append((statement.order, magic))
             continue
+        if _is_setting(node):
+            settings.append(statement)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             if any(alias.name == "*" for alias in node.names):
                 stars.append(statement)
@@ -285,7 +325,7 @@ def _facts(parsed_cells: list[tuple[int, ParsedCell]], skip: set[tuple[int, int]
     cells = {id(parsed): parsed for _, parsed in kept}  # whole cells: a few imports too many at worst
     in_strings = names_in_strings([n for parsed in cells.values() for n in parsed.nodes])
     return _StageFacts(list(dict.fromkeys(reads)), mentions, changes, bindings, stars, magics,
-                       submodules, in_strings)
+                       settings, submodules, in_strings)
 
 
 # -- parameters ---------------------------------------------------------------------------------
@@ -458,6 +498,7 @@ def split_notebook(module: str, node: Any, parameters_cell: int | None = None,
             title=title or module, cells=tuple(positions),
             parameters=tuple(result["parameters"]), inputs=tuple(result["inputs"]),
             outputs=tuple(sorted(outputs[index])), magics=tuple(result["magics"]),
+            settings=tuple(result["settings"]),
             imports=tuple(result["imports"]), definitions=tuple(result["definitions"]),
             late_definitions=tuple(result["late"]),
             metrics=tuple(dict.fromkeys(n for p in metric_cells if p in parsed
@@ -552,6 +593,15 @@ def _resolve(index: int, facts: list[_StageFacts], parameter_names: set[str],
         if binding.kind == "definition" and binding.is_class:
             copy_definition(binding)
 
+    # Settings of earlier stages, run again here after the imports they read (only those
+    # reading nothing but imported names: a notebook value would have to be an input).
+    settings = []
+    for earlier in facts[:index]:
+        for statement in earlier.settings:
+            io = block_io([statement.node])
+            if all(latest.get(name) == "import" for name in io.reads):
+                settings.append(statement.text)
+                need(io.reads)
     position = 0
     while position < len(needed):
         name = needed[position]
@@ -614,7 +664,7 @@ def _resolve(index: int, facts: list[_StageFacts], parameter_names: set[str],
         else:
             early.append(text)
     return {"parameters": parameters, "inputs": list(inputs.items()), "imports": import_text,
-            "definitions": early, "late": late, "magics": magics}
+            "definitions": early, "late": late, "magics": magics, "settings": settings}
 
 
 def _metric_names(parsed: ParsedCell) -> list[str]:

@@ -5,7 +5,8 @@ decided in ``split``); ``pipeline_files`` writes it down (``generate.render`` ca
 
 1. a cell tagged ``parameters``: the pipeline parameters it uses (the original assignments, so
    the same defaults) and where its inputs come from and its outputs go;
-2. a setup cell: session magics, imports and notebook definitions copied from earlier stages;
+2. a setup cell: session magics, imports, library settings and notebook definitions copied from
+   earlier stages;
 3. a cell that loads its inputs (when it has any);
 4. the section's cells, as in the refactored notebook (markdown kept, outputs cleared);
 5. a cell that saves its outputs (and the metrics it recorded).
@@ -248,6 +249,8 @@ def _setup_source(stage: StagePlan, package: str) -> str:
              f"from {package} import {STAGE_IO}"]
     parts += list(stage.magics)
     parts += list(stage.imports)
+    if stage.settings:
+        parts += ["", "# Settings earlier stages made for the session", *stage.settings]
     text = "\n".join(parts)
     for definition in stage.definitions:
         text += "\n\n\n" + definition

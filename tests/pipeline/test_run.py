@@ -137,3 +137,13 @@ def test_a_cell_that_raises_on_purpose_does_not_fail_its_stage(project):
     stage = nbformat.read(str(out / "stages" / "nb" / "01_make.ipynb"), as_version=4)
     (raw,) = [c for c in stage.cells if c.cell_type == "raw"]
     assert raw.source.endswith("rows[5]  # IndexError, shown on purpose")
+
+
+def test_a_later_stage_gets_the_settings_an_earlier_one_made(project):
+    out = project([("markdown", "## Make"),
+                   "import pandas as pd\npd.set_option('display.precision', 1)\n"
+                   "frame = pd.DataFrame({'x': [0.123]})",
+                   ("markdown", "## Show"), "print(frame)"])
+    code, _, stages = run_json(out)
+    assert code == 0 and stages == ["nb-make", "nb-show"]
+    assert printed(out, "nb-show").split() == ["x", "0", "0.1"]  # not 0.123

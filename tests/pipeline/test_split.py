@@ -291,3 +291,27 @@ def test_a_cell_tagged_to_raise_is_left_out_when_nothing_after_reads_what_it_cha
     assert result.left_out == (2, 7)
     # What a left-out cell reads is no input: `bad` is nowhere.
     assert [n for s in result.stages for n, _ in s.inputs] == ["model", "y"]
+
+
+# -- session settings ---------------------------------------------------------------------------
+def test_settings_earlier_stages_made_are_made_again_after_the_imports():
+    # sksurv's coxnet example: `set_config(display="text")` in the first cell; a later stage
+    # in a kernel of its own showed the HTML repr, which raised with that scikit-learn.
+    result = split(("md", "## Load"),
+                   "import warnings\nimport pandas as pd\nimport matplotlib.pyplot as plt\n"
+                   "from sklearn import set_config\nset_config(display='text')\n"
+                   "pd.set_option('display.max_rows', 5)\npd.options.display.precision = 2\n"
+                   "plt.rcParams['figure.figsize'] = (4, 3)\nplt.style.use('ggplot')\n"
+                   "warnings.filterwarnings('ignore')",
+                   "rows = 5\npd.set_option('display.max_columns', rows)\nrows.set_option(1)",
+                   ("md", "## Fit"), "model = 1\nprint(model)",
+                   ("md", "## Show"), "print(model)")
+    fit, show = result.stages[1], result.stages[2]
+    # Not those reading a notebook value (`rows`): that would make it an input.
+    assert fit.settings == show.settings == (
+        "set_config(display='text')", "pd.set_option('display.max_rows', 5)",
+        "pd.options.display.precision = 2", "plt.rcParams['figure.figsize'] = (4, 3)",
+        "plt.style.use('ggplot')", "warnings.filterwarnings('ignore')")
+    assert fit.imports == ("import warnings", "import pandas as pd",
+                           "import matplotlib.pyplot as plt", "from sklearn import set_config")
+    assert result.stages[0].settings == () and fit.inputs == ()
