@@ -870,3 +870,42 @@ def test_an_error_shown_without_stopping_is_a_finding_when_a_stage_keeps_it(tmp_
         (3, "shows an error and runs on")]
     assert "IndexError: list index out of range" in found[0].message
     assert "[error-in-stage] `nb.ipynb` cell 3" in (tmp_path / "out" / "REPORT.md").read_text()
+
+
+@kernel
+def test_a_kernel_that_dies_before_it_starts_is_started_again(tmp_path, monkeypatch) -> None:
+    # Under load, another process can take a port jupyter_client chose before the kernel
+    # binds it ("Address already in use"): the kernel dies before replying to kernel_info.
+    # No cell ran, so starting it again is safe; a second death is reported.
+    import json
+
+    starts = tmp_path / "starts.txt"
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(
+        "import runpy, sys\nfrom pathlib import Path\n"
+        f"starts = Path({str(starts)!r})\n"
+        "n = int(starts.read_text()) + 1 if starts.exists() else 1\n"
+        "starts.write_text(str(n))\n"
+        f"if n <= int(Path({str(tmp_path / 'fail.txt')!r}).read_text()):\n"
+        "    sys.exit(1)  # dies before binding its ports\n"
+        "sys.argv = ['ipykernel_launcher', *sys.argv[1:]]\n"
+        "runpy.run_module('ipykernel_launcher', run_name='__main__')\n")
+    spec = tmp_path / "jupyter" / "kernels" / "flaky"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, str(launcher), "-f", "{connection_file}"],
+        "display_name": "flaky", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    notebook = write_notebook(tmp_path / "nb.ipynb", ["print('ran')"],
+                              kernelspec={"name": "flaky", "display_name": "flaky",
+                                          "language": "python"})
+
+    (tmp_path / "fail.txt").write_text("1")
+    assert outputs_of(execute(notebook)) == (Output(0, "stdout", "ran\n"),)
+    assert starts.read_text() == "2"
+
+    starts.unlink()
+    (tmp_path / "fail.txt").write_text("2")
+    with pytest.raises(Exception, match="Kernel died before replying to kernel_info"):
+        execute(notebook)
+    assert starts.read_text() == "2"

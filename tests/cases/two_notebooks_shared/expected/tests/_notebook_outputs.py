@@ -646,6 +646,8 @@ def execute(
     removed again afterwards; what it writes to stderr (warnings of imports) moves to
     the first code cell. ``kernel_manager``: another kernel than the notebook's.
     """
+    import atexit
+
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -661,39 +663,47 @@ def execute(
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     if setup:
         node.cells.insert(0, nbformat.v4.new_code_cell(setup))
-    client = NotebookClient(
-        node,
-        km=kernel_manager,
-        timeout=timeout,
-        kernel_name=_kernel_name(node) if kernel_manager is None else "",
-        allow_errors=True,
-        # Its outputs are in; the kernel (with its process group) is killed at once rather
-        # than asked to exit. Asked, a kernel still inside a cell when the user stops us
-        # (nbclient shuts it down on Ctrl-C and SIGTERM) prints a traceback of its own.
-        shutdown_kernel="immediate",
-        resources={"metadata": {"path": str(Path(cwd or path.parent).absolute())}},
-        config=_kernel_config(),
-    )
     handlers = _signal_handlers()
-    try:
-        client.execute(env=env)
-    except (CellTimeoutError, DeadKernelError) as exc:
-        if _stopped_by_signal(client):
-            raise KeyboardInterrupt() from None
-        raise ExecutionStopped(
-            f"execution stopped: {str(exc).splitlines()[0]}",
-            path=path,
-            hint="raise the timeout, or check the notebook runs on its own",
-        ) from None
-    except BaseException:
-        if _stopped_by_signal(client):
-            raise KeyboardInterrupt() from None
-        raise
-    finally:
-        # nbclient stops only the kernels it started itself.
-        if kernel_manager is not None and kernel_manager.has_kernel:
-            kernel_manager.shutdown_kernel(now=True)
-        _restore(handlers)
+    for attempt in (1, 2):
+        client = NotebookClient(
+            node,
+            km=kernel_manager,
+            timeout=timeout,
+            kernel_name=_kernel_name(node) if kernel_manager is None else "",
+            allow_errors=True,
+            # Its outputs are in; the kernel (with its process group) is killed at once
+            # rather than asked to exit. Asked, a kernel still inside a cell when the user
+            # stops us (nbclient shuts it down on Ctrl-C and SIGTERM) prints a traceback.
+            shutdown_kernel="immediate",
+            resources={"metadata": {"path": str(Path(cwd or path.parent).absolute())}},
+            config=_kernel_config(),
+        )
+        try:
+            client.execute(env=env)
+        except (CellTimeoutError, DeadKernelError) as exc:
+            if _stopped_by_signal(client):
+                raise KeyboardInterrupt() from None
+            raise ExecutionStopped(
+                f"execution stopped: {str(exc).splitlines()[0]}",
+                path=path,
+                hint="raise the timeout, or check the notebook runs on its own",
+            ) from None
+        except BaseException as exc:
+            if _stopped_by_signal(client):
+                raise KeyboardInterrupt() from None
+            if _never_started(exc, node):
+                # nbclient leaves its exit-time cleanup of a kernel that never started
+                # registered, which then fails noisily when the process ends.
+                atexit.unregister(client._cleanup_kernel)
+                if attempt == 1 and kernel_manager is None:
+                    continue
+            raise
+        finally:
+            # nbclient stops only the kernels it started itself.
+            if kernel_manager is not None and kernel_manager.has_kernel:
+                kernel_manager.shutdown_kernel(now=True)
+            _restore(handlers)
+        break
     if setup:
         errors = [o for o in node.cells[0].outputs if o.get("output_type") == "error"]
         if errors:
@@ -715,6 +725,22 @@ def execute(
         if stderr and first is not None:
             first.outputs[:0] = stderr
     return node
+
+
+def _never_started(error: BaseException, node: Any) -> bool:
+    """Whether the kernel died before running anything: jupyter_client chooses its ports
+    before the kernel binds them, and another process can take one in between ("Address
+    already in use"). Starting again is then safe: no cell ran."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if "Kernel died before replying to kernel_info" in str(seen):
+            return not any(
+                cell.get("outputs") or cell.get("execution_count")
+                for cell in node.cells
+                if cell.get("cell_type") == "code"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def what_to_do(error: Output, cwd: Path | str) -> str:
