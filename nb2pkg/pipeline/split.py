@@ -243,7 +243,8 @@ def _is_setting(statement: ast.stmt) -> bool:
         target = statement.targets[0]
         if isinstance(target, ast.Subscript):
             return _dotted(target.value)[-1:] == ["rcParams"]
-        return len(_dotted(target)) > 2 and _dotted(target)[1] == "options"
+        assigned = _dotted(target)
+        return len(assigned) > 2 and assigned[1] == "options"
     return False
 
 
@@ -518,13 +519,15 @@ def _left_out(cells: Any, parsed: dict[int, ParsedCell]) -> tuple[int, ...]:
     fails. Left out, the stage runs as the notebook does, less a traceback. A cell whose
     bindings or changes a later cell reads stays (the stage then fails there, saying so).
     """
+    tagged = {p for p in parsed if RAISES_TAG in (cells[p].get("metadata", {}).get("tags") or ())}
+    if not tagged:
+        return ()  # the usual case: no scan of every cell on each conversion
     later_reads: set[str] = set()
     found = []
-    for position in sorted(parsed, reverse=True):
+    for position in sorted((p for p in parsed if p >= min(tagged)), reverse=True):
         tree = parsed[position].tree
         io = block_io(tree.body) if tree is not None else None
-        tags = cells[position].get("metadata", {}).get("tags") or ()
-        if io is not None and RAISES_TAG in tags and not io.dynamic \
+        if io is not None and position in tagged and not io.dynamic \
                 and not (io.writes | io.mutated | io.deletes) & later_reads:
             found.append(position)
             continue
