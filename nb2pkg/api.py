@@ -240,7 +240,7 @@ def _check_joined(plan: Any, options: ConvertOptions) -> None:
     joined = {name for name, _ in plan.pipeline.joined}
     unknown = [name for name in options.join_stages if name not in joined]
     if unknown:
-        stages = [stage.name for split in plan.pipeline.splits for stage in split.stages]
+        stages = [stage.name for stage in plan.pipeline.stages]
         raise Nb2pkgError(f"no stage `{unknown[0]}` to join to the stage before it",
                           hint="name a stage pipeline.yaml lists, but not a notebook's first: "
                                + ", ".join(stages))

@@ -13,7 +13,6 @@ import keyword
 import re
 import sys
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 
@@ -109,7 +108,8 @@ def with_run_dependencies(plan: PackagePlan, verification: Any) -> PackagePlan:
     have = {canonical_name(d.name.partition("[")[0]) for d in plan.dependencies}
     added: list[Dependency] = []
     notices: list[Finding] = []
-    for result in verification.notebooks:
+    splits = plan.pipeline.splits if plan.pipeline is not None else [None] * len(plan.notebooks)
+    for result, notebook, split in zip(verification.notebooks, plan.notebooks, splits):
         for needed in result.needs:
             if canonical_name(needed.name) not in have:
                 have.add(canonical_name(needed.name))
@@ -122,7 +122,8 @@ def with_run_dependencies(plan: PackagePlan, verification: Any) -> PackagePlan:
             notices.append(Finding(
                 "needs-more", f"with only the project's dependencies installed, {result.alone}",
                 result.original, hint="add what it needs to pyproject.toml's dependencies"))
-        notices += _stopping_the_pipeline(plan, result)
+        if split is not None:
+            notices += _stopping_the_pipeline(result, notebook.node, split.left_out)
     if not notices:
         return plan
     return replace(plan, dependencies=tuple(sorted((*plan.dependencies, *added),
@@ -130,21 +131,13 @@ def with_run_dependencies(plan: PackagePlan, verification: Any) -> PackagePlan:
                    notices=plan.notices + tuple(notices))
 
 
-def _stopping_the_pipeline(plan: PackagePlan, result: Any) -> list[Finding]:
+def _stopping_the_pipeline(result: Any, node: Any, left_out: tuple[int, ...]) -> list[Finding]:
     """A finding for each error the notebook shows and runs on past that a pipeline stage
     keeps: papermill fails the stage on it (``pipeline.split`` leaves out the cells tagged
-    to raise that it can)."""
-    if plan.pipeline is None:
-        return []
-    split = next((s for s, n in zip(plan.pipeline.splits, plan.notebooks)
-                  if n.filename == Path(result.refactored).name), None)
-    node: Any = next((n.node for n in plan.notebooks
-                      if n.filename == Path(result.refactored).name), None)
-    if split is None or node is None:
-        return []
+    to raise that it can, ``left_out``)."""
     found = []
     for position, error in result.errors_run_past:
-        if position in split.left_out or position >= len(node.cells):
+        if position in left_out or position >= len(node.cells):
             continue
         cell = node.cells[position].get("metadata", {}).get("nb2pkg", {}).get("source_cell")
         found.append(Finding(

@@ -129,7 +129,7 @@ def format_conversion(report: Any) -> str:
     for k in plan.kept:
         out.append(f"  `{k.name}` ({names[k.notebook]} cell {k.cell}): {k.reason}")
     if plan.pipeline is not None:
-        stages = [stage.name for split in plan.pipeline.splits for stage in split.stages]
+        stages = [stage.name for stage in plan.pipeline.stages]
         out.append(f"pipeline of {_count(len(stages), 'stage')}: {', '.join(stages)}")
         out += [f"  {name} runs as part of the stage before it: {why}"
                 for name, why in plan.pipeline.joined]

@@ -48,6 +48,11 @@ class PipelinePlan:
     # (stage, why) of each stage that runs as part of the stage before it (``join``).
     joined: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def stages(self) -> tuple[StagePlan, ...]:
+        """Every stage of every notebook, in pipeline order."""
+        return tuple(stage for split in self.splits for stage in split.stages)
+
 
 def plan_pipeline(plan: Any, single_stage: bool = False,
                   join: Mapping[str, str] = {}) -> PipelinePlan:
