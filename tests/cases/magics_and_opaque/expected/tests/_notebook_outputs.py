@@ -384,9 +384,7 @@ def cell_agrees(
     # many as in some run. Each run more can only make less stable: two runs that agree
     # by chance on one of a few pictures (a test drawing from permutations) do not make
     # that picture required when a third run draws another.
-    stable = list(runs[0])
-    for run in runs[1:]:
-        stable = _common(stable, run)
+    stable = _printed_by_all(runs)
     rest = _without(actual, stable)
     if rest is None:
         return False
@@ -467,10 +465,18 @@ def _stable(
     varying: Collection[int],
 ) -> list[Output]:
     """What every run of the original printed in ``cell``."""
-    stable = list(expected.get(cell, ()))
-    if cell in varying:
-        for run in more:
-            stable = _common(stable, run.get(cell, ()))
+    if cell not in varying:
+        return list(expected.get(cell, ()))
+    return _printed_by_all(
+        [expected.get(cell, ()), *(run.get(cell, ()) for run in more)]
+    )
+
+
+def _printed_by_all(runs: Sequence[Sequence[Output]]) -> list[Output]:
+    """The outputs every run printed, in order (a subsequence of each)."""
+    stable = list(runs[0])
+    for run in runs[1:]:
+        stable = _common(stable, run)
     return stable
 
 
