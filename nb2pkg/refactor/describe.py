@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 from ..analysis.parse import dotted_name
 from ..analysis.worth import PLOT_METHODS, kinds
-from .naming import common_stem, identifier, looks_like_class, words_of_comment
+from .naming import RESERVED, common_stem, identifier, looks_like_class, words_of_comment
 
 # Words that say nothing about what code does (comments of course notebooks are full of them).
 _FILLER = {"extra", "code", "cell", "cells", "figure", "fig", "generates", "generate", "saves",
@@ -155,6 +155,8 @@ def _titled(facts: Facts, verb: str) -> str | None:
         if words and words[0] in _ACTIONS and not _does(words[0], facts):
             continue
         if words and words[0] in _VERBS:
+            if len(words) == 1:
+                continue  # "## Format" (once "GML", which the copies differ in, is set aside)
             return "_".join(words)
         # A title that starts by saying what the verb says ("Plots", "Plotting residuals")
         # would say it twice: plot_residuals, not plot_plotting_residuals
@@ -173,9 +175,10 @@ def _titled(facts: Facts, verb: str) -> str | None:
 
 
 def free_name(facts: Facts, taken: set[str]) -> str:
-    """The first of :func:`function_names` not in ``taken``; else the first (to be numbered)."""
+    """The first of :func:`function_names` neither in ``taken`` nor a builtin's name (``format``
+    would become ``format_2``); else the first (to be numbered)."""
     names = function_names(facts)
-    return next((name for name in names if name not in taken), names[0])
+    return next((name for name in names if name not in taken and name not in RESERVED), names[0])
 
 
 def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:

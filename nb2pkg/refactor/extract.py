@@ -381,7 +381,44 @@ def _or_smaller(group: CloneGroup, ctx: ExtractContext) -> list[Extraction | Ref
         inside = extract_parts(smaller, ctx)
         if any(isinstance(r, Extraction) for r in inside):
             return [replace(result, reason=f"{result.reason}; {what} ({smaller.id})"), *inside]
+    fewer = _without_one_copy(group, ctx, result.reason)
+    if fewer is not None:
+        left, extraction = fewer
+        where = f"cell {left.cell}" + (f" of notebook {left.notebook + 1}"
+                                       if len({o.notebook for o in group.occurrences}) > 1 else "")
+        return [replace(result, reason=f"{result.reason}; the copy in {where} stays, and the "
+                                       f"other {len(extraction.calls)} are extracted "
+                                       f"({extraction.group})"), extraction]
     return [result]
+
+
+# Reasons that hold for any set of the copies (they are about the shape all copies share):
+# leaving one copy out cannot change them, so it is not tried.
+_SHAPE_REASONS = ("only assigns constants", "defines a function or class",
+                  "contains IPython magics")
+# At most this many copies are tried one by one (each try is an extraction's work).
+LEAVE_ONE_OUT_COPIES = 8
+
+
+def _without_one_copy(group: CloneGroup, ctx: ExtractContext,
+                      reason: str) -> tuple[Occurrence, Extraction] | None:
+    """One copy that keeps the others from being extracted (it reads another variable where
+    the others read the one they assign, it is the only one to differ in a constant, ...), and
+    the extraction of the others (id ``C3.1``): the copy left out stays as it is. Among the
+    copies whose leaving out works, the one that leaves the function the fewest parameters
+    (then the first). Only for three copies or more, so that two copies still share it."""
+    copies = group.occurrences
+    if (not 3 <= len(copies) <= LEAVE_ONE_OUT_COPIES
+            or any(reason.startswith(shape) for shape in _SHAPE_REASONS)):
+        return None
+    best: tuple[Occurrence, Extraction] | None = None
+    for index, left in enumerate(copies):
+        rest = replace(group, id=f"{group.id}.1", occurrences=copies[:index] + copies[index + 1:])
+        found = extract_group(rest, ctx)
+        if isinstance(found, Extraction) and (
+                best is None or len(found.parameters) < len(best[1].parameters)):
+            best = (left, found)
+    return best
 
 
 # How much of each copy's section title the words they share must be to name the function.

@@ -88,6 +88,21 @@ def test_a_name_imported_differently_in_two_notebooks_becomes_a_parameter(tmp_pa
     assert "import math as m" in plan.modules[0].imports
 
 
+def test_the_copy_left_out_is_named_with_the_reason(tmp_path: Path) -> None:
+    """tests/data/extract/leave_one_copy_out.txt: the refusal of the whole group says why, which
+    copy stays and which group holds the others."""
+    parts = parse_case((DATA / "extract" / "leave_one_copy_out.txt").read_text())
+    plan = _plan(write_notebook(tmp_path / "case.ipynb", parts["cells"]))
+    (extraction,) = plan.extractions
+    (refusal,) = plan.refusals
+    assert extraction.group == "C1.1" and len(extraction.calls) == 2
+    assert refusal.group == "C1" and len(refusal.occurrences) == 3
+    assert refusal.reason == (
+        "a name stands for different names in different copies: `total` is both `total` and "
+        "`total_b` in another copy, and the block assigns it; the copy in cell 2 stays, and the "
+        "other 2 are extracted (C1.1)")
+
+
 def test_copies_holding_a_definition_moved_into_the_package_stay(tmp_path: Path) -> None:
     """A copied block that contains a constant the notebook's function reads (moved into the
     package with it) is not extracted: its call would replace statements already gone (this
