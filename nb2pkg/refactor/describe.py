@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 from ..analysis.parse import dotted_name
 from ..analysis.worth import PLOT_METHODS, kinds
-from .naming import RESERVED, common_stem, identifier, looks_like_class, words_of_comment
+from .naming import common_stem, identifier, looks_like_class, words_of_comment
 
 # Words that say nothing about what code does (comments of course notebooks are full of them).
 _FILLER = {"extra", "code", "cell", "cells", "figure", "fig", "generates", "generate", "saves",
@@ -175,10 +175,9 @@ def _titled(facts: Facts, verb: str) -> str | None:
 
 
 def free_name(facts: Facts, taken: set[str]) -> str:
-    """The first of :func:`function_names` neither in ``taken`` nor a builtin's name (``format``
-    would become ``format_2``); else the first (to be numbered)."""
+    """The first of :func:`function_names` not in ``taken``; else the first (to be numbered)."""
     names = function_names(facts)
-    return next((name for name in names if name not in taken and name not in RESERVED), names[0])
+    return next((name for name in names if name not in taken), names[0])
 
 
 def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
@@ -557,7 +556,7 @@ def _indent(text: str) -> str:
 
 def _sentence(text: str | None, facts: Facts) -> str | None:
     words = _words(text, facts)
-    if len(words) < 2 and not (words and words[0] in _VERBS):
+    if len(words) < 2:  # "Format.", "Results.": the code says more
         return None
     if words[0] in _ACTIONS and not _does(words[0], facts):
         return None  # "Load data." over copies that load nothing

@@ -114,6 +114,7 @@ class ExtractContext:
     _mentions: dict[tuple[int, str], list[int]] = field(default_factory=dict)
     _words: dict[int, dict[str, list[int]]] = field(default_factory=dict)
     _range_is_builtin: dict[int, bool] = field(default_factory=dict)
+    _signatures: dict[int, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
     _listings: dict[int, list[tuple[int, int, str]]] = field(default_factory=dict)
     _package_listings: dict[int, tuple[int, int] | None] = field(default_factory=dict)
 
@@ -209,6 +210,20 @@ class ExtractContext:
             keys = self.notebook_facts(notebook)[0]
             self._package_listings[notebook] = package_listing(self.cells[key] for key in keys)
         return self._package_listings[notebook]
+
+    def positional_names(self, notebook: int) -> Mapping[str, tuple[str, ...]]:
+        """The positional parameters of each function the notebook defines once at the top of
+        a cell (``def read_graph(path)``): a constant passed to it is named after them."""
+        if notebook not in self._signatures:
+            found: dict[str, tuple[str, ...] | None] = {}
+            for key in self.notebook_facts(notebook)[0]:
+                tree = self.cells[key].tree
+                for node in tree.body if tree is not None else ():
+                    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        names = tuple(a.arg for a in (*node.args.posonlyargs, *node.args.args))
+                        found[node.name] = names if node.name not in found else None
+            self._signatures[notebook] = {k: v for k, v in found.items() if v is not None}
+        return self._signatures[notebook]
 
     def range_is_builtin(self, notebook: int) -> bool:
         """Is ``range`` surely the builtin in this notebook (so ``for i in range(1, 31)`` runs
@@ -644,13 +659,14 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
             local[key] = namer.claim(key[0].lower() if len(key[0]) > 1 and key[0].isupper()
                                      else key[0])
     parents = _parents(blocks[0])
+    positional = {**_POSITIONAL, **ctx.positional_names(occurrences[0].notebook)}
     literal_names = {}
     for values, positions in literal_params.items():
         wanted = _literal_name(leaves[0][positions[0]].node, leaves[0][positions[0]].kind,
-                               leaves[0][positions[0]].value, parents)
+                               leaves[0][positions[0]].value, parents, positional)
         literal_names[values] = namer.claim(_renamed(override, wanted))
     for values, nodes in container_params.items():
-        wanted = _literal_name(nodes[0], "container", None, parents)
+        wanted = _literal_name(nodes[0], "container", None, parents, positional)
         literal_names[values] = namer.claim(_renamed(override, wanted))
     values_of: dict[tuple[str, ...], list] = {**literal_params, **container_params}
     by_first: dict[str, list[tuple[str, ...]]] = {}
@@ -1093,11 +1109,13 @@ _POSITIONAL: dict[str, tuple[str, ...]] = {
 }
 
 
-def _literal_name(node: ast.AST, kind: str, value: object, parents: dict[int, ast.AST]) -> str:
+def _literal_name(node: ast.AST, kind: str, value: object, parents: dict[int, ast.AST],
+                  positional: Mapping[str, tuple[str, ...]] = _POSITIONAL) -> str:
     """A parameter name from where the literal sits: keyword, a model formula
-    (``ols("y ~ x", ..)``), a format template, compared attribute, column key, the method it is
-    passed to (``plt.xlabel("x")`` -> xlabel), plot's format string, the name it is assigned
-    to."""
+    (``ols("y ~ x", ..)``), a format template, compared attribute, column key, the parameter it
+    is passed to by position (``positional``: a function's positional parameters by its name),
+    the method it is passed to (``plt.xlabel("x")`` -> xlabel), plot's format string, the name
+    it is assigned to."""
     parent = parents.get(id(node))
     if kind == "fstring":
         return "label"
@@ -1119,7 +1137,8 @@ def _literal_name(node: ast.AST, kind: str, value: object, parents: dict[int, as
     if isinstance(parent, ast.Call) and node in parent.args:
         callee = parent.func.attr if isinstance(parent.func, ast.Attribute) else \
             parent.func.id if isinstance(parent.func, ast.Name) else ""
-        roles = _POSITIONAL.get(callee, ())
+        # A notebook's own function is called by its name; a library's may be a method.
+        roles = (positional if isinstance(parent.func, ast.Name) else _POSITIONAL).get(callee, ())
         if callee in ("range", "arange") and len(parent.args) == 1:
             roles = ("stop",)
         position = parent.args.index(node)
