@@ -219,7 +219,9 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
         return f"{verb}_{interval}"
     bound = ["_".join(w for w in identifier(n).split("_") if w not in facts.varying)
              for n in _bound(facts.block)]
-    meaningful = [r for r in facts.returns if len(r) > 2] or [n for n in bound if len(n) > 2][-1:]
+    # `res`, `out`, `df` say no more than "compute" does: the calls name it better.
+    meaningful = [r for r in facts.returns if len(r) > 2 and r not in _GENERIC_VALUES] or [
+        n for n in bound if len(n) > 2 and n not in _GENERIC_VALUES][-1:]
     if meaningful:
         return f"{verb}_{identifier(meaningful[0])}" if meaningful[0] != verb else verb
     # A callee that differs between the copies (Detrender, SummaryTransformer) is a parameter:
@@ -408,7 +410,8 @@ _MODULE_ALIASES = {"pd", "pandas", "np", "numpy", "sm", "smf", "sp", "scipy", "j
 def _fitted_model(block: Sequence[ast.stmt]) -> str | None:
     """What the block fits, named after its maker: ``ols`` for ``sm.OLS(y, X).fit()`` or ``mod =
     ols(f, data); mod.fit()``, ``linear_regression`` for ``LinearRegression().fit(X, y)``,
-    ``model`` for ``model.fit()`` on a model made elsewhere; None when nothing is fitted."""
+    ``model`` for ``model.fit()`` on a model made elsewhere (or ``sel.model.fit()``); None when
+    nothing is fitted."""
     made: dict[str, str] = {}  # name -> what made it, from `name = Maker(...)` in the block
     for statement in block:
         for node in ast.walk(statement):
@@ -424,6 +427,8 @@ def _fitted_model(block: Sequence[ast.stmt]) -> str | None:
                     maker = dotted_name(receiver.func).rsplit(".", 1)[-1]
                 elif isinstance(receiver, ast.Name):
                     maker = made.get(receiver.id, receiver.id)
+                elif isinstance(receiver, ast.Attribute):  # sel.model.fit(): the model
+                    maker = receiver.attr
                 else:
                     continue
                 word = identifier(maker)
