@@ -201,8 +201,10 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
 
     def module_global(nb: int, name: str) -> str | None:
         if name in BUILTIN_NAMES:
-            unshadowed = name not in flows[nb].defined_in and name != "get_ipython"
-            return "builtin" if unshadowed else None
+            if name not in flows[nb].defined_in:
+                return "builtin" if name != "get_ipython" else None
+            # Shadowed: by an import the module can make too (`from IPython.display import
+            # display`), or by the notebook's own definition.
         if (nb, name) in hoisted_names:
             return "hoisted"
         return imports.statement(nb, name)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 from ..analysis.clones import (CloneGroup, Leaf, Occurrence, block_bound, block_shape,
                                ends_quietly, renaming_clash, statement_list)
 from ..analysis.worth import data_only, is_data, literal_container, plot_split
-from ..analysis.dataflow import DataFlow
+from ..analysis.dataflow import BUILTIN_NAMES, DataFlow
 from ..analysis.parse import ParsedCell, walk
 from ..analysis.scope import BlockIO, block_io
 from ..magics import NAMESPACE_MAGICS, is_placeholder_name
@@ -998,6 +998,12 @@ def _shared_global(ctx: ExtractContext, occurrences: list[Occurrence], name: str
     """
     kinds = {ctx.module_global(o.notebook, name) for o in occurrences}
     if None in kinds or len(kinds) != 1:
+        return False
+    # A builtin's name the notebook binds (`from IPython.display import display`, `from numpy
+    # import sum`) means the builtin in a copy that runs before that: the module's import
+    # would change it.
+    if name in BUILTIN_NAMES and kinds != {"builtin"} and not all(
+            _bound_before(ctx, o, name) for o in occurrences):
         return False
     return one_notebook or kinds != {"hoisted"}
 
