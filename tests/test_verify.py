@@ -227,6 +227,49 @@ def test_where_only_varying_cells_differ_both_run_again_seeded(tmp_path, monkeyp
     assert result.comparison.differing == (0,) and not result.comparison.seeded
 
 
+def test_a_cell_every_run_of_the_original_drew_alike_is_also_run_again_seeded(
+        tmp_path, monkeypatch) -> None:
+    # dowhy's identifying_effects example: cells 10 and 14 varied between runs of the
+    # original; cell 12's graph, laid out at random, came out the same in all three (few
+    # layouts are possible) and another in the refactored run. The notebook is unseeded, so
+    # both run again seeded alike; the verdict is theirs.
+    from nb2pkg.runtime import notebook_outputs
+
+    def node(number: str, picture: str) -> nbformat.NotebookNode:
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell("print(rand())", outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text=number)]),
+            nbformat.v4.new_code_cell("draw()", outputs=[
+                nbformat.v4.new_output("display_data", data={"text/plain": picture})])]
+        return nb
+
+    original, refactored = (write_notebook(tmp_path / n, ["print(rand())", "draw()"])
+                            for n in ("o.ipynb", "r.ipynb"))
+
+    def scripted(*runs: nbformat.NotebookNode) -> list:
+        calls = []
+
+        def execute(path, *, setup=None, **_):
+            calls.append((Path(path).name, setup is not None and "seed(0)" in setup))
+            return runs[len(calls) - 1]
+        monkeypatch.setattr(notebook_outputs, "execute", execute)
+        return calls
+
+    runs = (node("0.1", "A"), node("0.2", "B"), node("0.3", "A"), node("0.4", "A"))
+    calls = scripted(*runs, node("0.5", "A"), node("0.5", "A"))
+    result = notebook_outputs.compare_notebooks(original, refactored)
+    assert result.comparison.equivalent and result.comparison.seeded
+    assert [seeded for _, seeded in calls] == [False] * 4 + [True] * 2
+
+    scripted(*runs, node("0.5", "A"), node("0.5", "B"))  # seeded alike, still another graph
+    result = notebook_outputs.compare_notebooks(original, refactored)
+    assert result.comparison.differing == (1,) and not result.comparison.seeded
+
+    calls = scripted(node("0.1", "A"), node("0.1", "B"), node("0.1", "A"))  # nothing varies
+    result = notebook_outputs.compare_notebooks(original, refactored)
+    assert result.comparison.differing == (1,) and len(calls) == 3  # no seeded runs
+
+
 @pytest.mark.kernel
 def test_seeding_makes_an_unseeded_notebook_print_the_same_twice(tmp_path) -> None:
     from nb2pkg.runtime.notebook_outputs import SEEDED
