@@ -5,6 +5,8 @@ The comparison rules themselves are pure functions, tested first without a kerne
 
 from __future__ import annotations
 
+import functools
+
 import os
 import shutil
 import subprocess
@@ -190,6 +192,20 @@ def test_a_progress_bar_compares_as_shown_its_last_state_without_times() -> None
     assert outputs_of(cell("abcdef\rXY\n")) == (Output(0, "stderr", "XYcdef\n"),)
 
 
+def _scripted_runs(monkeypatch, *runs: nbformat.NotebookNode) -> list[tuple[str, bool]]:
+    """``notebook_outputs.execute`` returning ``runs`` in turn; the list it returns fills with
+    (notebook file name, whether that run was seeded), one entry per run."""
+    from nb2pkg.runtime import notebook_outputs
+
+    calls: list[tuple[str, bool]] = []
+
+    def execute(path, *, setup=None, **_):
+        calls.append((Path(path).name, setup is not None and "seed(0)" in setup))
+        return runs[len(calls) - 1]
+    monkeypatch.setattr(notebook_outputs, "execute", execute)
+    return calls
+
+
 def test_where_only_varying_cells_differ_both_run_again_seeded(tmp_path, monkeypatch) -> None:
     # Three runs of the original drew the same picture by chance, the refactored another;
     # seeded alike, both print the same: equivalent, and said so. Seeded runs that still
@@ -205,14 +221,7 @@ def test_where_only_varying_cells_differ_both_run_again_seeded(tmp_path, monkeyp
 
     original, refactored = (write_notebook(tmp_path / n, ["draw()"]) for n in ("o.ipynb", "r.ipynb"))
 
-    def scripted(*runs: nbformat.NotebookNode):
-        calls = []
-
-        def execute(path, *, setup=None, **_):
-            calls.append((Path(path).name, setup is not None and "seed(0)" in setup))
-            return runs[len(calls) - 1]
-        monkeypatch.setattr(notebook_outputs, "execute", execute)
-        return calls
+    scripted = functools.partial(_scripted_runs, monkeypatch)
 
     runs = (node("A", "0.1"), node("B", "0.2"), node("A", "0.3"), node("A", "0.4"))
     calls = scripted(*runs, node("A", "0.5"), node("A", "0.5"))
@@ -246,14 +255,7 @@ def test_a_cell_every_run_of_the_original_drew_alike_is_also_run_again_seeded(
     original, refactored = (write_notebook(tmp_path / n, ["print(rand())", "draw()"])
                             for n in ("o.ipynb", "r.ipynb"))
 
-    def scripted(*runs: nbformat.NotebookNode) -> list:
-        calls = []
-
-        def execute(path, *, setup=None, **_):
-            calls.append((Path(path).name, setup is not None and "seed(0)" in setup))
-            return runs[len(calls) - 1]
-        monkeypatch.setattr(notebook_outputs, "execute", execute)
-        return calls
+    scripted = functools.partial(_scripted_runs, monkeypatch)
 
     runs = (node("0.1", "A"), node("0.2", "B"), node("0.3", "A"), node("0.4", "A"))
     calls = scripted(*runs, node("0.5", "A"), node("0.5", "A"))
