@@ -86,15 +86,22 @@ def _calls(block: Sequence[ast.stmt], renamed: Mapping[int, str] | None = None) 
     for statement in block:
         for node in ast.walk(statement):
             if isinstance(node, ast.Call):
-                name = dotted_name(node.func)
-                root = node.func
-                while isinstance(root, ast.Attribute):
-                    root = root.value
-                if name and renamed and id(root) in renamed:
-                    name = renamed[id(root)] + name[len(root.id):]  # type: ignore[attr-defined]
+                name = _as_written(node.func, renamed)
                 if name:
                     found.setdefault(name, None)
     return list(found)
+
+
+def _as_written(node: ast.expr, renamed: Mapping[int, str] | None) -> str:
+    """The dotted name ``node`` spells, as the function spells it (``renamed``: the new name of
+    each renamed Name node, by id); "" when it is no dotted name."""
+    name = dotted_name(node)
+    root = node
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    if name and renamed and id(root) in renamed:
+        name = renamed[id(root)] + name[len(root.id):]  # type: ignore[attr-defined]
+    return name
 
 
 def _verb(facts: Facts, calls: list[str]) -> str:
@@ -412,28 +419,31 @@ def _fitted_model(block: Sequence[ast.stmt]) -> str | None:
     ols(f, data); mod.fit()``, ``linear_regression`` for ``LinearRegression().fit(X, y)``,
     ``model`` for ``model.fit()`` on a model made elsewhere (or ``sel.model.fit()``); None when
     nothing is fitted."""
-    made: dict[str, str] = {}  # name -> what made it, from `name = Maker(...)` in the block
+    maker = _maker_of_fitted(block)
+    word = identifier(dotted_name(maker).rsplit(".", 1)[-1]) if maker is not None else ""
+    return word if word and word != "fit" else None
+
+
+def _maker_of_fitted(block: Sequence[ast.stmt]) -> ast.expr | None:
+    """The expression that makes what the block first fits: ``sm.OLS`` in ``sm.OLS(y,
+    X).fit()`` and in ``mod = sm.OLS(y, X); mod.fit()``, ``model`` in ``model.fit()`` on a
+    model made elsewhere, ``sel.model`` in ``sel.model.fit()``."""
+    made: dict[str, ast.expr] = {}  # name -> what made it, from `name = Maker(...)` in the block
     for statement in block:
         for node in ast.walk(statement):
             if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                    and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Call)):
-                maker = dotted_name(node.value.func).rsplit(".", 1)[-1]
-                if maker:
-                    made[node.targets[0].id] = maker
+                    and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Call)
+                    and dotted_name(node.value.func)):
+                made[node.targets[0].id] = node.value.func
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr == "fit"):
                 receiver = node.func.value
-                if isinstance(receiver, ast.Call):
-                    maker = dotted_name(receiver.func).rsplit(".", 1)[-1]
-                elif isinstance(receiver, ast.Name):
-                    maker = made.get(receiver.id, receiver.id)
-                elif isinstance(receiver, ast.Attribute):  # sel.model.fit(): the model
-                    maker = receiver.attr
-                else:
-                    continue
-                word = identifier(maker)
-                if word and word != "fit":
-                    return word
+                if isinstance(receiver, ast.Call) and dotted_name(receiver.func):
+                    return receiver.func
+                if isinstance(receiver, ast.Name):
+                    return made.get(receiver.id, receiver)
+                if isinstance(receiver, ast.Attribute) and dotted_name(receiver):
+                    return receiver
     return None
 
 
@@ -534,6 +544,11 @@ def _summary(facts: Facts, calls: list[str], name: str) -> str:
         # What the name says the block does (load_mroz, simulate_data), else "Compute".
         doing = {"load": "Load", "simulate": "Simulate"}.get(name.split("_", 1)[0], "Compute")
         return f"{doing} {_join([f'`{r}`' for r in facts.returns])}{source}."
+    maker = _maker_of_fitted(facts.block)
+    fitted = _as_written(maker, facts.renamed) if maker is not None else ""
+    if fitted:  # `ols` passed in is what is fitted, not what it is fitted with
+        data = [p for p in params if p != f"`{fitted.split('.')[0]}`"]
+        return f"Fit `{fitted}`" + (f" with {_join(data)}." if data else ".")
     if verb == "report":
         return f"Print what is computed{source}."
     changed = [f"`{p}`" for p, _, original in facts.params if original in facts.mutated]
