@@ -540,15 +540,15 @@ def _summary(facts: Facts, calls: list[str], name: str) -> str:
     # what its last call returns: the Returns section says that.)
     if facts.returns_display:
         return f"The value the notebook displays, computed{source}."
-    if facts.returns:
-        # What the name says the block does (load_mroz, simulate_data), else "Compute".
-        doing = {"load": "Load", "simulate": "Simulate"}.get(name.split("_", 1)[0], "Compute")
-        return f"{doing} {_join([f'`{r}`' for r in facts.returns])}{source}."
     maker = _maker_of_fitted(facts.block)
     fitted = _as_written(maker, facts.renamed) if maker is not None else ""
     if fitted:  # `ols` passed in is what is fitted, not what it is fitted with
         data = [p for p in params if p != f"`{fitted.split('.')[0]}`"]
         return f"Fit `{fitted}`" + (f" with {_join(data)}." if data else ".")
+    if facts.returns:  # (what a fitting block returns, the Returns section says)
+        # What the name says the block does (load_mroz, simulate_data), else "Compute".
+        doing = {"load": "Load", "simulate": "Simulate"}.get(name.split("_", 1)[0], "Compute")
+        return f"{doing} {_join([f'`{r}`' for r in facts.returns])}{source}."
     if verb == "report":
         return f"Print what is computed{source}."
     changed = [f"`{p}`" for p, _, original in facts.params if original in facts.mutated]
