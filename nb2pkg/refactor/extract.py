@@ -427,12 +427,17 @@ def _without_one_copy(group: CloneGroup, ctx: ExtractContext,
             or any(reason.startswith(shape) for shape in _SHAPE_REASONS)):
         return None
     best: tuple[Occurrence, Extraction] | None = None
+    taken = set(ctx.taken)  # an extraction claims its function's name: only the one kept may
     for index, left in enumerate(copies):
+        ctx.taken.clear()
+        ctx.taken.update(taken)
         rest = replace(group, id=f"{group.id}.1", occurrences=copies[:index] + copies[index + 1:])
         found = extract_group(rest, ctx)
         if isinstance(found, Extraction) and (
                 best is None or len(found.parameters) < len(best[1].parameters)):
             best = (left, found)
+    ctx.taken.clear()
+    ctx.taken.update(taken | ({best[1].function} if best is not None else set()))
     return best
 
 

@@ -4,6 +4,7 @@ or the reason the copies were left alone. One file per case in tests/data/extrac
 from __future__ import annotations
 
 import ast
+import types
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,38 @@ def test_the_copy_left_out_is_named_with_the_reason(tmp_path: Path) -> None:
         "a name stands for different names in different copies: `total` is both `total` and "
         "`total_b` in another copy, and the block assigns it; the copy in cell 2 stays, and the "
         "other 2 are extracted (C1.1)")
+
+
+def test_each_copy_left_out_is_tried_with_the_same_names_free(monkeypatch) -> None:
+    """Every try of all copies but one names its function with the names taken before the tries
+    (a try claims its function's name, as any extraction does); only the kept one's name stays
+    taken. Here leaving out the third copy needs fewer parameters than leaving out the first,
+    and it keeps the name `report`, not `report_2`."""
+    from nb2pkg.analysis.clones import CloneGroup, Occurrence
+    from nb2pkg.refactor import extract
+    from nb2pkg.refactor.extract import Extraction, Parameter, Refusal, _without_one_copy
+    from nb2pkg.refactor.naming import Namer
+
+    copies = tuple(Occurrence(0, cell, (), 0, 3, 1, 3) for cell in (1, 2, 3))
+    group = CloneGroup("C1", "renamed", 3, 3, copies, True)
+    ctx = types.SimpleNamespace(taken={"data"})
+    seen = []
+
+    def extract_group(rest, ctx):  # as _extract names and claims
+        seen.append(set(ctx.taken))
+        left = next(o for o in copies if o not in rest.occurrences)
+        if left.cell == 2:
+            return Refusal(rest.id, "too many parameters", rest.occurrences)
+        name = Namer(ctx.taken).claim("report")
+        ctx.taken.add(name)
+        parameters = (Parameter("a", ()),) * (3 if left.cell == 1 else 1)
+        return Extraction(rest.id, name, "core", "", parameters, (), (), ())
+
+    monkeypatch.setattr(extract, "extract_group", extract_group)
+    left, kept = _without_one_copy(group, ctx, "would take 7 parameters")
+    assert (left.cell, kept.function, kept.group) == (3, "report", "C1.1")
+    assert seen == [{"data"}] * 3
+    assert ctx.taken == {"data", "report"}
 
 
 def test_copies_holding_a_definition_moved_into_the_package_stay(tmp_path: Path) -> None:
