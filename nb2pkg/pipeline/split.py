@@ -522,9 +522,10 @@ def _left_out(cells: Any, parsed: dict[int, ParsedCell]) -> tuple[int, ...]:
     tagged = {p for p in parsed if RAISES_TAG in (cells[p].get("metadata", {}).get("tags") or ())}
     if not tagged:
         return ()  # the usual case: no scan of every cell on each conversion
+    first = min(tagged)  # nothing before the first tagged cell can be left out
     later_reads: set[str] = set()
     found = []
-    for position in sorted((p for p in parsed if p >= min(tagged)), reverse=True):
+    for position in sorted((p for p in parsed if p >= first), reverse=True):
         tree = parsed[position].tree
         io = block_io(tree.body) if tree is not None else None
         if io is not None and position in tagged and not io.dynamic \
