@@ -409,8 +409,10 @@ def _or_smaller(group: CloneGroup, ctx: ExtractContext) -> list[Extraction | Ref
 
 # Reasons that hold for any set of the copies (they are about the shape all copies share):
 # leaving one copy out cannot change them, so it is not tried.
-_SHAPE_REASONS = ("only assigns constants", "defines a function or class",
-                  "contains IPython magics")
+DATA_ONLY = "only assigns constants (data, not logic)"
+DEFINES = "defines a function or class inside the copied block"
+MAGICS = "contains IPython magics or shell commands, which only run in a notebook"
+_SHAPE_REASONS = (DATA_ONLY, DEFINES, MAGICS)
 # At most this many copies are tried one by one (each try is an extraction's work).
 LEAVE_ONE_OUT_COPIES = 8
 
@@ -424,7 +426,7 @@ def _without_one_copy(group: CloneGroup, ctx: ExtractContext,
     (then the first). Only for three copies or more, so that two copies still share it."""
     copies = group.occurrences
     if (not 3 <= len(copies) <= LEAVE_ONE_OUT_COPIES
-            or any(reason.startswith(shape) for shape in _SHAPE_REASONS)):
+            or reason in _SHAPE_REASONS):
         return None
     best: tuple[Occurrence, Extraction] | None = None
     taken = set(ctx.taken)  # an extraction claims its function's name: only the one kept may
@@ -509,7 +511,7 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
     occurrences = list(group.occurrences)
     blocks = [_statements(ctx, o) for o in occurrences]
     if data_only(blocks[0]):
-        raise _Refuse("only assigns constants (data, not logic)")
+        raise _Refuse(DATA_ONLY)
     listing = next(filter(None, map(ctx.listing_after, occurrences)), None)
     if listing:
         raise _Refuse(f"{listing}, which lists the notebook's variables: the function's name "
@@ -570,10 +572,10 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
             raise _Refuse("not safe to move into a function: " + "; ".join(io.unsafe_reasons))
     shapes = [block_shape(b) for b in blocks]
     if any(found.defines for found in shapes):
-        raise _Refuse("defines a function or class inside the copied block")
+        raise _Refuse(DEFINES)
     leaves = [found.leaves for found in shapes]
     if any(is_placeholder_name(str(leaf.value)) for leaf in leaves[0] if leaf.kind == "name"):
-        raise _Refuse("contains IPython magics or shell commands, which only run in a notebook")
+        raise _Refuse(MAGICS)
     clash = renaming_clash(leaves, [block_bound(b) for b in blocks])
     if clash:
         raise _Refuse("a name stands for different names in different copies: " + clash)
