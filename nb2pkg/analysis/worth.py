@@ -2,7 +2,8 @@
 ranking (``clones._surely_refused``) and extraction (``refactor.extract``).
 
 - *Data, not logic*: a statement that only assigns constants (``ratings[0] = 4``,
-  ``sizes = [1, 2, 3]``, ``t0, t1 = 5, 50``) is data. A block of nothing else is never
+  ``sizes = [1, 2, 3]``, ``t0, t1 = 5, 50``), or a table of constants and names
+  (``metrics = {"mae": mae, "rmse": rmse}``), is data. A block of nothing else is never
   extracted, and data statements at the edges of a block whose constants differ between the
   copies stay in the notebook (the function would only take them back as arguments).
 - *Computation and plotting*: a block that computes values and then draws them (or draws and
@@ -68,13 +69,33 @@ def _data_target(node: ast.expr) -> bool:
     return False
 
 
-def is_data(statement: ast.stmt) -> bool:
-    """Does ``statement`` only assign constants (``x = 3``, ``ratings[6] = 3``)?"""
+def _table(node: ast.expr, inside: bool = False) -> bool:
+    """Constants, or a list, tuple, set or dict display of constants and names (``[{"name":
+    "precision", "risk": precision}, ...]``): a table written out, which computes nothing."""
+    if isinstance(node, ast.Name):
+        return inside
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return all(_table(e, True) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is not None and _table(k, True) and _table(v, True)
+                   for k, v in zip(node.keys, node.values))
+    return _constant(node)
+
+
+def is_data(statement: ast.stmt, tables: bool = True) -> bool:
+    """Does ``statement`` only assign constants (``x = 3``, ``ratings[6] = 3``) or, unless
+    ``tables`` is false, a table of constants and names (``metrics = [("mae", mae)]``)?"""
+    def written(value: ast.expr, unpacks: bool) -> bool:
+        # `a, b = b, a` unpacks names: that swaps, it writes no table.
+        return _table(value) if tables and not unpacks else _constant(value)
+
     if isinstance(statement, ast.Assign):
-        return _constant(statement.value) and all(_data_target(t) for t in statement.targets)
+        unpacks = any(isinstance(t, (ast.Tuple, ast.List)) for t in statement.targets)
+        return written(statement.value, unpacks) and all(
+            _data_target(t) for t in statement.targets)
     if isinstance(statement, ast.AnnAssign):
-        return statement.value is not None and _constant(statement.value) and _data_target(
-            statement.target)
+        return statement.value is not None and written(statement.value, False) and \
+            _data_target(statement.target)
     return False
 
 

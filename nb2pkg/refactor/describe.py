@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from ..analysis.parse import dotted_name
-from ..analysis.worth import PLOT_METHODS, kinds
+from ..analysis.worth import PLOT_METHODS, is_data, kinds
 from .naming import common_stem, identifier, looks_like_class, words_of_comment
 
 # Words that say nothing about what code does (comments of course notebooks are full of them).
@@ -226,9 +226,14 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
         return f"{verb}_{interval}"
     bound = ["_".join(w for w in identifier(n).split("_") if w not in facts.varying)
              for n in _bound(facts.block)]
-    # `res`, `out`, `df` say no more than "compute" does: the calls name it better.
-    meaningful = [r for r in facts.returns if len(r) > 2 and r not in _GENERIC_VALUES] or [
-        n for n in bound if len(n) > 2 and n not in _GENERIC_VALUES][-1:]
+    # `res`, `out`, `df` say no more than "compute" does: the calls name it better; nor does
+    # a constant the block sets on the way (`degree = 10` before the models it builds).
+    constants = _constants(facts)
+    returned = [r for r in facts.returns if len(r) > 2 and r not in _GENERIC_VALUES]
+    telling = [n for n in bound if len(n) > 2 and n not in _GENERIC_VALUES]
+    meaningful = ([r for r in returned if r not in constants]
+                  or [n for n in telling if n not in constants][-1:]
+                  or returned or telling[-1:])
     if meaningful:
         return f"{verb}_{identifier(meaningful[0])}" if meaningful[0] != verb else verb
     # A callee that differs between the copies (Detrender, SummaryTransformer) is a parameter:
@@ -429,12 +434,20 @@ def _maker_of_fitted(block: Sequence[ast.stmt]) -> ast.expr | None:
     X).fit()`` and in ``mod = sm.OLS(y, X); mod.fit()``, ``model`` in ``model.fit()`` on a
     model made elsewhere, ``sel.model`` in ``sel.model.fit()``."""
     made: dict[str, ast.expr] = {}  # name -> what made it, from `name = Maker(...)` in the block
+    looked_up: set[str] = set()  # `class_ = spec["class"]`: a variable holding a maker
     for statement in block:
         for node in ast.walk(statement):
             if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                    and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Call)
-                    and dotted_name(node.value.func)):
-                made[node.targets[0].id] = node.value.func
+                    and isinstance(node.targets[0], ast.Name)):
+                target = node.targets[0]
+                if not isinstance(node.value, ast.Call):
+                    looked_up.add(target.id)
+                elif dotted_name(node.value.func):
+                    # What a looked-up class makes is named better by the variable it makes
+                    # (`estimator = class_(...)`): `class_` says no more than "a class".
+                    maker = node.value.func
+                    made[target.id] = (target if isinstance(maker, ast.Name)
+                                       and maker.id in looked_up else maker)
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr == "fit"):
                 receiver = node.func.value
@@ -509,6 +522,21 @@ def docstring(facts: Facts, name: str) -> str:
     if "\n" in text:
         return f'"""{_indent(text)}\n    """'
     return f'"""{text}"""'
+
+
+def _constants(facts: Facts) -> set[str]:
+    """Names (as the function spells them) that the block only sets to constants and never
+    changes (`squares = {}` filled in a loop is what the block computes)."""
+    constant: dict[str, str] = {}  # as the block spells it -> as the function does
+    computed = set(changed_in_place(facts.block))
+    for statement in facts.block:
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                if is_data(statement):
+                    constant[node.id] = facts.renamed.get(id(node), node.id)
+                else:
+                    computed.add(node.id)
+    return {spelt for name, spelt in constant.items() if name not in computed}
 
 
 def _bound(block: Sequence[ast.stmt]) -> list[str]:

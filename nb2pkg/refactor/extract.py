@@ -609,9 +609,12 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
             kept.append(key[0])
             continue
         # Returned: what may be read later, and what had a value before the block (so the
-        # notebook's variables end as they did, even if nothing reads them again).
-        needed = written and any(_live_after(ctx, o, name) or _bound_outside(ctx, occurrences, o, name)
-                                 for o, name in zip(occurrences, key))
+        # notebook's variables end as they did, even if nothing reads them again; but `_`, the
+        # name for a value thrown away, as in `_ = plt.plot(...)`, only when read).
+        needed = written and any(
+            _live_after(ctx, o, name)
+            or (name != "_" and _bound_outside(ctx, occurrences, o, name))
+            for o, name in zip(occurrences, key))
         if needed and not read and any(name not in io.definite_writes for name, io in zip(key, ios)):
             if all(_bound_before(ctx, o, name) and _live_after(ctx, o, name)
                    for o, name in zip(occurrences, key)):
@@ -838,7 +841,9 @@ def _data_edges(blocks: list[list[ast.stmt]], allow_trailing: bool) -> tuple[int
     def run(indexes) -> int:
         count, differs = 0, False
         for i in indexes:
-            if not is_data(blocks[0][i]):
+            # (A table of names, `forecasts = {"housing": housing}`, is often what the block
+            # fills in: it moves with the block.)
+            if not is_data(blocks[0][i], tables=False):
                 break
             count += 1
             first = [leaf.value for leaf in block_shape([blocks[0][i]]).leaves]
@@ -1122,6 +1127,12 @@ _POSITIONAL: dict[str, tuple[str, ...]] = {
 }
 
 
+# Methods whose one argument is the data they work on: `model.fit([1, 2, 3])` passes values,
+# not a "fit" (where `plt.xlabel("x")` passes an xlabel).
+_TAKES_DATA = {"fit", "predict", "transform", "fit_transform", "fit_predict", "score", "append",
+               "extend", "update", "apply", "map", "isin"}
+
+
 def _literal_name(node: ast.AST, kind: str, value: object, parents: dict[int, ast.AST],
                   positional: Mapping[str, tuple[str, ...]] = _POSITIONAL) -> str:
     """A parameter name from where the literal sits: keyword, a model formula
@@ -1158,7 +1169,8 @@ def _literal_name(node: ast.AST, kind: str, value: object, parents: dict[int, as
         if position < len(roles):
             return roles[position]
     if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute) \
-            and node in parent.args and len(parent.args) == 1:
+            and node in parent.args and len(parent.args) == 1 \
+            and parent.func.attr not in _TAKES_DATA:
         return identifier(parent.func.attr.removeprefix("set_"))
     if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute) \
             and parent.func.attr == "plot" and isinstance(value, str) and node in parent.args[1:]:

@@ -184,7 +184,9 @@ def _run_cells(cells: list[str]) -> tuple[list[str], dict]:
 def _variables(namespace: dict) -> dict:
     import types
 
-    return {k: v for k, v in namespace.items() if not k.startswith("__")
+    # `_` holds what the notebook throws away (`_ = plt.plot(...)`): an extracted function
+    # returns it only when the notebook reads it again.
+    return {k: v for k, v in namespace.items() if not k.startswith("__") and k != "_"
             and not isinstance(v, (types.ModuleType, types.FunctionType, type))}
 
 
@@ -203,6 +205,12 @@ def _same(a, b) -> bool:
             return isinstance(b, np.ndarray) and np.array_equal(a, b)
     except ImportError:  # pragma: no cover
         pass
+    if isinstance(a, (type, types.FunctionType)):  # a definition the refactoring moved
+        return type(a) is type(b) and a.__qualname__ == b.__qualname__
+    if isinstance(a, (dict, list, tuple)) and type(a) is type(b) and len(a) == len(b):
+        if isinstance(a, dict):
+            return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return all(_same(x, y) for x, y in zip(a, b))
     return type(a) is type(b) and (a == b or repr(a) == repr(b))
 
 
