@@ -295,6 +295,7 @@ def _plotted(facts: Facts) -> str | None:
     varying = {original: common_stem([identifier(a) for a in arguments])
                for _, arguments, original in facts.params
                if original is not None and len(set(arguments)) > 1}
+    unlike = False  # series that share no word (hp_trend, unrestricted_seasonal) were drawn
     for statement in facts.block:
         for node in ast.walk(statement):
             if not (isinstance(node, ast.Call) and dotted_name(node.func).rsplit(".", 1)[-1]
@@ -303,10 +304,12 @@ def _plotted(facts: Facts) -> str | None:
             data = [a for a in node.args if not isinstance(a, ast.Constant)]
             name = _holder(data[1] if len(data) > 1 else data[0]) if data else None
             if name in varying:
+                unlike = unlike or not varying[name]
                 name = varying[name]
             if name and name not in _GENERIC_VALUES and len(name) > 1:
                 return identifier(name)
-    return None
+    # What the copies draw has nothing in common but being series: plot_series, not plot_fig.
+    return "series" if unlike else None
 
 
 def _saved(facts: Facts) -> str | None:
