@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .templating import line_span
+
 
 def _count(n: int, noun: str) -> str:
     """``"no functions"``, ``"1 function"``, ``"3 functions"``."""
@@ -11,7 +13,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def _where(names: list[str], o: Any) -> str:
-    return f"{names[o.notebook]} cell {o.cell} lines {o.first_line}-{o.last_line}"
+    return f"{names[o.notebook]} cell {o.cell} {line_span(o.first_line, o.last_line)}"
 
 
 def _findings(findings) -> list[str]:
@@ -37,7 +39,7 @@ def _loop_place(plan: Any, names: list[str], item: Any) -> str:
     """Where a loop (or a run left alone) is: the extracted function, or notebook cell lines."""
     if item.function:
         return f"in {plan.name}.{item.function}"
-    return f"{names[item.notebook]} cell {item.cell} lines {item.first_line}-{item.last_line}"
+    return f"{names[item.notebook]} cell {item.cell} {line_span(item.first_line, item.last_line)}"
 
 
 def format_analysis(report: Any) -> str:

@@ -21,6 +21,7 @@ injection. Numbers and booleans need no escaping.
 | ``ident`` | a name nb2pkg made or checked (package, module, function) | refused unless a dotted identifier |
 | ``code`` | Python that is meant to be code (moved definitions, extracted functions) | as is |
 | ``shell`` | one shell word | ``shlex.quote``, refused with line breaks |
+| ``lines`` | where a block is (``first_line``, ``last_line``) | ``line 4`` or ``lines 2-4``, from the two numbers |
 
 This module imports only the standard library at import time: ``nb2pkg run`` renders its report
 with it.
@@ -260,9 +261,19 @@ def _yaml_double_quoted(text: str) -> str:
     return "".join(out)
 
 
+def line_span(first: int, last: int) -> str:
+    """``line 4``, ``lines 2-4``."""
+    return f"line {first}" if first == last else f"lines {first}-{last}"
+
+
+def lines(span: Any) -> Escaped:
+    """Where a block with ``first_line`` and ``last_line`` is: numbers only, nothing to escape."""
+    return Escaped(line_span(int(span.first_line), int(span.last_line)))
+
+
 FILTERS = {"py": py, "pydoc": pydoc, "mdmsg": mdmsg, "pycomment": pycomment, "toml": toml, "yaml": yaml,
            "yamlcomment": yamlcomment, "md": md, "mdcode": mdcode, "mdurl": mdurl, "ident": ident, "code": code,
-           "shell": shell, "join": _join}
+           "shell": shell, "lines": lines, "join": _join}
 
 
 def templates_dir() -> Path:

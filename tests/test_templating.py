@@ -230,3 +230,12 @@ def test_quoted_yaml_scalars_are_what_pyyaml_writes(value: object) -> None:
 def _pyyaml_flow(value: object) -> str:
     return pyyaml.safe_dump([value], default_flow_style=True, width=float("inf"),
                             allow_unicode=True).strip()[1:-1]
+
+
+def test_a_block_of_one_line_is_at_a_line_not_between_lines() -> None:
+    import types
+
+    one, three = (types.SimpleNamespace(first_line=a, last_line=b) for a, b in ((4, 4), (2, 4)))
+    assert (templating.lines(one), templating.lines(three)) == ("line 4", "lines 2-4")
+    with pytest.raises(ValueError):  # only numbers get through: nothing else is escaped
+        templating.lines(types.SimpleNamespace(first_line="1*", last_line=2))
