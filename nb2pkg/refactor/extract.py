@@ -409,7 +409,7 @@ def _or_smaller(group: CloneGroup, ctx: ExtractContext) -> list[Extraction | Ref
 
 # Reasons that hold for any set of the copies (they are about the shape all copies share):
 # leaving one copy out cannot change them, so it is not tried.
-DATA_ONLY = "only assigns constants (data, not logic)"
+DATA_ONLY = "only assigns constants and tables (data, not logic)"
 DEFINES = "defines a function or class inside the copied block"
 MAGICS = "contains IPython magics or shell commands, which only run in a notebook"
 _SHAPE_REASONS = (DATA_ONLY, DEFINES, MAGICS)
