@@ -32,7 +32,8 @@ from .errors import Nb2pkgError
 from .refactor.naming import MAX_NAME, Namer, clashes, identifier, module_name, package_name
 from .refactor.rewrite import (Replacement, RewriteError, rewrite_cell, span_refusal, spans_overlap,
                                statement_source)
-from .refactor.tidy import can_gather, import_cell, import_forms, names_read, statement_forms, without_names
+from .refactor.tidy import (can_gather, first_imports, import_cell, import_forms, names_read, ready_at,
+                            statement_forms, without_names)
 
 if TYPE_CHECKING:
     from .pipeline.stages import PipelinePlan
@@ -501,6 +502,13 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
     for nb, result in enumerate(analysis.notebooks):
         parsed = {c.cell: c for c in result.cells}
         target = import_cell(result.cells)
+        first = first_imports(result.cells)
+
+        def ready(module: str, cell: int, line: int) -> bool:
+            """Has the original imported, by ``line`` of ``cell``, all that ``module`` does?"""
+            at = ready_at(module, module_imports, first)
+            return at is not None and at <= (cell, line)
+
         replacements: dict[int, list[Replacement]] = {}
         by_cell: dict[int, list[Hoisted]] = {}
         gathered: dict[str, list[str]] = {}  # module -> names imported in the import cell
@@ -509,7 +517,8 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
             if h.notebook != nb:
                 continue
             line = parsed[h.cell].tree.body[h.index].lineno  # type: ignore[union-attr]
-            if target is not None and can_gather(parsed, target, h.cell, line, h.name):
+            if target is not None and can_gather(parsed, target, h.cell, line, h.name) \
+                    and ready(h.module, target.cell, target.end_line):
                 gathered.setdefault(h.module, []).append(h.name)
                 moved.setdefault(h.cell, []).append(h)
             else:
@@ -549,10 +558,31 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
                 replacements.setdefault(loop.cell, []).append(
                     Replacement(loop.path, loop.start, loop.stop, loop.code))
 
+        # The cell before which the package's functions are imported (a cell of their own,
+        # inserted there): beside the notebook's imports when the original has imported by
+        # then what their modules import and they come before every call, else before the
+        # first call (see refactor/tidy.py).
+        functions_at = None
+        if imported and first_call is not None:
+            if target is not None and target.cell < first_call:
+                beside = all(ready(m, target.cell, target.end_line) for m in imported)
+                functions_at = target.cell + 1 if beside else first_call
+            else:  # first, when the modules import nothing the notebook imports later
+                code = next(c.cell for c in result.cells)
+                functions_at = code if all(ready(m, code, 0) for m in imported) else first_call
         # Imports the refactoring left unused, which a package module this notebook imports
-        # makes too, go (see refactor/tidy.py).
-        used_modules = set(gathered) | {h.module for h in hoisted if h.notebook == nb} | set(imported)
-        provided = import_forms(line for m in used_modules for line in module_imports.get(m, ()))
+        # from the same or an earlier cell makes too, go (see refactor/tidy.py).
+        imported_in: dict[str, int] = {m: target.cell for m in gathered} if target else {}
+        for h in hoisted:
+            if h.notebook == nb and h.module not in gathered:
+                imported_in[h.module] = min(imported_in.get(h.module, h.cell), h.cell)
+        # (The functions' cell comes before cell `functions_at`; right after the import cell,
+        # nothing runs between the two, so it counts as that cell.)
+        if functions_at is not None:
+            at = target.cell if target and functions_at == target.cell + 1 else functions_at
+            for m in imported:
+                imported_in[m] = min(imported_in.get(m, at), at)
+        forms_of = {m: import_forms(module_imports.get(m, ())) for m in imported_in}
         sources = {i: (_rewrite(ctx, parsed[i], r) if r else None)
                    for i, r in replacements.items()}
         # What was rewritten with how many replacements: a cell that gets no more below keeps
@@ -564,6 +594,8 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
         for c in result.cells:
             if dynamic or c.tree is None:
                 continue
+            provided = set().union(*(forms for m, forms in forms_of.items()
+                                     if imported_in[m] <= c.cell))
             for index, statement in enumerate(c.tree.body):
                 drop = {bound for form in statement_forms(statement) for bound in [form[2]]
                         if form in provided and bound in originally_read and bound not in read}
@@ -589,10 +621,11 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
             cell.metadata["nb2pkg"] = {"source_cell": index}
             if index in replacements:
                 done = sources.get(index)
-                if done is not None and counts.get(index) == len(replacements[index]):
-                    cell.source = done
-                    continue
-                cell.source = _rewrite(ctx, parsed[index], replacements[index])
+                if done is None or counts.get(index) != len(replacements[index]):
+                    done = _rewrite(ctx, parsed[index], replacements[index])
+                # A cell whose first statements went (an import now unused) starts with them.
+                opened = len(cell.source) - len(cell.source.lstrip("\n"))
+                cell.source = "\n" * opened + done.lstrip("\n")
         if imported:
             source = "# Functions nb2pkg extracted from code repeated in this notebook\n" + "\n".join(
                 f"from {package}.{m} import {', '.join(sorted(names))}"
@@ -600,11 +633,7 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
             new = from_dict({"cell_type": "code", "execution_count": None, "outputs": [],
                              "source": source, "metadata": {"nb2pkg": {"generated": True},
                                                             "tags": ["nb2pkg-imports"]}})
-            # Beside the notebook's own imports when they come before every call, else first.
-            at = next((i for i, c in enumerate(node.cells) if c.cell_type == "code"),
-                      len(node.cells))
-            if target is not None and first_call is not None and target.cell < first_call:
-                at = target.cell + 1
+            at = functions_at if functions_at is not None else len(node.cells)
             # After the last `%watermark -iv` (extraction leaves copies before it alone).
             packages = package_listing(result.cells)
             if packages is not None:

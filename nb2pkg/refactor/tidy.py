@@ -4,11 +4,13 @@ imports the refactoring left unused removed, each only when behaviour provably s
 - A moved definition's ``from pkg.module import name`` goes after the last top-level import of
   the notebook's first importing cell (instead of where the definition was) when nothing between
   there and the old place mentions the name or lists the namespace (``%whos``, ``%watermark
-  -iv``): binding it earlier then changes nothing.
+  -iv``), and the notebook has imported by then every library the package module imports
+  (``ready_at``: importing the package loads them, and an import that prints, a library's
+  warning, would print in another cell): binding it earlier then changes nothing.
 - An import the original notebook read and the refactored one no longer reads (its uses moved
   into the package) is removed when a package module the notebook imports makes the same import
-  (so the module and its side effects still load, from the package's import in the same or an
-  earlier cell) and no cell reaches names dynamically (``globals()``, ``%who``...).
+  from the same or an earlier cell (so the module and its side effects still load no later)
+  and no cell reaches names dynamically (``globals()``, ``%who``...).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from ..analysis.parse import ParsedCell, reparse
 from ..magics import NAMESPACE_MAGICS
@@ -65,6 +67,56 @@ def can_gather(cells: dict[int, ParsedCell], target: ImportCell, cell: int, line
                                         for m in parsed.masked.magics):
             return False
     return True
+
+
+def first_imports(cells: Iterable[ParsedCell]) -> dict[str, tuple[int, int]]:
+    """Top-level package -> (cell, line) where the notebook first imports it or one of its
+    modules, outside any function."""
+    found: dict[str, tuple[int, int]] = {}
+
+    def visit(body: list[ast.stmt], cell: int) -> None:
+        for statement in body:
+            for module, _, _ in statement_forms(statement):
+                found.setdefault(module.split(".")[0], (cell, statement.lineno))
+            if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                for field in ("body", "orelse", "finalbody"):
+                    visit(getattr(statement, field, None) or [], cell)
+                for handler in getattr(statement, "handlers", None) or []:
+                    visit(handler.body, cell)
+
+    for cell in cells:
+        if cell.tree is not None:
+            visit(cell.tree.body, cell.cell)
+    return found
+
+
+def ready_at(module: str, imports: Mapping[str, Sequence[str]],
+             first: Mapping[str, tuple[int, int]]) -> tuple[int, int] | None:
+    """Where the original notebook has imported (a module of) every top-level package the
+    package module ``module`` imports (its own package's modules followed): importing
+    ``module`` there or later loads no library earlier than the original did, so what a
+    library prints when imported stays in its cell. None when the notebook never imports one
+    of them itself (mesa's pd_grid analysis reaches mesa through its local `model.py`, and
+    `mesa.visualization` prints solara's warnings). Packages, not modules: a submodule the
+    notebook imports later, of a package it imported before, rarely prints, and waiting for
+    each would scatter the package's imports through the notebook; `--verify` sees it if it
+    does."""
+    latest, seen, todo = (0, 0), {module}, [module]
+    while todo:
+        for line in imports.get(todo.pop(), ()):
+            own = re.match(r"from \.(\w*) import", line)
+            if own:
+                name = own.group(1)
+                if name and name not in seen:
+                    seen.add(name)
+                    todo.append(name)
+                continue
+            for imported in import_forms([line]):
+                where = first.get(imported[0].split(".")[0])
+                if where is None:
+                    return None
+                latest = max(latest, where)
+    return latest
 
 
 def names_read(sources: Iterable[str]) -> tuple[set[str], bool]:

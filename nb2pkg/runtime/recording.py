@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import io
 import json
 import sys
@@ -38,18 +37,68 @@ MAX_CALLS = 3  # distinct calls kept per function
 
 
 def install(functions: Sequence[str], folder: str, limit: int = DEFAULT_LIMIT) -> None:
-    """Wrap each ``module.function`` in place; record into ``folder``."""
+    """Wrap each ``module.function`` in place when the notebook imports its module; record
+    into ``folder``.
+
+    Not by importing the modules now: that would run their imports before the notebook's
+    first cell, and what an import prints (a library's warning) would leave the cell where
+    the notebook shows it."""
     (Path(folder) / INTERPRETER_FILE).write_text(sys.executable, encoding="utf-8")
     _count_cells()
-    seen: dict[str, set[str]] = {}
+    wanted: dict[str, list[str]] = {}
     for dotted in functions:
         module_name, _, name = dotted.rpartition(".")
-        module = importlib.import_module(module_name)
-        original = getattr(module, name)
-        recorder = _recorder(
-            original, dotted, Path(folder), limit, seen.setdefault(dotted, set())
-        )
-        setattr(module, name, recorder)
+        wanted.setdefault(module_name, []).append(name)
+    seen: dict[str, set[str]] = {}
+
+    def wrap(module: Any) -> None:
+        for name in wanted[module.__name__]:
+            dotted = f"{module.__name__}.{name}"
+            recorder = _recorder(
+                getattr(module, name), dotted, Path(folder), limit, seen.setdefault(dotted, set())
+            )
+            setattr(module, name, recorder)
+
+    for module_name in wanted:
+        if module_name in sys.modules:
+            wrap(sys.modules[module_name])
+    sys.meta_path.insert(0, _WrapWhenImported(set(wanted) - set(sys.modules), wrap))
+
+
+class _WrapWhenImported:
+    """A finder that lets the others find ``names`` and wraps their functions once loaded."""
+
+    def __init__(self, names: set[str], wrap: Callable[[Any], None]) -> None:
+        self.names = names
+        self.wrap = wrap
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname not in self.names:
+            return None
+        for finder in sys.meta_path:
+            # (Another install's finder, in a process that installed twice, would ask this one.)
+            find = getattr(finder, "find_spec", None)
+            ours = isinstance(finder, _WrapWhenImported)
+            spec = find(fullname, path, target) if find and not ours else None
+            if spec is not None and spec.loader is not None:
+                spec.loader = _ThenWrap(spec.loader, self.wrap)
+                return spec
+        return None
+
+
+class _ThenWrap:
+    """A loader that runs the module as ``loader`` does, then wraps its functions."""
+
+    def __init__(self, loader: Any, wrap: Callable[[Any], None]) -> None:
+        self.loader = loader
+        self.wrap = wrap
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self.loader.exec_module(module)
+        self.wrap(module)
 
 
 class _Tee(io.TextIOBase):
