@@ -669,6 +669,22 @@ def test_a_missing_package_says_to_install_it(tmp_path: Path) -> None:
 
 
 @kernel
+def test_a_notebook_importing_its_own_folder_says_to_run_from_the_folder_above(tmp_path) -> None:
+    # mesa's Epstein Civil Violence example, in epstein_civil_violence/, imports
+    # epstein_civil_violence.model: only the folder above makes that importable.
+    folder = tmp_path / "civil_violence"
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    (folder / "model.py").write_text("SIZE = 3\n")
+    original = write_notebook(folder / "nb.ipynb", ["from civil_violence.model import SIZE", "SIZE"])
+    with pytest.raises(EnvironmentProblem) as raised:
+        verify_notebook(original, original)
+    message = str(raised.value)
+    assert f"set PYTHONPATH={tmp_path}" in message, message
+    assert "missing package" not in message and len(message.splitlines()) == 1
+
+
+@kernel
 def test_a_name_the_installed_package_lacks_says_which_version_to_install(tmp_path) -> None:
     # sktime's examples import names later releases moved ("cannot import name
     # 'ColumnConcatenator'"): the package is installed, so "install the missing package" misleads.

@@ -760,6 +760,15 @@ def what_to_do(error: Output, cwd: Path | str) -> str:
             f"{moved.group(2)}: install the version the notebook was written for where "
             "its kernel runs, then run again"
         )
+    # "No module named 'epstein_civil_violence'" from a notebook in a folder of that name:
+    # it imports its own folder as a package, which Python finds only from the folder above.
+    own = re.search(r"No module named '([^'.]+)", error.text)
+    if own and own.group(1) == Path(cwd).name:
+        return (
+            f"the notebook imports its own folder {own.group(1)} as a package, which "
+            f"Python finds only from the folder above: set PYTHONPATH={Path(cwd).parent}, "
+            "then run again"
+        )
     if name in ("ModuleNotFoundError", "ImportError"):
         return (
             "install the missing package where the notebook's kernel runs, "
