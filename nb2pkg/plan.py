@@ -503,10 +503,13 @@ def _notebooks(analysis: Analysis, package: str, modules: list[str], hoisted: li
         parsed = {c.cell: c for c in result.cells}
         target = import_cell(result.cells)
         first = first_imports(result.cells)
+        readiness: dict[str, tuple[int, int] | None] = {}  # module -> ready_at, once each
 
         def ready(module: str, cell: int, line: int) -> bool:
             """Has the original imported, by ``line`` of ``cell``, all that ``module`` does?"""
-            at = ready_at(module, module_imports, first)
+            if module not in readiness:
+                readiness[module] = ready_at(module, module_imports, first)
+            at = readiness[module]
             return at is not None and at <= (cell, line)
 
         replacements: dict[int, list[Replacement]] = {}

@@ -533,9 +533,10 @@ def _constants(facts: Facts) -> set[str]:
     constant: dict[str, str] = {}  # as the block spells it -> as the function does
     computed = set(changed_in_place(facts.block))
     for statement in facts.block:
+        data = is_data(statement)
         for node in ast.walk(statement):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                if is_data(statement):
+                if data:
                     constant[node.id] = facts.renamed.get(id(node), node.id)
                 else:
                     computed.add(node.id)
