@@ -39,6 +39,7 @@ import difflib
 import hashlib
 import os
 import re
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -104,6 +105,10 @@ class OriginalFails(NotebookRunError):
 
 class ExecutionStopped(NotebookRunError):
     """The kernel died or a cell ran past the timeout."""
+
+
+class KernelNeverStarted(NotebookRunError):
+    """The kernel died twice before running anything."""
 
 
 class SetupFailed(NotebookRunError):
@@ -670,46 +675,60 @@ def execute(
     if setup:
         node.cells.insert(0, nbformat.v4.new_code_cell(setup))
     handlers = _signal_handlers()
-    for attempt in (1, 2):
-        client = NotebookClient(
-            node,
-            km=kernel_manager,
-            timeout=timeout,
-            kernel_name=_kernel_name(node) if kernel_manager is None else "",
-            allow_errors=True,
-            # Its outputs are in; the kernel (with its process group) is killed at once
-            # rather than asked to exit. Asked, a kernel still inside a cell when the user
-            # stops us (nbclient shuts it down on Ctrl-C and SIGTERM) prints a traceback.
-            shutdown_kernel="immediate",
-            resources={"metadata": {"path": str(Path(cwd or path.parent).absolute())}},
-            config=_kernel_config(),
-        )
-        try:
-            client.execute(env=env)
-        except (CellTimeoutError, DeadKernelError) as exc:
-            if _stopped_by_signal(client):
-                raise KeyboardInterrupt() from None
-            raise ExecutionStopped(
-                f"execution stopped: {str(exc).splitlines()[0]}",
-                path=path,
-                hint="raise the timeout, or check the notebook runs on its own",
-            ) from None
-        except BaseException as exc:
-            if _stopped_by_signal(client):
-                raise KeyboardInterrupt() from None
-            if _never_started(exc, node):
-                # nbclient leaves its exit-time cleanup of a kernel that never started
-                # registered, which then fails noisily when the process ends.
-                atexit.unregister(client._cleanup_kernel)
-                if attempt == 1 and kernel_manager is None:
-                    continue
-            raise
-        finally:
-            # nbclient stops only the kernels it started itself.
-            if kernel_manager is not None and kernel_manager.has_kernel:
-                kernel_manager.shutdown_kernel(now=True)
-            _restore(handlers)
-        break
+    # The kernel process's own stderr is not the notebook's (what its cells write comes back
+    # as outputs): a traceback from the kernel's start-up (its heartbeat losing a port to
+    # another process) would otherwise reach the user's terminal. It is kept to explain a
+    # kernel that dies.
+    with tempfile.TemporaryFile() as kernel_log:
+        for attempt in (1, 2):
+            client = NotebookClient(
+                node,
+                km=kernel_manager,
+                timeout=timeout,
+                kernel_name=_kernel_name(node) if kernel_manager is None else "",
+                allow_errors=True,
+                # Its outputs are in; the kernel (with its process group) is killed at once
+                # rather than asked to exit. Asked, a kernel still inside a cell when the user
+                # stops us (nbclient shuts it down on Ctrl-C and SIGTERM) prints a traceback.
+                shutdown_kernel="immediate",
+                resources={
+                    "metadata": {"path": str(Path(cwd or path.parent).absolute())}
+                },
+                config=_kernel_config(),
+            )
+            try:
+                client.execute(env=env, stderr=kernel_log)
+            except (CellTimeoutError, DeadKernelError) as exc:
+                if _stopped_by_signal(client):
+                    raise KeyboardInterrupt() from None
+                raise ExecutionStopped(
+                    f"execution stopped: {str(exc).splitlines()[0]}{_last_words(kernel_log)}",
+                    path=path,
+                    hint="raise the timeout, or check the notebook runs on its own",
+                ) from None
+            except BaseException as exc:
+                if _stopped_by_signal(client):
+                    raise KeyboardInterrupt() from None
+                if _never_started(exc, node):
+                    # nbclient leaves its exit-time cleanup of a kernel that never started
+                    # registered, which then fails noisily when the process ends.
+                    atexit.unregister(client._cleanup_kernel)
+                    if attempt == 1 and kernel_manager is None:
+                        continue
+                    name = client.kernel_name or kernel_manager.kernel_name
+                    raise KernelNeverStarted(
+                        f"kernel {name!r} died before it started{_last_words(kernel_log)}",
+                        path=path,
+                        hint="check that it starts outside nb2pkg; "
+                        "jupyter kernelspec list shows where it is installed",
+                    ) from None
+                raise
+            finally:
+                # nbclient stops only the kernels it started itself.
+                if kernel_manager is not None and kernel_manager.has_kernel:
+                    kernel_manager.shutdown_kernel(now=True)
+                _restore(handlers)
+            break
     if setup:
         errors = [o for o in node.cells[0].outputs if o.get("output_type") == "error"]
         if errors:
@@ -731,6 +750,15 @@ def execute(
         if stderr and first is not None:
             first.outputs[:0] = stderr
     return node
+
+
+def _last_words(log: Any) -> str:
+    """The last line the kernel process wrote to its stderr, as the end of a message."""
+    log.seek(0)
+    lines = log.read().decode("utf-8", "replace").split("\n")
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    last = last if len(last) <= 200 else last[:199] + "…"
+    return f" (the kernel said: {last})" if last else ""
 
 
 def _never_started(error: BaseException, node: Any) -> bool:
