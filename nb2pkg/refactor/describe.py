@@ -162,8 +162,8 @@ def _titled(facts: Facts, verb: str) -> str | None:
         if words and words[0] in _ACTIONS and not _does(words[0], facts):
             continue
         if words and words[0] in _VERBS:
-            if len(words) == 1:
-                continue  # "## Format" (once "GML", which the copies differ in, is set aside)
+            if _verb_alone(words):
+                continue
             return "_".join(words)
         # A title that starts by saying what the verb says ("Plots", "Plotting residuals")
         # would say it twice: plot_residuals, not plot_plotting_residuals
@@ -215,6 +215,10 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
         series = _plotted(facts)
         if series is not None:
             return f"plot_{series}"
+        # Else the title it gives the figure says what it shows ("Monthly revenue per region")
+        title = _title(facts)
+        if title:
+            return "_".join(["plot", *title])
         saved = _saved(facts)
         if saved is not None:  # it finishes a figure drawn before: save it, under what name
             return f"save_{saved}"
@@ -229,8 +233,11 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
     # `res`, `out`, `df` say no more than "compute" does: the calls name it better; nor does
     # a constant the block sets on the way (`degree = 10` before the models it builds).
     constants = _constants(facts)
-    returned = [r for r in facts.returns if len(r) > 2 and r not in _GENERIC_VALUES]
-    telling = [n for n in bound if len(n) > 2 and n not in _GENERIC_VALUES]
+    # What a plot is drawn on (`fig`, `axs`, `leg`) is not what it is about.
+    vague = _GENERIC_VALUES if verb != "plot" else {
+        n for n in [*facts.returns, *bound] if _canvas(n)} | _GENERIC_VALUES
+    returned = [r for r in facts.returns if len(r) > 2 and r not in vague]
+    telling = [n for n in bound if len(n) > 2 and n not in vague]
     meaningful = ([r for r in returned if r not in constants]
                   or [n for n in telling if n not in constants][-1:]
                   or returned or telling[-1:])
@@ -240,16 +247,73 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
     # the first copy's name would misname the others.
     passed = {original for _, arguments, original in facts.params
               if original is not None and len(set(arguments)) > 1}
-    calls = [c for c in calls if c not in passed]
-    specific = [c.rsplit(".", 1)[-1] for c in calls
-                if c.rsplit(".", 1)[-1] not in _GENERIC_CALLS | {"plot"}]
+    # Reading a clock (`t1 = time.time()`) times the work, and silencing warnings or seeding
+    # prepares it: neither is the work.
+    calls = [c for c in calls if c not in passed and not _clock(c)
+             and c.rsplit(".", 1)[-1] not in _SEEDING | _SETTINGS]
+    specific = [c for c in calls
+                if c.rsplit(".", 1)[-1] not in _GENERIC_CALLS | _CONTAINERS | {"plot"}]
     if specific:
-        word = identifier(specific[0].removeprefix("set_"))
-        return word if word.split("_")[0] in _VERBS else f"{verb}_{word}"
+        word = identifier(specific[0].rsplit(".", 1)[-1].removeprefix("set_")
+                          .removeprefix("get_"))
+        if word.split("_")[0] not in _VERBS:
+            return f"{verb}_{word}"
+        if "." in specific[0] or word != identifier(specific[0]):
+            return word
+        # The block wraps a function of the notebook (`plot_pattern(...)` between
+        # `plt.subplots()` and `plt.show()`): its name is taken, what the wrapper adds is not.
+        showing = "show" in {c.rsplit(".", 1)[-1] for c in calls}
+        return "show_" + word.partition("_")[2] if showing and "_" in word else word
+    # Only generic names and calls are left: `results` still says more than `DataFrame`.
+    generic = [r for r in facts.returns if len(r) > 2 and r not in constants]
+    if generic:
+        return f"{verb}_{identifier(generic[-1])}" if generic[-1] != verb else verb
     named = [c.rsplit(".", 1)[-1] for c in calls if c.rsplit(".", 1)[-1] not in {"print", verb}]
     if named:
         return f"{verb}_{identifier(named[0].removeprefix('set_'))}"
     return None
+
+
+# Calls that make a container of values already computed: they say no more than the value's name.
+_CONTAINERS = {"DataFrame", "Series", "array", "asarray", "zeros", "ones", "empty", "full",
+               "concat"}
+_KINDS = {"df", "gdf", "arr"}
+_CANVASES = {"fig", "figure", "f", "g", "ax", "axs", "axes", "leg", "legend", "grid"}
+
+
+def _canvas(name: str | None) -> bool:
+    """``fig``, ``ax_q3``, ``axes2``: what a plot is drawn on."""
+    return name is not None and re.sub(r"\d+$", "", identifier(name).split("_")[0]) in _CANVASES
+
+
+def _title(facts: Facts) -> list[str]:
+    """The words of the first title the block sets, when every copy sets the same one."""
+    passed = [_literal(arguments[0]) for _, arguments, original in facts.params
+              if original is None]
+    for statement in facts.block:
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Call) and dotted_name(node.func).rsplit(".", 1)[-1] in \
+                    {"title", "set_title", "suptitle"} and node.args \
+                    and isinstance(node.args[0], ast.Constant) \
+                    and isinstance(node.args[0].value, str):
+                if node.args[0].value in passed:
+                    return []
+                words = _words(node.args[0].value, facts)[:MAX_WORDS - 1]
+                while words and words[-1] in {"per", "vs", "versus"}:
+                    words.pop()  # "Monthly revenue per region", cut after "per"
+                return words
+    return []
+_SETTINGS = {"simplefilter", "filterwarnings", "set_option", "set_printoptions", "use",
+             "set_style", "set_theme", "set_context", "rc", "style"}
+_CLOCK_READS = {"time", "time_ns", "perf_counter", "perf_counter_ns", "monotonic",
+                "process_time", "default_timer", "now"}
+
+
+def _clock(call: str) -> bool:
+    """``time.time()``, ``perf_counter()``, ``datetime.now()``: a read of a clock."""
+    head, _, last = call.rpartition(".")
+    return last in _CLOCK_READS and (
+        not head or head.split(".")[0] in {"time", "timeit", "datetime", "dt"})
 
 
 # The words that tell the two bounds of an interval apart (iv_l, iv_u), and the words that
@@ -302,12 +366,26 @@ def _plotted(facts: Facts) -> str | None:
                     in _DRAWS):
                 continue
             data = [a for a in node.args if not isinstance(a, ast.Constant)]
-            name = _holder(data[1] if len(data) > 1 else data[0]) if data else None
+            if data:
+                name = _holder(data[1] if len(data) > 1 else data[0])
+            elif isinstance(node.func, ast.Attribute) and not node.args:
+                # `gdf[gdf.sig == 0].plot(ax=ax)`, `totals.plot.bar()` draw what they are
+                # called on (`gdf.plot("STATE")` draws a column of it)
+                drawn = node.func.value
+                if isinstance(drawn, ast.Attribute) and drawn.attr == "plot":
+                    drawn = drawn.value
+                name = _holder(drawn)
+                name = None if name in _MODULE_ALIASES | {"plt", "pylab"} or _canvas(name) \
+                    else name
+            else:
+                name = None
             if name in varying:
                 unlike = unlike or not varying[name]
                 name = varying[name]
             if name and name not in _GENERIC_VALUES and len(name) > 1:
-                return identifier(name)
+                # `arcs_df` holds arcs: what kind of container holds them says nothing more
+                words = identifier(name).split("_")
+                return "_".join(w for w in words if w not in _KINDS) or "_".join(words)
     # What the copies draw has nothing in common but being series: plot_series, not plot_fig.
     return "series" if unlike else None
 
@@ -606,9 +684,15 @@ def _indent(text: str) -> str:
                      for i, line in enumerate(text.split("\n")))
 
 
+def _verb_alone(words: list[str]) -> bool:
+    """"## Format" (once "GML", which the copies differ in, is set aside), "# Create new
+    figure" (a figure is no name): a verb without an object says nothing of the block."""
+    return bool(words) and words[0] in _VERBS and set(words[1:]) <= {"new", "another"}
+
+
 def _sentence(text: str | None, facts: Facts) -> str | None:
     words = _words(text, facts)
-    if len(words) < 2:  # "Format.", "Results.": the code says more
+    if len(words) < 2 or _verb_alone(words):  # "Format.", "Results.": the code says more
         return None
     if words[0] in _ACTIONS and not _does(words[0], facts):
         return None  # "Load data." over copies that load nothing
