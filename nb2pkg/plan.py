@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 
 from .analysis import Analysis, Finding
+from .analysis.clones import CloneGroup
 from .analysis.parse import ParsedCell, names_in_strings
 from .assets import Assets
 from .dependencies import Dependency, dependencies
@@ -159,6 +160,25 @@ def module_names(analysis: Analysis, package: str) -> list[str]:
             for name in (module_name(a.notebook.name) for a in analysis.notebooks)]
 
 
+# The start of the reason a group is left alone when extracting it raised an unexpected error:
+# a bug in nb2pkg, which the tests look for (nothing a notebook holds should cause it).
+INTERNAL_ERROR = "left alone because nb2pkg failed on it"
+
+
+def _extract_parts(group: CloneGroup, ctx: ExtractContext) -> list[Extraction | Refusal]:
+    """``extract_parts``, except that a bug met on one group leaves that group alone (and says
+    so in the report) rather than ending the whole conversion with a traceback."""
+    taken = set(ctx.taken)  # the names in use, as they were before this group
+    try:
+        return extract_parts(group, ctx)
+    except Exception as exc:  # noqa: BLE001 - any bug: the group stays as the author wrote it
+        ctx.taken.clear()
+        ctx.taken.update(taken)
+        message = " ".join(str(exc).split())[:200]
+        return [Refusal(group.id, f"{INTERNAL_ERROR} ({type(exc).__name__}: {message}); "
+                        "please report it with the notebook", group.occurrences)]
+
+
 def choose_package_name(analysis: Analysis, wanted: str | None) -> str:
     """The package name: ``wanted`` when given (refused if it would shadow something), else
     the default rule of ``naming.package_name`` for the first notebook."""
@@ -236,7 +256,7 @@ def plan_package(analysis: Analysis, options: PlanOptions = PlanOptions(),
                 continue  # a larger extraction already covers part of it
             # A clash of names is refused inside (the copies may agree once the displayed
             # last expression, which stays in its cell, is left out).
-            for result in extract_parts(group, ctx):
+            for result in _extract_parts(group, ctx):
                 if isinstance(result, Extraction):
                     try:
                         for call in result.calls:

@@ -4,6 +4,7 @@ or the reason the copies were left alone. One file per case in tests/data/extrac
 from __future__ import annotations
 
 import ast
+import sys
 import types
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from helpers import DATA, parse_case, write_notebook
 from nb2pkg.analysis import analyze
 from nb2pkg.generate import format_python
 from nb2pkg.notebook import read_notebook
-from nb2pkg.plan import PlanOptions, plan_package
+from nb2pkg.plan import INTERNAL_ERROR, PlanOptions, plan_package
 
 CASES = sorted((DATA / "extract").glob("*.txt"))
 
@@ -33,6 +34,7 @@ def test_extraction_case(case: Path, tmp_path: Path) -> None:
     parts = parse_case(case.read_text())
     notebook = write_notebook(tmp_path / "case.ipynb", parts["cells"])
     plan = _plan(notebook)
+    assert not [r.reason for r in plan.refusals if r.reason.startswith(INTERNAL_ERROR)]
     if "refused" in parts:
         assert not plan.extractions, "expected the copies to be left alone"
         reasons = [r.reason for r in (*plan.refusals, *plan.loop_refusals)]
@@ -261,6 +263,14 @@ def _runnable(cells: list) -> bool:
     return True
 
 
+@pytest.fixture(autouse=True)
+def _no_figure_left_open():
+    yield
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:  # pyplot keeps every figure a case draws until it is closed
+        pyplot.close("all")
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
 def test_extraction_case_behaves_the_same(case: Path, tmp_path: Path) -> None:
     """The refactored cells print and display what the original cells did, and leave the same
@@ -379,3 +389,33 @@ def test_extraction_case_with_ipython_syntax_behaves_the_same_on_a_kernel(case: 
     report = convert([notebook], tmp_path / "out", ConvertOptions(verify=True, name="case"))
     assert report.verification is not None and report.verification.equivalent, \
         report.verification and report.verification.describe()
+
+
+def test_a_bug_met_on_one_group_leaves_that_group_alone(tmp_path: Path, monkeypatch) -> None:
+    # Extracting one group raised (describe's title rule once hashed a list literal): the
+    # conversion ended in a traceback. Now that group is left alone, as written, and the
+    # report says why; the other groups are still extracted.
+    import nb2pkg.refactor.extract as extract
+    from nb2pkg.plan import INTERNAL_ERROR
+
+    parts = parse_case((DATA / "extract" / "name_from_code_when_title_names_another.txt").read_text())
+    notebook = write_notebook(tmp_path / "case.ipynb", parts["cells"])
+    expected = _plan(notebook)
+    assert len(expected.extractions) >= 2
+    broken = expected.extractions[0].group
+    real = extract._extract
+
+    def failing(group, ctx):
+        if group.id == broken:
+            raise TypeError("unhashable type: 'list'")
+        return real(group, ctx)
+
+    monkeypatch.setattr(extract, "_extract", failing)
+    plan = _plan(notebook)
+    (refusal,) = [r for r in plan.refusals if r.group == broken]
+    assert refusal.reason.startswith(INTERNAL_ERROR)
+    assert "TypeError: unhashable type: 'list'" in refusal.reason
+    assert len(plan.extractions) == len(expected.extractions) - 1
+    assert broken not in {e.group for e in plan.extractions}
+    for o in refusal.occurrences:  # each copy still reads as the author wrote it
+        assert parts["cells"][o.cell] in _code_cells(plan)

@@ -38,6 +38,7 @@ from nb2pkg.analysis.parse import parse_cell
 from nb2pkg.analysis.scope import block_io
 from nb2pkg.magics import is_placeholder_name
 from nb2pkg.notebook import PYTHON_LANGUAGES
+from nb2pkg.plan import INTERNAL_ERROR
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
 
@@ -395,6 +396,7 @@ def test_all_python_notebooks_as_one_package(corpus: Path, tmp_path: Path) -> No
         for module in (tmp_path / "all").rglob("*.py"):
             compile(module.read_text(encoding="utf-8"), str(module), "exec")
     plan = convert(notebooks, tmp_path / "dry", ConvertOptions(dry_run=True)).plan
+    assert not [r.reason for r in plan.refusals if r.reason.startswith(INTERNAL_ERROR)]
     assert len({n.module for n in plan.notebooks}) == len(plan.notebooks) == len(written)
     assert len({n.filename.casefold() for n in plan.notebooks}) == len(written)
     # Code shared between notebooks moved into `common`: no notebook reads a name unbound that

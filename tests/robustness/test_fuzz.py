@@ -36,7 +36,7 @@ from nb2pkg.errors import Nb2pkgError
 from nb2pkg.generate import render
 from nb2pkg.magics import mask, unmask
 from nb2pkg.notebook import read_notebook
-from nb2pkg.plan import PlanOptions, plan_package
+from nb2pkg.plan import INTERNAL_ERROR, PlanOptions, plan_package
 from harness import load_package, run_cells, unload
 from programs import programs
 
@@ -186,6 +186,7 @@ def test_extraction_keeps_behaviour(program) -> None:
         plan = plan_package(analysis, PlanOptions(name=f"fuzzpkg{next(_package_numbers)}"))
         files = render(plan)
     event(f"{len(plan.extractions)} extracted, {len(plan.refusals)} refused")
+    assert not [r.reason for r in plan.refusals if r.reason.startswith(INTERNAL_ERROR)]
     for refusal in plan.refusals:
         event(f"refused: {refusal.reason.split(':')[0]}")
     refactored = [[c.source for c in n.node.cells if c.cell_type == "code"] for n in plan.notebooks]
