@@ -132,7 +132,9 @@ def function_names(facts: Facts) -> list[str]:
     # A block that only labels a figure is named for that (label_plot), not after its first
     # call (plot_ylim).
     labelled = _label_name(facts, calls)
-    names = [_titled(facts, verb) or labelled or from_code or f"{verb}_block"]
+    names = [_titled(facts, verb, facts.comment, title=False)
+             or _titled(facts, verb, facts.section, title=True)
+             or labelled or from_code or f"{verb}_block"]
     for name in (labelled, from_code):
         if name is not None and name not in names:
             names.append(name)
@@ -155,30 +157,26 @@ def _does(action: str, facts: Facts) -> bool:
                for call in _calls(facts.block))
 
 
-def _titled(facts: Facts, verb: str) -> str | None:
-    """The name the comment above the block or its section title gives, if any."""
-    for text, title in ((facts.comment, False), (facts.section, True)):
-        words = _words(text, facts)
-        if words and words[0] in _ACTIONS and not _does(words[0], facts):
-            continue
-        if words and words[0] in _VERBS:
-            if _verb_alone(words):
-                continue
-            return "_".join(words)
-        # A title that starts by saying what the verb says ("Plots", "Plotting residuals")
-        # would say it twice: plot_residuals, not plot_plotting_residuals
-        while words and re.fullmatch(verb + r"(s|t?ing|t?ed)?", words[0]):
-            words = words[1:]
-        if title and len(words) == 1 and words[0] in _VAGUE:
-            continue  # "## Model", "## Results": the code says more
-        if words:
-            kept = words[:MAX_WORDS - 1]
-            # "Time-based cross-validation": the last word kept is not cut off its compound.
-            if len(words) > len(kept) and f"{kept[-1]}-{words[len(kept)]}" in \
-                    (text or "").lower():
-                kept = words[:MAX_WORDS]
-            return "_".join([verb, *kept])
-    return None
+def _titled(facts: Facts, verb: str, text: str | None, title: bool) -> str | None:
+    """The name the comment above the block (or its section ``title``) gives, if any."""
+    words = _words(text, facts)
+    if words and words[0] in _ACTIONS and not _does(words[0], facts):
+        return None
+    if words and words[0] in _VERBS:
+        return None if _verb_alone(words) else "_".join(words)
+    # A title that starts by saying what the verb says ("Plots", "Plotting residuals")
+    # would say it twice: plot_residuals, not plot_plotting_residuals
+    while words and re.fullmatch(verb + r"(s|t?ing|t?ed)?", words[0]):
+        words = words[1:]
+    if title and len(words) == 1 and words[0] in _VAGUE:
+        return None  # "## Model", "## Results": the code says more
+    if not words:
+        return None
+    kept = words[:MAX_WORDS - 1]
+    # "Time-based cross-validation": the last word kept is not cut off its compound.
+    if len(words) > len(kept) and f"{kept[-1]}-{words[len(kept)]}" in (text or "").lower():
+        kept = words[:MAX_WORDS]
+    return "_".join([verb, *kept])
 
 
 def free_name(facts: Facts, taken: set[str]) -> str:
