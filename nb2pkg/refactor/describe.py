@@ -28,6 +28,10 @@ _FILLER = {"extra", "code", "cell", "cells", "figure", "fig", "generates", "gene
            # ("# specify a linear detrender", "Primer on transformers", "basic vignettes")
            "specify", "define", "instantiate", "initialize", "initialise", "primer",
            "tutorial", "vignette", "vignettes", "walkthrough", "demo"}
+# A title that starts with one of these is about setting up (imports, installs): code under
+# it that is repeated elsewhere is something else.
+_SETUP = {"import", "imports", "install", "installation", "installing", "requirements",
+          "dependencies"}
 # Words that join what a title compares ("raw vs hourly"): alone (what they joined differs
 # between the copies, "OLS vs. WLS") they name nothing.
 _JOINING = {"vs", "versus"}
@@ -162,6 +166,8 @@ def _titled(facts: Facts, verb: str, text: str | None, title: bool) -> str | Non
     words = _words(text, facts)
     if words and words[0] in _ACTIONS and not _does(words[0], facts):
         return None
+    if words and words[0] in _SETUP:
+        return None  # "## Imports & input data" titles the cells that set up, not what follows
     if words and words[0] in _VERBS:
         return None if _verb_alone(words) else "_".join(words)
     # A title that starts by saying what the verb says ("Plots", "Plotting residuals")

@@ -18,3 +18,50 @@ from nb2pkg.refactor.describe import _interval
 def test_interval_from_bounds(returns: list[str], calls: list[str],
                               expected: str | None) -> None:
     assert _interval(returns, calls) == expected
+
+
+def _facts(code: str, section: str | None = None, comment: str | None = None):
+    import ast
+
+    from nb2pkg.refactor.describe import Facts
+
+    return Facts(block=ast.parse(code).body, comment=comment, section=section,
+                 varying=frozenset(), returns=(), returns_display=False, params=(),
+                 mutated=frozenset())
+
+
+LABELS = 'plt.title("Low polarization")\nplt.xlabel("Income")\nplt.ylabel("Frequency")\n'
+
+
+@pytest.mark.parametrize("section, expected", [
+    # The title of the notebook's setup cells (inequality's Wolfson notebook) is no name for
+    # the plots that follow it: the code names them.
+    ("Imports & input data", "label_plot"),
+    ("Installation", "label_plot"),
+    ("Income distribution", "plot_income_distribution"),
+])
+def test_a_setup_section_names_nothing(section: str, expected: str) -> None:
+    from nb2pkg.refactor.describe import function_names
+
+    assert function_names(_facts(LABELS, section=section))[0] == expected
+
+
+@pytest.mark.parametrize("call, clock", [
+    ("time.time", True), ("time.perf_counter", True), ("perf_counter", True),
+    ("datetime.datetime.now", True), ("dt.datetime.now", True), ("timeit.default_timer", True),
+    ("pd.Timestamp.now", False), ("model.time", False), ("np.random.seed", False),
+])
+def test_clock_reads(call: str, clock: bool) -> None:
+    from nb2pkg.refactor.describe import _clock
+
+    assert _clock(call) is clock
+
+
+@pytest.mark.parametrize("name, canvas", [
+    ("fig", True), ("ax", True), ("ax_q3", True), ("axes2", True), ("ax1", True), ("leg", True),
+    ("axis_data", False), ("figures_path", False), ("forecasts", False), ("g", True),
+])
+def test_canvases(name: str, canvas: bool) -> None:
+    from nb2pkg.refactor.describe import _canvas
+
+    assert _canvas(name) is canvas
