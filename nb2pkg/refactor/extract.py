@@ -689,8 +689,10 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
         if key not in local and key[0] not in kept:
             stem = bare[key]
             if stem is None or stems[stem] > 1 or len(by_first[key[0]]) > 1:
+                passed = next(filter(None, (_passed_as(leaves[0][p].node, parents, positional)
+                                            for p in name_classes[key])), None)
                 stem = _local_stem(key, by_first[key[0]], literal_names, values_of, blocks[0],
-                                   name_classes[key], leaves[0])
+                                   name_classes[key], leaves[0], passed)
             local[key] = namer.claim(_renamed(override, stem))
     inner = set(local.values()) | set(literal_names.values())
     varying: set[str] = set()  # words that differ between the copies (north, south; not total)
@@ -907,15 +909,17 @@ def source_segment(lines: list[str], node: ast.AST) -> str | None:
 def _local_stem(key: tuple[str, ...], siblings: list[tuple[str, ...]],
                 literal_names: Mapping[tuple[str, ...], str],
                 values_of: Mapping[tuple[str, ...], list], block: list[ast.stmt],
-                positions: list[int], leaves: list[Leaf]) -> str:
+                positions: list[int], leaves: list[Leaf], passed: str | None = None) -> str:
     """A name for a variable whose name differs between the copies.
 
     The words the copies' names share (df_north, df_south -> df); when one copy's name stands
     for several (it reads `X` where another reads `X_train` and `X_test`), the names of the
     copy where they are told apart; classes called to make something by what they make
-    (PooledOLS, RandomEffects in `mod = PooledOLS(..)` -> mod_class); else what the value is
-    (the rows of a frame, a list), and only then the literal that differs alongside
-    (north/south with "north" -> region_data).
+    (PooledOLS, RandomEffects in `mod = PooledOLS(..)` -> mod_class); the parameter the
+    variable is ``passed`` to (`plot_pattern(poisson, ...)` and `plot_pattern(cluster, ...)`
+    -> points, plot_pattern's own name for it); else what the value is (the rows of a frame, a
+    list), and only then the literal that differs alongside (north/south with "north" ->
+    region_data).
     """
     if len(siblings) > 1:
         for c in range(len(key)):
@@ -928,6 +932,8 @@ def _local_stem(key: tuple[str, ...], siblings: list[tuple[str, ...]],
     stem = common_stem(list(key))
     if stem is not None:
         return stem
+    if passed is not None and len(passed) > 2:
+        return passed
     # A copy's own name, the most used first, unless it is made of the differing literals
     # (north/south beside "north"/"south").
     literal_words = {w for v in values_of for x in v for w in identifier(str(x).strip("'\"")).split("_")}
@@ -1131,6 +1137,20 @@ _POSITIONAL: dict[str, tuple[str, ...]] = {
 # not a "fit" (where `plt.xlabel("x")` passes an xlabel).
 _TAKES_DATA = {"fit", "predict", "transform", "fit_transform", "fit_predict", "score", "append",
                "extend", "update", "apply", "map", "isin"}
+
+
+def _passed_as(node: ast.AST, parents: dict[int, ast.AST],
+               positional: Mapping[str, tuple[str, ...]]) -> str | None:
+    """The parameter a variable is passed to: a keyword's name, or the notebook's own
+    function's parameter at that position (``positional``); None elsewhere."""
+    parent = parents.get(id(node))
+    if isinstance(parent, ast.keyword) and parent.arg:
+        return parent.arg
+    if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and node in parent.args:
+        roles = positional.get(parent.func.id, ())
+        position = parent.args.index(node)
+        return roles[position] if position < len(roles) else None
+    return None
 
 
 def _literal_name(node: ast.AST, kind: str, value: object, parents: dict[int, ast.AST],
