@@ -689,8 +689,8 @@ def _extract(group: CloneGroup, ctx: ExtractContext) -> Extraction:
         if key not in local and key[0] not in kept:
             stem = bare[key]
             if stem is None or stems[stem] > 1 or len(by_first[key[0]]) > 1:
-                passed = next(filter(None, (_passed_as(leaves[0][p].node, parents, positional)
-                                            for p in name_classes[key])), None)
+                passed = _passed_as([leaves[0][p].node for p in name_classes[key]], parents,
+                                    ctx.positional_names(occurrences[0].notebook))
                 stem = _local_stem(key, by_first[key[0]], literal_names, values_of, blocks[0],
                                    name_classes[key], leaves[0], passed)
             local[key] = namer.claim(_renamed(override, stem))
@@ -1139,17 +1139,23 @@ _TAKES_DATA = {"fit", "predict", "transform", "fit_transform", "fit_predict", "s
                "extend", "update", "apply", "map", "isin"}
 
 
-def _passed_as(node: ast.AST, parents: dict[int, ast.AST],
+def _passed_as(nodes: list[ast.AST], parents: dict[int, ast.AST],
                positional: Mapping[str, tuple[str, ...]]) -> str | None:
-    """The parameter a variable is passed to: a keyword's name, or the notebook's own
-    function's parameter at that position (``positional``); None elsewhere."""
-    parent = parents.get(id(node))
-    if isinstance(parent, ast.keyword) and parent.arg:
-        return parent.arg
-    if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and node in parent.args:
-        roles = positional.get(parent.func.id, ())
-        position = parent.args.index(node)
-        return roles[position] if position < len(roles) else None
+    """The parameter a variable the block takes in (``nodes``: where it is named, the first a
+    read) is first passed to: a keyword's name, or the notebook's own function's parameter at
+    that position (``positional``); None when it is computed in the block or passed elsewhere."""
+    if not nodes or not isinstance(getattr(nodes[0], "ctx", None), ast.Load):
+        return None  # computed here: what it is, not where it goes, names it
+    for node in nodes:
+        parent = parents.get(id(node))
+        if isinstance(parent, ast.keyword) and parent.arg:
+            return parent.arg
+        if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) \
+                and node in parent.args:
+            roles = positional.get(parent.func.id, ())
+            position = parent.args.index(node)
+            if position < len(roles):
+                return roles[position]
     return None
 
 
