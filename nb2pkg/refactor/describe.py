@@ -150,7 +150,10 @@ def function_names(facts: Facts) -> list[str]:
 _LOADING = ("read", "load", "open", "fetch", "download", "get")
 _ACTIONS = {"load": _LOADING, "read": _LOADING,
             "fit": ("fit",), "train": ("fit", "train"), "predict": ("predict",),
-            "write": ("to_", "save", "write", "dump"), "plot": (), "draw": ()}
+            "write": ("to_", "save", "write", "dump"), "plot": (), "draw": (),
+            # "## Simulate a dataset within Virginia" over a block computing its centres
+            "simulate": ("simulat", "rand", "sample", "normal", "uniform", "poisson", "choice",
+                         "integers", "permutation", "shuffle")}
 
 
 def _does(action: str, facts: Facts) -> bool:

@@ -65,3 +65,19 @@ def test_canvases(name: str, canvas: bool) -> None:
     from nb2pkg.refactor.describe import _canvas
 
     assert _canvas(name) is canvas
+
+
+@pytest.mark.parametrize("code, expected", [
+    # pointpats' centrography guide: the section simulated the points long before this block
+    ("mc = mean_center(pp.points)\nmm = manhattan_median(pp.points)\n", "compute_mean_center"),
+    ("rng = np.random.default_rng(1)\npoints = rng.uniform(0, 1, (10, 2))\n",
+     "simulate_dataset_within_virginia"),
+])
+def test_a_title_saying_simulate_names_only_a_block_that_draws(code: str, expected: str) -> None:
+    from dataclasses import replace
+
+    from nb2pkg.refactor.describe import function_names
+
+    facts = replace(_facts(code, section="Simulate a dataset within Virginia"),
+                    returns=("mc", "mm"))
+    assert function_names(facts)[0] == expected
