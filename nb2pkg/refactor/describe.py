@@ -185,7 +185,15 @@ def _titled(facts: Facts, verb: str, text: str | None, title: bool) -> str | Non
     # "Time-based cross-validation": the last word kept is not cut off its compound.
     if len(words) > len(kept) and f"{kept[-1]}-{words[len(kept)]}" in (text or "").lower():
         kept = words[:MAX_WORDS]
-    return "_".join([verb, *kept])
+    return "_".join([verb, *_untrailed(kept)])
+
+
+def _untrailed(words: list[str]) -> list[str]:
+    """``words`` without the joining words left at their end once cut ("Income Distribution
+    in 1960 vs. 2000": the years are not words, "vs" would end the name)."""
+    while len(words) > 1 and words[-1] in {"per", "vs", "versus"}:
+        words = words[:-1]
+    return words
 
 
 def free_name(facts: Facts, taken: set[str]) -> str:
@@ -305,10 +313,8 @@ def _title(facts: Facts) -> list[str]:
                     and isinstance(node.args[0].value, str):
                 if node.args[0].value in passed:
                     return []
-                words = _words(node.args[0].value, facts)[:MAX_WORDS - 1]
-                while words and words[-1] in {"per", "vs", "versus"}:
-                    words.pop()  # "Monthly revenue per region", cut after "per"
-                return words
+                # "Monthly revenue per region", cut after "per"
+                return _untrailed(_words(node.args[0].value, facts)[:MAX_WORDS - 1])
     return []
 _SETTINGS = {"simplefilter", "filterwarnings", "set_option", "set_printoptions", "use",
              "set_style", "set_theme", "set_context", "rc", "style"}
@@ -698,7 +704,7 @@ def _verb_alone(words: list[str]) -> bool:
 
 
 def _sentence(text: str | None, facts: Facts) -> str | None:
-    words = _words(text, facts)
+    words = _untrailed(_words(text, facts))
     if len(words) < 2 or _verb_alone(words):  # "Format.", "Results.": the code says more
         return None
     if words[0] in _ACTIONS and not _does(words[0], facts):

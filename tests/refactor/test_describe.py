@@ -81,3 +81,14 @@ def test_a_title_saying_simulate_names_only_a_block_that_draws(code: str, expect
     facts = replace(_facts(code, section="Simulate a dataset within Virginia"),
                     returns=("mc", "mm"))
     assert function_names(facts)[0] == expected
+
+
+def test_a_title_cut_short_does_not_end_on_a_joining_word() -> None:
+    # inequality's Wolfson notebook: "Income Distribution in 1960 vs. 2000" (the years are
+    # not words) named plot_income_distribution_vs, documented as "Income distribution vs."
+    from nb2pkg.refactor.describe import docstring, function_names
+
+    facts = _facts('plt.xlim(lo, hi)\nplt.ylabel("Frequency")\nplt.hist(values)\n',
+                   section="Income Distribution in 1960 vs. 2000")
+    assert function_names(facts)[0] == "plot_income_distribution"
+    assert docstring(facts, "plot_income_distribution").startswith('"""Income distribution.')
