@@ -947,7 +947,9 @@ def _local_stem(key: tuple[str, ...], siblings: list[tuple[str, ...]],
     kind = _value_kind(block, leaves[positions[0]].node)
     if kind:
         return kind
-    return f"{like[0]}_data" if like else key[0]
+    # Named after the literal that labels it ("housing" for `housing`, "ln PCE" for `ln_pce`):
+    # the literal's role (label, text) is not what the value is; `label_data` reads as labels.
+    return "data" if like else key[0]
 
 
 def _class_kind(key: tuple[str, ...], block: list[ast.stmt], name_node: ast.AST) -> str | None:
