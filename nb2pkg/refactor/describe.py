@@ -240,6 +240,11 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
         called = {c.rsplit(".", 1)[-1] for c in calls}
         if "show" in called and called <= _DRESSING | {"show", "tight_layout"}:
             return "show_plot"  # it finishes a figure drawn before (limits, grid) and shows it
+    split = _split(facts.returns) if verb == "compute" else None
+    if split is not None:
+        # Given the parts already (demand_train, demand_val, ...), it prepares each of them.
+        given = _split([p for p, _, _ in facts.params]) is not None
+        return f"{'prepare' if given else 'split'}_{split}"
     interval = _interval(facts.returns, calls)
     if interval is not None:
         return f"{verb}_{interval}"
@@ -327,6 +332,22 @@ def _clock(call: str) -> bool:
     head, _, last = call.rpartition(".")
     return last in _CLOCK_READS and (
         not head or head.split(".")[0] in {"time", "timeit", "datetime", "dt"})
+
+
+_PARTS = {"train", "test", "val", "valid", "validation", "calibration", "cal", "holdout"}
+
+
+def _split(returns: Sequence[str]) -> str | None:
+    """What a block returning parts of a split (``demand_train, demand_val, demand_test``;
+    ``X_train, X_test, y_train, y_test``) splits: the words their names share, or ``data``
+    when those say nothing (``X``, ``y``); None when it returns no two different parts."""
+    parts = [identifier(r).split("_") for r in returns]
+    parts = [words for words in parts if len(words) > 1 and words[-1] in _PARTS]
+    if len({words[-1] for words in parts}) < 2:
+        return None
+    stems = {"_".join(words[:-1]) for words in parts}
+    stem = common_stem(sorted(stems)) if len(stems) > 1 else stems.pop()
+    return stem if stem and len(stem) > 2 and stem not in _GENERIC_VALUES else "data"
 
 
 # The words that tell the two bounds of an interval apart (iv_l, iv_u), and the words that

@@ -92,3 +92,27 @@ def test_a_title_cut_short_does_not_end_on_a_joining_word() -> None:
                    section="Income Distribution in 1960 vs. 2000")
     assert function_names(facts)[0] == "plot_income_distribution"
     assert docstring(facts, "plot_income_distribution").startswith('"""Income distribution.')
+
+
+@pytest.mark.parametrize("returns, expected", [
+    # MAPIE's ts-changepoint example: compute_demand_train and compute_x_train, before
+    (("demand_train", "demand_val", "demand_test"), "split_demand"),
+    (("X_train", "y_train", "X_val", "y_val", "X_test", "y_test"), "split_data"),
+    (("X_train", "X_test", "y_train", "y_test", "scaler"), "split_data"),
+    (("train_scores", "test_scores"), "compute_train_scores"),  # not parts of one split
+    (("model_train",), "compute_model_train"),
+])
+def test_parts_of_a_split_name_it(returns: tuple[str, ...], expected: str) -> None:
+    from dataclasses import replace
+
+    from nb2pkg.refactor.describe import function_names
+
+    code = "\n".join(f"{r} = make({i})" for i, r in enumerate(returns))
+    facts = replace(_facts(code), returns=returns)
+    assert function_names(facts)[0] == expected
+    # Given parts of a split already, a block making more of them prepares them.
+    given = (("demand_train", ("demand_train",), "demand_train"),
+             ("demand_test", ("demand_test",), "demand_test"))
+    if expected.startswith("split_"):
+        assert function_names(replace(facts, params=given))[0] == \
+            expected.replace("split_", "prepare_")
