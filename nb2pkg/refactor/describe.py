@@ -257,6 +257,11 @@ def _name_from_code(facts: Facts, calls: list[str], verb: str) -> str | None:
     vague = _GENERIC_VALUES if verb != "plot" else {
         n for n in [*facts.returns, *bound] if _canvas(n)} | _GENERIC_VALUES
     returned = [r for r in facts.returns if len(r) > 2 and r not in vague]
+    if not [r for r in returned if r not in constants]:
+        # It returns nothing it computed: what it adds to a frame passed in is what it does.
+        added = _added_column(facts)
+        if added:
+            return added
     telling = [n for n in bound if len(n) > 2 and n not in vague]
     meaningful = ([r for r in returned if r not in constants]
                   or [n for n in telling if n not in constants][-1:]
@@ -332,6 +337,32 @@ def _clock(call: str) -> bool:
     head, _, last = call.rpartition(".")
     return last in _CLOCK_READS and (
         not head or head.split(".")[0] in {"time", "timeit", "datetime", "dt"})
+
+
+def _added_column(facts: Facts) -> str | None:
+    """``add_lag_columns`` for a block that sets ``df[f"Lag_{hour}"]`` on a frame it changes in
+    place (``add_<key>_column`` for one named by a string); None when it sets none."""
+    for statement in facts.block:
+        for node in ast.walk(statement):
+            if not isinstance(node, ast.Assign):
+                continue
+            for target in node.targets:
+                if not (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
+                        and target.value.id in facts.mutated):
+                    continue
+                key = target.slice
+                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    text, many = key.value, False
+                elif isinstance(key, ast.JoinedStr):
+                    text = " ".join(v.value for v in key.values
+                                    if isinstance(v, ast.Constant) and isinstance(v.value, str))
+                    many = True
+                else:
+                    continue
+                words = _words(text, facts)[:MAX_WORDS - 2]
+                if words:
+                    return "_".join(["add", *words, "columns" if many else "column"])
+    return None
 
 
 _PARTS = {"train", "test", "val", "valid", "validation", "calibration", "cal", "holdout"}

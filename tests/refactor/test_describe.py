@@ -116,3 +116,24 @@ def test_parts_of_a_split_name_it(returns: tuple[str, ...], expected: str) -> No
     if expected.startswith("split_"):
         assert function_names(replace(facts, params=given))[0] == \
             expected.replace("split_", "prepare_")
+
+
+@pytest.mark.parametrize("code, returns, expected", [
+    # MAPIE's ts-changepoint example: compute_hour (its loop variable), before
+    ('n_lags = 5\nfor hour in range(1, n_lags):\n'
+     '    demand_df[f"Lag_{hour}"] = demand_df["Demand"].shift(hour)\n',
+     ("n_lags",), "add_lag_columns"),
+    ('demand_df["Weekend"] = demand_df.index.dayofweek >= 5\n', (), "add_weekend_column"),
+    # something computed is still what names it
+    ('total = demand_df["Demand"].sum()\ndemand_df["Share"] = demand_df["Demand"] / total\n',
+     ("total",), "compute_total"),
+])
+def test_a_block_adding_columns_is_named_for_them(code: str, returns: tuple[str, ...],
+                                                  expected: str) -> None:
+    from dataclasses import replace
+
+    from nb2pkg.refactor.describe import function_names
+
+    facts = replace(_facts(code), returns=returns, mutated=frozenset({"demand_df"}),
+                    params=(("demand_df", ("demand_df",), "demand_df"),))
+    assert function_names(facts)[0] == expected
