@@ -342,13 +342,14 @@ def _clock(call: str) -> bool:
 def _added_column(facts: Facts) -> str | None:
     """``add_lag_columns`` for a block that sets ``df[f"Lag_{hour}"]`` on a frame it changes in
     place (``add_<key>_column`` for one named by a string); None when it sets none."""
+    passed = {original for _, _, original in facts.params} & facts.mutated
     for statement in facts.block:
         for node in ast.walk(statement):
             if not isinstance(node, ast.Assign):
                 continue
             for target in node.targets:
                 if not (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
-                        and target.value.id in facts.mutated):
+                        and target.value.id in passed):
                     continue
                 key = target.slice
                 if isinstance(key, ast.Constant) and isinstance(key.value, str):

@@ -127,6 +127,9 @@ def test_parts_of_a_split_name_it(returns: tuple[str, ...], expected: str) -> No
     # something computed is still what names it
     ('total = demand_df["Demand"].sum()\ndemand_df["Share"] = demand_df["Demand"] / total\n',
      ("total",), "compute_total"),
+    # a frame made in the block is not one passed in (quiet_last_line_moves: update_entry)
+    ('entry = dict(step=1)\nentry["done"] = True\ndemand_df.append(entry)\n', (),
+     "update_entry"),
 ])
 def test_a_block_adding_columns_is_named_for_them(code: str, returns: tuple[str, ...],
                                                   expected: str) -> None:
@@ -134,6 +137,6 @@ def test_a_block_adding_columns_is_named_for_them(code: str, returns: tuple[str,
 
     from nb2pkg.refactor.describe import function_names
 
-    facts = replace(_facts(code), returns=returns, mutated=frozenset({"demand_df"}),
+    facts = replace(_facts(code), returns=returns, mutated=frozenset({"demand_df", "entry"}),
                     params=(("demand_df", ("demand_df",), "demand_df"),))
     assert function_names(facts)[0] == expected
