@@ -121,16 +121,42 @@ def workflow_bash(script: str, project: Path, python: Path, home: Path, timeout:
     pipefail), in ``project``, in ``standalone_env``."""
     import subprocess
 
-    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-                          capture_output=True, text=True, cwd=project, timeout=timeout,
-                          env={**standalone_env(python, home), **env})
+    return again_if_kernel_lost_its_port(lambda: subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], capture_output=True,
+        text=True, cwd=project, timeout=timeout, env={**standalone_env(python, home), **env}))
+
+
+def again_if_kernel_lost_its_port(run):
+    """``run()`` (a finished process), once more when its kernel died before starting.
+
+    jupyter_client picks a kernel's ports before the kernel binds them, and on a machine running
+    other tests' kernels and servers another process can take one in between: the kernel dies
+    before it starts. papermill, which the generated pipeline runs, does not start it again
+    (nb2pkg's own runs do). No cell ran, and papermill and `dvc repro` start again where they
+    stopped, so the command runs once more; what both runs printed is kept, the first run's
+    marked.
+    """
+    import subprocess
+
+    result = run()
+    if result.returncode == 0 or KERNEL_LOST_ITS_PORT not in result.stdout + result.stderr:
+        return result
+    again = run()
+    return subprocess.CompletedProcess(
+        again.args, again.returncode, f"{result.stdout}{again.stdout}",
+        f"[first run, kernel lost its port]\n{result.stderr}[run again]\n{again.stderr}")
+
+
+# What jupyter_client raises when a kernel dies before starting (another process took a port).
+KERNEL_LOST_ITS_PORT = "Kernel died before replying to kernel_info"
 
 
 def dvc_ran_stages(output: str) -> list[str]:
     """The stages ``dvc repro`` says it ran."""
     import re
 
-    return re.findall(r"^Running stage '([^']+)':", output, re.M)
+    # Once each: a step run again after its kernel lost its port says so twice.
+    return list(dict.fromkeys(re.findall(r"^Running stage '([^']+)':", output, re.M)))
 
 
 def run_json(project: Path, *args: str):

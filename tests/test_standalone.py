@@ -19,7 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import EXAMPLES, venv_with_this_environment, write_notebook
+from helpers import (EXAMPLES, again_if_kernel_lost_its_port, venv_with_this_environment,
+                     write_notebook)
 from nb2pkg import runtime
 from nb2pkg.api import ConvertOptions, convert
 from nb2pkg.formatting import format_python
@@ -173,9 +174,10 @@ def test_stage_notebooks_run_with_plain_papermill(project: Path, python: Path) -
     env = {**_env(), "PYTHONPATH": str(project / "src")}
 
     def papermill(notebook: Path, output: Path) -> subprocess.CompletedProcess:
-        return subprocess.run([str(python), "-m", "papermill", str(notebook), str(output),
-                               "--cwd", str(project / "notebooks")],
-                              capture_output=True, text=True, env=env, cwd=project)
+        return again_if_kernel_lost_its_port(lambda: subprocess.run(
+            [str(python), "-m", "papermill", str(notebook), str(output),
+             "--cwd", str(project / "notebooks")],
+            capture_output=True, text=True, env=env, cwd=project))
 
     failed = papermill(probe, project / "probe-out.ipynb")  # the kernel has no nb2pkg either
     assert failed.returncode != 0 and "No module named 'nb2pkg" in failed.stderr, failed.stderr
