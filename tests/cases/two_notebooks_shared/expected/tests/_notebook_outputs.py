@@ -872,7 +872,9 @@ class NotebookComparison:
         )
 
 
-# Run first, in both notebooks alike, when their outputs are compared seeded.
+# Run first, in both notebooks alike, when their outputs are compared seeded. Besides the
+# global generators, numpy's `default_rng()` asked for without a seed (hyperopt's `fmin`
+# does, on every call) gets one: the n-th such generator is seeded n, in both runs alike.
 SEEDED = (
     "import random as __nb2pkg_random\n"
     "__nb2pkg_random.seed(0)\n"
@@ -883,7 +885,11 @@ SEEDED = (
     "    pass\n"
     "else:\n"
     "    __nb2pkg_numpy.random.seed(0)\n"
-    "    del __nb2pkg_numpy\n"
+    "    def __nb2pkg_default_rng(seed=None, *, _make=__nb2pkg_numpy.random.default_rng,\n"
+    "                             _unseeded=iter(range(2**31))):\n"
+    "        return _make(next(_unseeded) if seed is None else seed)\n"
+    "    __nb2pkg_numpy.random.default_rng = __nb2pkg_default_rng\n"
+    "    del __nb2pkg_numpy, __nb2pkg_default_rng\n"
 )
 
 
