@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any
+
+from .analysis.findings import severity_of
 
 from .templating import line_span
 
@@ -14,6 +17,10 @@ def _count(n: int, noun: str) -> str:
 
 def _where(names: list[str], o: Any) -> str:
     return f"{names[o.notebook]} cell {o.cell} {line_span(o.first_line, o.last_line)}"
+
+
+def _cell(f: Any) -> str:
+    return "" if f.cell is None else f" cell {f.cell}" + (f" line {f.line}" if f.line else "")
 
 
 def _findings(findings) -> list[str]:
@@ -137,7 +144,13 @@ def format_conversion(report: Any) -> str:
                 for name, why in plan.pipeline.joined]
     findings = list(plan.findings)
     if findings:
-        out.append(f"findings ({len(findings)}), details in REPORT.md")
+        # Errors (an error a pipeline stage stops at, a cell that does not parse) are shown
+        # here: the generated CI fails on them.
+        errors = [f for f in findings if severity_of(f.code) == "error"]
+        out.append(f"findings ({len(findings)}), details in REPORT.md"
+                   + (f"; {_count(len(errors), 'error')} to fix:" if errors else ""))
+        out += [f"  {PurePath(f.notebook).name}{_cell(f)}: [{f.code}] {f.message}"
+                for f in errors]
     if report.verification is not None:
         out.append(report.verification.describe())
     return "\n".join(out)

@@ -121,6 +121,15 @@ def test_output_inside_the_notebooks_folder_is_refused(tmp_path: Path) -> None:
     assert notebook.exists()
 
 
+def test_convert_names_the_findings_the_generated_ci_fails_on(tmp_path: Path) -> None:
+    notebook = write_notebook(tmp_path / "nb.ipynb", ["x = 1", "print(x", "import os"])
+    result = run("convert", str(notebook), "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "details in REPORT.md; 1 error to fix:\n  nb.ipynb cell 1: [unparseable-cell]" \
+        in result.stdout, result.stdout
+    assert "unused-import" not in result.stdout  # tidiness stays in REPORT.md
+
+
 def test_dry_run_writes_nothing_and_input_is_untouched(tmp_path: Path) -> None:
     before = digest(SALES)
     result = run("convert", str(SALES), "-o", str(tmp_path / "out"), "--dry-run")
