@@ -330,6 +330,17 @@ def test_an_error_the_notebook_shows_itself_is_expected() -> None:
     assert first_unexpected_error(other, [], may_raise={3}) is None  # tagged raises-exception
 
 
+def test_a_cell_meant_to_raise_is_tagged_or_marked_by_nbvals_comment() -> None:
+    from nb2pkg.verify import raising_cells
+
+    node = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("# NBVAL_RAISES_EXCEPTION\n1 / 0"),
+        nbformat.v4.new_code_cell("1 / 0  # NBVAL_RAISES_EXCEPTION"),  # nbval reads comment lines
+        nbformat.v4.new_code_cell("1 / 0", metadata={"tags": ["raises-exception"]}),
+        nbformat.v4.new_markdown_cell("# NBVAL_RAISES_EXCEPTION")])
+    assert raising_cells(node) == {0, 2}
+
+
 def test_recorded_functions_are_the_public_ones_of_public_modules(tmp_path: Path) -> None:
     # _stage_io.py serves the stage notebooks: the refactored notebook never calls it, so
     # recording it would only report "never called" for each of its functions.

@@ -49,8 +49,6 @@ SETTING_CALLS = frozenset({"set_config", "set_option", "set_printoptions", "sete
                            "filterwarnings", "simplefilter", "set_theme", "set_style",
                            "set_context", "set_palette", "basicConfig", "set_default_dtype"})
 METRICS_TAG = "metrics"
-# nbclient's and nbval's tag of a cell meant to raise (runtime.notebook_outputs.RAISES_TAG).
-RAISES_TAG = "raises-exception"
 # The module of the generated package that stage notebooks load and save values with (a copy of
 # nb2pkg/runtime/stage_io.py), imported under this name in their setup cell.
 STAGE_IO = "_stage_io"
@@ -512,14 +510,23 @@ def split_notebook(module: str, node: Any, parameters_cell: int | None = None,
 
 
 def _left_out(cells: Any, parsed: dict[int, ParsedCell]) -> tuple[int, ...]:
-    """Cells tagged ``raises-exception`` whose changes no later cell reads.
+    """Cells meant to raise (tagged ``raises-exception`` or marked by nbval's comment) whose
+    changes no later cell reads.
 
     Such a cell shows an error on purpose (a teaching notebook); nbclient runs on past it,
     but papermill fails the whole run on any error output, so a stage holding it always
     fails. Left out, the stage runs as the notebook does, less a traceback. A cell whose
     bindings or changes a later cell reads stays (the stage then fails there, saying so).
     """
-    tagged = {p for p in parsed if RAISES_TAG in (cells[p].get("metadata", {}).get("tags") or ())}
+    # runtime.notebook_outputs knows the marks; a conversion loads it only for a cell that may
+    # carry one (it is not otherwise imported to convert).
+    marked = [p for p in parsed if "raises-exception" in (cells[p].get("metadata", {}).get("tags")
+                                                          or ()) or "NBVAL_RAISES" in cells[p].source]
+    if not marked:
+        return ()
+    from ..runtime.notebook_outputs import raises_on_purpose
+
+    tagged = {p for p in marked if raises_on_purpose(cells[p])}
     if not tagged:
         return ()  # the usual case: no scan of every cell on each conversion
     first = min(tagged)  # nothing before the first tagged cell can be left out

@@ -272,7 +272,8 @@ def _generated(role: str, source: str, tags: list[str] | None = None) -> Any:
 def _left_out_cell(cell: Any) -> Any:
     """A raw cell (papermill runs none) holding the code of a cell the stage leaves out."""
     note = ("# Left out of this pipeline stage: in the notebook this cell raises on purpose\n"
-            "# (tagged raises-exception), and papermill fails a stage on any error.\n")
+            "# (tagged raises-exception or marked NBVAL_RAISES_EXCEPTION), and papermill fails\n"
+            "# a stage on any error.\n")
     return from_dict({"cell_type": "raw", "source": note + cell.source,
                       "metadata": {"nb2pkg": {"pipeline": "left-out",
                                               **cell.get("metadata", {}).get("nb2pkg", {})}}})

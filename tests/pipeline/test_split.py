@@ -293,6 +293,18 @@ def test_a_cell_tagged_to_raise_is_left_out_when_nothing_after_reads_what_it_cha
     assert [n for s in result.stages for n, _ in s.inputs] == ["model", "y"]
 
 
+def test_a_cell_marked_by_nbvals_comment_is_left_out_as_one_tagged():
+    # pvlib's tracking tutorial marks a cell that raises on purpose with nbval's comment, not
+    # the tag; papermill stopped the pipeline there.
+    result = split(("md", "## Fit"), "model = [1]",
+                   "# NBVAL_RAISES_EXCEPTION\nmodel[5]",
+                   "## NBVAL_RAISES_EXCEPTION  \nmodel[6]",
+                   "model[7]  # NBVAL_RAISES_EXCEPTION",  # not a comment line: nbval ignores it
+                   "text = 'NBVAL_RAISES_EXCEPTION'",
+                   ("md", "## Use"), "print(model, text)")
+    assert result.left_out == (2, 3)
+
+
 # -- session settings ---------------------------------------------------------------------------
 def test_settings_earlier_stages_made_are_made_again_after_the_imports():
     # sksurv's coxnet example: `set_config(display="text")` in the first cell; a later stage

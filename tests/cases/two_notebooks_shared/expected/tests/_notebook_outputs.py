@@ -46,6 +46,8 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
 RAISES_TAG = "raises-exception"  # the nbclient/nbval tag: this cell is meant to raise
+# nbval's comment saying the same, on a line of its own (pvlib's tutorials).
+RAISES_COMMENT = "NBVAL_RAISES_EXCEPTION"
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{4,}")
 _OBJECT = re.compile(r"<([A-Za-z_][\w.]*\.)?([A-Za-z_]\w*) object at 0x…>")
@@ -293,11 +295,20 @@ def outputs_of(node: Any) -> tuple[Output, ...]:
 
 
 def raising_cells(node: Any) -> frozenset[int]:
-    """Cells tagged ``raises-exception``: an error there is part of the notebook."""
-    return frozenset(
-        i
-        for i, cell in enumerate(node.cells)
-        if RAISES_TAG in cell.get("metadata", {}).get("tags", [])
+    """Cells meant to raise: an error there is part of the notebook."""
+    return frozenset(i for i, cell in enumerate(node.cells) if raises_on_purpose(cell))
+
+
+def raises_on_purpose(cell: Any) -> bool:
+    """Tagged ``raises-exception`` (nbclient, nbval), or marked so by nbval's comment line
+    ``# NBVAL_RAISES_EXCEPTION`` (which nbclient does not read)."""
+    if RAISES_TAG in (cell.get("metadata", {}).get("tags") or ()):
+        return True
+    source = cell.get("source") or ""
+    return cell.get("cell_type") == "code" and any(
+        line.strip().startswith("#")
+        and line.strip().lstrip("#").strip() == RAISES_COMMENT
+        for line in "".join(source).splitlines()
     )
 
 
