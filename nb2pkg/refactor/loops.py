@@ -33,8 +33,10 @@ Also left alone: a run ending a cell with a displayed expression (a loop display
 run in the ``parameters`` cell (papermill's), a comment or a multi-line string inside the run
 (the comment would be lost; re-indenting would change the string), a run sharing a line with
 other statements, and a table with more columns than rows or more than ``MAX_COLUMNS`` (by then
-the statements differ in data more than they repeat logic) or with two columns or more that have
-nothing to be named after (``number``, ``number_2``: the lines read better). ``--no-extract`` turns this off with
+the statements differ in data more than they repeat logic), with two columns or more that have
+nothing to be named after (``number``, ``number_2``: the lines read better), or a loop that
+would not be shorter than the statements, whitespace aside (three settings such as
+``rcParams["font.size"] = 20``: the table would only move the literals). ``--no-extract`` turns this off with
 extraction; the names file skips a loop by its id (``L1: skip``) or renames its variables
 (``L1: {params: {text: heading}}``).
 """
@@ -425,6 +427,12 @@ def _roll(run: _Run, loop_id: str, taken: set[str], override: Mapping[str, objec
                  {j: name for name, positions in zip(names, columns.values()) for j in positions},
                  leaves[0])
     code = _loop(names, rows, body)
+    written, rolled = _size("".join(lines[first - 1:last])), _size(code)
+    if rolled >= written:
+        # Three settings (`rcParams["font.size"] = 20`) or a table of bins come out as long as
+        # a loop as they were: the table only moves the literals, and the lines read better.
+        raise _Refuse(f"the loop would not be shorter than the statements ({rolled} characters "
+                      f"against {written}): the table would only move the literals")
     return Loop(loop_id, run.cell.notebook, run.cell.cell, run.path, run.start, run.stop,
                 first, last, tuple(names), code)
 
@@ -617,6 +625,11 @@ def _body(lines: list[str], statement: ast.stmt, names: Mapping[int, str],
     decoded = [text[0].decode()] + [
         (line[indent:] if line[:indent].strip() == b"" else line).decode() for line in text[1:]]
     return "\n".join("    " + line if line.strip() else line for line in decoded)
+
+
+def _size(code: str) -> int:
+    """Characters of ``code``, whitespace aside (indentation and line breaks are the layout's)."""
+    return len("".join(code.split()))
 
 
 def _loop(names: list[str], rows: list[tuple[str, ...]], body: str) -> str:

@@ -20,7 +20,8 @@ from nb2pkg.analysis import analyze
 from nb2pkg.notebook import read_notebook
 from nb2pkg.plan import PlanOptions, plan_package
 
-RUN = 'summary = {}\nsummary["north"] = 3\nsummary["south"] = 5\nsummary["east"] = 1\nprint(summary)'
+RUN = ('summary = {}\nsummary["north"] = round(3 / 1.07, 2)\nsummary["south"] = round(5 / 1.07, 2)\n'
+       'summary["east"] = round(1 / 1.07, 2)\nprint(summary)')
 PLOT = ("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
         "lim = 4\nplt.figure()\nplt.plot([-lim, lim], [0, 0], 'k-')\n"
         "plt.plot([-lim, lim], [0.5, 0.5], 'k:')\nplt.plot([-lim, lim], [1, 1], 'k:')\n"
@@ -42,13 +43,13 @@ def test_the_report_and_the_json_list_each_loop_by_id(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["loops"] == [{"id": "L1", "notebook": str(notebook), "cell": 0, "first_line": 2,
-                              "last_line": 4, "statements": 3, "variables": ["key", "summary_value"],
+                              "last_line": 4, "statements": 3, "variables": ["key", "number"],
                               "function": None}]
     assert [(r["id"], r["reason"]) for r in data["loops_refused"]] == [
         ("L2", "a comment inside the run would be lost")]
     report = (tmp_path / "out" / "REPORT.md").read_text()
     assert ("- **L1** `nb.ipynb` cell 0 lines 2-4: 3 statements became a loop over "
-            "`key, summary_value`") in report
+            "`key, number`") in report
     assert "- **L2** `nb.ipynb` cell 1 lines 2-4: left alone, a comment inside" in report
 
 
@@ -58,7 +59,7 @@ def test_the_cli_summary_lists_each_loop(tmp_path: Path) -> None:
     result = run("convert", str(notebook), "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert (f"rolled 1 run of statements differing only in literals and variables into loops, left 1 alone:\n"
-            f"  L1 ({notebook} cell 0 lines 2-4): 3 statements, a loop over key, summary_value\n"
+            f"  L1 ({notebook} cell 0 lines 2-4): 3 statements, a loop over key, number\n"
             f"  L2 ({notebook} cell 1 lines 2-4): left alone, a comment inside the run would be "
             "lost\n") in result.stdout
 
@@ -69,10 +70,10 @@ def test_the_names_file_skips_a_loop_or_renames_its_variables(tmp_path: Path) ->
     assert not plan.loops
     assert [(r.id, r.reason) for r in plan.loop_refusals] == [("L1", "skipped: the names file says so")]
     assert plan.notebooks[0].node.cells[0].source == RUN
-    plan = _plan(notebook, overrides={"L1": {"params": {"key": "region", "summary_value": "total"}}})
+    plan = _plan(notebook, overrides={"L1": {"params": {"key": "region", "number": "total"}}})
     assert plan.notebooks[0].node.cells[0].source.splitlines()[1:3] == [
         'for region, total in [("north", 3), ("south", 5), ("east", 1)]:',
-        "    summary[region] = total"]
+        "    summary[region] = round(total / 1.07, 2)"]
 
 
 def test_no_extract_rolls_nothing(tmp_path: Path) -> None:
@@ -100,7 +101,7 @@ def test_the_loop_variables_are_names_the_notebook_never_uses(tmp_path: Path) ->
     cells = ["key = 1\n%env column=x", RUN]
     plan = _plan(write_notebook(tmp_path / "nb.ipynb", cells))
     (loop,) = plan.loops
-    assert loop.variables == ("name", "summary_value")
+    assert loop.variables == ("name", "number")
 
 
 @pytest.mark.kernel
@@ -144,7 +145,7 @@ def test_a_difference_after_a_loop_names_it_among_the_likely_causes(tmp_path: Pa
     result = NotebookVerification("nb.ipynb", "notebooks/nb.ipynb", False, (), (),
                                   first_difference_cell=2)
     assert _with_suspects(plan, plan.notebooks[0], result).suspects == (
-        "loop L1 over key, summary_value (cell 1)",)
+        "loop L1 over key, number (cell 1)",)
     before = NotebookVerification("nb.ipynb", "notebooks/nb.ipynb", False, (), (),
                                   first_difference_cell=0)
     assert _with_suspects(plan, plan.notebooks[0], before).suspects == ()
