@@ -44,10 +44,14 @@ CONFIG_MAGICS = frozenset({"matplotlib", "load_ext", "reload_ext", "autoreload",
                            "config"})
 # Calls that configure a library for the rest of the session, by the called name: a later
 # stage, in a kernel of its own, needs them too (scikit-learn's display, pandas' and numpy's
-# printing, matplotlib's and seaborn's style, warnings filters, logging).
+# printing, matplotlib's and seaborn's style, warnings filters, logging, the plotting backend
+# of HoloViews and Panel, `hv.extension("bokeh")`, and bokeh's `output_notebook()`).
 SETTING_CALLS = frozenset({"set_config", "set_option", "set_printoptions", "seterr",
                            "filterwarnings", "simplefilter", "set_theme", "set_style",
-                           "set_context", "set_palette", "basicConfig", "set_default_dtype"})
+                           "set_context", "set_palette", "basicConfig", "set_default_dtype",
+                           "extension", "output_notebook"})
+# Settings known by the last two names called (`hv.opts.defaults(...)`, `sns.set()`).
+SETTING_PAIRS = (["style", "use"], ["rcParams", "update"], ["opts", "defaults"], ["sns", "set"])
 METRICS_TAG = "metrics"
 # The module of the generated package that stage notebooks load and save values with (a copy of
 # nb2pkg/runtime/stage_io.py), imported under this name in their setup cell.
@@ -232,11 +236,11 @@ def _dotted(node: ast.expr) -> list[str]:
 
 def _is_setting(statement: ast.stmt) -> bool:
     """A top-level statement that configures a library for the session (``SETTING_CALLS``,
-    ``plt.style.use(...)``, ``rcParams`` items and updates, ``pd.options.x = ...``)."""
+    ``SETTING_PAIRS``, ``rcParams`` items, ``pd.options.x = ...``)."""
     if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
         called = _dotted(statement.value.func)
         return bool(called) and (called[-1] in SETTING_CALLS and len(called) <= 2
-                                 or called[-2:] in (["style", "use"], ["rcParams", "update"]))
+                                 or called[-2:] in SETTING_PAIRS)
     if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
         target = statement.targets[0]
         if isinstance(target, ast.Subscript):
