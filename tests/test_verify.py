@@ -65,6 +65,22 @@ def test_normalization_of_what_legitimately_varies() -> None:
     assert normalize_text(text) == "<Thing object at 0x…>\n<timing>\n<class 'Thing'>"
 
 
+def test_a_cells_file_is_masked_with_its_folders() -> None:
+    text = ('File /tmp/ipykernel_4242/1234.py:3\n  "C:\\Temp\\ipykernel_7\\8.py", in f\n'
+            'at ipykernel_1/2.py and x/ipykernel_1 (not a file)')
+    assert normalize_text(text) == ('File <cell>:3\n  "<cell>", in f\n'
+                                    'at <cell> and x/ipykernel_1 (not a file)')
+
+
+@pytest.mark.timeout(60)
+def test_a_long_run_without_spaces_is_normalized_in_linear_time() -> None:
+    # colorcet's pages show base64 pictures in HTML: looking for a cell file's folders first
+    # took time quadratic in such a run (20 KB: 5 s), and `--verify` never ended.
+    picture = "data:image/png;base64," + "iVBORw0KGgo/AAAA+" * 200_000  # 3.4 MB
+    assert normalize_text(picture) == picture
+    assert normalize_text(picture + "/ipykernel_1/2.py") == "<cell>"
+
+
 def _cell(*outputs) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("pass")

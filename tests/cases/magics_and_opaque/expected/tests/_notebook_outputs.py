@@ -55,7 +55,9 @@ _CLASS = re.compile(r"<class '([A-Za-z_][\w.]*\.)?([A-Za-z_]\w*)'>")
 _TIMING = re.compile(
     r"^(CPU times:.*|Wall time:.*|.*± .* per loop \(mean ± std\. dev\..*)$", re.M
 )
-_CELL_FILE = re.compile(r"(?:[^\s'\"]*[/\\])?ipykernel_\d+[/\\]\d+\.py")
+# A cell's file in a traceback (`/tmp/ipykernel_123/456.py`), found by its name; the path
+# before it is taken by `_mask_cell_files`.
+_CELL_FILE = re.compile(r"ipykernel_\d+[/\\]\d+\.py")
 # A progress bar's times and rate (tqdm: "[00:01<00:03, 12.14it/s]").
 _PROGRESS = re.compile(
     r"\[(?:\d+:)?\d\d:\d\d<(?:(?:\d+:)?\d\d:\d\d|\?)(?:,[^\]\n]*)?\]"
@@ -159,7 +161,28 @@ def normalize_text(text: str) -> str:
     text = _CLASS.sub(lambda m: f"<class '{m.group(2)}'>", text)
     text = _TIMING.sub("<timing>", text)
     text = _PROGRESS.sub("[<timing>]", text)
-    return _CELL_FILE.sub("<cell>", text)
+    return _mask_cell_files(text)
+
+
+def _mask_cell_files(text: str) -> str:
+    """Each cell file's path, with the folders before it (what is not whitespace or a quote),
+    as ``<cell>``. A regular expression looking for the folders first takes time quadratic
+    in a long run of such characters (a base64 picture in HTML: 20 KB took 5 s; colorcet's
+    page of colormaps kept `--verify` busy for over 10 minutes), so the name is found first
+    and the folders are read back from it."""
+    pieces, last = [], 0
+    for match in _CELL_FILE.finditer(text):
+        start = match.start()
+        if start > last and text[start - 1] in "/\\":
+            start -= 1
+            while start > last and not (
+                text[start - 1].isspace() or text[start - 1] in "'\""
+            ):
+                start -= 1
+        pieces += [text[last:start], "<cell>"]
+        last = match.end()
+    pieces.append(text[last:])
+    return "".join(pieces)
 
 
 def as_shown(text: str) -> str:
