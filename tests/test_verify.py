@@ -79,6 +79,8 @@ def test_a_long_run_without_spaces_is_normalized_in_linear_time() -> None:
     picture = "data:image/png;base64," + "iVBORw0KGgo/AAAA+" * 200_000  # 3.4 MB
     assert normalize_text(picture) == picture
     assert normalize_text(picture + "/ipykernel_1/2.py") == "<cell>"
+    table = "0.31 ± 0.02 | " * 100_000  # a line of many "±" is no timing line either
+    assert normalize_text(table) == table
 
 
 def _cell(*outputs) -> nbformat.NotebookNode:
