@@ -33,6 +33,13 @@ def test_what_cannot_be_saved_and_why(value, kind):
         assert problem[1].split(":")[0] in {"TypeError", "PicklingError", "AttributeError"}
 
 
+def test_large_numpy_arrays_can_be_saved():
+    # HoloViews' introduction: a dict of arrays was "unsaveable" (protocol 5 hands a large
+    # array's data to the file as a PickleBuffer) and the stages after it were joined.
+    numpy = pytest.importorskip("numpy")
+    assert unsaveable({"pickups": numpy.zeros((300, 300)), "n": 3}) is None
+
+
 def test_values_are_tried_after_the_cells_that_end_a_stage(tmp_path):
     from IPython.core.interactiveshell import InteractiveShell
 
