@@ -19,7 +19,8 @@ Each notebook lands in one class:
 - ``crash``, ``timeout``: a bug or a notebook too slow for ``--timeout``.
 
 Not a timing: ``python bench/standalone_sweep.py [--no-verify] [--timeout S] [--keep DIR]
-NOTEBOOK_OR_FOLDER ...``. Run it from an environment with the libraries the notebooks import
+[--root DIR] NOTEBOOK_OR_FOLDER ...`` (``--root``: copy that folder for the notebooks below it,
+when they read files beside their own folder, ``../assets/...``). Run it from an environment with the libraries the notebooks import
 (statsmodels, ...). One JSON line per notebook goes to
 ``bench/results/standalone-sweep-*.jsonl``; exit status 1 when a step failed, outputs differed or
 nb2pkg crashed.
@@ -58,15 +59,18 @@ def _folder_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
-def _copy_input(notebook: Path, into: Path) -> Path:
-    """The notebook in a copy of its folder (the original run may write beside it)."""
-    folder = notebook.resolve().parent
+def _copy_input(notebook: Path, into: Path, root: Path | None = None) -> Path:
+    """The notebook in a copy of its folder (the original run may write beside it), or of
+    ``root`` when it lies below it (notebooks reading ``../assets/...``)."""
+    notebook = notebook.resolve()
+    folder = root.resolve() if root is not None and root.resolve() in notebook.parents \
+        else notebook.parent
     if _folder_bytes(folder) <= MAX_FOLDER_BYTES:
         shutil.copytree(folder, into, symlinks=True,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    else:
-        into.mkdir(parents=True)
-        shutil.copyfile(notebook, into / notebook.name)
+        return into / notebook.relative_to(folder)
+    into.mkdir(parents=True)
+    shutil.copyfile(notebook, into / notebook.name)
     return into / notebook.name
 
 
@@ -75,9 +79,9 @@ def _tail(text: str, lines: int = 12) -> str:
 
 
 def sweep_one(notebook: Path, scratch: Path, python: Path, home: Path, verify: bool,
-              timeout: float) -> dict:
+              timeout: float, root: Path | None = None) -> dict:
     """Convert ``notebook`` in ``scratch`` and run its project's workflow steps."""
-    copy = _copy_input(notebook, scratch / "input")
+    copy = _copy_input(notebook, scratch / "input", root)
     project = scratch / "project"
     command = [sys.executable, "-m", "nb2pkg", "convert", str(copy), "-o", str(project),
                *(["--verify"] if verify else [])]
@@ -116,6 +120,9 @@ def main() -> int:
                         help="convert without executing the notebooks first")
     parser.add_argument("--timeout", type=float, default=1200,
                         help="seconds for the conversion and for each workflow step")
+    parser.add_argument("--root", type=Path,
+                        help="copy this folder, not each notebook's own, for the notebooks below "
+                             "it (for notebooks reading files beside their folder: ../assets)")
     parser.add_argument("--keep", type=Path,
                         help="work in this folder and keep each project (default: a temporary one)")
     args = parser.parse_args()
@@ -139,7 +146,7 @@ def main() -> int:
                 shutil.rmtree(scratch, ignore_errors=True)
                 result = {"notebook": str(notebook),
                           **sweep_one(notebook, scratch, python, home, args.verify,
-                                      args.timeout)}
+                                      args.timeout, args.root)}
                 sink.write(json.dumps(result) + "\n")
                 sink.flush()
                 counts[result["class"]] += 1

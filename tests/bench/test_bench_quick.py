@@ -237,3 +237,19 @@ def test_run_all_reports_a_failing_script(tmp_path, monkeypatch):
     summary = json.loads((results / "summary.json").read_text())
     assert summary["runs"][0]["status"] == 4
     assert summary["figures"][0]["measured"] == "FAILED (exit 4)"
+
+
+def test_the_sweep_copies_the_root_for_notebooks_reading_beside_their_folder(tmp_path):
+    import standalone_sweep
+
+    root = tmp_path / "examples"
+    (root / "assets").mkdir(parents=True)
+    (root / "assets" / "a.csv").write_text("x\n1\n")
+    (root / "guide").mkdir()
+    notebook = root / "guide" / "nb.ipynb"
+    notebook.write_text("{}")
+    copy = standalone_sweep._copy_input(notebook, tmp_path / "with", root)
+    assert copy == tmp_path / "with" / "guide" / "nb.ipynb" and copy.exists()
+    assert (copy.parent / ".." / "assets" / "a.csv").exists()
+    alone = standalone_sweep._copy_input(notebook, tmp_path / "alone")
+    assert alone == tmp_path / "alone" / "nb.ipynb" and not (tmp_path / "assets").exists()
