@@ -40,6 +40,21 @@ def test_large_numpy_arrays_can_be_saved():
     assert unsaveable({"pickups": numpy.zeros((300, 300)), "n": 3}) is None
 
 
+class Layout(dict):
+    """Stands for HoloViews' Layout: pickles without an error (as a dict)."""
+
+
+def test_objects_of_a_library_pickle_does_not_keep_cannot_be_saved():
+    # HoloViews' getting-started guide: a Layout pickled at the end of one stage came back
+    # with its parts nested again in the next, and drawing it raised.
+    assert unsaveable(Layout(a=1)) is None
+    holoviews_like = type("Layout", (Layout,), {"__module__": "holoviews.core.layout"})
+    assert unsaveable(holoviews_like(a=1)) == (
+        "holoviews.core.layout.Layout", "pickled HoloViews objects come back otherwise")
+    subclass = type("Overlay", (holoviews_like,), {"__module__": "geoviews.element"})
+    assert unsaveable(subclass())[0] == "geoviews.element.Overlay"
+
+
 def test_values_are_tried_after_the_cells_that_end_a_stage(tmp_path):
     from IPython.core.interactiveshell import InteractiveShell
 
