@@ -45,11 +45,12 @@ CONFIG_MAGICS = frozenset({"matplotlib", "load_ext", "reload_ext", "autoreload",
 # Calls that configure a library for the rest of the session, by the called name: a later
 # stage, in a kernel of its own, needs them too (scikit-learn's display, pandas' and numpy's
 # printing, matplotlib's and seaborn's style, warnings filters, logging, the plotting backend
-# of HoloViews and Panel, `hv.extension("bokeh")`, and bokeh's `output_notebook()`).
+# of HoloViews and Panel, `hv.extension("bokeh")` or its older `hv.notebook_extension(...)`,
+# and bokeh's `output_notebook()`).
 SETTING_CALLS = frozenset({"set_config", "set_option", "set_printoptions", "seterr",
                            "filterwarnings", "simplefilter", "set_theme", "set_style",
                            "set_context", "set_palette", "basicConfig", "set_default_dtype",
-                           "extension", "output_notebook"})
+                           "extension", "notebook_extension", "output_notebook"})
 # Settings known by the last two names called (`hv.opts.defaults(...)`, `sns.set()`).
 SETTING_PAIRS = (["style", "use"], ["rcParams", "update"], ["opts", "defaults"], ["sns", "set"])
 METRICS_TAG = "metrics"

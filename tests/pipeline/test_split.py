@@ -330,14 +330,17 @@ def test_settings_earlier_stages_made_are_made_again_after_the_imports():
 
 
 def test_a_plotting_backend_chosen_for_the_session_is_chosen_again():
-    # colorcet's user guide: `hv.extension('bokeh')` in the first cell; the second stage's
-    # `swatch(...)` raised "No entry for 'Image' registered" in a kernel without it.
+    # colorcet's user guide: `hv.extension('bokeh')` (`hv.notebook_extension('matplotlib')` on
+    # its Continuous page) in the first cell; the second stage's `swatch(...)` raised "No entry
+    # for 'Image' registered" in a kernel without it.
     result = split(("md", "## Setup"),
                    "import holoviews as hv\nimport panel as pn\nimport seaborn as sns\n"
                    "from bokeh.io import output_notebook\nhv.extension('bokeh')\n"
                    "pn.extension()\noutput_notebook()\nhv.opts.defaults(hv.opts.Curve(width=4))\n"
-                   "sns.set()\nrows = [1]\nrows.extension([2])",
+                   "sns.set()\nhv.notebook_extension('matplotlib')\nrows = [1]\n"
+                   "rows.extension([2])",
                    ("md", "## Show"), "hv.Curve(rows)")
     assert result.stages[1].settings == (
         "hv.extension('bokeh')", "pn.extension()", "output_notebook()",
-        "hv.opts.defaults(hv.opts.Curve(width=4))", "sns.set()")
+        "hv.opts.defaults(hv.opts.Curve(width=4))", "sns.set()",
+        "hv.notebook_extension('matplotlib')")
