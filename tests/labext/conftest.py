@@ -209,7 +209,8 @@ DEMO_CELLS: tuple[str | tuple[str, str], ...] = (
     "spread_a = high_a - low_a\nmid_a = statistics.median(ordered_a)\nprint(spread_a, mid_a)",
     "ordered_b = sorted(b)\nlow_b = ordered_b[0]\nhigh_b = ordered_b[-1]\n"
     "spread_b = high_b - low_b\nmid_b = statistics.median(ordered_b)\nprint(spread_b, mid_b)",
-    "sizes = {}\nsizes['small'] = 1\nsizes['medium'] = 5\nsizes['large'] = 9\nprint(sizes)",
+    "sizes = {}\nsizes['small'] = dict(size=1, unit='cm')\nsizes['medium'] = dict(size=5, unit='cm')\n"
+    "sizes['large'] = dict(size=9, unit='cm')\nprint(sizes)",
     "LIMIT = statistics.mean(a)\n\n\ndef over(values):\n    return [v for v in values if v > LIMIT]",
     "print(over(a), over(b))",
 )
