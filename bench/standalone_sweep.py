@@ -20,8 +20,8 @@ Each notebook lands in one class:
 
 Not a timing: ``python bench/standalone_sweep.py [--no-verify] [--timeout S] [--keep DIR]
 [--root DIR] NOTEBOOK_OR_FOLDER ...`` (``--root``: copy that folder for the notebooks below it,
-when they read files beside their own folder, ``../assets/...``). Run it from an environment with the libraries the notebooks import
-(statsmodels, ...). One JSON line per notebook goes to
+when they read files beside their own folder, ``../assets/...``). Run it from an environment
+with the libraries the notebooks import (statsmodels, ...). One JSON line per notebook goes to
 ``bench/results/standalone-sweep-*.jsonl``; exit status 1 when a step failed, outputs differed or
 nb2pkg crashed.
 """
@@ -63,8 +63,8 @@ def _copy_input(notebook: Path, into: Path, root: Path | None = None) -> Path:
     """The notebook in a copy of its folder (the original run may write beside it), or of
     ``root`` when it lies below it (notebooks reading ``../assets/...``)."""
     notebook = notebook.resolve()
-    folder = root.resolve() if root is not None and root.resolve() in notebook.parents \
-        else notebook.parent
+    root = root.resolve() if root is not None else None
+    folder = root if root in notebook.parents else notebook.parent
     if _folder_bytes(folder) <= MAX_FOLDER_BYTES:
         shutil.copytree(folder, into, symlinks=True,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))

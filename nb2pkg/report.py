@@ -6,7 +6,6 @@ from pathlib import PurePath
 from typing import Any
 
 from .analysis.findings import severity_of
-
 from .templating import line_span
 
 
@@ -19,17 +18,16 @@ def _where(names: list[str], o: Any) -> str:
     return f"{names[o.notebook]} cell {o.cell} {line_span(o.first_line, o.last_line)}"
 
 
-def _cell(f: Any) -> str:
-    return "" if f.cell is None else f" cell {f.cell}" + (f" line {f.line}" if f.line else "")
+def _place(f: Any, whole: str) -> str:
+    """Where a finding is: ``cell 3 line 2``, or ``whole`` for one about the whole notebook."""
+    where = f"cell {f.cell}" if f.cell is not None else whole
+    return f"{where} line {f.line}".strip() if f.line else where
 
 
 def _findings(findings) -> list[str]:
     lines = []
     for f in findings:
-        where = f"cell {f.cell}" if f.cell is not None else "notebook"
-        if f.line:
-            where += f" line {f.line}"
-        lines.append(f"  {where}: [{f.code}] {f.message}" + (f"\n      → {f.hint}" if f.hint else ""))
+        lines.append(f"  {_place(f, 'notebook')}: [{f.code}] {f.message}" + (f"\n      → {f.hint}" if f.hint else ""))
     return lines
 
 
@@ -149,8 +147,8 @@ def format_conversion(report: Any) -> str:
         errors = [f for f in findings if severity_of(f.code) == "error"]
         out.append(f"findings ({len(findings)}), details in REPORT.md"
                    + (f"; {_count(len(errors), 'error')} to fix:" if errors else ""))
-        out += [f"  {PurePath(f.notebook).name}{_cell(f)}: [{f.code}] {f.message}"
-                for f in errors]
+        out += [f"  {' '.join(filter(None, [PurePath(f.notebook).name, _place(f, '')]))}: "
+                f"[{f.code}] {f.message}" for f in errors]
     if report.verification is not None:
         out.append(report.verification.describe())
     return "\n".join(out)

@@ -524,7 +524,7 @@ def _left_out(cells: Any, parsed: dict[int, ParsedCell]) -> tuple[int, ...]:
     bindings or changes a later cell reads stays (the stage then fails there, saying so).
     """
     # runtime.notebook_outputs knows the marks; a conversion loads it only for a cell that may
-    # carry one (it is not otherwise imported to convert).
+    # carry one (it is not otherwise imported to convert). The usual case: no such cell.
     marked = [p for p in parsed if "raises-exception" in (cells[p].get("metadata", {}).get("tags")
                                                           or ()) or "NBVAL_RAISES" in cells[p].source]
     if not marked:
@@ -533,7 +533,7 @@ def _left_out(cells: Any, parsed: dict[int, ParsedCell]) -> tuple[int, ...]:
 
     tagged = {p for p in marked if raises_on_purpose(cells[p])}
     if not tagged:
-        return ()  # the usual case: no scan of every cell on each conversion
+        return ()
     first = min(tagged)  # nothing before the first tagged cell can be left out
     later_reads: set[str] = set()
     found = []
